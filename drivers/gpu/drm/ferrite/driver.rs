@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI driver and DRM device of the Ferrite GPU.
+
+use kernel::{
+    device::{Core, DeviceContext},
+    dma::{Device as DmaDevice, DmaMask},
+    drm, pci,
+    prelude::*,
+};
+
+use crate::{file::FileData, gem::Bo, regs};
+
+type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
+
+/// The DRM driver.
+pub(crate) struct FerriteDrmDriver;
+
+/// The DRM device of a Ferrite GPU.
+pub(crate) type FerriteDevice<Ctx = drm::Normal> = drm::Device<FerriteDrmDriver, Ctx>;
+
+/// What probe learns from the hardware.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GpuInfo {
+    pub(crate) version_major: u32,
+    pub(crate) version_minor: u32,
+    pub(crate) dma_addr_bits: u32,
+    pub(crate) dma_max_segment: u32,
+}
+
+/// Data owned by the DRM registration, reachable from ioctls.
+#[pin_data]
+pub(crate) struct RegistrationData<'a> {
+    pub(crate) pdev: &'a pci::Device,
+    pub(crate) bar: Bar0<'a>,
+    pub(crate) info: GpuInfo,
+}
+
+/// The PCI driver.
+pub(crate) struct FerritePciDriver;
+
+/// Per-device driver data, alive while the device is bound.
+#[pin_data]
+pub(crate) struct DeviceData<'a> {
+    _reg: drm::Registration<'a, FerriteDrmDriver>,
+}
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    <FerritePciDriver as pci::Driver>::IdInfo,
+    [(pci::DeviceId::from_id(pci::Vendor::from_raw(0x1234), 0xfe01), ())]
+);
+
+fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
+    let id = bar.read(regs::ID).id();
+    if id != regs::FERRITE_ID {
+        dev_err!(pdev, "unexpected ID register {:#x}\n", id);
+        return Err(ENODEV);
+    }
+    let version = bar.read(regs::VERSION);
+    let info = GpuInfo {
+        version_major: version.major().into(),
+        version_minor: version.minor().into(),
+        dma_addr_bits: bar.read(regs::DMA_ADDR_BITS).bits().into(),
+        dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes(),
+    };
+    if info.version_major != regs::VERSION_MAJOR {
+        dev_err!(pdev, "unsupported hardware interface {}.{}\n", info.version_major, info.version_minor);
+        return Err(ENODEV);
+    }
+    Ok(info)
+}
+
+impl pci::Driver for FerritePciDriver {
+    type IdInfo = ();
+    type Data<'a> = DeviceData<'a>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'a>(
+        pdev: &'a pci::Device<Core<'_>>,
+        _info: Option<&'a Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'a>, Error> + 'a {
+        pdev.enable_device_mem()?;
+        pdev.set_master();
+
+        let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"ferrite")?;
+        let info = read_info(pdev, &bar)?;
+
+        // SAFETY: no DMA allocation or mapping exists yet for this device,
+        // which is still being probed.
+        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::try_new(info.dma_addr_bits)?)? };
+
+        dev_info!(
+            pdev,
+            "Ferrite GPU {}.{}: {}-bit DMA, max segment {} bytes\n",
+            info.version_major,
+            info.version_minor,
+            info.dma_addr_bits,
+            info.dma_max_segment
+        );
+
+        let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?;
+        let reg_data = try_pin_init!(RegistrationData { pdev, bar, info });
+
+        // SAFETY: the registration is stored in `DeviceData`, dropped when the
+        // device is unbound, and never forgotten.
+        let reg = unsafe { drm::Registration::new(pdev.as_ref(), unreg, reg_data, 0)? };
+
+        Ok(DeviceData { _reg: reg })
+    }
+}
+
+const INFO: drm::DriverInfo = drm::DriverInfo {
+    major: 0,
+    minor: 1,
+    patchlevel: 0,
+    name: c"ferrite",
+    desc: c"Ferrite GPU",
+};
+
+#[vtable]
+impl drm::Driver for FerriteDrmDriver {
+    type Data = ();
+    type RegistrationData<'a> = RegistrationData<'a>;
+    type File = FileData;
+    type Object = Bo;
+    type ParentDevice<Ctx: DeviceContext> = pci::Device<Ctx>;
+
+    const INFO: drm::DriverInfo = INFO;
+    const FEAT_RENDER: bool = true;
+    const FEAT_SYNCOBJ: bool = true;
+    const FEAT_SYNCOBJ_TIMELINE: bool = true;
+
+    const IOCTLS: &'static [drm::ioctl::DrmIoctlDescriptor] = &[];
+}

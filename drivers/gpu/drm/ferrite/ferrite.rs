@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ferrite: DRM render driver for the Ferrite GPU.
+//!
+//! The Ferrite GPU is a unified-memory GPU whose MMU belongs to the device
+//! (as on Tegra, Mali or Apple AGX): the driver owns the GPU page tables and
+//! uses the DMA API only below the GPU MMU. The hardware is specified in
+//! `Documentation/gpu/ferrite-hw.rst`.
+
+use crate::driver::FerritePciDriver;
+
+mod driver;
+mod file;
+mod gem;
+mod regs;
+
+kernel::module_pci_driver! {
+    type: FerritePciDriver,
+    name: "ferrite",
+    authors: ["The Ferrite developers"],
+    description: "DRM render driver for the Ferrite GPU",
+    license: "GPL",
+}

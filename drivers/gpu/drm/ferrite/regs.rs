@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ferrite GPU registers (BAR0), see `Documentation/gpu/ferrite-hw.rst`.
+
+#![allow(dead_code)]
+
+use kernel::io::register;
+
+/// Size of the register BAR the driver maps.
+pub(crate) const BAR0_SIZE: usize = 0x1_0000;
+
+/// Value of [`ID`]: "FeRr" in little-endian ASCII.
+pub(crate) const FERRITE_ID: u32 = 0x7252_6546;
+
+/// Hardware interface major version this driver speaks.
+pub(crate) const VERSION_MAJOR: u32 = 1;
+
+register! {
+    /// Identification register, reads [`FERRITE_ID`].
+    pub(crate) ID(u32) @ 0x000 {
+        31:0 id;
+    }
+
+    /// Hardware interface version.
+    pub(crate) VERSION(u32) @ 0x004 {
+        31:16 major;
+        15:0 minor;
+    }
+
+    /// Optional features.
+    pub(crate) FEATURES(u32) @ 0x008 {
+        31:0 features;
+    }
+
+    /// Width of the bus addresses the device can emit.
+    pub(crate) DMA_ADDR_BITS(u32) @ 0x00c {
+        7:0 bits;
+    }
+
+    /// Largest DMA segment the device accepts, in bytes.
+    pub(crate) DMA_MAX_SEGMENT(u32) @ 0x010 {
+        31:0 bytes;
+    }
+
+    /// Free scratch register, for bring-up tests.
+    pub(crate) SCRATCH(u32) @ 0x014 {
+        31:0 value;
+    }
+}

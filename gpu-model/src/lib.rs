@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The Ferrite GPU device model: everything but the process entry point,
+//! so that tests and the fuzz target can drive the device directly.
+
+pub mod device;
+pub mod dma;
+pub mod logger;
+pub mod pci;
+pub mod regs;
+pub mod vfio;

@@ -1,0 +1,15 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# usage: console-scan.sh CONSOLE_LOG
+# Exit 1 and name the first kernel report (oops, BUG, WARNING, KASAN, UBSAN,
+# lockdep, kmemleak, DMA-API debug, panic) found in a guest console log.
+pat='Oops|BUG:|WARNING:|KASAN|UBSAN|possible circular locking|possible recursive locking|'
+pat+='inconsistent lock state|suspicious RCU usage|lockdep|kmemleak: [0-9]+ new suspected|'
+pat+='unreferenced object|DMA-API|Kernel panic|general protection fault|Call Trace:|'
+pat+='rust_panic|panicked at|hung_task|soft lockup|blocked for more than'
+first=$(grep -m1 -nE "$pat" "$1" 2>/dev/null)
+if [ -n "$first" ]; then
+	echo "$first"
+	exit 1
+fi
+exit 0

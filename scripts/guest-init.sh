@@ -1,0 +1,34 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# PID 1 of the test guest. The root filesystem is the trixie rootfs over 9p,
+# read-only; the host's run directory is mounted read-write at the same
+# path ($ferrite_share, from the kernel command line). Runs $share/job.sh,
+# stores its exit code and powers off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=dumb
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+for d in /tmp /run /var/tmp /var/log /root; do mount -t tmpfs tmpfs "$d"; done
+mount -t debugfs debugfs /sys/kernel/debug
+
+share=${ferrite_share:?ferrite_share= missing from the kernel command line}
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 ferrite "$share" ||
+	{ echo "ferrite-init: cannot mount the share"; echo o >/proc/sysrq-trigger; }
+# shellcheck source=/dev/null
+. "$share/env"
+[ -d "$FERRITE_MODULES" ] && mount --bind "$FERRITE_MODULES" /usr/lib/modules
+
+echo "ferrite-init: running job ($(uname -r))"
+cd "$share" || exit 1
+bash "$share/job.sh" </dev/null 2>&1 | tee "$share/job.log"
+echo "${PIPESTATUS[0]}" >"$share/exit-code"
+echo "ferrite-init: job exited $(cat "$share/exit-code")"
+sync
+umount "$share"
+echo o >/proc/sysrq-trigger
+sleep 10

@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Job run inside the guest by `make test`: load the driver, run Ferrite's
+# tests and the generic IGT tests under Debian's igt_runner, unload.
+# $FERRITE_IGT_GENERIC lists the generic IGT binaries to run.
+set -u
+share=$PWD
+igt=/opt/igt/usr/libexec/igt-gpu-tools
+export LD_LIBRARY_PATH=/opt/igt/usr/lib/x86_64-linux-gnu
+export IGT_FORCE_DRIVER=ferrite
+
+echo "guest: insmod ferrite.ko"
+insmod "$FERRITE_KO" || { echo "guest: insmod failed"; exit 1; }
+for _ in $(seq 50); do ls /dev/dri/renderD* >/dev/null 2>&1 && break; sleep 0.1; done
+ls -l /dev/dri
+
+root=/tmp/igt-root
+mkdir -p "$root"
+for t in $FERRITE_IGT_GENERIC; do ln -s "$igt/$t" "$root/$t"; done
+for t in "$FERRITE_TESTS"/*; do [ -x "$t" ] && ln -s "$t" "$root/$(basename "$t")"; done
+
+: >"$share/testlist"
+for t in "$root"/*; do
+	b=$(basename "$t")
+	subs=$("$t" --list-subtests 2>/dev/null)
+	if [ -z "$subs" ]; then
+		echo "igt@$b" >>"$share/testlist"
+	else
+		for s in $subs; do echo "igt@$b@$s" >>"$share/testlist"; done
+	fi
+done
+echo "guest: $(wc -l <"$share/testlist") subtests"
+
+/opt/igt/usr/bin/igt_runner -o -l quiet --test-list "$share/testlist" \
+	--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH \
+	"$root" "$share/results" >"$share/runner.log" 2>&1
+rc=$?
+echo "guest: igt_runner exited $rc"
+
+echo "guest: rmmod ferrite"
+rmmod ferrite || { echo "guest: rmmod failed"; exit 1; }
+exit 0

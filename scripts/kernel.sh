@@ -1,0 +1,154 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Fetch the pinned Linux source, apply Ferrite's overlay (rust/ and patches/),
+# configure from the fragments in kernel-config/ and build.
+#
+# usage: kernel.sh [main|debug]
+#   main:  the test kernel (clang, Rust, DRM, Ferrite's hooks)
+#   debug: the same plus KASAN, lockdep, DMA-API debug, kmemleak, UBSAN
+. "$(dirname "$0")/lib.sh"
+
+FLAVOUR=${1:-main}
+case $FLAVOUR in
+main) FRAGMENTS="base ferrite" ;;
+debug) FRAGMENTS="base ferrite debug" ;;
+*) die "unknown kernel flavour $FLAVOUR (main or debug)" ;;
+esac
+PRISTINE=$KBUILD/linux-$LINUX_VERSION-pristine
+SRC=$KBUILD/linux-$LINUX_VERSION
+OUT=$KBUILD/build-$FLAVOUR
+KMAKE="make -C $SRC O=$OUT LLVM=-19 -j$(nproc)"
+
+fetch_source() {
+	[ -f "$PRISTINE/Makefile" ] && return 0
+	stage "kernel: fetching $LINUX_SOURCE_PKG=$LINUX_SOURCE_VERSION"
+	local dl=$KBUILD/dl
+	rm -rf "$dl"; mkdir -p "$dl"
+	in_rootfs /bin/sh -c "cd $dl && apt-get download -q '$LINUX_SOURCE_PKG=$LINUX_SOURCE_VERSION'" \
+		>"$dl/download.log" 2>&1 ||
+		die "pinned package $LINUX_SOURCE_PKG version $LINUX_SOURCE_VERSION is not in the archive" \
+			"(see $dl/download.log); update LINUX_SOURCE_VERSION and LINUX_SOURCE_SHA256 in scripts/lib.sh"
+	local deb
+	deb=$(ls "$dl"/*.deb)
+	local sum
+	sum=$(sha256sum "$deb" | cut -d' ' -f1)
+	[ "$sum" = "$LINUX_SOURCE_SHA256" ] ||
+		die "checksum mismatch for $deb: got $sum, pinned $LINUX_SOURCE_SHA256"
+	stage "kernel: unpacking $(basename "$deb") (sha256 verified)"
+	dpkg-deb -x "$deb" "$dl/x"
+	rm -rf "$PRISTINE.tmp"; mkdir -p "$PRISTINE.tmp"
+	tar -C "$PRISTINE.tmp" --strip-components=1 -xf "$dl"/x/usr/src/linux-source-*.tar.*
+	mv "$PRISTINE.tmp" "$PRISTINE"
+	rm -rf "$dl"
+}
+
+# Every file the overlay writes, relative to the kernel tree.
+overlay_files() {
+	(cd "$FERRITE_REPO" && find rust -type f | sort)
+	echo drivers/gpu/drm/ferrite/Kconfig
+	for p in "$FERRITE_REPO"/patches/*.patch; do
+		[ -e "$p" ] && sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$p"
+	done
+	return 0
+}
+
+# Build the overlaid tree in a staging copy (hard links to the pristine
+# tree; patch(1) and cp --remove-destination break links, never write
+# through them), then copy into the live tree only files whose content
+# changed, so that make rebuilds only what the change touches.
+apply_overlay() {
+	local stagedir=$KBUILD/staging
+	rm -rf "$stagedir"
+	cp -al "$PRISTINE" "$stagedir"
+	for p in "$FERRITE_REPO"/patches/*.patch; do
+		[ -e "$p" ] || continue
+		patch -d "$stagedir" -p1 -s --no-backup-if-mismatch <"$p" ||
+			die "patch $(basename "$p") does not apply to $LINUX_VERSION"
+	done
+	(cd "$FERRITE_REPO" && find rust -type f) | while read -r f; do
+		mkdir -p "$stagedir/$(dirname "$f")"
+		cp --remove-destination "$FERRITE_REPO/$f" "$stagedir/$f"
+	done
+	mkdir -p "$stagedir/drivers/gpu/drm/ferrite"
+	cp --remove-destination "$FERRITE_REPO/Kconfig" "$stagedir/drivers/gpu/drm/ferrite/Kconfig"
+
+	if [ ! -d "$SRC" ]; then
+		cp -al "$PRISTINE" "$SRC"
+	fi
+	local manifest=$KBUILD/overlay.manifest
+	{ [ -f "$manifest" ] && cat "$manifest"; overlay_files; } | sort -u | while read -r f; do
+		if [ -e "$stagedir/$f" ]; then
+			if ! cmp -s "$stagedir/$f" "$SRC/$f"; then
+				mkdir -p "$SRC/$(dirname "$f")"
+				cp --remove-destination "$stagedir/$f" "$SRC/$f"
+				echo "  overlay: $f"
+			fi
+		elif [ -e "$SRC/$f" ]; then
+			rm -f "$SRC/$f"
+			echo "  overlay: removed $f"
+		fi
+	done
+	overlay_files | sort -u >"$manifest"
+	rm -rf "$stagedir"
+}
+
+configure() {
+	local frags=()
+	for f in $FRAGMENTS; do frags+=("$FERRITE_REPO/kernel-config/$f.config"); done
+	mkdir -p "$OUT"
+	in_rootfs $KMAKE -s x86_64_defconfig >/dev/null
+	in_rootfs /bin/sh -c "cd $OUT && KCONFIG_CONFIG=.config $SRC/scripts/kconfig/merge_config.sh \
+		-m -O $OUT .config $SRC/kernel/configs/kvm_guest.config ${frags[*]}" >"$OUT/merge.log" 2>&1 ||
+		die "merge_config failed, see $OUT/merge.log"
+	in_rootfs $KMAKE -s olddefconfig
+	# Every option in the fragments must have survived olddefconfig.
+	local dropped=()
+	local line sym val
+	while read -r line; do
+		case $line in
+		CONFIG_*=*)
+			sym=${line%%=*}; val=${line#*=}
+			grep -qxF "$sym=$val" "$OUT/.config" || dropped+=("$line (now: $(grep -E "^$sym=|^# $sym is not set" "$OUT/.config" || echo unset))")
+			;;
+		"# CONFIG_"*" is not set")
+			sym=${line#\# }; sym=${sym%% *}
+			grep -qE "^$sym=" "$OUT/.config" && dropped+=("$line (now: $(grep -E "^$sym=" "$OUT/.config"))")
+			;;
+		esac
+	done < <(cat "${frags[@]}")
+	if [ ${#dropped[@]} -gt 0 ]; then
+		printf '  dropped by olddefconfig: %s\n' "${dropped[@]}" >&2
+		die "${#dropped[@]} option(s) from kernel-config/ did not survive olddefconfig"
+	fi
+}
+
+fetch_source
+
+# What this build depends on: source version, fragments, overlay.
+inputs=$( {
+	echo "$LINUX_VERSION $FLAVOUR $FRAGMENTS"
+	for f in $FRAGMENTS; do cat "$FERRITE_REPO/kernel-config/$f.config"; done
+	cat "$FERRITE_REPO/Kconfig"
+	(cd "$FERRITE_REPO" && find rust patches -type f | sort | xargs -r sha256sum)
+} | sha256sum | cut -c1-16)
+if stamp_ok "kernel-$FLAVOUR" "$inputs" && [ -f "$OUT/arch/x86/boot/bzImage" ]; then
+	stage "kernel($FLAVOUR): up to date"
+	exit 0
+fi
+
+stage "kernel($FLAVOUR): applying overlay (rust/, patches/, Kconfig hook)"
+apply_overlay
+in_rootfs $KMAKE -s rustavailable >/dev/null 2>&1 ||
+	{ in_rootfs $KMAKE rustavailable || true; die "make rustavailable failed"; }
+stage "kernel($FLAVOUR): configuring from kernel-config/{$(echo $FRAGMENTS | tr ' ' ,)}"
+configure
+stage "kernel($FLAVOUR): building (make LLVM=-19 -j$(nproc), log in $OUT/build.log)"
+if ! in_rootfs $KMAKE bzImage modules >"$OUT/build.log" 2>&1; then
+	grep -E 'error|Error' "$OUT/build.log" | head -20 >&2
+	die "kernel build failed, see $OUT/build.log"
+fi
+in_rootfs $KMAKE -s modules_install INSTALL_MOD_PATH="$OUT/mods" INSTALL_MOD_STRIP=1 >/dev/null
+rm -f "$OUT/mods/lib/modules/"*/build "$OUT/mods/lib/modules/"*/source
+in_rootfs $KMAKE -s headers_install INSTALL_HDR_PATH="$OUT/hdr" >/dev/null
+stamp_set "kernel-$FLAVOUR" "$inputs"
+stage "kernel($FLAVOUR): built $(in_rootfs $KMAKE -s kernelrelease)"

@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common helpers for Ferrite's build and test scripts. Source it; do not run it.
+
+set -euo pipefail
+
+FERRITE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FERRITE_CACHE=${FERRITE_CACHE:-/var/cache/ferrite}
+ROOTFS=$FERRITE_CACHE/rootfs
+KBUILD=$FERRITE_CACHE/kbuild
+RUNDIR=$FERRITE_CACHE/run
+export FERRITE_REPO FERRITE_CACHE ROOTFS KBUILD RUNDIR
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FERRITE_CACHE/target}
+
+# Pinned inputs. Change them only together with their checksums.
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+LINUX_SOURCE_PKG=linux-source-7.3
+LINUX_SOURCE_VERSION=7.3.4-1~bpo13+1
+LINUX_SOURCE_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
+LINUX_VERSION=7.3.4
+
+FERRITE_T0=${FERRITE_T0:-$(date +%s)}
+export FERRITE_T0
+
+die() { echo "error: $*" >&2; exit 1; }
+now() { date +%s; }
+
+# stage NAME: print a stage header with the time elapsed since the command began.
+stage() {
+	local t=$(( $(now) - FERRITE_T0 ))
+	printf '==> [%3d:%02d] %s\n' $((t / 60)) $((t % 60)) "$*"
+}
+
+# in_rootfs CMD...: run CMD inside the trixie rootfs in a private mount
+# namespace, so that the bind mounts disappear with the command.
+in_rootfs() {
+	local binds="$KBUILD $RUNDIR $FERRITE_REPO"
+	mkdir -p "$KBUILD" "$RUNDIR"
+	unshare --mount --propagation private -- /bin/bash -euc '
+		R=$1; shift; binds=$1; shift
+		mount --rbind /dev "$R/dev"; mount --make-rslave "$R/dev"
+		mount -t proc proc "$R/proc"
+		mount --rbind /sys "$R/sys"; mount --make-rslave "$R/sys"
+		mount -t tmpfs tmpfs "$R/tmp"
+		for b in $binds; do mkdir -p "$R$b"; mount --bind "$b" "$R$b"; done
+		exec chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb \
+			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			LANG=C.UTF-8 "$@"' _ "$ROOTFS" "$binds" "$@"
+}
+
+# with_timeout SECS CMD...: run CMD, kill it (and its group) after SECS.
+with_timeout() {
+	local secs=$1; shift
+	timeout --kill-after=10 "$secs" "$@"
+}
+
+# stamp_ok NAME VALUE: true if the stamp file NAME holds VALUE.
+stamp_ok() { [ -f "$FERRITE_CACHE/stamps/$1" ] && [ "$(cat "$FERRITE_CACHE/stamps/$1")" = "$2" ]; }
+stamp_set() { mkdir -p "$FERRITE_CACHE/stamps"; printf '%s' "$2" >"$FERRITE_CACHE/stamps/$1"; }

@@ -1,0 +1,21 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the Ferrite driver as an external module against the built kernel.
+# Output goes to the cache (MO=), never into the repo.
+#
+# usage: module.sh [main|debug]
+. "$(dirname "$0")/lib.sh"
+FLAVOUR=${1:-main}
+OUT=$KBUILD/build-$FLAVOUR
+MO=$KBUILD/module-$FLAVOUR
+[ -f "$OUT/Module.symvers" ] || die "kernel $FLAVOUR is not built; run scripts/kernel.sh $FLAVOUR"
+
+stage "module($FLAVOUR): make M=$FERRITE_REPO MO=$MO"
+mkdir -p "$MO"
+if ! in_rootfs make -C "$KBUILD/linux-$LINUX_VERSION" O="$OUT" M="$FERRITE_REPO" MO="$MO" \
+	LLVM=-19 -j"$(nproc)" modules >"$MO/build.log" 2>&1; then
+	cat "$MO/build.log" >&2
+	die "module build failed"
+fi
+grep -E 'warning|error' "$MO/build.log" | head -20 || true
+[ -f "$MO/drivers/gpu/drm/ferrite/ferrite.ko" ] || die "no ferrite.ko in $MO"

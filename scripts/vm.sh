@@ -1,0 +1,118 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot the test guest with one or more Ferrite GPUs and run a job in it.
+#
+# usage: vm.sh [options] JOB_SCRIPT
+#   --kernel main|debug   kernel flavour (default main)
+#   --gpu BITS:MAXSEG     add a GPU with these DMA constraints (repeatable;
+#                         default one GPU, 48:2147483648)
+#   --timeout SECS        kill the guest after SECS (default 900)
+#   --append ARGS         extra kernel command line
+#   --name NAME           run directory name under $FERRITE_CACHE/run
+# The job's output is streamed to stdout; the console log, the models' logs
+# and the job's files stay in the run directory. Exit: the job's exit code,
+# or 124 on timeout, or 125 when the guest died without finishing.
+. "$(dirname "$0")/lib.sh"
+
+flavour=main timeout=900 append="" name=vm gpus=()
+while [ $# -gt 1 ]; do
+	case $1 in
+	--kernel) flavour=$2; shift 2 ;;
+	--gpu) gpus+=("$2"); shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--append) append=$2; shift 2 ;;
+	--name) name=$2; shift 2 ;;
+	*) die "unknown option $1" ;;
+	esac
+done
+job=${1:?usage: vm.sh [options] JOB_SCRIPT}
+[ ${#gpus[@]} -gt 0 ] || gpus=("48:2147483648")
+
+kbuild=$KBUILD/build-$flavour
+bzimage=$kbuild/arch/x86/boot/bzImage
+[ -f "$bzimage" ] || die "no kernel at $bzimage"
+D=$RUNDIR/$name
+rm -rf "$D"; mkdir -p "$D"
+cp "$job" "$D/job.sh"
+krel=$(cat "$kbuild/include/config/kernel.release")
+{
+	echo "export FERRITE_REPO=$FERRITE_REPO"
+	echo "export FERRITE_MODULES=$kbuild/mods/lib/modules"
+	echo "export FERRITE_KO=$KBUILD/module-$flavour/drivers/gpu/drm/ferrite/ferrite.ko"
+	echo "export FERRITE_TESTS=$KBUILD/igt-tests"
+	echo "export FERRITE_BIN=$CARGO_TARGET_DIR/release"
+	echo "export FERRITE_KERNEL_RELEASE=$krel"
+	echo "export FERRITE_NUM_GPUS=${#gpus[@]}"
+	i=0
+	for g in "${gpus[@]}"; do
+		echo "export FERRITE_GPU${i}_DMA_BITS=${g%%:*} FERRITE_GPU${i}_MAX_SEGMENT=${g#*:}"
+		i=$((i + 1))
+	done
+} >"$D/env"
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+model=$CARGO_TARGET_DIR/release/ferrite-gpu
+[ -x "$model" ] || die "no device model at $model (cargo build --release)"
+devices=()
+i=0
+for g in "${gpus[@]}"; do
+	"$model" --socket "$D/gpu$i.sock" --log "$D/gpu$i.log" \
+		--dma-bits "${g%%:*}" --max-segment "${g#*:}" ${FERRITE_TRACE:+--trace} &
+	pids+=($!)
+	devices+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$D/gpu$i.sock\",\"type\":\"unix\"}}")
+	i=$((i + 1))
+done
+for i in $(seq 0 $((${#gpus[@]} - 1))); do
+	for _ in $(seq 100); do [ -S "$D/gpu$i.sock" ] && break; sleep 0.05; done
+	[ -S "$D/gpu$i.sock" ] || die "device model $i did not start, see $D/gpu$i.log"
+done
+
+accel=$(cat "$FERRITE_CACHE/stamps/accel" 2>/dev/null || echo tcg)
+if [ "$accel" = kvm ]; then
+	accel_args=(-accel kvm -cpu host)
+else
+	accel_args=(-accel tcg,thread=multi -cpu max)
+fi
+mem=${FERRITE_GUEST_MEM:-2G}
+cmdline="console=ttyS0 root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144 ro"
+cmdline+=" init=$FERRITE_REPO/scripts/guest-init.sh ferrite_share=$D panic=-1 oops=panic"
+cmdline+=" quiet loglevel=4 $append"
+
+echo "vm: $accel, kernel $krel, ${#gpus[@]} GPU(s) (${gpus[*]}), run dir $D"
+set +e
+with_timeout "$timeout" unshare --mount --propagation private -- /bin/bash -c '
+	R=$1; shift; binds=$1; shift
+	mount --rbind /dev "$R/dev"; mount --make-rslave "$R/dev"
+	mount -t proc proc "$R/proc"
+	for b in $binds; do mkdir -p "$R$b"; mount --bind "$b" "$R$b"; done
+	exec chroot "$R" "$@"' _ "$ROOTFS" "$KBUILD $RUNDIR $FERRITE_REPO" \
+	qemu-system-x86_64 "${accel_args[@]}" -smp 2 -m "$mem" \
+	-object "memory-backend-memfd,id=mem,size=$mem,share=on" \
+	-machine q35,memory-backend=mem -nographic -no-reboot -monitor none \
+	-serial "file:$D/console.log" -display none -vga none -nodefaults \
+	-kernel "$bzimage" -append "$cmdline" \
+	-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
+	-device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
+	-fsdev "local,id=share,path=$D,security_model=none" \
+	-device virtio-9p-pci,fsdev=share,mount_tag=ferrite \
+	"${devices[@]}" >"$D/qemu.log" 2>&1
+rc=$?
+set -e
+[ -f "$D/job.log" ] && cat "$D/job.log"
+if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+	echo "vm: guest killed after ${timeout}s (timeout)" >&2
+	exit 124
+fi
+if [ ! -f "$D/exit-code" ]; then
+	echo "vm: guest stopped without finishing the job (qemu exit $rc); last console lines:" >&2
+	tail -n 30 "$D/console.log" >&2 || true
+	tail -n 5 "$D/qemu.log" >&2 || true
+	exit 125
+fi
+exit "$(cat "$D/exit-code")"
