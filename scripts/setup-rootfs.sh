@@ -13,8 +13,8 @@ ROOTFS_PKGS_QEMU="qemu-system-x86"
 # IGT from sid: the test programs and igt_runner are packaged only there.
 IGT_SID_PKGS="igt-gpu-tools igt-gpu-tools-tests libdrm-amdgpu1"
 
-want=$(printf '%s|%s|%s|%s|v3' "$ROOTFS_PKGS_TOOLCHAIN" "$ROOTFS_PKGS_GUEST" \
-	"$ROOTFS_PKGS_QEMU" "$IGT_SID_PKGS" | sha256sum | cut -c1-16)
+want=$(printf '%s|%s|%s|%s' "$ROOTFS_PKGS_TOOLCHAIN" "$ROOTFS_PKGS_GUEST" \
+	"$ROOTFS_PKGS_QEMU" "$IGT_SID_PKGS" | cat - "$0" | sha256sum | cut -c1-16)
 if stamp_ok rootfs "$want"; then
 	stage "rootfs: up to date ($ROOTFS)"
 	exit 0

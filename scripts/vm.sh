@@ -73,7 +73,30 @@ for i in $(seq 0 $((${#gpus[@]} - 1))); do
 	[ -S "$D/gpu$i.sock" ] || die "device model $i did not start, see $D/gpu$i.log"
 done
 
-accel=$(cat "$FERRITE_CACHE/stamps/accel" 2>/dev/null || echo tcg)
+# KVM only where it really works: on nested PVM hosts /dev/kvm exists but
+# cannot run a stock guest kernel. Probe once per host kernel and guest
+# kernel, by booting the guest under KVM with a job that only says hello.
+probe_key="$(uname -r) $krel $(stat -c %Y "$bzimage")"
+if [ -n "${FERRITE_ACCEL:-}" ]; then
+	accel=$FERRITE_ACCEL
+elif stamp_ok accel-key "$probe_key"; then
+	accel=$(cat "$FERRITE_CACHE/stamps/accel")
+else
+	accel=tcg
+	if [ -c /dev/kvm ]; then
+		echo "vm: probing KVM (/dev/kvm exists)"
+		echo 'echo kvm-probe-ok' >"$RUNDIR/kvm-probe.job"
+		if FERRITE_ACCEL=kvm "$0" --kernel "$flavour" --name kvm-probe --timeout 60 \
+			"$RUNDIR/kvm-probe.job" 2>/dev/null | grep -q kvm-probe-ok; then
+			accel=kvm
+		else
+			echo "vm: KVM cannot run this guest ($(grep -m1 -o 'KVM internal error.*' \
+				"$RUNDIR/kvm-probe/qemu.log" 2>/dev/null || echo 'probe failed')); using TCG"
+		fi
+	fi
+	stamp_set accel "$accel"
+	stamp_set accel-key "$probe_key"
+fi
 if [ "$accel" = kvm ]; then
 	accel_args=(-accel kvm -cpu host)
 else

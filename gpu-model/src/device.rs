@@ -1,13 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Device state of the Ferrite GPU: registers, interrupts and the guest
-//! memory it may reach by DMA.
+//! The Ferrite GPU: registers, address-space slots, queues and the
+//! interrupts that tie them together.
+//!
+//! One mutex guards the device state. The vfio-user thread takes it for
+//! each MMIO access; each queue's worker thread takes it while executing
+//! and releases it between chunks of work and while waiting, so QEMU is
+//! always answered promptly.
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use log::{debug, trace};
+
+use crate::cache::Cache;
 use crate::dma::DmaSpace;
-use crate::regs;
+use crate::exec;
+use crate::mmu::{FaultKind, Tlb};
+use crate::regs::{self, *};
 
 /// Options of one model process: the constraints it advertises.
 #[derive(Clone, Copy, Debug)]
@@ -16,6 +29,10 @@ pub struct Options {
     pub dma_addr_bits: u32,
     /// Largest DMA segment the device accepts, in bytes.
     pub dma_max_segment: u32,
+    /// TLB entries.
+    pub tlb_entries: usize,
+    /// Device cache lines (4 KiB each).
+    pub cache_lines: usize,
 }
 
 impl Default for Options {
@@ -23,77 +40,479 @@ impl Default for Options {
         Options {
             dma_addr_bits: 48,
             dma_max_segment: 1 << 31,
+            tlb_entries: 1024,
+            cache_lines: 16384,
         }
     }
 }
 
-struct Regs {
-    scratch: u32,
-    irq_status: u32,
-    irq_mask: u32,
+/// An address-space slot.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct AsSlot {
+    pub transtab: u64,
+    pub memattr: u64,
+    pub config: u32,
+    pub lockaddr: u64,
+    pub locksize: u64,
+    /// Configuration latched by UPDATE: (root, va_bits) when enabled.
+    pub active: Option<(u64, u32)>,
+    pub stall_mode: bool,
+    pub locked: Option<(u64, u64)>,
+    pub status: u32,
+    pub faultstatus: u32,
+    pub faultaddr: u64,
+    /// Bumped by RESUME/ABORT; a stalled queue waits for it to change.
+    pub stall_gen: u64,
+    pub stall_abort: bool,
 }
 
-/// The device, shared between the vfio-user thread and (later) the
-/// queue workers.
+/// A hardware queue's registers.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct QueueRegs {
+    pub ring_base: u64,
+    pub ring_size: u32,
+    pub as_slot: u32,
+    pub head: u32,
+    pub tail: u32,
+    pub enabled: bool,
+    pub status: u32,
+    pub seqno: u64,
+    pub error: u32,
+    pub error_offset: u32,
+    /// Bumped by queue and global reset: work in flight is abandoned.
+    pub gen: u64,
+}
+
+/// Everything behind the device lock.
+pub struct State {
+    pub scratch: u32,
+    pub irq_status: u32,
+    pub irq_mask: u32,
+    pub job_irq_status: u32,
+    pub job_irq_mask: u32,
+    pub mmu_irq_status: u32,
+    pub mmu_irq_mask: u32,
+    pub reset_count: u32,
+    pub counter_latch: u32,
+    pub slots: [AsSlot; NUM_AS],
+    pub queues: [QueueRegs; NUM_QUEUES],
+    pub tlb: Tlb,
+    pub cache: Cache,
+    pub shutdown: bool,
+}
+
+/// The device, shared by the vfio-user thread and the queue workers.
 pub struct Device {
     pub opts: Options,
-    regs: Mutex<Regs>,
-    msix: Mutex<Vec<Option<File>>>,
     pub dma: DmaSpace,
+    pub state: Mutex<State>,
+    /// Notified on doorbells, queue control, AS commands and resets.
+    pub cond: Condvar,
+    counters: [AtomicU64; NUM_COUNTERS],
+    msix: Mutex<Vec<Option<File>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    start: Instant,
 }
+
+pub type Guard<'a> = MutexGuard<'a, State>;
 
 impl Device {
     pub fn new(opts: Options) -> Self {
         Device {
             opts,
-            regs: Mutex::new(Regs {
+            dma: DmaSpace::default(),
+            state: Mutex::new(State {
                 scratch: 0,
                 irq_status: 0,
                 irq_mask: 0,
+                job_irq_status: 0,
+                job_irq_mask: 0,
+                mmu_irq_status: 0,
+                mmu_irq_mask: 0,
+                reset_count: 0,
+                counter_latch: 0,
+                slots: [AsSlot::default(); NUM_AS],
+                queues: [QueueRegs::default(); NUM_QUEUES],
+                tlb: Tlb::new(opts.tlb_entries),
+                cache: Cache::new(opts.cache_lines),
+                shutdown: false,
             }),
-            msix: Mutex::new((0..regs::MSIX_VECTORS).map(|_| None).collect()),
-            dma: DmaSpace::default(),
+            cond: Condvar::new(),
+            counters: Default::default(),
+            msix: Mutex::new((0..MSIX_VECTORS).map(|_| None).collect()),
+            workers: Mutex::new(Vec::new()),
+            start: Instant::now(),
         }
     }
 
-    fn lock_regs(&self) -> std::sync::MutexGuard<'_, Regs> {
-        self.regs.lock().unwrap_or_else(|e| e.into_inner())
+    /// Start one worker thread per queue.
+    pub fn start(self: &Arc<Self>) {
+        let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for q in 0..NUM_QUEUES {
+            let dev = self.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("queue{q}"))
+                .spawn(move || exec::worker(&dev, q))
+                .expect("cannot spawn a queue thread");
+            w.push(h);
+        }
+    }
+
+    /// Stop the workers and wait for them.
+    pub fn stop(&self) {
+        self.lock().shutdown = true;
+        self.cond.notify_all();
+        let handles: Vec<_> = self.workers.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+
+    pub fn lock(&self) -> Guard<'_> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn count(&self, c: usize, n: u64) {
+        self.counters[c].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn counter(&self, c: usize) -> u64 {
+        self.counters[c].load(Ordering::Relaxed)
+    }
+
+    pub fn timestamp(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
     }
 
     /// A 32-bit read of BAR0. Unknown offsets read as zero.
     pub fn mmio_read(&self, offset: u32) -> u32 {
-        let r = self.lock_regs();
+        self.count(counter::MMIO_READS, 1);
+        let mut s = self.lock();
+        let v = self.read_reg(&mut s, offset);
+        trace!("mmio read {offset:#06x} = {v:#x}");
+        v
+    }
+
+    fn read_reg(&self, s: &mut State, offset: u32) -> u32 {
         match offset {
-            regs::ID => regs::FERRITE_ID,
-            regs::VERSION => regs::FERRITE_VERSION,
-            regs::FEATURES => 0,
-            regs::DMA_ADDR_BITS => self.opts.dma_addr_bits,
-            regs::DMA_MAX_SEGMENT => self.opts.dma_max_segment,
-            regs::SCRATCH => r.scratch,
-            regs::IRQ_STATUS => r.irq_status,
-            regs::IRQ_MASK => r.irq_mask,
+            ID => FERRITE_ID,
+            VERSION => FERRITE_VERSION,
+            FEATURES => features::ALL,
+            DMA_ADDR_BITS => self.opts.dma_addr_bits,
+            DMA_MAX_SEGMENT => self.opts.dma_max_segment,
+            SCRATCH => s.scratch,
+            NUM_QUEUES_REG => NUM_QUEUES as u32,
+            NUM_AS_REG => NUM_AS as u32,
+            IRQ_STATUS => self.irq_summary(s),
+            IRQ_MASK => s.irq_mask,
+            RESET_COUNT => s.reset_count,
+            CACHE_DIRTY => s.cache.dirty_lines() as u32,
+            JOB_IRQ_STATUS => s.job_irq_status,
+            JOB_IRQ_MASK => s.job_irq_mask,
+            MMU_IRQ_STATUS => s.mmu_irq_status,
+            MMU_IRQ_MASK => s.mmu_irq_mask,
+            TIMESTAMP_LO => self.timestamp() as u32,
+            TIMESTAMP_HI => (self.timestamp() >> 32) as u32,
+            o if (COUNTER_BASE..COUNTER_BASE + 8 * NUM_COUNTERS as u32).contains(&o) => {
+                let i = ((o - COUNTER_BASE) / 8) as usize;
+                let v = self.counter(i);
+                if o % 8 == 0 {
+                    // Reading LO latches HI, so the pair is consistent.
+                    s.counter_latch = (v >> 32) as u32;
+                    v as u32
+                } else if o % 8 == 4 {
+                    s.counter_latch
+                } else {
+                    0
+                }
+            }
+            o if (AS_BASE..AS_BASE + AS_STRIDE * NUM_AS as u32).contains(&o) => {
+                let a = &s.slots[((o - AS_BASE) / AS_STRIDE) as usize];
+                match (o - AS_BASE) % AS_STRIDE {
+                    as_reg::TRANSTAB_LO => a.transtab as u32,
+                    as_reg::TRANSTAB_HI => (a.transtab >> 32) as u32,
+                    as_reg::MEMATTR_LO => a.memattr as u32,
+                    as_reg::MEMATTR_HI => (a.memattr >> 32) as u32,
+                    as_reg::CONFIG => a.config,
+                    as_reg::LOCKADDR_LO => a.lockaddr as u32,
+                    as_reg::LOCKADDR_HI => (a.lockaddr >> 32) as u32,
+                    as_reg::LOCKSIZE_LO => a.locksize as u32,
+                    as_reg::LOCKSIZE_HI => (a.locksize >> 32) as u32,
+                    as_reg::STATUS => a.status,
+                    as_reg::FAULTSTATUS => a.faultstatus,
+                    as_reg::FAULTADDR_LO => a.faultaddr as u32,
+                    as_reg::FAULTADDR_HI => (a.faultaddr >> 32) as u32,
+                    _ => 0,
+                }
+            }
+            o if (QUEUE_BASE..QUEUE_BASE + QUEUE_STRIDE * NUM_QUEUES as u32).contains(&o) => {
+                let q = &s.queues[((o - QUEUE_BASE) / QUEUE_STRIDE) as usize];
+                match (o - QUEUE_BASE) % QUEUE_STRIDE {
+                    q_reg::RING_BASE_LO => q.ring_base as u32,
+                    q_reg::RING_BASE_HI => (q.ring_base >> 32) as u32,
+                    q_reg::RING_SIZE => q.ring_size,
+                    q_reg::AS => q.as_slot,
+                    q_reg::HEAD => q.head,
+                    q_reg::TAIL => q.tail,
+                    q_reg::CONTROL => u32::from(q.enabled),
+                    q_reg::STATUS => q.status | if q.enabled { q_status::ENABLED } else { 0 },
+                    q_reg::SEQNO_LO => q.seqno as u32,
+                    q_reg::SEQNO_HI => (q.seqno >> 32) as u32,
+                    q_reg::ERROR => q.error,
+                    q_reg::ERROR_OFFSET => q.error_offset,
+                    _ => 0,
+                }
+            }
             _ => 0,
         }
+    }
+
+    fn irq_summary(&self, s: &State) -> u32 {
+        let mut v = s.irq_status;
+        if s.job_irq_status & s.job_irq_mask != 0 {
+            v |= irq::JOB;
+        }
+        if s.mmu_irq_status & s.mmu_irq_mask != 0 {
+            v |= irq::MMU;
+        }
+        v
     }
 
     /// A 32-bit write of BAR0. Writes to read-only or unknown offsets are
     /// ignored.
     pub fn mmio_write(&self, offset: u32, val: u32) {
-        let mut r = self.lock_regs();
+        self.count(counter::MMIO_WRITES, 1);
+        trace!("mmio write {offset:#06x} = {val:#x}");
+        let mut s = self.lock();
         match offset {
-            regs::SCRATCH => r.scratch = val,
-            // Write one to clear.
-            regs::IRQ_STATUS => r.irq_status &= !val,
-            regs::IRQ_MASK => r.irq_mask = val,
-            regs::IRQ_RAISE => {
-                r.irq_status |= val & regs::irq::SOFT;
-                let pending = r.irq_status & r.irq_mask;
-                drop(r);
-                if pending & regs::irq::SOFT != 0 {
-                    self.signal_vector(0);
+            SCRATCH => s.scratch = val,
+            IRQ_STATUS => {
+                s.irq_status &= !(val & (irq::SOFT | irq::ERROR));
+                self.update_irq(&s, VECTOR_GLOBAL);
+            }
+            IRQ_MASK => {
+                s.irq_mask = val;
+                self.update_irq(&s, VECTOR_GLOBAL);
+            }
+            IRQ_RAISE => {
+                s.irq_status |= val & irq::SOFT;
+                self.update_irq(&s, VECTOR_GLOBAL);
+            }
+            JOB_IRQ_STATUS => {
+                s.job_irq_status &= !val;
+                self.update_irq(&s, VECTOR_JOB);
+            }
+            JOB_IRQ_MASK => {
+                s.job_irq_mask = val;
+                self.update_irq(&s, VECTOR_JOB);
+            }
+            MMU_IRQ_STATUS => {
+                s.mmu_irq_status &= !val;
+                self.update_irq(&s, VECTOR_MMU);
+            }
+            MMU_IRQ_MASK => {
+                s.mmu_irq_mask = val;
+                self.update_irq(&s, VECTOR_MMU);
+            }
+            RESET if val == RESET_GLOBAL => self.global_reset(&mut s),
+            CACHE_CMD => self.cache_cmd(&mut s, val),
+            COUNTER_RESET => {
+                for c in &self.counters {
+                    c.store(0, Ordering::Relaxed);
+                }
+            }
+            o if (AS_BASE..AS_BASE + AS_STRIDE * NUM_AS as u32).contains(&o) => {
+                let n = ((o - AS_BASE) / AS_STRIDE) as usize;
+                self.as_write(&mut s, n, (o - AS_BASE) % AS_STRIDE, val);
+            }
+            o if (QUEUE_BASE..QUEUE_BASE + QUEUE_STRIDE * NUM_QUEUES as u32).contains(&o) => {
+                let n = ((o - QUEUE_BASE) / QUEUE_STRIDE) as usize;
+                self.queue_write(&mut s, n, (o - QUEUE_BASE) % QUEUE_STRIDE, val);
+            }
+            _ => {}
+        }
+    }
+
+    fn set_lo(r: &mut u64, v: u32) {
+        *r = (*r & !0xffff_ffff) | u64::from(v);
+    }
+
+    fn set_hi(r: &mut u64, v: u32) {
+        *r = (*r & 0xffff_ffff) | (u64::from(v) << 32);
+    }
+
+    fn as_write(&self, s: &mut State, n: usize, reg: u32, val: u32) {
+        let a = &mut s.slots[n];
+        match reg {
+            as_reg::TRANSTAB_LO => Self::set_lo(&mut a.transtab, val),
+            as_reg::TRANSTAB_HI => Self::set_hi(&mut a.transtab, val),
+            as_reg::MEMATTR_LO => Self::set_lo(&mut a.memattr, val),
+            as_reg::MEMATTR_HI => Self::set_hi(&mut a.memattr, val),
+            as_reg::CONFIG => a.config = val & (as_config::VA_BITS_MASK | as_config::ENABLE | as_config::STALL),
+            as_reg::LOCKADDR_LO => Self::set_lo(&mut a.lockaddr, val),
+            as_reg::LOCKADDR_HI => Self::set_hi(&mut a.lockaddr, val),
+            as_reg::LOCKSIZE_LO => Self::set_lo(&mut a.locksize, val),
+            as_reg::LOCKSIZE_HI => Self::set_hi(&mut a.locksize, val),
+            as_reg::COMMAND => self.as_command(s, n, val),
+            _ => {}
+        }
+    }
+
+    fn as_command(&self, s: &mut State, n: usize, cmd: u32) {
+        debug!("as{n} command {cmd}");
+        let a = &mut s.slots[n];
+        let range = (a.lockaddr, a.lockaddr.saturating_add(a.locksize));
+        match cmd {
+            as_cmd::UPDATE => {
+                let va_bits = a.config & as_config::VA_BITS_MASK;
+                a.active = (a.config & as_config::ENABLE != 0 && (32..=48).contains(&va_bits))
+                    .then_some((a.transtab, va_bits));
+                a.stall_mode = a.config & as_config::STALL != 0;
+                a.status = if a.active.is_some() { as_status::ENABLED } else { 0 }
+                    | (a.status & (as_status::LOCKED | as_status::STALLED));
+                a.faultstatus = 0;
+                a.faultaddr = 0;
+                let k = s.tlb.invalidate_slot(n);
+                self.count(counter::TLB_INVALIDATIONS, 1);
+                trace!("as{n} update: {:?}, {k} TLB entries dropped", s.slots[n].active);
+            }
+            as_cmd::LOCK => {
+                a.locked = Some(range);
+                a.status |= as_status::LOCKED;
+            }
+            as_cmd::UNLOCK => {
+                a.locked = None;
+                a.status &= !as_status::LOCKED;
+                self.cond.notify_all();
+            }
+            as_cmd::FLUSH_RANGE => {
+                let k = s.tlb.invalidate_range(n, range.0, range.1);
+                self.count(counter::TLB_INVALIDATIONS, 1);
+                trace!("as{n} flush {:#x}..{:#x}: {k} TLB entries dropped", range.0, range.1);
+            }
+            as_cmd::FLUSH_ALL => {
+                s.tlb.invalidate_slot(n);
+                self.count(counter::TLB_INVALIDATIONS, 1);
+            }
+            as_cmd::RESUME | as_cmd::ABORT => {
+                if a.status & as_status::STALLED != 0 {
+                    a.status &= !as_status::STALLED;
+                    a.stall_abort = cmd == as_cmd::ABORT;
+                    a.stall_gen += 1;
+                    // The queues stalled on this slot leave the stall now.
+                    for q in s.queues.iter_mut().filter(|q| q.as_slot as usize == n) {
+                        q.status &= !q_status::STALLED;
+                    }
+                    self.cond.notify_all();
                 }
             }
             _ => {}
+        }
+    }
+
+    fn queue_write(&self, s: &mut State, n: usize, reg: u32, val: u32) {
+        let q = &mut s.queues[n];
+        match reg {
+            q_reg::RING_BASE_LO => Self::set_lo(&mut q.ring_base, val),
+            q_reg::RING_BASE_HI => Self::set_hi(&mut q.ring_base, val),
+            q_reg::RING_SIZE => q.ring_size = val,
+            q_reg::AS => q.as_slot = val,
+            q_reg::TAIL => {
+                q.tail = val;
+                self.count(counter::DOORBELLS, 1);
+                self.cond.notify_all();
+            }
+            q_reg::CONTROL => {
+                if val & q_control::RESET != 0 {
+                    self.reset_queue(s, n);
+                    self.count(counter::QUEUE_RESETS, 1);
+                } else {
+                    q.enabled = val & q_control::ENABLE != 0;
+                    self.cond.notify_all();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn reset_queue(&self, s: &mut State, n: usize) {
+        let gen = s.queues[n].gen + 1;
+        s.queues[n] = QueueRegs { gen, ..Default::default() };
+        s.job_irq_status &= !((1 << n) | (1 << (16 + n)));
+        self.cond.notify_all();
+    }
+
+    fn global_reset(&self, s: &mut State) {
+        debug!("global reset");
+        for n in 0..NUM_QUEUES {
+            self.reset_queue(s, n);
+        }
+        for a in s.slots.iter_mut() {
+            let gen = a.stall_gen + 1;
+            *a = AsSlot { stall_gen: gen, stall_abort: true, ..Default::default() };
+        }
+        s.tlb.clear();
+        s.cache.invalidate();
+        s.scratch = 0;
+        s.irq_status = 0;
+        s.irq_mask = 0;
+        s.job_irq_status = 0;
+        s.job_irq_mask = 0;
+        s.mmu_irq_status = 0;
+        s.mmu_irq_mask = 0;
+        s.reset_count = s.reset_count.wrapping_add(1);
+        self.count(counter::GLOBAL_RESETS, 1);
+        self.cond.notify_all();
+    }
+
+    pub fn cache_cmd(&self, s: &mut State, flags: u32) {
+        if flags & cache::CLEAN != 0 {
+            let before = s.cache.stats.pages_written_back;
+            s.cache.clean(&self.dma);
+            self.count(counter::PAGES_WRITTEN_BACK, s.cache.stats.pages_written_back - before);
+        }
+        if flags & cache::INVALIDATE != 0 {
+            s.cache.invalidate();
+        }
+        if flags & (cache::CLEAN | cache::INVALIDATE) != 0 {
+            self.count(counter::CACHE_FLUSHES, 1);
+        }
+    }
+
+    /// Record an MMU fault of queue `q` on slot `slot` and raise the MMU
+    /// interrupt.
+    pub fn record_fault(&self, s: &mut State, slot: usize, q: usize, kind: FaultKind, va: u64, write: bool) {
+        debug!("fault: queue {q} as{slot} {kind:?} at {va:#x} ({})", if write { "write" } else { "read" });
+        self.count(counter::FAULTS, 1);
+        if let Some(a) = s.slots.get_mut(slot) {
+            a.faultstatus = fault::VALID
+                | kind.code()
+                | if write { fault::WRITE } else { 0 }
+                | ((q as u32) << fault::QUEUE_SHIFT);
+            a.faultaddr = va;
+            a.status |= as_status::FAULTED;
+            s.mmu_irq_status |= 1 << slot;
+            self.update_irq(s, VECTOR_MMU);
+        }
+    }
+
+    /// Set a queue's bit in `JOB_IRQ_STATUS` (bit q: fence, bit 16+q: error).
+    pub fn raise_job(&self, s: &mut State, bit: u32) {
+        s.job_irq_status |= 1 << bit;
+        self.update_irq(s, VECTOR_JOB);
+    }
+
+    /// Signal `vector` if its status has unmasked bits pending. Clearing
+    /// only some bits re-signals, so no event is lost.
+    fn update_irq(&self, s: &State, vector: u32) {
+        let pending = match vector {
+            VECTOR_GLOBAL => s.irq_status & s.irq_mask,
+            VECTOR_JOB => s.job_irq_status & s.job_irq_mask,
+            VECTOR_MMU => s.mmu_irq_status & s.mmu_irq_mask,
+            _ => 0,
+        };
+        if pending != 0 && self.signal_vector(vector) {
+            self.count(counter::IRQS, 1);
         }
     }
 
@@ -115,67 +534,27 @@ impl Device {
         }
     }
 
-    /// Return to the reset state.
+    /// Device reset from the PCI level (FLR or QEMU's reset).
     pub fn reset(&self) {
-        let mut r = self.lock_regs();
-        r.scratch = 0;
-        r.irq_status = 0;
-        r.irq_mask = 0;
+        let mut s = self.lock();
+        self.global_reset(&mut s);
+        s.reset_count = 0;
+    }
+
+    /// Wait on the device condition variable for at most `d`.
+    pub fn wait<'a>(&self, g: Guard<'a>, d: Duration) -> Guard<'a> {
+        match self.cond.wait_timeout(g, d) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_and_constraints() {
-        let d = Device::new(Options {
-            dma_addr_bits: 32,
-            dma_max_segment: 65536,
-        });
-        assert_eq!(d.mmio_read(regs::ID), regs::FERRITE_ID);
-        assert_eq!(d.mmio_read(regs::DMA_ADDR_BITS), 32);
-        assert_eq!(d.mmio_read(regs::DMA_MAX_SEGMENT), 65536);
-    }
-
-    #[test]
-    fn read_only_registers_ignore_writes() {
-        let d = Device::new(Options::default());
-        d.mmio_write(regs::ID, 0);
-        d.mmio_write(regs::VERSION, 0);
-        assert_eq!(d.mmio_read(regs::ID), regs::FERRITE_ID);
-        assert_eq!(d.mmio_read(regs::VERSION), regs::FERRITE_VERSION);
-        d.mmio_write(regs::SCRATCH, 0xdead_beef);
-        assert_eq!(d.mmio_read(regs::SCRATCH), 0xdead_beef);
-        d.reset();
-        assert_eq!(d.mmio_read(regs::SCRATCH), 0);
-    }
-
-    #[test]
-    fn soft_irq_latches_and_clears() {
-        let d = Device::new(Options::default());
-        d.mmio_write(regs::IRQ_RAISE, regs::irq::SOFT);
-        assert_eq!(d.mmio_read(regs::IRQ_STATUS), regs::irq::SOFT);
-        d.mmio_write(regs::IRQ_STATUS, regs::irq::SOFT);
-        assert_eq!(d.mmio_read(regs::IRQ_STATUS), 0);
-    }
-
-    #[test]
-    fn msix_signal_reaches_eventfd() {
-        let d = Device::new(Options::default());
-        // SAFETY: eventfd(2) with valid flags; the fd is owned by the File.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        assert!(fd >= 0);
-        // SAFETY: fd is a fresh, owned file descriptor.
-        let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let mut reader = f.try_clone().unwrap();
-        d.set_vector(0, Some(f));
-        d.mmio_write(regs::IRQ_MASK, regs::irq::SOFT);
-        d.mmio_write(regs::IRQ_RAISE, regs::irq::SOFT);
-        let mut buf = [0u8; 8];
-        std::io::Read::read_exact(&mut reader, &mut buf).unwrap();
-        assert_eq!(u64::from_ne_bytes(buf), 1);
-        assert!(!d.signal_vector(3));
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
+
+/// Re-exported for tests and the fuzz target.
+pub use regs::counter as counters;

@@ -135,10 +135,10 @@ impl DmaSpace {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    fn memfd(size: u64) -> File {
+    pub fn memfd(size: u64) -> File {
         // SAFETY: memfd_create with a valid name; the fd is owned by the File.
         let fd = unsafe { libc::memfd_create(c"dma-test".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);

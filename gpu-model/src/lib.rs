@@ -2,9 +2,12 @@
 //! The Ferrite GPU device model: everything but the process entry point,
 //! so that tests and the fuzz target can drive the device directly.
 
+pub mod cache;
 pub mod device;
 pub mod dma;
+pub mod exec;
 pub mod logger;
+pub mod mmu;
 pub mod pci;
 pub mod regs;
 pub mod vfio;

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
     );
 
     let dev = Arc::new(device::Device::new(args.opts));
+    dev.start();
     let server = match vfio_user::Server::new(&args.socket, true, vfio::irqs(), vfio::regions()) {
         Ok(s) => s,
         Err(e) => {
@@ -87,6 +88,7 @@ fn main() -> ExitCode {
     };
     let mut backend = vfio::Backend::new(dev.clone());
     let r = server.run(&mut backend);
+    dev.stop();
     dev.dma.clear();
     match r {
         Ok(()) => {

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The device MMU: AArch64 LPAE stage-1 page-table walks (4 KiB granule,
+//! up to 48-bit VA, 2 MiB and 1 GiB blocks) and a TLB that keeps
+//! translations until they are invalidated.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::regs::fault;
+
+/// Reads descriptors from bus addresses (the walker bypasses the cache).
+pub trait PhysRead {
+    fn read_u64(&self, pa: u64) -> Option<u64>;
+}
+
+/// Why a translation failed (`AS_FAULTSTATUS.TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// No valid descriptor maps the address.
+    Translation,
+    /// The descriptor forbids the access (write to read-only, command
+    /// fetch from no-execute).
+    Permission,
+    /// The address is wider than the slot's VA size, or a descriptor
+    /// points beyond the device's DMA address width.
+    AddressSize,
+    /// A descriptor or the data lies outside guest memory.
+    Bus,
+}
+
+impl FaultKind {
+    pub fn code(self) -> u32 {
+        match self {
+            FaultKind::Translation => fault::TRANSLATION,
+            FaultKind::Permission => fault::PERMISSION,
+            FaultKind::AddressSize => fault::ADDRESS_SIZE,
+            FaultKind::Bus => fault::BUS,
+        }
+    }
+}
+
+/// The kind of access being translated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    /// Command fetch (ring and indirect buffers).
+    Exec,
+}
+
+/// One cached translation: a page or block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub va_base: u64,
+    pub size: u64,
+    pub pa_base: u64,
+    pub writable: bool,
+    pub executable: bool,
+}
+
+impl Mapping {
+    pub fn pa(&self, va: u64) -> u64 {
+        self.pa_base + (va - self.va_base)
+    }
+
+    pub fn permits(&self, access: Access) -> bool {
+        match access {
+            Access::Read => true,
+            Access::Write => self.writable,
+            Access::Exec => self.executable,
+        }
+    }
+}
+
+/// Descriptor bits (VMSAv8-64 stage 1, as io-pgtable-arm writes them).
+pub mod desc {
+    pub const VALID: u64 = 1 << 0;
+    pub const TABLE: u64 = 1 << 1;
+    /// AP[2]: read-only.
+    pub const AP_RDONLY: u64 = 1 << 7;
+    /// AP[1]: accessible from EL0 (ignored by the device).
+    pub const AP_UNPRIV: u64 = 1 << 6;
+    pub const AF: u64 = 1 << 10;
+    /// XN / UXN.
+    pub const XN: u64 = 1 << 54;
+    /// PXN (ignored by the device).
+    pub const PXN: u64 = 1 << 53;
+    /// Output address bits 47:12.
+    pub const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+}
+
+pub const PAGE_SHIFT: u32 = 12;
+pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+
+fn level_shift(level: u32) -> u32 {
+    PAGE_SHIFT + 9 * (3 - level)
+}
+
+/// The level a walk starts at for a VA size (4 KiB granule).
+pub fn start_level(va_bits: u32) -> u32 {
+    let levels = (va_bits - PAGE_SHIFT).div_ceil(9);
+    4 - levels
+}
+
+/// Statistics of one walk.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct WalkStats {
+    pub descriptor_reads: u64,
+}
+
+/// Walk the table at `root` for `va`. `va_bits` is the slot's VA size
+/// (32..=48), `oas_bits` the device's DMA address width.
+pub fn walk(
+    mem: &dyn PhysRead,
+    root: u64,
+    va_bits: u32,
+    oas_bits: u32,
+    va: u64,
+    stats: &mut WalkStats,
+) -> Result<Mapping, FaultKind> {
+    if !(32..=48).contains(&va_bits) || va >> va_bits != 0 {
+        return Err(FaultKind::AddressSize);
+    }
+    let oas_limit = if oas_bits >= 64 { u64::MAX } else { (1u64 << oas_bits) - 1 };
+    let mut table = root & desc::ADDR_MASK;
+    let mut level = start_level(va_bits);
+    loop {
+        if table > oas_limit {
+            return Err(FaultKind::AddressSize);
+        }
+        let shift = level_shift(level);
+        let idx = (va >> shift) & 0x1ff;
+        let d = mem.read_u64(table + idx * 8).ok_or(FaultKind::Bus)?;
+        stats.descriptor_reads += 1;
+        if d & desc::VALID == 0 {
+            return Err(FaultKind::Translation);
+        }
+        let is_table = d & desc::TABLE != 0;
+        if level < 3 && is_table {
+            table = d & desc::ADDR_MASK;
+            level += 1;
+            continue;
+        }
+        // A page at level 3 has TABLE set; a block at level 1 or 2 has it clear.
+        let leaf_ok = (level == 3 && is_table) || ((level == 1 || level == 2) && !is_table);
+        if !leaf_ok {
+            return Err(FaultKind::Translation);
+        }
+        let size = 1u64 << shift;
+        let pa_base = d & desc::ADDR_MASK & !(size - 1);
+        if pa_base.checked_add(size - 1).is_none_or(|end| end > oas_limit) {
+            return Err(FaultKind::AddressSize);
+        }
+        return Ok(Mapping {
+            va_base: va & !(size - 1),
+            size,
+            pa_base,
+            writable: d & desc::AP_RDONLY == 0,
+            executable: d & desc::XN == 0,
+        });
+    }
+}
+
+/// A bounded TLB shared by all address-space slots. Entries stay until
+/// invalidated or evicted, whatever happens to the page tables.
+pub struct Tlb {
+    capacity: usize,
+    entries: HashMap<(usize, u64, u64), Mapping>,
+    order: VecDeque<(usize, u64, u64)>,
+}
+
+/// The block sizes a TLB lookup tries, smallest first.
+const SIZES: [u64; 3] = [PAGE_SIZE, 1 << 21, 1 << 30];
+
+impl Tlb {
+    pub fn new(capacity: usize) -> Self {
+        Tlb {
+            capacity,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn lookup(&self, slot: usize, va: u64) -> Option<Mapping> {
+        SIZES
+            .iter()
+            .find_map(|&s| self.entries.get(&(slot, va & !(s - 1), s)).copied())
+    }
+
+    pub fn insert(&mut self, slot: usize, m: Mapping) {
+        let key = (slot, m.va_base, m.size);
+        if self.entries.insert(key, m).is_none() {
+            self.order.push_back(key);
+        }
+        while self.entries.len() > self.capacity {
+            let Some(old) = self.order.pop_front() else { break };
+            self.entries.remove(&old);
+        }
+    }
+
+    /// Drop the entries of `slot` that overlap `start..end`; returns how many.
+    pub fn invalidate_range(&mut self, slot: usize, start: u64, end: u64) -> usize {
+        let before = self.entries.len();
+        self.entries
+            .retain(|&(s, base, size), _| s != slot || base.saturating_add(size) <= start || base >= end);
+        self.order.retain(|k| self.entries.contains_key(k));
+        before - self.entries.len()
+    }
+
+    /// Drop every entry of `slot`.
+    pub fn invalidate_slot(&mut self, slot: usize) -> usize {
+        self.invalidate_range(slot, 0, u64::MAX)
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// Guest memory for walker tests: a sparse map of 8-byte words.
+    #[derive(Default)]
+    pub struct FakeMem {
+        pub words: RefCell<BTreeMap<u64, u64>>,
+        pub limit: u64,
+    }
+
+    impl PhysRead for FakeMem {
+        fn read_u64(&self, pa: u64) -> Option<u64> {
+            if pa >= self.limit {
+                return None;
+            }
+            Some(self.words.borrow().get(&pa).copied().unwrap_or(0))
+        }
+    }
+
+    /// An independent LPAE encoder: builds tables the way the spec
+    /// describes them, allocating table pages from `next`.
+    pub struct Builder<'a> {
+        pub mem: &'a FakeMem,
+        pub root: u64,
+        pub next: u64,
+        pub va_bits: u32,
+    }
+
+    impl Builder<'_> {
+        fn alloc(&mut self) -> u64 {
+            let p = self.next;
+            self.next += 4096;
+            p
+        }
+
+        /// Map `va` -> `pa` with a leaf at `leaf_level` (3 page, 2 = 2M, 1 = 1G).
+        pub fn map(&mut self, va: u64, pa: u64, leaf_level: u32, ro: bool, xn: bool) {
+            let mut table = self.root;
+            let mut level = start_level(self.va_bits);
+            while level < leaf_level {
+                let idx = (va >> (12 + 9 * (3 - level))) & 0x1ff;
+                let slot = table + idx * 8;
+                let d = self.mem.read_u64(slot).unwrap();
+                table = if d & 3 == 3 {
+                    d & desc::ADDR_MASK
+                } else {
+                    let t = self.alloc();
+                    self.mem.words.borrow_mut().insert(slot, t | 3);
+                    t
+                };
+                level += 1;
+            }
+            let idx = (va >> (12 + 9 * (3 - level))) & 0x1ff;
+            let mut d = pa | desc::AF | if level == 3 { 3 } else { 1 };
+            if ro {
+                d |= desc::AP_RDONLY;
+            }
+            if xn {
+                d |= desc::XN;
+            }
+            self.mem.words.borrow_mut().insert(table + idx * 8, d);
+        }
+    }
+
+    fn setup() -> (FakeMem, u64) {
+        let mem = FakeMem {
+            limit: 1 << 40,
+            ..Default::default()
+        };
+        (mem, 0x10_0000)
+    }
+
+    #[test]
+    fn start_levels() {
+        assert_eq!(start_level(48), 0);
+        assert_eq!(start_level(40), 0);
+        assert_eq!(start_level(39), 1);
+        assert_eq!(start_level(32), 1);
+    }
+
+    #[test]
+    fn walks_pages_and_blocks() {
+        let (mem, root) = setup();
+        let mut b = Builder { mem: &mem, root, next: root + 4096, va_bits: 48 };
+        b.map(0x7fff_1234_5000, 0x8000_3000, 3, false, false);
+        b.map(0x0000_4020_0000, 0x4060_0000, 2, true, false);
+        b.map(0x0080_4000_0000, 0xc000_0000, 1, false, true);
+        let mut st = WalkStats::default();
+        let m = walk(&mem, root, 48, 48, 0x7fff_1234_5abc, &mut st).unwrap();
+        assert_eq!(m.pa(0x7fff_1234_5abc), 0x8000_3abc);
+        assert_eq!((m.size, m.writable, m.executable), (4096, true, true));
+        assert_eq!(st.descriptor_reads, 4);
+        let m = walk(&mem, root, 48, 48, 0x4020_1234 + 0x10_0000, &mut st).unwrap();
+        assert_eq!((m.size, m.writable), (2 << 20, false));
+        assert_eq!(m.pa(0x4030_1234), 0x4070_1234);
+        let m = walk(&mem, root, 48, 48, 0x0080_4abc_def0, &mut st).unwrap();
+        assert_eq!((m.size, m.executable), (1 << 30, false));
+        assert_eq!(m.pa(0x0080_4abc_def0), 0xcabc_def0);
+    }
+
+    #[test]
+    fn faults() {
+        let (mem, root) = setup();
+        let mut b = Builder { mem: &mem, root, next: root + 4096, va_bits: 48 };
+        b.map(0x1000, 0x2000, 3, false, false);
+        let mut st = WalkStats::default();
+        assert_eq!(walk(&mem, root, 48, 48, 0x3000, &mut st), Err(FaultKind::Translation));
+        assert_eq!(walk(&mem, root, 48, 48, 1 << 48, &mut st), Err(FaultKind::AddressSize));
+        assert_eq!(walk(&mem, root, 39, 48, 1 << 40, &mut st), Err(FaultKind::AddressSize));
+        // A page beyond a 32-bit device's reach.
+        b.map(0x5000, 0x1_0000_0000, 3, false, false);
+        assert_eq!(walk(&mem, root, 48, 32, 0x5000, &mut st), Err(FaultKind::AddressSize));
+        assert!(walk(&mem, root, 48, 33, 0x5000, &mut st).is_ok());
+        // A table outside guest memory.
+        assert_eq!(walk(&mem, 1 << 41, 48, 48, 0x1000, &mut st), Err(FaultKind::Bus));
+        // A block descriptor at level 0 or a "block" at level 3 is invalid.
+        mem.words.borrow_mut().insert(root + 8 * 5, 0x4000_0000 | 1);
+        assert_eq!(walk(&mem, root, 48, 48, 5 << 39, &mut st), Err(FaultKind::Translation));
+    }
+
+    #[test]
+    fn va_bits_39_starts_at_level_1() {
+        let (mem, root) = setup();
+        let mut b = Builder { mem: &mem, root, next: root + 4096, va_bits: 39 };
+        b.map(0x40_1234_5000, 0x9000, 3, false, false);
+        let mut st = WalkStats::default();
+        let m = walk(&mem, root, 39, 48, 0x40_1234_5008, &mut st).unwrap();
+        assert_eq!(m.pa(0x40_1234_5008), 0x9008);
+        assert_eq!(st.descriptor_reads, 3);
+    }
+
+    #[test]
+    fn tlb_keeps_stale_entries_until_invalidated() {
+        let mut t = Tlb::new(4);
+        let m = Mapping { va_base: 0x1000, size: 4096, pa_base: 0xa000, writable: true, executable: true };
+        t.insert(0, m);
+        assert_eq!(t.lookup(0, 0x1abc), Some(m));
+        assert_eq!(t.lookup(1, 0x1abc), None);
+        assert_eq!(t.invalidate_range(0, 0x2000, 0x3000), 0);
+        assert_eq!(t.lookup(0, 0x1abc), Some(m));
+        assert_eq!(t.invalidate_range(0, 0x1fff, 0x2000), 1);
+        assert_eq!(t.lookup(0, 0x1abc), None);
+        let blk = Mapping { va_base: 0x20_0000, size: 2 << 20, pa_base: 0x40_0000, writable: false, executable: true };
+        t.insert(2, blk);
+        assert_eq!(t.lookup(2, 0x3f_ffff), Some(blk));
+        for i in 0..8 {
+            t.insert(3, Mapping { va_base: i << 12, ..m });
+        }
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.invalidate_slot(3), 4);
+        assert!(t.is_empty());
+    }
+}
