@@ -10,4 +10,5 @@ pub mod logger;
 pub mod mmu;
 pub mod pci;
 pub mod regs;
+pub mod testbed;
 pub mod vfio;

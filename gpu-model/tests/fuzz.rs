@@ -6,11 +6,11 @@
 //! FERRITE_FUZZ_CASES and FERRITE_FUZZ_SEED override the defaults; a
 //! failure prints the seed so it replays.
 
-mod common;
+
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use ferrite_gpu_model::testbed::*;
 use ferrite_gpu_model::regs::*;
 
 struct Rng(u64);

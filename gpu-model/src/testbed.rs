@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A test harness that drives the device model the way a driver would:
-//! through registers, page tables in guest memory and rings.
-#![allow(dead_code)]
+//! A test bed that drives the device model the way a driver would:
+//! through registers, page tables in guest memory and rings. Used by the
+//! tests, the fuzz target and the benchmark.
+
 
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrite_gpu_model::device::{Device, Options};
-use ferrite_gpu_model::mmu::desc;
-use ferrite_gpu_model::regs::*;
+use crate::device::{Device, Options};
+use crate::mmu::desc;
+use crate::regs::*;
 
 /// Guest memory size: bus addresses 0..MEM.
 pub const MEM: u64 = 64 << 20;

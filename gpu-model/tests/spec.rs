@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The specification and the model agree: every register the spec lists
+//! exists in the model's table with the same offset and access, and the
+//! other way round.
+
+use std::collections::BTreeMap;
+
+use ferrite_gpu_model::regs::{Access, AS_BASE, QUEUE_BASE, REGISTERS};
+
+fn spec_registers() -> BTreeMap<String, (u32, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Documentation/gpu/ferrite-hw.rst");
+    let text = std::fs::read_to_string(path).expect("the hardware spec");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        let l = l.trim();
+        let Some(name) = l.strip_prefix("* - ``").and_then(|r| r.strip_suffix("``")) else {
+            continue;
+        };
+        let off = lines[i + 1].trim().strip_prefix("- 0x").expect("offset row");
+        let acc = lines[i + 2].trim().strip_prefix("- ").expect("access row");
+        let mut off = u32::from_str_radix(off, 16).expect("hex offset");
+        if name.starts_with("AS_") {
+            off += AS_BASE;
+        } else if name.starts_with("Q_") {
+            off += QUEUE_BASE;
+        }
+        assert!(out.insert(name.to_string(), (off, acc.to_string())).is_none(), "{name} twice");
+    }
+    out
+}
+
+fn access_name(a: Access) -> &'static str {
+    match a {
+        Access::ReadOnly => "RO",
+        Access::ReadWrite => "RW",
+        Access::ReadWrite1Clear => "RW1C",
+        Access::WriteOnly => "WO",
+    }
+}
+
+#[test]
+fn spec_and_model_list_the_same_registers() {
+    let spec = spec_registers();
+    assert!(spec.len() > 40, "parsed only {} registers", spec.len());
+    for r in REGISTERS {
+        let (off, acc) = spec.get(r.name).unwrap_or_else(|| panic!("{} is not in the spec", r.name));
+        assert_eq!(*off, r.offset, "{} offset", r.name);
+        assert_eq!(acc, access_name(r.access), "{} access", r.name);
+    }
+    for name in spec.keys() {
+        assert!(REGISTERS.iter().any(|r| r.name == name), "{name} is in the spec but not the model");
+    }
+}
