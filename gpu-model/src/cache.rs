@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The device cache: write-back, write-allocate, read-allocate, 4 KiB
-//! lines keyed by bus address. GPU writes reach memory only when the line
-//! is cleaned (a flush) or evicted; GPU reads may return data cached before
-//! the CPU changed memory, until the line is invalidated.
+//! The device cache: write-back, write-allocate, 4 KiB lines keyed by bus
+//! address. GPU writes reach memory only when the line is cleaned (a
+//! flush) or evicted. Lines stay cached after a clean, so GPU reads of them
+//! return what the GPU last wrote even if the CPU changed memory since,
+//! until the line is invalidated. Reads of lines not in the cache stream
+//! from memory without allocating.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::dma::{DmaError, DmaSpace};
+use crate::fxhash::FxHashMap;
 
 pub const LINE: u64 = 4096;
+const LINE_USIZE: usize = LINE as usize;
 
 struct Line {
     data: Box<[u8]>,
@@ -23,8 +27,10 @@ pub struct CacheStats {
 
 pub struct Cache {
     capacity: usize,
-    lines: HashMap<u64, Line>,
+    lines: FxHashMap<u64, Line>,
     order: VecDeque<u64>,
+    /// Buffers of dropped lines, reused to avoid allocation.
+    pool: Vec<Box<[u8]>>,
     pub stats: CacheStats,
 }
 
@@ -32,17 +38,29 @@ impl Cache {
     /// A cache of `capacity` lines.
     pub fn new(capacity: usize) -> Self {
         Cache {
-            capacity,
-            lines: HashMap::new(),
+            capacity: capacity.max(1),
+            lines: FxHashMap::default(),
             order: VecDeque::new(),
+            pool: Vec::new(),
             stats: CacheStats::default(),
         }
     }
 
-    fn fill(&mut self, mem: &DmaSpace, page: u64) -> Result<&mut Line, DmaError> {
+    /// The line for `page`, allocated (and filled from memory unless
+    /// `whole` says the caller overwrites all of it) if missing.
+    fn line(&mut self, mem: &DmaSpace, page: u64, whole: bool) -> Result<&mut Line, DmaError> {
         if !self.lines.contains_key(&page) {
-            let mut data = vec![0u8; LINE as usize].into_boxed_slice();
-            mem.read(page, &mut data)?;
+            let mut data = self
+                .pool
+                .pop()
+                .unwrap_or_else(|| vec![0u8; LINE_USIZE].into_boxed_slice());
+            if whole {
+                // Still check the page exists: a write to nowhere is a bus fault.
+                mem.read(page, &mut [0u8; 1])?;
+            } else if let Err(e) = mem.read(page, &mut data) {
+                self.pool.push(data);
+                return Err(e);
+            }
             self.evict_for_one(mem);
             self.lines.insert(page, Line { data, dirty: false });
             self.order.push_back(page);
@@ -52,24 +70,29 @@ impl Cache {
 
     fn evict_for_one(&mut self, mem: &DmaSpace) {
         while self.lines.len() >= self.capacity {
-            let Some(old) = self.order.pop_front() else { return };
+            let Some(old) = self.order.pop_front() else {
+                return;
+            };
             if let Some(l) = self.lines.remove(&old) {
                 if l.dirty && mem.write(old, &l.data).is_ok() {
                     self.stats.pages_written_back += 1;
                 }
+                self.pool.push(l.data);
             }
         }
     }
 
-    /// Read through the cache.
+    /// Read: cached lines from the cache, others from memory.
     pub fn read(&mut self, mem: &DmaSpace, mut pa: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         let mut done = 0;
         while done < buf.len() {
             let page = pa & !(LINE - 1);
             let off = (pa - page) as usize;
-            let n = (buf.len() - done).min(LINE as usize - off);
-            let line = self.fill(mem, page)?;
-            buf[done..done + n].copy_from_slice(&line.data[off..off + n]);
+            let n = (buf.len() - done).min(LINE_USIZE - off);
+            match self.lines.get(&page) {
+                Some(l) => buf[done..done + n].copy_from_slice(&l.data[off..off + n]),
+                None => mem.read(pa, &mut buf[done..done + n])?,
+            }
             done += n;
             pa += n as u64;
         }
@@ -82,8 +105,8 @@ impl Cache {
         while done < buf.len() {
             let page = pa & !(LINE - 1);
             let off = (pa - page) as usize;
-            let n = (buf.len() - done).min(LINE as usize - off);
-            let line = self.fill(mem, page)?;
+            let n = (buf.len() - done).min(LINE_USIZE - off);
+            let line = self.line(mem, page, n == LINE_USIZE)?;
             line.data[off..off + n].copy_from_slice(&buf[done..done + n]);
             line.dirty = true;
             done += n;
@@ -92,12 +115,54 @@ impl Cache {
         Ok(())
     }
 
-    /// Read the freshest value without allocating: dirty cached data if
-    /// any, else memory (used by WAIT, which polls).
-    pub fn read_coherent(&mut self, mem: &DmaSpace, pa: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+    /// Copy `n` bytes from bus address `src` to `dst` through the cache,
+    /// line by line without an intermediate buffer where possible.
+    pub fn copy(
+        &mut self,
+        mem: &DmaSpace,
+        mut dst: u64,
+        mut src: u64,
+        n: usize,
+    ) -> Result<(), DmaError> {
+        let mut tmp = [0u8; LINE_USIZE];
+        let mut done = 0;
+        while done < n {
+            let page = dst & !(LINE - 1);
+            let off = (dst - page) as usize;
+            let k = (n - done).min(LINE_USIZE - off);
+            let src_page = src & !(LINE - 1);
+            let src_cached = self.lines.contains_key(&src_page)
+                || self
+                    .lines
+                    .contains_key(&((src + k as u64 - 1) & !(LINE - 1)));
+            if src_cached {
+                self.read(mem, src, &mut tmp[..k])?;
+                let line = self.line(mem, page, k == LINE_USIZE)?;
+                line.data[off..off + k].copy_from_slice(&tmp[..k]);
+                line.dirty = true;
+            } else {
+                let line = self.line(mem, page, k == LINE_USIZE)?;
+                mem.read(src, &mut line.data[off..off + k])?;
+                line.dirty = true;
+            }
+            done += k;
+            dst += k as u64;
+            src += k as u64;
+        }
+        Ok(())
+    }
+
+    /// Read the freshest value: dirty cached data if any, else memory
+    /// (used by WAIT, which polls).
+    pub fn read_coherent(
+        &mut self,
+        mem: &DmaSpace,
+        pa: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
         let page = pa & !(LINE - 1);
         let off = (pa - page) as usize;
-        if off + buf.len() <= LINE as usize {
+        if off + buf.len() <= LINE_USIZE {
             if let Some(l) = self.lines.get(&page) {
                 if l.dirty {
                     buf.copy_from_slice(&l.data[off..off + buf.len()]);
@@ -126,7 +191,11 @@ impl Cache {
 
     /// Drop every line; dirty data is lost.
     pub fn invalidate(&mut self) {
-        self.lines.clear();
+        for (_, l) in self.lines.drain() {
+            if self.pool.len() < self.capacity {
+                self.pool.push(l.data);
+            }
+        }
         self.order.clear();
     }
 
@@ -140,10 +209,16 @@ mod tests {
     use super::*;
     use crate::dma::tests::memfd;
 
+    fn space() -> (DmaSpace, std::fs::File) {
+        let mem = DmaSpace::default();
+        let f = memfd(1 << 16);
+        mem.map(0, 1 << 16, &f, 0).unwrap();
+        (mem, f)
+    }
+
     #[test]
     fn writes_reach_memory_only_on_clean() {
-        let mem = DmaSpace::default();
-        mem.map(0, 1 << 16, &memfd(1 << 16), 0).unwrap();
+        let (mem, _f) = space();
         let mut c = Cache::new(16);
         c.write(&mem, 0x1ffe, &[1, 2, 3, 4]).unwrap();
         let mut m = [0u8; 4];
@@ -159,24 +234,39 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_stale_until_invalidated() {
-        let mem = DmaSpace::default();
-        mem.map(0, 1 << 16, &memfd(1 << 16), 0).unwrap();
+    fn cleaned_lines_are_stale_until_invalidated() {
+        let (mem, _f) = space();
         let mut c = Cache::new(16);
+        c.write(&mem, 0x100, &[5]).unwrap();
+        c.clean(&mem);
+        mem.write(0x100, &[7]).unwrap();
         let mut r = [0u8; 1];
         c.read(&mem, 0x100, &mut r).unwrap();
-        mem.write(0x100, &[7]).unwrap();
-        c.read(&mem, 0x100, &mut r).unwrap();
-        assert_eq!(r, [0]);
+        assert_eq!(r, [5]);
         c.invalidate();
         c.read(&mem, 0x100, &mut r).unwrap();
         assert_eq!(r, [7]);
     }
 
     #[test]
+    fn copy_matches_memmove_semantics_for_disjoint_ranges() {
+        let (mem, _f) = space();
+        let data: Vec<u8> = (0..0x3000u32).map(|i| (i * 7) as u8).collect();
+        mem.write(0x1000, &data).unwrap();
+        let mut c = Cache::new(16);
+        c.write(&mem, 0x1800, &[0xee]).unwrap(); // one source line cached, dirty
+        c.copy(&mem, 0x8003, 0x1001, 0x2ffe).unwrap();
+        c.clean(&mem);
+        let mut out = vec![0u8; 0x2ffe];
+        mem.read(0x8003, &mut out).unwrap();
+        let mut want = data[1..0x2fff].to_vec();
+        want[0x7ff] = 0xee;
+        assert_eq!(out, want);
+    }
+
+    #[test]
     fn eviction_writes_back_and_unmapped_is_an_error() {
-        let mem = DmaSpace::default();
-        mem.map(0, 1 << 16, &memfd(1 << 16), 0).unwrap();
+        let (mem, _f) = space();
         let mut c = Cache::new(2);
         for p in 0..3u64 {
             c.write(&mem, p * LINE, &[p as u8 + 1]).unwrap();
@@ -185,5 +275,6 @@ mod tests {
         mem.read(0, &mut m).unwrap();
         assert_eq!(m, [1]);
         assert!(c.write(&mem, 1 << 20, &[1]).is_err());
+        assert!(c.write(&mem, 1 << 20, &[0u8; 4096]).is_err());
     }
 }

@@ -162,7 +162,12 @@ impl Device {
     pub fn stop(&self) {
         self.lock().shutdown = true;
         self.cond.notify_all();
-        let handles: Vec<_> = self.workers.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        let handles: Vec<_> = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
         for h in handles {
             let _ = h.join();
         }
@@ -348,7 +353,9 @@ impl Device {
             as_reg::TRANSTAB_HI => Self::set_hi(&mut a.transtab, val),
             as_reg::MEMATTR_LO => Self::set_lo(&mut a.memattr, val),
             as_reg::MEMATTR_HI => Self::set_hi(&mut a.memattr, val),
-            as_reg::CONFIG => a.config = val & (as_config::VA_BITS_MASK | as_config::ENABLE | as_config::STALL),
+            as_reg::CONFIG => {
+                a.config = val & (as_config::VA_BITS_MASK | as_config::ENABLE | as_config::STALL)
+            }
             as_reg::LOCKADDR_LO => Self::set_lo(&mut a.lockaddr, val),
             as_reg::LOCKADDR_HI => Self::set_hi(&mut a.lockaddr, val),
             as_reg::LOCKSIZE_LO => Self::set_lo(&mut a.locksize, val),
@@ -368,13 +375,19 @@ impl Device {
                 a.active = (a.config & as_config::ENABLE != 0 && (32..=48).contains(&va_bits))
                     .then_some((a.transtab, va_bits));
                 a.stall_mode = a.config & as_config::STALL != 0;
-                a.status = if a.active.is_some() { as_status::ENABLED } else { 0 }
-                    | (a.status & (as_status::LOCKED | as_status::STALLED));
+                a.status = if a.active.is_some() {
+                    as_status::ENABLED
+                } else {
+                    0
+                } | (a.status & (as_status::LOCKED | as_status::STALLED));
                 a.faultstatus = 0;
                 a.faultaddr = 0;
                 let k = s.tlb.invalidate_slot(n);
                 self.count(counter::TLB_INVALIDATIONS, 1);
-                trace!("as{n} update: {:?}, {k} TLB entries dropped", s.slots[n].active);
+                trace!(
+                    "as{n} update: {:?}, {k} TLB entries dropped",
+                    s.slots[n].active
+                );
             }
             as_cmd::LOCK => {
                 a.locked = Some(range);
@@ -388,14 +401,18 @@ impl Device {
             as_cmd::FLUSH_RANGE => {
                 let k = s.tlb.invalidate_range(n, range.0, range.1);
                 self.count(counter::TLB_INVALIDATIONS, 1);
-                trace!("as{n} flush {:#x}..{:#x}: {k} TLB entries dropped", range.0, range.1);
+                trace!(
+                    "as{n} flush {:#x}..{:#x}: {k} TLB entries dropped",
+                    range.0,
+                    range.1
+                );
             }
             as_cmd::FLUSH_ALL => {
                 s.tlb.invalidate_slot(n);
                 self.count(counter::TLB_INVALIDATIONS, 1);
             }
-            as_cmd::RESUME | as_cmd::ABORT => {
-                if a.status & as_status::STALLED != 0 {
+            as_cmd::RESUME | as_cmd::ABORT if a.status & as_status::STALLED != 0 => {
+                {
                     a.status &= !as_status::STALLED;
                     a.stall_abort = cmd == as_cmd::ABORT;
                     a.stall_gen += 1;
@@ -437,7 +454,10 @@ impl Device {
 
     fn reset_queue(&self, s: &mut State, n: usize) {
         let gen = s.queues[n].gen + 1;
-        s.queues[n] = QueueRegs { gen, ..Default::default() };
+        s.queues[n] = QueueRegs {
+            gen,
+            ..Default::default()
+        };
         s.job_irq_status &= !((1 << n) | (1 << (16 + n)));
         self.cond.notify_all();
     }
@@ -449,7 +469,11 @@ impl Device {
         }
         for a in s.slots.iter_mut() {
             let gen = a.stall_gen + 1;
-            *a = AsSlot { stall_gen: gen, stall_abort: true, ..Default::default() };
+            *a = AsSlot {
+                stall_gen: gen,
+                stall_abort: true,
+                ..Default::default()
+            };
         }
         s.tlb.clear();
         s.cache.invalidate();
@@ -469,7 +493,10 @@ impl Device {
         if flags & cache::CLEAN != 0 {
             let before = s.cache.stats.pages_written_back;
             s.cache.clean(&self.dma);
-            self.count(counter::PAGES_WRITTEN_BACK, s.cache.stats.pages_written_back - before);
+            self.count(
+                counter::PAGES_WRITTEN_BACK,
+                s.cache.stats.pages_written_back - before,
+            );
         }
         if flags & cache::INVALIDATE != 0 {
             s.cache.invalidate();
@@ -481,8 +508,19 @@ impl Device {
 
     /// Record an MMU fault of queue `q` on slot `slot` and raise the MMU
     /// interrupt.
-    pub fn record_fault(&self, s: &mut State, slot: usize, q: usize, kind: FaultKind, va: u64, write: bool) {
-        debug!("fault: queue {q} as{slot} {kind:?} at {va:#x} ({})", if write { "write" } else { "read" });
+    pub fn record_fault(
+        &self,
+        s: &mut State,
+        slot: usize,
+        q: usize,
+        kind: FaultKind,
+        va: u64,
+        write: bool,
+    ) {
+        debug!(
+            "fault: queue {q} as{slot} {kind:?} at {va:#x} ({})",
+            if write { "write" } else { "read" }
+        );
         self.count(counter::FAULTS, 1);
         if let Some(a) = s.slots.get_mut(slot) {
             a.faultstatus = fault::VALID

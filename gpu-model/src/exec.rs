@@ -45,6 +45,9 @@ struct Ctx<'a> {
     q: usize,
     gen: u64,
     slot: usize,
+    /// The last translation for data and for fetch, with the TLB
+    /// generation it was valid in.
+    utlb: [Option<(u64, mmu::Mapping)>; 2],
 }
 
 fn u64_of(lo: u32, hi: u32) -> u64 {
@@ -53,7 +56,9 @@ fn u64_of(lo: u32, hi: u32) -> u64 {
 
 impl<'a> Ctx<'a> {
     fn s(&mut self) -> &mut State {
-        self.g.as_mut().expect("the device lock is held outside relax()")
+        self.g
+            .as_mut()
+            .expect("the device lock is held outside relax()")
     }
 
     fn check(&mut self) -> Res<()> {
@@ -110,7 +115,11 @@ impl<'a> Ctx<'a> {
             let a = self.s().slots[slot];
             if a.stall_gen != sg {
                 self.set_status(0, q_status::STALLED);
-                return if a.stall_abort { Err(Stop::Fault) } else { Ok(()) };
+                return if a.stall_abort {
+                    Err(Stop::Fault)
+                } else {
+                    Ok(())
+                };
             }
         }
     }
@@ -137,6 +146,14 @@ impl<'a> Ctx<'a> {
                 self.fault(FaultKind::Translation, va, access)?;
                 continue;
             };
+            let ui = usize::from(access == Access::Exec);
+            let tlb_gen = self.s().tlb.gen;
+            if let Some((g, m)) = self.utlb[ui] {
+                if g == tlb_gen && va >= m.va_base && va - m.va_base < m.size && m.permits(access) {
+                    self.dev.count(counter::TLB_HITS, 1);
+                    return Ok((m.pa(va), m.va_base + m.size - va));
+                }
+            }
             let cached = self.s().tlb.lookup(slot, va);
             let m = match cached {
                 Some(m) => {
@@ -165,6 +182,8 @@ impl<'a> Ctx<'a> {
                 self.fault(FaultKind::Permission, va, access)?;
                 continue;
             }
+            let tlb_gen = self.s().tlb.gen;
+            self.utlb[ui] = Some((tlb_gen, m));
             return Ok((m.pa(va), m.va_base + m.size - va));
         }
     }
@@ -175,7 +194,12 @@ impl<'a> Ctx<'a> {
             let (pa, room) = self.translate(va, Access::Read)?;
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             let dma = &self.dev.dma;
-            if self.s().cache.read(dma, pa, &mut buf[done..done + n]).is_err() {
+            if self
+                .s()
+                .cache
+                .read(dma, pa, &mut buf[done..done + n])
+                .is_err()
+            {
                 return self.fault(FaultKind::Bus, va, Access::Read);
             }
             done += n;
@@ -212,6 +236,26 @@ impl<'a> Ctx<'a> {
         Ok(u32::from_le_bytes(b))
     }
 
+    /// Fetch `out.len()` consecutive command dwords starting at `va`.
+    fn fetch_span(&mut self, va: u64, out: &mut [u32]) -> Res<()> {
+        let (pa, room) = self.translate(va, Access::Exec)?;
+        let bytes = out.len() * 4;
+        if room >= bytes as u64 {
+            let mut b = vec![0u8; bytes];
+            if self.dev.dma.read(pa, &mut b).is_err() {
+                return self.fault(FaultKind::Bus, va, Access::Exec);
+            }
+            for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+                *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            return Ok(());
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.fetch(va.wrapping_add(4 * i as u64))?;
+        }
+        Ok(())
+    }
+
     /// Read a u64 for WAIT: the freshest value, without caching it.
     fn read_u64_coherent(&mut self, va: u64) -> Res<u64> {
         let (pa, _) = self.translate(va, Access::Read)?;
@@ -246,14 +290,30 @@ impl<'a> Ctx<'a> {
     }
 
     fn copy(&mut self, dst: u64, src: u64, size: u64) -> Res<()> {
-        let mut buf = vec![0u8; (size as usize).min(CHUNK)];
         let mut off = 0u64;
+        let mut since_yield = 0usize;
         while off < size {
-            let n = (size - off).min(CHUNK as u64) as usize;
-            self.read(src.wrapping_add(off), &mut buf[..n])?;
-            self.write(dst.wrapping_add(off), &buf[..n])?;
+            let (s, d) = (src.wrapping_add(off), dst.wrapping_add(off));
+            let (spa, sroom) = self.translate(s, Access::Read)?;
+            let (dpa, droom) = self.translate(d, Access::Write)?;
+            let n = (size - off).min(sroom).min(droom).min(CHUNK as u64) as usize;
+            let dma = &self.dev.dma;
+            if let Err(crate::dma::DmaError::Unmapped(bad)) = self.s().cache.copy(dma, dpa, spa, n)
+            {
+                // Say which side was outside guest memory.
+                let (va, access) = if bad >= spa && bad - spa < n as u64 {
+                    (s, Access::Read)
+                } else {
+                    (d, Access::Write)
+                };
+                return self.fault(FaultKind::Bus, va, access);
+            }
+            self.dev.count(counter::BYTES_READ, n as u64);
+            self.dev.count(counter::BYTES_WRITTEN, n as u64);
             off += n as u64;
-            if off < size {
+            since_yield += n;
+            if off < size && since_yield >= CHUNK {
+                since_yield = 0;
                 self.yield_lock()?;
             }
         }
@@ -280,10 +340,26 @@ impl<'a> Ctx<'a> {
     fn execute(&mut self, dw: &[u32], depth: usize) -> Res<()> {
         let op = dw[0] & 0xff;
         let flags = (dw[0] >> 8) & 0xff;
-        let need = |n: usize| if dw.len() == n { Ok(()) } else { Err(Stop::Error(q_error::BAD_LENGTH)) };
-        let size_ok = |s: u64| if s <= MAX_COMMAND_BYTES { Ok(s) } else { Err(Stop::Error(q_error::BAD_SIZE)) };
+        let need = |n: usize| {
+            if dw.len() == n {
+                Ok(())
+            } else {
+                Err(Stop::Error(q_error::BAD_LENGTH))
+            }
+        };
+        let size_ok = |s: u64| {
+            if s <= MAX_COMMAND_BYTES {
+                Ok(s)
+            } else {
+                Err(Stop::Error(q_error::BAD_SIZE))
+            }
+        };
         self.dev.count(counter::COMMANDS, 1);
-        trace!("queue {} op {op:#x} flags {flags:#x} len {}", self.q, dw.len());
+        trace!(
+            "queue {} op {op:#x} flags {flags:#x} len {}",
+            self.q,
+            dw.len()
+        );
         match op {
             op::NOP => Ok(()),
             op::FILL => {
@@ -370,10 +446,9 @@ impl<'a> Ctx<'a> {
                     if len == 0 || off + len * 4 > size {
                         return Err(Stop::Error(q_error::BAD_LENGTH));
                     }
-                    let mut cmd = vec![hdr];
-                    for i in 1..len {
-                        cmd.push(self.fetch(va.wrapping_add(u64::from(i) * 4))?);
-                    }
+                    let mut cmd = vec![0u32; len as usize];
+                    cmd[0] = hdr;
+                    self.fetch_span(va.wrapping_add(4), &mut cmd[1..])?;
                     self.execute(&cmd, depth + 1)?;
                     off += len * 4;
                 }
@@ -400,7 +475,7 @@ pub fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
 fn ring_ok(base: u64, size: u32, slot: u32) -> bool {
     size.is_power_of_two()
         && (RING_MIN..=RING_MAX).contains(&size)
-        && base % u64::from(RING_MIN) == 0
+        && base.is_multiple_of(u64::from(RING_MIN))
         && (slot as usize) < NUM_AS
 }
 
@@ -413,6 +488,7 @@ fn run_one<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
         q,
         gen: r.gen,
         slot: r.as_slot as usize,
+        utlb: [None; 2],
     };
     ctx.set_status(q_status::BUSY, 0);
     let res = (|| -> Res<u32> {
@@ -428,15 +504,20 @@ fn run_one<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
         if len == 0 || len * 4 > avail {
             return Err(Stop::Error(q_error::BAD_LENGTH));
         }
-        let mut cmd = Vec::with_capacity(len as usize);
-        cmd.push(hdr);
-        for i in 1..len {
-            cmd.push(ctx.fetch(r.ring_base + u64::from((head + 4 * i) & mask))?);
-        }
+        let mut cmd = vec![0u32; len as usize];
+        cmd[0] = hdr;
+        // The rest of the command, in at most two spans if it wraps.
+        let first = ((r.ring_size - ((head + 4) & mask)) / 4).min(len - 1) as usize;
+        let start = r.ring_base + u64::from((head + 4) & mask);
+        ctx.fetch_span(start, &mut cmd[1..1 + first])?;
+        ctx.fetch_span(r.ring_base, &mut cmd[1 + first..])?;
         ctx.execute(&cmd, 0)?;
         Ok((head + 4 * len) & mask)
     })();
-    let mut g = ctx.g.take().expect("the device lock is held after a command");
+    let mut g = ctx
+        .g
+        .take()
+        .expect("the device lock is held after a command");
     let cur = &mut g.queues[q];
     if cur.gen != r.gen {
         return g; // reset while running: the registers are already clean
@@ -451,7 +532,10 @@ fn run_one<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
                 Stop::Error(c) => (q_status::ERROR, c),
                 Stop::Reset => unreachable!(),
             };
-            debug!("queue {q} stopped: error {code} at ring offset {:#x}", cur.head);
+            debug!(
+                "queue {q} stopped: error {code} at ring offset {:#x}",
+                cur.head
+            );
             cur.status |= status;
             cur.error = code;
             cur.error_offset = cur.head;
@@ -475,7 +559,8 @@ pub fn worker(dev: &Device, q: usize) {
         } else {
             r.tail != r.head
         };
-        let runnable = r.enabled && r.status & (q_status::FAULTED | q_status::ERROR) == 0 && pending;
+        let runnable =
+            r.enabled && r.status & (q_status::FAULTED | q_status::ERROR) == 0 && pending;
         if runnable {
             g = run_one(dev, g, q);
         } else {

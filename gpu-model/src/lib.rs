@@ -6,6 +6,7 @@ pub mod cache;
 pub mod device;
 pub mod dma;
 pub mod exec;
+pub mod fxhash;
 pub mod logger;
 pub mod mmu;
 pub mod pci;

@@ -3,7 +3,9 @@
 //! up to 48-bit VA, 2 MiB and 1 GiB blocks) and a TLB that keeps
 //! translations until they are invalidated.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 
 use crate::regs::fault;
 
@@ -120,7 +122,11 @@ pub fn walk(
     if !(32..=48).contains(&va_bits) || va >> va_bits != 0 {
         return Err(FaultKind::AddressSize);
     }
-    let oas_limit = if oas_bits >= 64 { u64::MAX } else { (1u64 << oas_bits) - 1 };
+    let oas_limit = if oas_bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << oas_bits) - 1
+    };
     let mut table = root & desc::ADDR_MASK;
     let mut level = start_level(va_bits);
     loop {
@@ -147,7 +153,10 @@ pub fn walk(
         }
         let size = 1u64 << shift;
         let pa_base = d & desc::ADDR_MASK & !(size - 1);
-        if pa_base.checked_add(size - 1).is_none_or(|end| end > oas_limit) {
+        if pa_base
+            .checked_add(size - 1)
+            .is_none_or(|end| end > oas_limit)
+        {
             return Err(FaultKind::AddressSize);
         }
         return Ok(Mapping {
@@ -163,8 +172,11 @@ pub fn walk(
 /// A bounded TLB shared by all address-space slots. Entries stay until
 /// invalidated or evicted, whatever happens to the page tables.
 pub struct Tlb {
+    /// Bumped by every invalidation, so that cached copies of entries (the
+    /// queues' micro-TLBs) know when to drop them.
+    pub gen: u64,
     capacity: usize,
-    entries: HashMap<(usize, u64, u64), Mapping>,
+    entries: FxHashMap<(usize, u64, u64), Mapping>,
     order: VecDeque<(usize, u64, u64)>,
 }
 
@@ -174,8 +186,9 @@ const SIZES: [u64; 3] = [PAGE_SIZE, 1 << 21, 1 << 30];
 impl Tlb {
     pub fn new(capacity: usize) -> Self {
         Tlb {
+            gen: 0,
             capacity,
-            entries: HashMap::new(),
+            entries: FxHashMap::default(),
             order: VecDeque::new(),
         }
     }
@@ -192,16 +205,21 @@ impl Tlb {
             self.order.push_back(key);
         }
         while self.entries.len() > self.capacity {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
             self.entries.remove(&old);
+            self.gen += 1;
         }
     }
 
     /// Drop the entries of `slot` that overlap `start..end`; returns how many.
     pub fn invalidate_range(&mut self, slot: usize, start: u64, end: u64) -> usize {
+        self.gen += 1;
         let before = self.entries.len();
-        self.entries
-            .retain(|&(s, base, size), _| s != slot || base.saturating_add(size) <= start || base >= end);
+        self.entries.retain(|&(s, base, size), _| {
+            s != slot || base.saturating_add(size) <= start || base >= end
+        });
         self.order.retain(|k| self.entries.contains_key(k));
         before - self.entries.len()
     }
@@ -212,6 +230,7 @@ impl Tlb {
     }
 
     pub fn clear(&mut self) {
+        self.gen += 1;
         self.entries.clear();
         self.order.clear();
     }
@@ -311,7 +330,12 @@ pub mod tests {
     #[test]
     fn walks_pages_and_blocks() {
         let (mem, root) = setup();
-        let mut b = Builder { mem: &mem, root, next: root + 4096, va_bits: 48 };
+        let mut b = Builder {
+            mem: &mem,
+            root,
+            next: root + 4096,
+            va_bits: 48,
+        };
         b.map(0x7fff_1234_5000, 0x8000_3000, 3, false, false);
         b.map(0x0000_4020_0000, 0x4060_0000, 2, true, false);
         b.map(0x0080_4000_0000, 0xc000_0000, 1, false, true);
@@ -331,27 +355,55 @@ pub mod tests {
     #[test]
     fn faults() {
         let (mem, root) = setup();
-        let mut b = Builder { mem: &mem, root, next: root + 4096, va_bits: 48 };
+        let mut b = Builder {
+            mem: &mem,
+            root,
+            next: root + 4096,
+            va_bits: 48,
+        };
         b.map(0x1000, 0x2000, 3, false, false);
         let mut st = WalkStats::default();
-        assert_eq!(walk(&mem, root, 48, 48, 0x3000, &mut st), Err(FaultKind::Translation));
-        assert_eq!(walk(&mem, root, 48, 48, 1 << 48, &mut st), Err(FaultKind::AddressSize));
-        assert_eq!(walk(&mem, root, 39, 48, 1 << 40, &mut st), Err(FaultKind::AddressSize));
+        assert_eq!(
+            walk(&mem, root, 48, 48, 0x3000, &mut st),
+            Err(FaultKind::Translation)
+        );
+        assert_eq!(
+            walk(&mem, root, 48, 48, 1 << 48, &mut st),
+            Err(FaultKind::AddressSize)
+        );
+        assert_eq!(
+            walk(&mem, root, 39, 48, 1 << 40, &mut st),
+            Err(FaultKind::AddressSize)
+        );
         // A page beyond a 32-bit device's reach.
         b.map(0x5000, 0x1_0000_0000, 3, false, false);
-        assert_eq!(walk(&mem, root, 48, 32, 0x5000, &mut st), Err(FaultKind::AddressSize));
+        assert_eq!(
+            walk(&mem, root, 48, 32, 0x5000, &mut st),
+            Err(FaultKind::AddressSize)
+        );
         assert!(walk(&mem, root, 48, 33, 0x5000, &mut st).is_ok());
         // A table outside guest memory.
-        assert_eq!(walk(&mem, 1 << 41, 48, 48, 0x1000, &mut st), Err(FaultKind::Bus));
+        assert_eq!(
+            walk(&mem, 1 << 41, 48, 48, 0x1000, &mut st),
+            Err(FaultKind::Bus)
+        );
         // A block descriptor at level 0 or a "block" at level 3 is invalid.
         mem.words.borrow_mut().insert(root + 8 * 5, 0x4000_0000 | 1);
-        assert_eq!(walk(&mem, root, 48, 48, 5 << 39, &mut st), Err(FaultKind::Translation));
+        assert_eq!(
+            walk(&mem, root, 48, 48, 5 << 39, &mut st),
+            Err(FaultKind::Translation)
+        );
     }
 
     #[test]
     fn va_bits_39_starts_at_level_1() {
         let (mem, root) = setup();
-        let mut b = Builder { mem: &mem, root, next: root + 4096, va_bits: 39 };
+        let mut b = Builder {
+            mem: &mem,
+            root,
+            next: root + 4096,
+            va_bits: 39,
+        };
         b.map(0x40_1234_5000, 0x9000, 3, false, false);
         let mut st = WalkStats::default();
         let m = walk(&mem, root, 39, 48, 0x40_1234_5008, &mut st).unwrap();
@@ -362,7 +414,13 @@ pub mod tests {
     #[test]
     fn tlb_keeps_stale_entries_until_invalidated() {
         let mut t = Tlb::new(4);
-        let m = Mapping { va_base: 0x1000, size: 4096, pa_base: 0xa000, writable: true, executable: true };
+        let m = Mapping {
+            va_base: 0x1000,
+            size: 4096,
+            pa_base: 0xa000,
+            writable: true,
+            executable: true,
+        };
         t.insert(0, m);
         assert_eq!(t.lookup(0, 0x1abc), Some(m));
         assert_eq!(t.lookup(1, 0x1abc), None);
@@ -370,11 +428,23 @@ pub mod tests {
         assert_eq!(t.lookup(0, 0x1abc), Some(m));
         assert_eq!(t.invalidate_range(0, 0x1fff, 0x2000), 1);
         assert_eq!(t.lookup(0, 0x1abc), None);
-        let blk = Mapping { va_base: 0x20_0000, size: 2 << 20, pa_base: 0x40_0000, writable: false, executable: true };
+        let blk = Mapping {
+            va_base: 0x20_0000,
+            size: 2 << 20,
+            pa_base: 0x40_0000,
+            writable: false,
+            executable: true,
+        };
         t.insert(2, blk);
         assert_eq!(t.lookup(2, 0x3f_ffff), Some(blk));
         for i in 0..8 {
-            t.insert(3, Mapping { va_base: i << 12, ..m });
+            t.insert(
+                3,
+                Mapping {
+                    va_base: i << 12,
+                    ..m
+                },
+            );
         }
         assert_eq!(t.len(), 4);
         assert_eq!(t.invalidate_slot(3), 4);

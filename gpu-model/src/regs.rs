@@ -362,7 +362,12 @@ mod tests {
     #[test]
     fn blocks_fit_their_stride() {
         for r in REGISTERS.iter().filter(|r| r.count > 1) {
-            let rel = r.offset - if r.name.starts_with("AS_") { AS_BASE } else { QUEUE_BASE };
+            let rel = r.offset
+                - if r.name.starts_with("AS_") {
+                    AS_BASE
+                } else {
+                    QUEUE_BASE
+                };
             assert!(rel < r.stride, "{}", r.name);
         }
         assert!(AS_BASE + AS_STRIDE * NUM_AS as u32 <= QUEUE_BASE);

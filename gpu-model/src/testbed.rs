@@ -3,7 +3,6 @@
 //! through registers, page tables in guest memory and rings. Used by the
 //! tests, the fuzz target and the benchmark.
 
-
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
@@ -54,6 +53,12 @@ pub fn q_off(q: usize, reg: u32) -> u32 {
     QUEUE_BASE + QUEUE_STRIDE * q as u32 + reg
 }
 
+impl Default for Gpu {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Gpu {
     pub fn new() -> Gpu {
         Self::with(Options::default())
@@ -64,7 +69,14 @@ impl Gpu {
         let mem = memfd(MEM);
         dev.dma.map(0, MEM, &mem, 0).unwrap();
         dev.start();
-        let mut g = Gpu { dev, mem, next_pt: PT_POOL, roots: [0; NUM_AS], va_bits: 48, tails: [0; NUM_QUEUES] };
+        let mut g = Gpu {
+            dev,
+            mem,
+            next_pt: PT_POOL,
+            roots: [0; NUM_AS],
+            va_bits: 48,
+            tails: [0; NUM_QUEUES],
+        };
         for s in 0..NUM_AS {
             g.roots[s] = g.alloc_pt();
         }
@@ -212,7 +224,10 @@ impl Gpu {
             {
                 return st;
             }
-            assert!(t0.elapsed() < Duration::from_secs(10), "queue {q} did not go idle: status {st:#x}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "queue {q} did not go idle: status {st:#x}"
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -241,19 +256,48 @@ pub fn nop(len: u32) -> Vec<u32> {
 }
 
 pub fn fill(dst: u64, size: u64, pat: u32) -> Vec<u32> {
-    vec![hdr(op::FILL, 0, 6), lo(dst), hi(dst), lo(size), hi(size), pat]
+    vec![
+        hdr(op::FILL, 0, 6),
+        lo(dst),
+        hi(dst),
+        lo(size),
+        hi(size),
+        pat,
+    ]
 }
 
 pub fn copy(dst: u64, src: u64, size: u64) -> Vec<u32> {
-    vec![hdr(op::COPY, 0, 7), lo(dst), hi(dst), lo(src), hi(src), lo(size), hi(size)]
+    vec![
+        hdr(op::COPY, 0, 7),
+        lo(dst),
+        hi(dst),
+        lo(src),
+        hi(src),
+        lo(size),
+        hi(size),
+    ]
 }
 
 pub fn checksum(dst: u64, src: u64, size: u64) -> Vec<u32> {
-    vec![hdr(op::CHECKSUM, 0, 7), lo(dst), hi(dst), lo(src), hi(src), lo(size), hi(size)]
+    vec![
+        hdr(op::CHECKSUM, 0, 7),
+        lo(dst),
+        hi(dst),
+        lo(src),
+        hi(src),
+        lo(size),
+        hi(size),
+    ]
 }
 
 pub fn write64(dst: u64, val: u64, flags: u32) -> Vec<u32> {
-    vec![hdr(op::WRITE64, flags, 5), lo(dst), hi(dst), lo(val), hi(val)]
+    vec![
+        hdr(op::WRITE64, flags, 5),
+        lo(dst),
+        hi(dst),
+        lo(val),
+        hi(val),
+    ]
 }
 
 pub fn wait(addr: u64, val: u64) -> Vec<u32> {
@@ -274,5 +318,7 @@ pub fn call(ib: u64, size: u32) -> Vec<u32> {
 
 /// FNV-1a 64, computed independently of the model.
 pub fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The device model driven through its registers, as a driver would.
 
-
-
-use ferrite_gpu_model::testbed::*;
 use ferrite_gpu_model::device::Options;
 use ferrite_gpu_model::regs::*;
+use ferrite_gpu_model::testbed::*;
 
 const VA: u64 = 0x1_0000_0000;
 
@@ -19,7 +17,11 @@ fn gpu_with_data(len: u64) -> Gpu {
 
 #[test]
 fn identity_and_constraints() {
-    let g = Gpu::with(Options { dma_addr_bits: 32, dma_max_segment: 65536, ..Default::default() });
+    let g = Gpu::with(Options {
+        dma_addr_bits: 32,
+        dma_max_segment: 65536,
+        ..Default::default()
+    });
     assert_eq!(g.r32(ID), FERRITE_ID);
     assert_eq!(g.r32(VERSION), FERRITE_VERSION);
     assert_eq!(g.r32(DMA_ADDR_BITS), 32);
@@ -40,7 +42,9 @@ fn fill_copy_checksum_through_the_mmu() {
     assert_eq!(g.wait_idle(0) & (q_status::ERROR | q_status::FAULTED), 0);
     let mut a = vec![0u8; 0x1_0000];
     g.pread(DATA_PA, &mut a);
-    let want: Vec<u8> = (0..0x1_0000).map(|i| [0x02u8, 0x01, 0xa5, 0xa5][i % 4]).collect();
+    let want: Vec<u8> = (0..0x1_0000)
+        .map(|i| [0x02u8, 0x01, 0xa5, 0xa5][i % 4])
+        .collect();
     assert_eq!(a, want);
     let mut b = vec![0u8; 0x8000];
     g.pread(DATA_PA + 0x1_0000, &mut b);
@@ -53,7 +57,11 @@ fn writes_stay_in_the_cache_until_flushed() {
     let mut g = gpu_with_data(0x2000);
     g.submit(0, &fill(VA, 64, 0x1111_1111));
     g.wait_idle(0);
-    assert_eq!(g.pread64(DATA_PA), 0, "GPU write reached memory without a flush");
+    assert_eq!(
+        g.pread64(DATA_PA),
+        0,
+        "GPU write reached memory without a flush"
+    );
     assert_eq!(g.r32(CACHE_DIRTY), 1);
     g.w32(CACHE_CMD, cache::CLEAN);
     assert_eq!(g.pread64(DATA_PA), 0x1111_1111_1111_1111);
@@ -67,17 +75,21 @@ fn writes_stay_in_the_cache_until_flushed() {
 }
 
 #[test]
-fn reads_are_stale_until_the_cache_is_invalidated() {
+fn cleaned_lines_are_stale_until_the_cache_is_invalidated() {
     let mut g = gpu_with_data(0x2000);
+    g.submit(0, &fill(VA, 8, 0x0101_0101));
+    g.submit(0, &flush(cache::CLEAN)); // written back, still cached
+    g.wait_idle(0);
+    assert_eq!(g.pread64(DATA_PA), 0x0101_0101_0101_0101);
+    g.pwrite64(DATA_PA, 0x1234); // the CPU changes memory
     g.submit(0, &checksum(VA + 0x1000, VA, 8));
     g.submit(0, &flush(cache::CLEAN));
     g.wait_idle(0);
-    let before = g.pread64(DATA_PA + 0x1000);
-    g.pwrite64(DATA_PA, 0x1234);
-    g.submit(0, &checksum(VA + 0x1000, VA, 8));
-    g.submit(0, &flush(cache::CLEAN));
-    g.wait_idle(0);
-    assert_eq!(g.pread64(DATA_PA + 0x1000), before, "the cached line was not used");
+    assert_eq!(
+        g.pread64(DATA_PA + 0x1000),
+        fnv(&[1u8; 8]),
+        "the cached line was not used"
+    );
     g.submit(0, &flush(cache::INVALIDATE));
     g.submit(0, &checksum(VA + 0x1000, VA, 8));
     g.submit(0, &flush(cache::CLEAN | cache::INVALIDATE));
@@ -103,7 +115,11 @@ fn tlb_keeps_stale_translations_until_invalidated() {
     g.submit(0, &copy(out, VA, 8));
     g.submit(0, &flush(cache::CLEAN | cache::INVALIDATE));
     g.wait_idle(0);
-    assert_eq!(g.pread64(DATA_PA + 0x2000), 1, "TLB entry was dropped without an invalidation");
+    assert_eq!(
+        g.pread64(DATA_PA + 0x2000),
+        1,
+        "TLB entry was dropped without an invalidation"
+    );
     let inv = g.counter(counter::TLB_INVALIDATIONS);
     g.flush_range(0, VA, 0x1000);
     assert_eq!(g.counter(counter::TLB_INVALIDATIONS), inv + 1);
@@ -123,7 +139,14 @@ fn blocks_2m_and_1g() {
     g.enable_as(0, false);
     g.setup_queue(0, 0);
     g.pwrite64(DATA_PA + 0x10, 0x55);
-    g.submit(0, &copy(0x4000_0000 + DATA_PA + 0x100, 0x20_0000 + (DATA_PA & 0x1f_ffff) + 0x10, 8));
+    g.submit(
+        0,
+        &copy(
+            0x4000_0000 + DATA_PA + 0x100,
+            0x20_0000 + (DATA_PA & 0x1f_ffff) + 0x10,
+            8,
+        ),
+    );
     g.submit(0, &flush(cache::CLEAN));
     assert_eq!(g.wait_idle(0) & q_status::FAULTED, 0);
     assert_eq!(g.pread64(DATA_PA + 0x100), 0x55);
@@ -138,7 +161,8 @@ fn expect_fault(g: &mut Gpu, cmd: &[u32], kind: u32, addr: u64, write: bool) {
     assert_eq!(fs & fault::TYPE_MASK, kind, "faultstatus {fs:#x}");
     assert_eq!(fs & fault::WRITE != 0, write);
     assert_ne!(fs & fault::VALID, 0);
-    let fa = u64::from(g.r32(as_off(0, as_reg::FAULTADDR_LO))) | (u64::from(g.r32(as_off(0, as_reg::FAULTADDR_HI))) << 32);
+    let fa = u64::from(g.r32(as_off(0, as_reg::FAULTADDR_LO)))
+        | (u64::from(g.r32(as_off(0, as_reg::FAULTADDR_HI))) << 32);
     assert_eq!(fa, addr);
     assert_ne!(g.r32(MMU_IRQ_STATUS) & 1, 0);
     assert_ne!(g.r32(JOB_IRQ_STATUS) & (1 << 16), 0);
@@ -147,7 +171,13 @@ fn expect_fault(g: &mut Gpu, cmd: &[u32], kind: u32, addr: u64, write: bool) {
 #[test]
 fn translation_fault_stops_the_queue_and_reset_recovers_it() {
     let mut g = gpu_with_data(0x1000);
-    expect_fault(&mut g, &fill(VA + 0x5000, 4, 0), fault::TRANSLATION, VA + 0x5000, true);
+    expect_fault(
+        &mut g,
+        &fill(VA + 0x5000, 4, 0),
+        fault::TRANSLATION,
+        VA + 0x5000,
+        true,
+    );
     // The queue stays stopped until reset.
     g.w32(q_off(0, q_reg::CONTROL), q_control::RESET);
     assert_eq!(g.qstatus(0), 0);
@@ -164,35 +194,74 @@ fn permission_fault_on_read_only_page() {
     g.map(0, VA + 0x1000, DATA_PA + 0x1000, 3, true, false);
     g.submit(0, &copy(VA, VA + 0x1000, 8)); // reading is fine
     assert_eq!(g.wait_idle(0) & q_status::FAULTED, 0);
-    expect_fault(&mut g, &fill(VA + 0x1000, 8, 1), fault::PERMISSION, VA + 0x1000, true);
+    expect_fault(
+        &mut g,
+        &fill(VA + 0x1000, 8, 1),
+        fault::PERMISSION,
+        VA + 0x1000,
+        true,
+    );
 }
 
 #[test]
 fn no_execute_pages_cannot_hold_commands() {
     let mut g = gpu_with_data(0x1000);
     g.map(0, VA + 0x2000, DATA_PA + 0x2000, 3, false, true);
-    g.pwrite(DATA_PA + 0x2000, &nop(1).iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>());
-    expect_fault(&mut g, &call(VA + 0x2000, 4), fault::PERMISSION, VA + 0x2000, false);
+    g.pwrite(
+        DATA_PA + 0x2000,
+        &nop(1)
+            .iter()
+            .flat_map(|d| d.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
+    expect_fault(
+        &mut g,
+        &call(VA + 0x2000, 4),
+        fault::PERMISSION,
+        VA + 0x2000,
+        false,
+    );
 }
 
 #[test]
 fn address_size_faults() {
-    let mut g = Gpu::with(Options { dma_addr_bits: 32, ..Default::default() });
+    let mut g = Gpu::with(Options {
+        dma_addr_bits: 32,
+        ..Default::default()
+    });
     g.map_range(0, VA, DATA_PA, 0x1000);
     g.map(0, VA + 0x1000, 0x1_0000_0000, 3, false, false); // beyond 32 bits
     g.enable_as(0, false);
     g.setup_queue(0, 0);
-    expect_fault(&mut g, &fill(VA + 0x1000, 4, 0), fault::ADDRESS_SIZE, VA + 0x1000, true);
+    expect_fault(
+        &mut g,
+        &fill(VA + 0x1000, 4, 0),
+        fault::ADDRESS_SIZE,
+        VA + 0x1000,
+        true,
+    );
     g.w32(q_off(0, q_reg::CONTROL), q_control::RESET);
     g.setup_queue(0, 0);
-    expect_fault(&mut g, &fill(1 << 48, 4, 0), fault::ADDRESS_SIZE, 1 << 48, true);
+    expect_fault(
+        &mut g,
+        &fill(1 << 48, 4, 0),
+        fault::ADDRESS_SIZE,
+        1 << 48,
+        true,
+    );
 }
 
 #[test]
 fn bus_fault_outside_guest_memory() {
     let mut g = gpu_with_data(0x1000);
     g.map(0, VA + 0x1000, MEM + 0x1000, 3, false, false);
-    expect_fault(&mut g, &copy(VA, VA + 0x1000, 8), fault::BUS, VA + 0x1000, false);
+    expect_fault(
+        &mut g,
+        &copy(VA, VA + 0x1000, 8),
+        fault::BUS,
+        VA + 0x1000,
+        false,
+    );
 }
 
 #[test]
@@ -210,7 +279,11 @@ fn stall_resume_and_abort() {
     g.map(0, VA + 0x1000, DATA_PA + 0x1000, 3, false, false);
     g.w32(as_off(0, as_reg::COMMAND), as_cmd::RESUME);
     let st = g.wait_idle(0);
-    assert_eq!(st & (q_status::STALLED | q_status::FAULTED), 0, "status {st:#x}");
+    assert_eq!(
+        st & (q_status::STALLED | q_status::FAULTED),
+        0,
+        "status {st:#x}"
+    );
     assert_eq!(g.pread64(DATA_PA + 0x1000), 0x77_0000_0077);
     // Abort turns the stall into a fault.
     g.submit(0, &fill(VA + 0x9000, 8, 1));
@@ -231,7 +304,10 @@ fn fences_seqno_and_msix() {
     let ev = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     g.dev.set_vector(VECTOR_JOB, Some(ev.try_clone().unwrap()));
     g.w32(JOB_IRQ_MASK, 0xffff_ffff);
-    g.submit(0, &write64(VA, 42, write64::IRQ | write64::SEQNO | write64::FLUSH));
+    g.submit(
+        0,
+        &write64(VA, 42, write64::IRQ | write64::SEQNO | write64::FLUSH),
+    );
     g.wait_idle(0);
     assert_eq!(g.pread64(DATA_PA), 42);
     assert_eq!(g.r32(q_off(0, q_reg::SEQNO_LO)), 42);
@@ -292,7 +368,10 @@ fn timestamp_call_and_errors() {
     let mut g = gpu_with_data(0x4000);
     // An indirect buffer with a FILL and a TIMESTAMP.
     let ib: Vec<u32> = [fill(VA + 0x2000, 4, 0x9), timestamp(VA + 0x2008)].concat();
-    g.pwrite(DATA_PA + 0x1000, &ib.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>());
+    g.pwrite(
+        DATA_PA + 0x1000,
+        &ib.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>(),
+    );
     g.submit(0, &call(VA + 0x1000, (ib.len() * 4) as u32));
     g.submit(0, &flush(cache::CLEAN));
     assert_eq!(g.wait_idle(0) & (q_status::ERROR | q_status::FAULTED), 0);
@@ -300,7 +379,13 @@ fn timestamp_call_and_errors() {
     assert_ne!(g.pread64(DATA_PA + 0x2008), 0);
     // A CALL of itself nests too deep.
     let selfcall = call(VA + 0x3000, 16);
-    g.pwrite(DATA_PA + 0x3000, &selfcall.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>());
+    g.pwrite(
+        DATA_PA + 0x3000,
+        &selfcall
+            .iter()
+            .flat_map(|d| d.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
     g.submit(0, &selfcall);
     assert_ne!(g.wait_idle(0) & q_status::ERROR, 0);
     assert_eq!(g.r32(q_off(0, q_reg::ERROR)), q_error::CALL_DEPTH);

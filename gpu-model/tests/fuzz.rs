@@ -6,12 +6,10 @@
 //! FERRITE_FUZZ_CASES and FERRITE_FUZZ_SEED override the defaults; a
 //! failure prints the seed so it replays.
 
-
-
 use std::time::{Duration, Instant};
 
-use ferrite_gpu_model::testbed::*;
 use ferrite_gpu_model::regs::*;
+use ferrite_gpu_model::testbed::*;
 
 struct Rng(u64);
 
@@ -112,14 +110,24 @@ fn run_case(seed: u64) {
     g.setup_queue(3, 1);
     g.submit(3, &write64(0x1_0000_0000, seed, write64::FLUSH));
     let st = g.wait_idle(3);
-    assert_eq!(st & (q_status::ERROR | q_status::FAULTED), 0, "seed {seed:#x}: status {st:#x}");
+    assert_eq!(
+        st & (q_status::ERROR | q_status::FAULTED),
+        0,
+        "seed {seed:#x}: status {st:#x}"
+    );
     assert_eq!(g.pread64(DATA_PA), seed, "seed {seed:#x}");
 }
 
 #[test]
 fn fuzz_random_streams_and_tables() {
-    let cases: u64 = std::env::var("FERRITE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let base: u64 = std::env::var("FERRITE_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
+    let cases: u64 = std::env::var("FERRITE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let base: u64 = std::env::var("FERRITE_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
     let t0 = Instant::now();
     for i in 0..cases {
         let seed = base.wrapping_add(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use ferrite_gpu_model::regs::{Access, AS_BASE, QUEUE_BASE, REGISTERS};
 
 fn spec_registers() -> BTreeMap<String, (u32, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Documentation/gpu/ferrite-hw.rst");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../Documentation/gpu/ferrite-hw.rst"
+    );
     let text = std::fs::read_to_string(path).expect("the hardware spec");
     let lines: Vec<&str> = text.lines().collect();
     let mut out = BTreeMap::new();
@@ -17,7 +20,10 @@ fn spec_registers() -> BTreeMap<String, (u32, String)> {
         let Some(name) = l.strip_prefix("* - ``").and_then(|r| r.strip_suffix("``")) else {
             continue;
         };
-        let off = lines[i + 1].trim().strip_prefix("- 0x").expect("offset row");
+        let off = lines[i + 1]
+            .trim()
+            .strip_prefix("- 0x")
+            .expect("offset row");
         let acc = lines[i + 2].trim().strip_prefix("- ").expect("access row");
         let mut off = u32::from_str_radix(off, 16).expect("hex offset");
         if name.starts_with("AS_") {
@@ -25,7 +31,11 @@ fn spec_registers() -> BTreeMap<String, (u32, String)> {
         } else if name.starts_with("Q_") {
             off += QUEUE_BASE;
         }
-        assert!(out.insert(name.to_string(), (off, acc.to_string())).is_none(), "{name} twice");
+        assert!(
+            out.insert(name.to_string(), (off, acc.to_string()))
+                .is_none(),
+            "{name} twice"
+        );
     }
     out
 }
@@ -44,11 +54,16 @@ fn spec_and_model_list_the_same_registers() {
     let spec = spec_registers();
     assert!(spec.len() > 40, "parsed only {} registers", spec.len());
     for r in REGISTERS {
-        let (off, acc) = spec.get(r.name).unwrap_or_else(|| panic!("{} is not in the spec", r.name));
+        let (off, acc) = spec
+            .get(r.name)
+            .unwrap_or_else(|| panic!("{} is not in the spec", r.name));
         assert_eq!(*off, r.offset, "{} offset", r.name);
         assert_eq!(acc, access_name(r.access), "{} access", r.name);
     }
     for name in spec.keys() {
-        assert!(REGISTERS.iter().any(|r| r.name == name), "{name} is in the spec but not the model");
+        assert!(
+            REGISTERS.iter().any(|r| r.name == name),
+            "{name} is in the spec but not the model"
+        );
     }
 }

@@ -65,8 +65,14 @@ fn main() {
     let fence_ns = per_cmd(&mut g, &write64(VA + DATA_PA, 1, write64::SEQNO), 100_000);
     g.w32(ferrite_gpu_model::regs::CACHE_CMD, cache::CLEAN);
 
-    println!("model COPY {} MiB: {copy_gbps:.2} GB/s; host memcpy: {memcpy_gbps:.2} GB/s", COPY_BYTES >> 20);
-    println!("ratio copy/memcpy: {:.2} (goal >= 0.5)", copy_gbps / memcpy_gbps);
+    println!(
+        "model COPY {} MiB: {copy_gbps:.2} GB/s; host memcpy: {memcpy_gbps:.2} GB/s",
+        COPY_BYTES >> 20
+    );
+    println!(
+        "ratio copy/memcpy: {:.2} (goal >= 0.5)",
+        copy_gbps / memcpy_gbps
+    );
     println!("per NOP command: {nop_ns:.0} ns (goal < 2000)");
     println!("per fence (WRITE64) command: {fence_ns:.0} ns (goal < 2000)");
 }
