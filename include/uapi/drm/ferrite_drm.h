@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Copyright 2026 The Ferrite developers
+ */
+#ifndef _FERRITE_DRM_H_
+#define _FERRITE_DRM_H_
+
+#include "drm.h"
+
+#if defined(__cplusplus)
+extern "C" {
+#endif
+
+/**
+ * DOC: Ferrite UAPI
+ *
+ * The Ferrite driver drives a unified-memory GPU whose MMU belongs to the
+ * device. Userspace allocates buffer objects (GEM_CREATE), maps them into
+ * GPU address spaces (VM_CREATE, VM_BIND), creates queues on an address
+ * space (QUEUE_CREATE) and submits command buffers by GPU virtual address
+ * (SUBMIT). Synchronisation is explicit, through DRM sync objects (binary
+ * and timeline), and implicit, through each buffer's reservation object.
+ *
+ * Rules that hold for every ioctl:
+ *
+ * - Every ``pad`` field and every reserved ``flags`` bit must be zero, or
+ *   the ioctl fails with -EINVAL. This lets later versions give them a
+ *   meaning.
+ * - Pointers are passed as __u64.
+ * - Arrays are passed as a &struct drm_ferrite_obj_array: a count, the
+ *   size of one element as userspace knows it (``stride``) and a pointer.
+ *   The kernel reads min(stride, its own size) bytes of each element and
+ *   requires the bytes it does not know to be zero, so structures can grow
+ *   at their end.
+ * - The interface version is reported by DRM_IOCTL_VERSION (major.minor)
+ *   and in &drm_ferrite_dev_info.uapi_version.
+ */
+
+#define DRM_FERRITE_DEV_QUERY		0x00
+#define DRM_FERRITE_GEM_CREATE		0x01
+#define DRM_FERRITE_GEM_MMAP_OFFSET	0x02
+#define DRM_FERRITE_VM_CREATE		0x03
+#define DRM_FERRITE_VM_DESTROY		0x04
+#define DRM_FERRITE_VM_BIND		0x05
+#define DRM_FERRITE_QUEUE_CREATE	0x06
+#define DRM_FERRITE_QUEUE_DESTROY	0x07
+#define DRM_FERRITE_SUBMIT		0x08
+#define DRM_FERRITE_QUEUE_GET_STATE	0x09
+
+/**
+ * struct drm_ferrite_obj_array - an array of objects passed to an ioctl
+ */
+struct drm_ferrite_obj_array {
+	/** @count: Number of elements. */
+	__u32 count;
+	/** @stride: Size of one element as userspace knows it, in bytes. */
+	__u32 stride;
+	/** @array: Pointer to the first element. */
+	__u64 array;
+};
+
+/**
+ * enum drm_ferrite_dev_query_type - what DEV_QUERY returns
+ * @DRM_FERRITE_DEV_QUERY_INFO: &struct drm_ferrite_dev_info
+ * @DRM_FERRITE_DEV_QUERY_COUNTERS: &struct drm_ferrite_counters
+ */
+enum drm_ferrite_dev_query_type {
+	DRM_FERRITE_DEV_QUERY_INFO = 0,
+	DRM_FERRITE_DEV_QUERY_COUNTERS = 1,
+};
+
+/**
+ * struct drm_ferrite_dev_query - query the device
+ *
+ * With @pointer zero, the kernel sets @size to the size of the answer.
+ * Otherwise it writes min(@size, answer size) bytes at @pointer and sets
+ * @size to the number of bytes written.
+ */
+struct drm_ferrite_dev_query {
+	/** @type: One of &enum drm_ferrite_dev_query_type. */
+	__u32 type;
+	/** @size: Size of the buffer at @pointer; updated by the kernel. */
+	__u32 size;
+	/** @pointer: User pointer to the answer, or 0. */
+	__u64 pointer;
+};
+
+/* Feature bits of &drm_ferrite_dev_info.features (the hardware's). */
+#define DRM_FERRITE_FEATURE_STALL	(1 << 0)
+#define DRM_FERRITE_FEATURE_BLOCK_2M	(1 << 1)
+#define DRM_FERRITE_FEATURE_BLOCK_1G	(1 << 2)
+#define DRM_FERRITE_FEATURE_TIMESTAMP	(1 << 3)
+
+/**
+ * struct drm_ferrite_dev_info - device information and constraints
+ */
+struct drm_ferrite_dev_info {
+	/** @hw_version: The device's VERSION register. */
+	__u32 hw_version;
+	/** @uapi_version: (major << 16) | minor of this interface. */
+	__u32 uapi_version;
+	/** @features: DRM_FERRITE_FEATURE_* bits. */
+	__u32 features;
+	/** @dma_addr_bits: Bus address width of the device. */
+	__u32 dma_addr_bits;
+	/** @dma_max_segment: Longest DMA segment, in bytes. */
+	__u32 dma_max_segment;
+	/** @num_queues: Hardware queues. */
+	__u32 num_queues;
+	/** @num_as: Hardware address-space slots. */
+	__u32 num_as;
+	/** @va_bits: Width of GPU virtual addresses. */
+	__u32 va_bits;
+	/** @va_start: First GPU VA userspace may bind. */
+	__u64 va_start;
+	/** @va_end: End (exclusive) of the GPU VA range userspace may bind. */
+	__u64 va_end;
+	/** @page_sizes: Bitmask of the page and block sizes the MMU maps. */
+	__u64 page_sizes;
+};
+
+/**
+ * struct drm_ferrite_counters - device and driver counters
+ */
+struct drm_ferrite_counters {
+	/**
+	 * @hw: The device's 16 counters, in the order of the hardware
+	 * specification (mmio_reads, mmio_writes, commands, ...).
+	 */
+	__u64 hw[16];
+	/**
+	 * @kmap_user_bytes: Bytes of user buffers (BOs, userptrs, imports)
+	 * currently mapped into the kernel's address space. The driver never
+	 * creates such mappings itself, so this stays zero unless a kernel
+	 * user asks for one through dma_buf_vmap().
+	 */
+	__u64 kmap_user_bytes;
+	/** @kmap_kernel_bytes: Bytes of kernel-owned objects mapped (rings). */
+	__u64 kmap_kernel_bytes;
+	/** @bytes_bound: Bytes currently bound in all GPU VMs. */
+	__u64 bytes_bound;
+	/** @tlb_flushes: Range TLB invalidations the driver issued. */
+	__u64 tlb_flushes;
+	/** @jobs_submitted: Jobs submitted. */
+	__u64 jobs_submitted;
+	/** @jobs_timedout: Jobs that timed out and caused a queue reset. */
+	__u64 jobs_timedout;
+	/** @faults: GPU faults reported. */
+	__u64 faults;
+};
+
+/**
+ * struct drm_ferrite_gem_create - create a buffer object
+ *
+ * The object is backed by shmem pages, allocated when first needed. It is
+ * never mapped into the kernel's address space.
+ */
+struct drm_ferrite_gem_create {
+	/** @size: Size in bytes; rounded up to the page size. */
+	__u64 size;
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/** @handle: Returned GEM handle. */
+	__u32 handle;
+};
+
+/**
+ * struct drm_ferrite_gem_mmap_offset - get the fake offset to mmap a BO
+ */
+struct drm_ferrite_gem_mmap_offset {
+	/** @handle: GEM handle. */
+	__u32 handle;
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/** @offset: Returned offset to pass to mmap() on the DRM fd. */
+	__u64 offset;
+};
+
+/**
+ * struct drm_ferrite_vm_create - create a GPU address space
+ */
+struct drm_ferrite_vm_create {
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/** @vm_id: Returned VM id, valid in this file. */
+	__u32 vm_id;
+};
+
+/**
+ * struct drm_ferrite_vm_destroy - destroy a GPU address space
+ *
+ * Fails with -EBUSY while queues use the VM.
+ */
+struct drm_ferrite_vm_destroy {
+	/** @vm_id: VM id. */
+	__u32 vm_id;
+	/** @pad: Must be zero. */
+	__u32 pad;
+};
+
+/**
+ * enum drm_ferrite_vm_bind_op_type - operations of VM_BIND
+ * @DRM_FERRITE_VM_BIND_OP_MAP: map @size bytes of the BO at @bo_offset at @va
+ * @DRM_FERRITE_VM_BIND_OP_UNMAP: unmap [@va, @va + @size)
+ */
+enum drm_ferrite_vm_bind_op_type {
+	DRM_FERRITE_VM_BIND_OP_MAP = 0,
+	DRM_FERRITE_VM_BIND_OP_UNMAP = 1,
+};
+
+/* Flags of &drm_ferrite_vm_bind_op.flags. */
+#define DRM_FERRITE_VM_BIND_READONLY	(1 << 0)
+#define DRM_FERRITE_VM_BIND_NOEXEC	(1 << 1)
+
+/**
+ * struct drm_ferrite_vm_bind_op - one VM_BIND operation
+ *
+ * @va, @size and @bo_offset must be page aligned; [@bo_offset, +@size)
+ * must lie inside the BO. A MAP over existing mappings replaces them (the
+ * old mappings are split as needed); an UNMAP of an unmapped range is not
+ * an error.
+ */
+struct drm_ferrite_vm_bind_op {
+	/** @op: One of &enum drm_ferrite_vm_bind_op_type. */
+	__u32 op;
+	/** @flags: DRM_FERRITE_VM_BIND_* for MAP; zero for UNMAP. */
+	__u32 flags;
+	/** @handle: GEM handle for MAP; zero for UNMAP. */
+	__u32 handle;
+	/** @pad: Must be zero. */
+	__u32 pad;
+	/** @bo_offset: Offset in the BO for MAP; zero for UNMAP. */
+	__u64 bo_offset;
+	/** @va: GPU virtual address. */
+	__u64 va;
+	/** @size: Size in bytes. */
+	__u64 size;
+};
+
+/* Flags of &drm_ferrite_sync_op.flags. */
+#define DRM_FERRITE_SYNC_WAIT		(0 << 0)
+#define DRM_FERRITE_SYNC_SIGNAL		(1 << 0)
+#define DRM_FERRITE_SYNC_TIMELINE	(1 << 1)
+
+/**
+ * struct drm_ferrite_sync_op - a sync object to wait on or signal
+ */
+struct drm_ferrite_sync_op {
+	/** @flags: DRM_FERRITE_SYNC_WAIT or _SIGNAL, plus _TIMELINE. */
+	__u32 flags;
+	/** @handle: DRM sync object handle. */
+	__u32 handle;
+	/** @point: Timeline point; must be zero without _TIMELINE. */
+	__u64 point;
+};
+
+/**
+ * struct drm_ferrite_vm_bind - change a GPU address space
+ *
+ * The operations are applied in order, after every WAIT sync op has
+ * signalled; the SIGNAL sync ops signal when they are done. Unmapped
+ * ranges are invalidated in the GPU TLB before the call returns (or the
+ * out-fences signal); pages that jobs in flight may still use are
+ * released only after those jobs finish.
+ */
+struct drm_ferrite_vm_bind {
+	/** @vm_id: VM id. */
+	__u32 vm_id;
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/** @ops: Array of &struct drm_ferrite_vm_bind_op. */
+	struct drm_ferrite_obj_array ops;
+	/** @syncs: Array of &struct drm_ferrite_sync_op. */
+	struct drm_ferrite_obj_array syncs;
+};
+
+/**
+ * struct drm_ferrite_queue_create - create a queue on a VM
+ */
+struct drm_ferrite_queue_create {
+	/** @vm_id: VM the queue's jobs run in. */
+	__u32 vm_id;
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/**
+	 * @timeout_ms: Job timeout in milliseconds; 0 selects the default
+	 * (the module parameter job_timeout_ms).
+	 */
+	__u32 timeout_ms;
+	/** @queue_id: Returned queue id, valid in this file. */
+	__u32 queue_id;
+};
+
+/**
+ * struct drm_ferrite_queue_destroy - destroy a queue
+ *
+ * Jobs still queued are cancelled with -ECANCELED; a running job is
+ * allowed to finish or time out.
+ */
+struct drm_ferrite_queue_destroy {
+	/** @queue_id: Queue id. */
+	__u32 queue_id;
+	/** @pad: Must be zero. */
+	__u32 pad;
+};
+
+/**
+ * struct drm_ferrite_submit - submit a job to a queue
+ *
+ * The job executes the command buffer at @cmd_va (@cmd_size bytes, a
+ * multiple of 4) in the queue's VM, after every WAIT sync op and every
+ * implicit fence of the BOs in @bo_handles (shared fences for reads,
+ * all fences for writes) has signalled. Its fence is added to each BO's
+ * reservation object and to every SIGNAL sync op.
+ */
+struct drm_ferrite_submit {
+	/** @queue_id: Queue id. */
+	__u32 queue_id;
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/** @cmd_va: GPU VA of the command buffer. */
+	__u64 cmd_va;
+	/** @cmd_size: Size of the command buffer in bytes. */
+	__u32 cmd_size;
+	/** @pad: Must be zero. */
+	__u32 pad;
+	/** @syncs: Array of &struct drm_ferrite_sync_op. */
+	struct drm_ferrite_obj_array syncs;
+	/** @bos: Array of &struct drm_ferrite_bo_ref, for implicit sync. */
+	struct drm_ferrite_obj_array bos;
+};
+
+/* Flags of &drm_ferrite_bo_ref.flags. */
+#define DRM_FERRITE_BO_REF_WRITE	(1 << 0)
+
+/**
+ * struct drm_ferrite_bo_ref - a BO a job uses, for implicit sync
+ */
+struct drm_ferrite_bo_ref {
+	/** @handle: GEM handle. */
+	__u32 handle;
+	/** @flags: DRM_FERRITE_BO_REF_WRITE if the job writes it. */
+	__u32 flags;
+};
+
+/**
+ * enum drm_ferrite_queue_state - state of a queue
+ * @DRM_FERRITE_QUEUE_STATE_OK: no error since creation
+ * @DRM_FERRITE_QUEUE_STATE_FAULTED: a job faulted in the MMU
+ * @DRM_FERRITE_QUEUE_STATE_ERROR: a job had a command error
+ * @DRM_FERRITE_QUEUE_STATE_TIMEDOUT: a job timed out and was reset
+ */
+enum drm_ferrite_queue_state {
+	DRM_FERRITE_QUEUE_STATE_OK = 0,
+	DRM_FERRITE_QUEUE_STATE_FAULTED = 1,
+	DRM_FERRITE_QUEUE_STATE_ERROR = 2,
+	DRM_FERRITE_QUEUE_STATE_TIMEDOUT = 3,
+};
+
+/**
+ * struct drm_ferrite_queue_get_state - read a queue's fault/error record
+ *
+ * A queue whose job failed keeps running later jobs; the record describes
+ * the first failure since creation or since the record was last read with
+ * DRM_FERRITE_QUEUE_STATE_CLEAR.
+ */
+struct drm_ferrite_queue_get_state {
+	/** @queue_id: Queue id. */
+	__u32 queue_id;
+	/** @flags: DRM_FERRITE_QUEUE_STATE_CLEAR or zero. */
+	__u32 flags;
+	/** @state: Returned &enum drm_ferrite_queue_state. */
+	__u32 state;
+	/** @error: Returned hardware error code (Q_ERROR). */
+	__u32 error;
+	/** @fault_addr: Returned faulting GPU VA. */
+	__u64 fault_addr;
+	/** @fault_status: Returned AS_FAULTSTATUS. */
+	__u32 fault_status;
+	/** @failed_jobs: Returned number of failed jobs. */
+	__u32 failed_jobs;
+};
+
+#define DRM_FERRITE_QUEUE_STATE_CLEAR	(1 << 0)
+
+#define DRM_IOCTL_FERRITE_DEV_QUERY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_DEV_QUERY, struct drm_ferrite_dev_query)
+#define DRM_IOCTL_FERRITE_GEM_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_GEM_CREATE, struct drm_ferrite_gem_create)
+#define DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_GEM_MMAP_OFFSET, struct drm_ferrite_gem_mmap_offset)
+#define DRM_IOCTL_FERRITE_VM_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_VM_CREATE, struct drm_ferrite_vm_create)
+#define DRM_IOCTL_FERRITE_VM_DESTROY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_VM_DESTROY, struct drm_ferrite_vm_destroy)
+#define DRM_IOCTL_FERRITE_VM_BIND \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_VM_BIND, struct drm_ferrite_vm_bind)
+#define DRM_IOCTL_FERRITE_QUEUE_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_QUEUE_CREATE, struct drm_ferrite_queue_create)
+#define DRM_IOCTL_FERRITE_QUEUE_DESTROY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_QUEUE_DESTROY, struct drm_ferrite_queue_destroy)
+#define DRM_IOCTL_FERRITE_SUBMIT \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_SUBMIT, struct drm_ferrite_submit)
+#define DRM_IOCTL_FERRITE_QUEUE_GET_STATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_QUEUE_GET_STATE, struct drm_ferrite_queue_get_state)
+
+#if defined(__cplusplus)
+}
+#endif
+
+#endif /* _FERRITE_DRM_H_ */
