@@ -7,6 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 FLAVOUR=${1:-main}
 
+"$FERRITE_REPO/scripts/setup-host.sh"
 "$FERRITE_REPO/scripts/setup-rootfs.sh"
 "$FERRITE_REPO/scripts/kernel.sh" "$FLAVOUR"
 "$FERRITE_REPO/scripts/module.sh" "$FLAVOUR"

@@ -20,12 +20,6 @@ if stamp_ok rootfs "$want"; then
 	exit 0
 fi
 
-if ! command -v debootstrap >/dev/null; then
-	stage "host: installing debootstrap (bookworm package)"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-fi
-
 if [ ! -x "$ROOTFS/usr/bin/apt-get" ]; then
 	stage "rootfs: debootstrap trixie into $ROOTFS"
 	rm -rf "$ROOTFS.tmp"
