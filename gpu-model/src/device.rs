@@ -99,6 +99,8 @@ pub struct State {
     pub tlb: Tlb,
     pub cache: Cache,
     pub shutdown: bool,
+    /// Queues executing WAIT: writes must wake them.
+    pub waiters: u32,
 }
 
 /// The device, shared by the vfio-user thread and the queue workers.
@@ -136,6 +138,7 @@ impl Device {
                 tlb: Tlb::new(opts.tlb_entries),
                 cache: Cache::new(opts.cache_lines),
                 shutdown: false,
+                waiters: 0,
             }),
             cond: Condvar::new(),
             counters: Default::default(),

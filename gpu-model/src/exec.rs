@@ -238,6 +238,9 @@ impl<'a> Ctx<'a> {
 
     /// Fetch `out.len()` consecutive command dwords starting at `va`.
     fn fetch_span(&mut self, va: u64, out: &mut [u32]) -> Res<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
         let (pa, room) = self.translate(va, Access::Exec)?;
         let bytes = out.len() * 4;
         if room >= bytes as u64 {
@@ -402,21 +405,29 @@ impl<'a> Ctx<'a> {
                     dev.raise_job(self.s(), q as u32);
                 }
                 // Another queue may be waiting on this value.
-                self.dev.cond.notify_all();
+                if self.s().waiters > 0 {
+                    self.dev.cond.notify_all();
+                }
                 Ok(())
             }
             op::WAIT => {
                 need(5)?;
                 let (addr, val) = (u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]));
                 self.set_status(q_status::WAITING, 0);
-                loop {
-                    if self.read_u64_coherent(addr)? >= val {
-                        break;
+                self.s().waiters += 1;
+                let r = loop {
+                    match self.read_u64_coherent(addr) {
+                        Ok(v) if v >= val => break Ok(()),
+                        Ok(_) => {}
+                        Err(e) => break Err(e),
                     }
-                    self.relax(WAIT_POLL)?;
-                }
+                    if let Err(e) = self.relax(WAIT_POLL) {
+                        break Err(e);
+                    }
+                };
+                self.s().waiters -= 1;
                 self.set_status(0, q_status::WAITING);
-                Ok(())
+                r
             }
             op::TIMESTAMP => {
                 need(3)?;
@@ -563,6 +574,9 @@ pub fn worker(dev: &Device, q: usize) {
             r.enabled && r.status & (q_status::FAULTED | q_status::ERROR) == 0 && pending;
         if runnable {
             g = run_one(dev, g, q);
+            // Let MMIO in between commands.
+            drop(g);
+            g = dev.lock();
         } else {
             g = match dev.cond.wait(g) {
                 Ok(g) => g,
