@@ -10,6 +10,9 @@ KBUILD=$FERRITE_CACHE/kbuild
 RUNDIR=$FERRITE_CACHE/run
 export FERRITE_REPO FERRITE_CACHE ROOTFS KBUILD RUNDIR
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FERRITE_CACHE/target}
+# Host directories visible at the same path inside the rootfs (and so in
+# the guest, whose root is the rootfs).
+FERRITE_BINDS="$KBUILD $RUNDIR $FERRITE_REPO $CARGO_TARGET_DIR"
 
 # Pinned inputs. Change them only together with their checksums.
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -33,8 +36,8 @@ stage() {
 # in_rootfs CMD...: run CMD inside the trixie rootfs in a private mount
 # namespace, so that the bind mounts disappear with the command.
 in_rootfs() {
-	local binds="$KBUILD $RUNDIR $FERRITE_REPO"
-	mkdir -p "$KBUILD" "$RUNDIR"
+	local binds=$FERRITE_BINDS
+	mkdir -p $binds
 	unshare --mount --propagation private -- /bin/bash -euc '
 		R=$1; shift; binds=$1; shift
 		mount --rbind /dev "$R/dev"; mount --make-rslave "$R/dev"

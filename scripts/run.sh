@@ -14,7 +14,7 @@ cat >"$job" <<'JOB'
 set -e
 echo "guest: $(uname -sr), $(nproc) CPUs"
 insmod "$FERRITE_KO"
-dmesg | grep -i ferrite | sed 's/^/guest dmesg: /'
+dmesg | grep -E 'ferrite [0-9a-f]{4}:|\[drm\].*ferrite' | sed 's/^/guest dmesg: /'
 echo "guest: $ ferrite demo"
 "$FERRITE_BIN/ferrite" demo
 rmmod ferrite

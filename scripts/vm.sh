@@ -86,7 +86,7 @@ else
 	if [ -c /dev/kvm ]; then
 		echo "vm: probing KVM (/dev/kvm exists)"
 		echo 'echo kvm-probe-ok' >"$RUNDIR/kvm-probe.job"
-		if FERRITE_ACCEL=kvm "$0" --kernel "$flavour" --name kvm-probe --timeout 60 \
+		if FERRITE_ACCEL=kvm "$0" --kernel "$flavour" --name kvm-probe --timeout 40 \
 			"$RUNDIR/kvm-probe.job" 2>/dev/null | grep -q kvm-probe-ok; then
 			accel=kvm
 		else
@@ -114,7 +114,7 @@ with_timeout "$timeout" unshare --mount --propagation private -- /bin/bash -c '
 	mount --rbind /dev "$R/dev"; mount --make-rslave "$R/dev"
 	mount -t proc proc "$R/proc"
 	for b in $binds; do mkdir -p "$R$b"; mount --bind "$b" "$R$b"; done
-	exec chroot "$R" "$@"' _ "$ROOTFS" "$KBUILD $RUNDIR $FERRITE_REPO" \
+	exec chroot "$R" "$@"' _ "$ROOTFS" "$FERRITE_BINDS" \
 	qemu-system-x86_64 "${accel_args[@]}" -smp 2 -m "$mem" \
 	-object "memory-backend-memfd,id=mem,size=$mem,share=on" \
 	-machine q35,memory-backend=mem -nographic -no-reboot -monitor none \

@@ -11,8 +11,8 @@ pub const FERRITE_ID: u32 = 0x7252_6546;
 pub const FERRITE_VERSION: u32 = 0x0001_0000;
 
 /// PCI identity.
-pub const PCI_VENDOR_ID: u16 = 0x1234;
-pub const PCI_DEVICE_ID: u16 = 0xfe01;
+pub const PCI_VENDOR_ID: u16 = 0x1b36;
+pub const PCI_DEVICE_ID: u16 = 0x00fe;
 pub const PCI_REVISION: u8 = 0x01;
 /// Display controller / 3D controller.
 pub const PCI_CLASS: u32 = 0x03_02_00;

@@ -10,12 +10,13 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <drm/drm.h>
 
 #include "ftest.h"
 
-#define FERRITE_PCI_VENDOR 0x1234
-#define FERRITE_PCI_DEVICE 0xfe01
+#define FERRITE_PCI_VENDOR 0x1b36
+#define FERRITE_PCI_DEVICE 0x00fe
 #define FERRITE_REG_ID 0x000
 #define FERRITE_REG_VERSION 0x004
 #define FERRITE_REG_DMA_ADDR_BITS 0x00c

@@ -5,7 +5,9 @@
 use kernel::{
     device::{Core, DeviceContext},
     dma::{Device as DmaDevice, DmaMask},
-    drm, pci,
+    drm,
+    io::Io,
+    pci,
     prelude::*,
 };
 
@@ -48,7 +50,7 @@ pub(crate) struct DeviceData<'a> {
 kernel::pci_device_table!(
     PCI_TABLE,
     <FerritePciDriver as pci::Driver>::IdInfo,
-    [(pci::DeviceId::from_id(pci::Vendor::from_raw(0x1234), 0xfe01), ())]
+    [(pci::DeviceId::from_id(pci::Vendor::REDHAT, regs::PCI_DEVICE_ID), ())]
 );
 
 fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
@@ -62,7 +64,7 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
         version_major: version.major().into(),
         version_minor: version.minor().into(),
         dma_addr_bits: bar.read(regs::DMA_ADDR_BITS).bits().into(),
-        dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes(),
+        dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes().into(),
     };
     if info.version_major != regs::VERSION_MAJOR {
         dev_err!(pdev, "unsupported hardware interface {}.{}\n", info.version_major, info.version_minor);

@@ -6,6 +6,9 @@
 
 use kernel::io::register;
 
+/// PCI device ID (vendor: Red Hat, 0x1b36, as QEMU's virtual devices).
+pub(crate) const PCI_DEVICE_ID: u32 = 0x00fe;
+
 /// Size of the register BAR the driver maps.
 pub(crate) const BAR0_SIZE: usize = 0x1_0000;
 
