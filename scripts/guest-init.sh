@@ -15,6 +15,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 for d in /tmp /run /var/tmp /var/log /root; do mount -t tmpfs tmpfs "$d"; done
 mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
 
 share=${ferrite_share:?ferrite_share= missing from the kernel command line}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 ferrite "$share" ||
