@@ -58,10 +58,11 @@ static void test_syncobj_caps(void)
 	close(fd);
 }
 
-static void test_id_registers(void)
+static void check_gpu_registers(int index)
 {
-	int fd = fdev_open_or_skip(0);
+	int fd = fdev_open_or_skip(index);
 	volatile uint32_t *bar = fdev_map_bar0(fd);
+	char var[64];
 	uint32_t bits, seg;
 
 	ftest_assert_eq_u64(bar[FERRITE_REG_ID / 4], FERRITE_ID);
@@ -70,12 +71,34 @@ static void test_id_registers(void)
 	seg = bar[FERRITE_REG_DMA_MAX_SEGMENT / 4];
 	ftest_assert(bits >= 32 && bits <= 64);
 	ftest_assert(seg >= 4096);
-	/* The model was started with the constraints the host asked for. */
-	if (getenv("FERRITE_GPU0_DMA_BITS"))
-		ftest_assert_eq(bits, atoi(getenv("FERRITE_GPU0_DMA_BITS")));
-	if (getenv("FERRITE_GPU0_MAX_SEGMENT"))
-		ftest_assert_eq(seg, strtoul(getenv("FERRITE_GPU0_MAX_SEGMENT"), NULL, 0));
+	/* Each model process advertises the constraints it was started with. */
+	snprintf(var, sizeof(var), "FERRITE_GPU%d_DMA_BITS", index);
+	if (!getenv(var))
+		ftest_fail("%s is not set: the test bed did not say what it started", var);
+	ftest_assert_eq(bits, atoi(getenv(var)));
+	snprintf(var, sizeof(var), "FERRITE_GPU%d_MAX_SEGMENT", index);
+	ftest_assert(getenv(var) != NULL);
+	ftest_assert_eq(seg, strtoul(getenv(var), NULL, 0));
 	close(fd);
+}
+
+static void test_id_registers(void)
+{
+	check_gpu_registers(0);
+}
+
+/* Every GPU of the guest, each with its own DMA constraints. */
+static void test_constraints_per_gpu(void)
+{
+	const char *n = getenv("FERRITE_NUM_GPUS");
+	int count = n ? atoi(n) : 0;
+
+	if (count < 2)
+		ftest_skip("the guest has %d Ferrite GPU(s); this needs two", count);
+	for (int i = 0; i < count; i++)
+		check_gpu_registers(i);
+	/* And no more render nodes than GPUs. */
+	ftest_assert(fdev_open_render(count) < 0);
 }
 
 static void test_scratch_register(void)
@@ -99,5 +122,6 @@ FTEST_MAIN(
 	{ "version", test_version, "DRM_IOCTL_VERSION names the driver ferrite" },
 	{ "syncobj-caps", test_syncobj_caps, "DRIVER_SYNCOBJ(_TIMELINE) from the Rust abstraction" },
 	{ "id-registers", test_id_registers, "ID, VERSION and constraint registers through BAR0" },
+	{ "constraints-per-gpu", test_constraints_per_gpu, "two GPUs advertise different DMA constraints" },
 	{ "scratch-register", test_scratch_register, "BAR0 writes reach the device model" },
 )

@@ -9,6 +9,13 @@ igt=/opt/igt/usr/libexec/igt-gpu-tools
 export LD_LIBRARY_PATH=/opt/igt/usr/lib/x86_64-linux-gnu
 export IGT_FORCE_DRIVER=ferrite
 
+# KUnit suites built into the kernel ran at boot; keep their results.
+mkdir -p "$share/kunit"
+for d in /sys/kernel/debug/kunit/*/; do
+	[ -f "$d/results" ] && cp "$d/results" "$share/kunit/$(basename "$d").ktap"
+done
+echo "guest: $(ls "$share/kunit" | wc -l) KUnit suites"
+
 echo "guest: insmod ferrite.ko"
 insmod "$FERRITE_KO" || { echo "guest: insmod failed"; exit 1; }
 for _ in $(seq 50); do ls /dev/dri/renderD* >/dev/null 2>&1 && break; sleep 0.1; done

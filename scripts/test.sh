@@ -49,7 +49,8 @@ if [ $build_rc -eq 0 ]; then
 		cat "$FERRITE_REPO/scripts/guest-tests.sh"
 	} >"$job"
 	set +e
-	"$FERRITE_REPO/scripts/vm.sh" --kernel "$FLAVOUR" --name tests --timeout 1800 "$job" |
+	"$FERRITE_REPO/scripts/vm.sh" --kernel "$FLAVOUR" --name tests --timeout 1800 \
+		--gpu 48:2147483648 --gpu 32:65536 "$job" |
 		sed 's/^/  | /'
 	vm_rc=${PIPESTATUS[0]}
 	set -e
@@ -60,6 +61,7 @@ if [ $build_rc -eq 0 ]; then
 	else
 		report "FAIL guest: igt_runner produced no results (vm exit $vm_rc, see $D)"
 	fi
+	python3 "$FERRITE_REPO/scripts/kunit-results.py" "$D/kunit" | tee -a "$results"
 	[ "$vm_rc" -eq 0 ] || report "FAIL guest: job (driver load/unload, runner) exited $vm_rc, see $D/job.log"
 	if first=$("$FERRITE_REPO/scripts/console-scan.sh" "$D/console.log"); then
 		report "PASS guest: console has no kernel report"

@@ -76,7 +76,7 @@ done
 # KVM only where it really works: on nested PVM hosts /dev/kvm exists but
 # cannot run a stock guest kernel. Probe once per host kernel and guest
 # kernel, by booting the guest under KVM with a job that only says hello.
-probe_key="$(uname -r) $krel $(stat -c %Y "$bzimage")"
+probe_key="$(uname -r) $krel $flavour"
 if [ -n "${FERRITE_ACCEL:-}" ]; then
 	accel=$FERRITE_ACCEL
 elif stamp_ok accel-key "$probe_key"; then
