@@ -108,8 +108,9 @@ pub struct Device {
     pub opts: Options,
     pub dma: DmaSpace,
     pub state: Mutex<State>,
-    /// Notified on doorbells, queue control, AS commands and resets.
-    pub cond: Condvar,
+    /// One per queue worker: notified on its doorbell and control writes,
+    /// and (all of them) on AS commands, resets and writes a WAIT may see.
+    qcond: [Condvar; NUM_QUEUES],
     counters: [AtomicU64; NUM_COUNTERS],
     msix: Mutex<Vec<Option<File>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -140,7 +141,7 @@ impl Device {
                 shutdown: false,
                 waiters: 0,
             }),
-            cond: Condvar::new(),
+            qcond: Default::default(),
             counters: Default::default(),
             msix: Mutex::new((0..MSIX_VECTORS).map(|_| None).collect()),
             workers: Mutex::new(Vec::new()),
@@ -164,7 +165,7 @@ impl Device {
     /// Stop the workers and wait for them.
     pub fn stop(&self) {
         self.lock().shutdown = true;
-        self.cond.notify_all();
+        self.wake_all();
         let handles: Vec<_> = self
             .workers
             .lock()
@@ -399,7 +400,7 @@ impl Device {
             as_cmd::UNLOCK => {
                 a.locked = None;
                 a.status &= !as_status::LOCKED;
-                self.cond.notify_all();
+                self.wake_all();
             }
             as_cmd::FLUSH_RANGE => {
                 let k = s.tlb.invalidate_range(n, range.0, range.1);
@@ -423,7 +424,7 @@ impl Device {
                     for q in s.queues.iter_mut().filter(|q| q.as_slot as usize == n) {
                         q.status &= !q_status::STALLED;
                     }
-                    self.cond.notify_all();
+                    self.wake_all();
                 }
             }
             _ => {}
@@ -440,7 +441,7 @@ impl Device {
             q_reg::TAIL => {
                 q.tail = val;
                 self.count(counter::DOORBELLS, 1);
-                self.cond.notify_all();
+                self.wake(n);
             }
             q_reg::CONTROL => {
                 if val & q_control::RESET != 0 {
@@ -448,7 +449,7 @@ impl Device {
                     self.count(counter::QUEUE_RESETS, 1);
                 } else {
                     q.enabled = val & q_control::ENABLE != 0;
-                    self.cond.notify_all();
+                    self.wake(n);
                 }
             }
             _ => {}
@@ -462,7 +463,7 @@ impl Device {
             ..Default::default()
         };
         s.job_irq_status &= !((1 << n) | (1 << (16 + n)));
-        self.cond.notify_all();
+        self.wake_all();
     }
 
     fn global_reset(&self, s: &mut State) {
@@ -489,7 +490,7 @@ impl Device {
         s.mmu_irq_mask = 0;
         s.reset_count = s.reset_count.wrapping_add(1);
         self.count(counter::GLOBAL_RESETS, 1);
-        self.cond.notify_all();
+        self.wake_all();
     }
 
     pub fn cache_cmd(&self, s: &mut State, flags: u32) {
@@ -582,11 +583,29 @@ impl Device {
         s.reset_count = 0;
     }
 
-    /// Wait on the device condition variable for at most `d`.
-    pub fn wait<'a>(&self, g: Guard<'a>, d: Duration) -> Guard<'a> {
-        match self.cond.wait_timeout(g, d) {
-            Ok((g, _)) => g,
-            Err(e) => e.into_inner().0,
+    /// Wake queue `q`'s worker.
+    pub fn wake(&self, q: usize) {
+        self.qcond[q].notify_one();
+    }
+
+    /// Wake every queue worker.
+    pub fn wake_all(&self) {
+        for c in &self.qcond {
+            c.notify_one();
+        }
+    }
+
+    /// Queue `q`'s worker waits for at most `d` (or until woken).
+    pub fn wait<'a>(&self, q: usize, g: Guard<'a>, d: Option<Duration>) -> Guard<'a> {
+        match d {
+            Some(d) => match self.qcond[q].wait_timeout(g, d) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            },
+            None => match self.qcond[q].wait(g) {
+                Ok(g) => g,
+                Err(e) => e.into_inner(),
+            },
         }
     }
 }

@@ -77,7 +77,7 @@ impl<'a> Ctx<'a> {
     /// a reset.
     fn relax(&mut self, d: Duration) -> Res<()> {
         if let Some(g) = self.g.take() {
-            self.g = Some(self.dev.wait(g, d));
+            self.g = Some(self.dev.wait(self.q, g, Some(d)));
         }
         self.check()
     }
@@ -406,7 +406,7 @@ impl<'a> Ctx<'a> {
                 }
                 // Another queue may be waiting on this value.
                 if self.s().waiters > 0 {
-                    self.dev.cond.notify_all();
+                    self.dev.wake_all();
                 }
                 Ok(())
             }
@@ -551,7 +551,7 @@ fn run_one<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
             cur.error = code;
             cur.error_offset = cur.head;
             dev.raise_job(&mut g, 16 + q as u32);
-            dev.cond.notify_all();
+            dev.wake_all();
         }
     }
     g
@@ -578,10 +578,7 @@ pub fn worker(dev: &Device, q: usize) {
             drop(g);
             g = dev.lock();
         } else {
-            g = match dev.cond.wait(g) {
-                Ok(g) => g,
-                Err(e) => e.into_inner(),
-            };
+            g = dev.wait(q, g, None);
         }
     }
 }

@@ -209,6 +209,22 @@ impl Gpu {
         self.w32(q_off(q, q_reg::TAIL), self.tails[q]);
     }
 
+    /// Append several commands with one write of ring memory and one
+    /// doorbell, as a driver submits a job.
+    pub fn submit_batch(&mut self, q: usize, cmds: &[u32]) {
+        let pa = RING_PA + (q as u64) * 0x1000;
+        let mut buf = Vec::with_capacity(cmds.len() * 4);
+        let start = self.tails[q];
+        for &d in cmds {
+            buf.extend_from_slice(&d.to_le_bytes());
+        }
+        let first = ((RING_SIZE - start) as usize).min(buf.len());
+        self.pwrite(pa + u64::from(start), &buf[..first]);
+        self.pwrite(pa, &buf[first..]);
+        self.tails[q] = ((start as usize + buf.len()) % RING_SIZE as usize) as u32;
+        self.w32(q_off(q, q_reg::TAIL), self.tails[q]);
+    }
+
     pub fn qstatus(&self, q: usize) -> u32 {
         self.r32(q_off(q, q_reg::STATUS))
     }

@@ -53,9 +53,7 @@ fn main() {
         let mut done = 0;
         while done < n {
             let k = batch.min(n - done);
-            for _ in 0..k {
-                g.submit(0, cmd);
-            }
+            g.submit_batch(0, &cmd.repeat(k));
             g.wait_idle(0);
             done += k;
         }
