@@ -12,6 +12,7 @@ FLAVOUR=${1:-${FERRITE_KERNEL:-main}}
 # The generic IGT tests that apply to a render-only driver (see README).
 IGT_GENERIC="core_getversion core_getclient core_getstats syncobj_basic syncobj_wait syncobj_timeline"
 
+mkdir -p "$FERRITE_CACHE"
 results=$FERRITE_CACHE/results.txt
 : >"$results"
 report() { echo "$*" | tee -a "$results"; }
