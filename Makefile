@@ -11,12 +11,16 @@
 FERRITE_KERNEL ?= main
 export FERRITE_KERNEL
 
-.PHONY: run test build kernel module clean
+.PHONY: run test bench build kernel module clean
 run:
 	@scripts/run.sh $(FERRITE_KERNEL)
 
 test:
 	@scripts/test.sh $(FERRITE_KERNEL)
+
+# Benchmarks print ratios measured in one run (not part of make test).
+bench:
+	@scripts/bench.sh
 
 build:
 	@scripts/build.sh $(FERRITE_KERNEL)
