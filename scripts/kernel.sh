@@ -42,9 +42,13 @@ fetch_source() {
 	rm -rf "$dl"
 }
 
+# Directories of the repo copied over the kernel tree as they are (those
+# that exist).
+OVERLAY_DIRS=$(cd "$FERRITE_REPO" && for d in rust include; do [ -d "$d" ] && echo "$d"; done)
+
 # Every file the overlay writes, relative to the kernel tree.
 overlay_files() {
-	(cd "$FERRITE_REPO" && find rust -type f | sort)
+	(cd "$FERRITE_REPO" && find $OVERLAY_DIRS -type f | sort)
 	echo drivers/gpu/drm/ferrite/Kconfig
 	for p in "$FERRITE_REPO"/patches/*.patch; do
 		[ -e "$p" ] && sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$p"
@@ -65,7 +69,7 @@ apply_overlay() {
 		patch -d "$stagedir" -p1 -s --no-backup-if-mismatch <"$p" ||
 			die "patch $(basename "$p") does not apply to $LINUX_VERSION"
 	done
-	(cd "$FERRITE_REPO" && find rust -type f) | while read -r f; do
+	(cd "$FERRITE_REPO" && find $OVERLAY_DIRS -type f) | while read -r f; do
 		mkdir -p "$stagedir/$(dirname "$f")"
 		cp --remove-destination "$FERRITE_REPO/$f" "$stagedir/$f"
 	done
@@ -129,7 +133,7 @@ inputs=$( {
 	echo "$LINUX_VERSION $FLAVOUR $FRAGMENTS"
 	for f in $FRAGMENTS; do cat "$FERRITE_REPO/kernel-config/$f.config"; done
 	cat "$FERRITE_REPO/Kconfig"
-	(cd "$FERRITE_REPO" && find rust patches -type f | sort | xargs -r sha256sum)
+	(cd "$FERRITE_REPO" && find $OVERLAY_DIRS patches -type f 2>/dev/null | sort | xargs -r sha256sum)
 } | sha256sum | cut -c1-16)
 if stamp_ok "kernel-$FLAVOUR" "$inputs" && [ -f "$OUT/arch/x86/boot/bzImage" ]; then
 	stage "kernel($FLAVOUR): up to date"
