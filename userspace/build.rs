@@ -16,6 +16,7 @@ fn main() {
         .clang_arg(format!("-I{}", root.join("include/uapi/drm").display()))
         .allowlist_type("drm_ferrite_.*")
         .allowlist_var("DRM_FERRITE_.*")
+        .allowlist_var("DRM_IOCTL_FERRITE_.*")
         .allowlist_var("DRM_COMMAND_BASE")
         .allowlist_var("DRM_IOCTL_BASE")
         .derive_default(true)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! Finding and opening Ferrite GPUs.
+//! Finding and opening Ferrite GPUs, and the driver's ioctls.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::drm;
+use crate::uapi;
 
 /// Driver name the Ferrite kernel driver reports.
 pub const DRIVER_NAME: &str = "ferrite";
@@ -16,6 +17,30 @@ pub const DRIVER_NAME: &str = "ferrite";
 pub struct Device {
     file: File,
     path: PathBuf,
+}
+
+/// `_IOWR('d', DRM_COMMAND_BASE + nr, T)`: the ioctl numbers are checked
+/// against the header's DRM_IOCTL_FERRITE_* values in the tests.
+const fn iowr<T>(nr: u32) -> u64 {
+    (3 << 30)
+        | ((std::mem::size_of::<T>() as u64) << 16)
+        | ((uapi::DRM_IOCTL_BASE as u64) << 8)
+        | (uapi::DRM_COMMAND_BASE as u64 + nr as u64)
+}
+
+pub const IOCTL_DEV_QUERY: u64 =
+    iowr::<uapi::drm_ferrite_dev_query>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_DEV_QUERY);
+pub const IOCTL_GEM_CREATE: u64 =
+    iowr::<uapi::drm_ferrite_gem_create>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_GEM_CREATE);
+pub const IOCTL_GEM_MMAP_OFFSET: u64 = iowr::<uapi::drm_ferrite_gem_mmap_offset>(
+    uapi::drm_ferrite_ioctl_id_DRM_FERRITE_GEM_MMAP_OFFSET,
+);
+
+/// A buffer object handle of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bo {
+    pub handle: u32,
+    pub size: u64,
 }
 
 impl Device {
@@ -67,5 +92,87 @@ impl Device {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default())
+    }
+
+    fn query<T: Default>(&self, ty: u32) -> io::Result<T> {
+        let mut v = T::default();
+        let mut q = uapi::drm_ferrite_dev_query {
+            type_: ty,
+            size: std::mem::size_of::<T>() as u32,
+            pointer: &mut v as *mut T as u64,
+        };
+        // SAFETY: q is a drm_ferrite_dev_query pointing at a T that outlives the call.
+        unsafe { drm::ioctl(self.fd(), IOCTL_DEV_QUERY, &mut q)? };
+        Ok(v)
+    }
+
+    /// DEV_QUERY INFO.
+    pub fn info(&self) -> io::Result<uapi::drm_ferrite_dev_info> {
+        self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_INFO)
+    }
+
+    /// DEV_QUERY COUNTERS.
+    pub fn counters(&self) -> io::Result<uapi::drm_ferrite_counters> {
+        self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_COUNTERS)
+    }
+
+    /// GEM_CREATE.
+    pub fn gem_create(&self, size: u64) -> io::Result<Bo> {
+        let mut c = uapi::drm_ferrite_gem_create {
+            size,
+            ..Default::default()
+        };
+        // SAFETY: c is a drm_ferrite_gem_create.
+        unsafe { drm::ioctl(self.fd(), IOCTL_GEM_CREATE, &mut c)? };
+        Ok(Bo {
+            handle: c.handle,
+            size: c.size,
+        })
+    }
+
+    /// GEM_MMAP_OFFSET.
+    pub fn gem_mmap_offset(&self, bo: Bo) -> io::Result<u64> {
+        let mut m = uapi::drm_ferrite_gem_mmap_offset {
+            handle: bo.handle,
+            ..Default::default()
+        };
+        // SAFETY: m is a drm_ferrite_gem_mmap_offset.
+        unsafe { drm::ioctl(self.fd(), IOCTL_GEM_MMAP_OFFSET, &mut m)? };
+        Ok(m.offset)
+    }
+}
+
+/// Names of the device counters, in the order of `drm_ferrite_counters.hw`.
+pub const COUNTER_NAMES: [&str; 16] = [
+    "mmio_reads",
+    "mmio_writes",
+    "commands",
+    "bytes_read",
+    "bytes_written",
+    "tlb_hits",
+    "tlb_misses",
+    "pt_reads",
+    "tlb_invalidations",
+    "cache_flushes",
+    "faults",
+    "irqs",
+    "doorbells",
+    "pages_written_back",
+    "queue_resets",
+    "global_resets",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_match_the_header() {
+        assert_eq!(IOCTL_DEV_QUERY, uapi::DRM_IOCTL_FERRITE_DEV_QUERY as u64);
+        assert_eq!(IOCTL_GEM_CREATE, uapi::DRM_IOCTL_FERRITE_GEM_CREATE as u64);
+        assert_eq!(
+            IOCTL_GEM_MMAP_OFFSET,
+            uapi::DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET as u64
+        );
     }
 }

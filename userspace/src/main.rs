@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use ferrite::device::COUNTER_NAMES;
 use ferrite::Device;
 
 const USAGE: &str = "usage: ferrite <command>
@@ -29,6 +30,34 @@ fn info() -> std::io::Result<()> {
             v.minor,
             v.patchlevel,
             v.desc
+        );
+        let info = d.info()?;
+        println!(
+            "  hw {}.{}, uapi {}.{}, features {:#x}",
+            info.hw_version >> 16,
+            info.hw_version & 0xffff,
+            info.uapi_version >> 16,
+            info.uapi_version & 0xffff,
+            info.features
+        );
+        println!(
+            "  constraints: {}-bit DMA, max segment {} bytes; {} queues, {} address spaces",
+            info.dma_addr_bits, info.dma_max_segment, info.num_queues, info.num_as
+        );
+        println!(
+            "  GPU VA: {} bits, user range {:#x}..{:#x}, page sizes {:#x}",
+            info.va_bits, info.va_start, info.va_end, info.page_sizes
+        );
+        let c = d.counters()?;
+        let hw: Vec<String> = COUNTER_NAMES
+            .iter()
+            .zip(c.hw.iter())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        println!("  counters: {}", hw.join(" "));
+        println!(
+            "  kernel mappings: user {} bytes, kernel {} bytes",
+            c.kmap_user_bytes, c.kmap_kernel_bytes
         );
     }
     Ok(())

@@ -36,16 +36,34 @@ extern "C" {
  *   and in &drm_ferrite_dev_info.uapi_version.
  */
 
-#define DRM_FERRITE_DEV_QUERY		0x00
-#define DRM_FERRITE_GEM_CREATE		0x01
-#define DRM_FERRITE_GEM_MMAP_OFFSET	0x02
-#define DRM_FERRITE_VM_CREATE		0x03
-#define DRM_FERRITE_VM_DESTROY		0x04
-#define DRM_FERRITE_VM_BIND		0x05
-#define DRM_FERRITE_QUEUE_CREATE	0x06
-#define DRM_FERRITE_QUEUE_DESTROY	0x07
-#define DRM_FERRITE_SUBMIT		0x08
-#define DRM_FERRITE_QUEUE_GET_STATE	0x09
+/**
+ * enum drm_ferrite_ioctl_id - ioctl numbers, relative to DRM_COMMAND_BASE
+ *
+ * New ioctls go at the end; none is ever renumbered or removed. Use the
+ * DRM_IOCTL_FERRITE_* values, not these.
+ */
+enum drm_ferrite_ioctl_id {
+	/** @DRM_FERRITE_DEV_QUERY: Query device information and counters. */
+	DRM_FERRITE_DEV_QUERY = 0,
+	/** @DRM_FERRITE_GEM_CREATE: Create a buffer object. */
+	DRM_FERRITE_GEM_CREATE,
+	/** @DRM_FERRITE_GEM_MMAP_OFFSET: Get the mmap offset of a buffer object. */
+	DRM_FERRITE_GEM_MMAP_OFFSET,
+	/** @DRM_FERRITE_VM_CREATE: Create a GPU address space. */
+	DRM_FERRITE_VM_CREATE,
+	/** @DRM_FERRITE_VM_DESTROY: Destroy a GPU address space. */
+	DRM_FERRITE_VM_DESTROY,
+	/** @DRM_FERRITE_VM_BIND: Map and unmap ranges of a GPU address space. */
+	DRM_FERRITE_VM_BIND,
+	/** @DRM_FERRITE_QUEUE_CREATE: Create a queue. */
+	DRM_FERRITE_QUEUE_CREATE,
+	/** @DRM_FERRITE_QUEUE_DESTROY: Destroy a queue. */
+	DRM_FERRITE_QUEUE_DESTROY,
+	/** @DRM_FERRITE_SUBMIT: Submit a job. */
+	DRM_FERRITE_SUBMIT,
+	/** @DRM_FERRITE_QUEUE_GET_STATE: Read a queue's fault/error record. */
+	DRM_FERRITE_QUEUE_GET_STATE,
+};
 
 /**
  * struct drm_ferrite_obj_array - an array of objects passed to an ioctl
@@ -156,7 +174,10 @@ struct drm_ferrite_counters {
  * never mapped into the kernel's address space.
  */
 struct drm_ferrite_gem_create {
-	/** @size: Size in bytes; rounded up to the page size. */
+	/**
+	 * @size: Size in bytes, at most 64 GiB; updated to the size
+	 * allocated (rounded up to the page size).
+	 */
 	__u64 size;
 	/** @flags: Must be zero. */
 	__u32 flags;
@@ -383,26 +404,31 @@ struct drm_ferrite_queue_get_state {
 
 #define DRM_FERRITE_QUEUE_STATE_CLEAR	(1 << 0)
 
-#define DRM_IOCTL_FERRITE_DEV_QUERY \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_DEV_QUERY, struct drm_ferrite_dev_query)
-#define DRM_IOCTL_FERRITE_GEM_CREATE \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_GEM_CREATE, struct drm_ferrite_gem_create)
-#define DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_GEM_MMAP_OFFSET, struct drm_ferrite_gem_mmap_offset)
-#define DRM_IOCTL_FERRITE_VM_CREATE \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_VM_CREATE, struct drm_ferrite_vm_create)
-#define DRM_IOCTL_FERRITE_VM_DESTROY \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_VM_DESTROY, struct drm_ferrite_vm_destroy)
-#define DRM_IOCTL_FERRITE_VM_BIND \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_VM_BIND, struct drm_ferrite_vm_bind)
-#define DRM_IOCTL_FERRITE_QUEUE_CREATE \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_QUEUE_CREATE, struct drm_ferrite_queue_create)
-#define DRM_IOCTL_FERRITE_QUEUE_DESTROY \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_QUEUE_DESTROY, struct drm_ferrite_queue_destroy)
-#define DRM_IOCTL_FERRITE_SUBMIT \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_SUBMIT, struct drm_ferrite_submit)
-#define DRM_IOCTL_FERRITE_QUEUE_GET_STATE \
-	DRM_IOWR(DRM_COMMAND_BASE + DRM_FERRITE_QUEUE_GET_STATE, struct drm_ferrite_queue_get_state)
+/**
+ * DRM_IOCTL_FERRITE() - build a Ferrite ioctl number
+ * @__access: R, W or WR
+ * @__id: suffix of a DRM_FERRITE_* id
+ * @__type: suffix of the argument's struct drm_ferrite_* type
+ */
+#define DRM_IOCTL_FERRITE(__access, __id, __type) \
+	DRM_IO ## __access(DRM_COMMAND_BASE + DRM_FERRITE_ ## __id, \
+			   struct drm_ferrite_ ## __type)
+
+/* An enum, not #defines, so that bindgen sees the values. */
+enum {
+	DRM_IOCTL_FERRITE_DEV_QUERY = DRM_IOCTL_FERRITE(WR, DEV_QUERY, dev_query),
+	DRM_IOCTL_FERRITE_GEM_CREATE = DRM_IOCTL_FERRITE(WR, GEM_CREATE, gem_create),
+	DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET =
+		DRM_IOCTL_FERRITE(WR, GEM_MMAP_OFFSET, gem_mmap_offset),
+	DRM_IOCTL_FERRITE_VM_CREATE = DRM_IOCTL_FERRITE(WR, VM_CREATE, vm_create),
+	DRM_IOCTL_FERRITE_VM_DESTROY = DRM_IOCTL_FERRITE(WR, VM_DESTROY, vm_destroy),
+	DRM_IOCTL_FERRITE_VM_BIND = DRM_IOCTL_FERRITE(WR, VM_BIND, vm_bind),
+	DRM_IOCTL_FERRITE_QUEUE_CREATE = DRM_IOCTL_FERRITE(WR, QUEUE_CREATE, queue_create),
+	DRM_IOCTL_FERRITE_QUEUE_DESTROY = DRM_IOCTL_FERRITE(WR, QUEUE_DESTROY, queue_destroy),
+	DRM_IOCTL_FERRITE_SUBMIT = DRM_IOCTL_FERRITE(WR, SUBMIT, submit),
+	DRM_IOCTL_FERRITE_QUEUE_GET_STATE =
+		DRM_IOCTL_FERRITE(WR, QUEUE_GET_STATE, queue_get_state),
+};
 
 #if defined(__cplusplus)
 }

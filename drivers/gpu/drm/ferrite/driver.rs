@@ -5,13 +5,25 @@
 use kernel::{
     device::{Core, DeviceContext},
     dma::{Device as DmaDevice, DmaMask},
-    drm,
-    io::Io,
+    drm::{self, ioctl},
+    io::{register::Array, Io},
     pci,
     prelude::*,
+    uapi,
 };
 
 use crate::{file::FileData, gem::Bo, regs};
+
+/// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
+pub(crate) const UAPI_MAJOR: u32 = 0;
+pub(crate) const UAPI_MINOR: u32 = 1;
+
+/// GPU virtual address range userspace may bind: above the first 64 KiB
+/// (so that a NULL-based pointer faults), below the top 4 GiB of the
+/// 48-bit space, which the driver keeps for its own objects (rings).
+pub(crate) const VA_BITS: u32 = 48;
+pub(crate) const USER_VA_START: u64 = 0x1_0000;
+pub(crate) const USER_VA_END: u64 = (1 << VA_BITS) - (1 << 32);
 
 type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
 
@@ -26,8 +38,11 @@ pub(crate) type FerriteDevice<Ctx = drm::Normal> = drm::Device<FerriteDrmDriver,
 pub(crate) struct GpuInfo {
     pub(crate) version_major: u32,
     pub(crate) version_minor: u32,
+    pub(crate) features: u32,
     pub(crate) dma_addr_bits: u32,
     pub(crate) dma_max_segment: u32,
+    pub(crate) num_queues: u32,
+    pub(crate) num_as: u32,
 }
 
 /// Data owned by the DRM registration, reachable from ioctls.
@@ -36,6 +51,42 @@ pub(crate) struct RegistrationData<'a> {
     pub(crate) pdev: &'a pci::Device,
     pub(crate) bar: Bar0<'a>,
     pub(crate) info: GpuInfo,
+}
+
+impl RegistrationData<'_> {
+    /// What DEV_QUERY_INFO reports.
+    pub(crate) fn dev_info(&self) -> uapi::drm_ferrite_dev_info {
+        let i = &self.info;
+        uapi::drm_ferrite_dev_info {
+            hw_version: (i.version_major << 16) | i.version_minor,
+            uapi_version: (UAPI_MAJOR << 16) | UAPI_MINOR,
+            features: i.features,
+            dma_addr_bits: i.dma_addr_bits,
+            dma_max_segment: i.dma_max_segment,
+            num_queues: i.num_queues,
+            num_as: i.num_as,
+            va_bits: VA_BITS,
+            va_start: USER_VA_START,
+            va_end: USER_VA_END,
+            page_sizes: (1 << 12) | (1 << 21) | (1 << 30),
+        }
+    }
+
+    /// What DEV_QUERY_COUNTERS reports.
+    pub(crate) fn counters(&self) -> uapi::drm_ferrite_counters {
+        let mut c = uapi::drm_ferrite_counters::default();
+        for (i, v) in c.hw.iter_mut().enumerate().take(regs::NUM_COUNTERS) {
+            let (Some(lo), Some(hi)) = (regs::COUNTER_LO::try_at(i), regs::COUNTER_HI::try_at(i))
+            else {
+                break;
+            };
+            // Reading the low half latches the high half.
+            let lo = u64::from(u32::from(self.bar.read(lo).value()));
+            let hi = u64::from(u32::from(self.bar.read(hi).value()));
+            *v = (hi << 32) | lo;
+        }
+        c
+    }
 }
 
 /// The PCI driver.
@@ -63,8 +114,11 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
     let info = GpuInfo {
         version_major: version.major().into(),
         version_minor: version.minor().into(),
+        features: bar.read(regs::FEATURES).features().into(),
         dma_addr_bits: bar.read(regs::DMA_ADDR_BITS).bits().into(),
         dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes().into(),
+        num_queues: bar.read(regs::NUM_QUEUES).count().into(),
+        num_as: bar.read(regs::NUM_AS).count().into(),
     };
     if info.version_major != regs::VERSION_MAJOR {
         dev_err!(pdev, "unsupported hardware interface {}.{}\n", info.version_major, info.version_minor);
@@ -114,8 +168,8 @@ impl pci::Driver for FerritePciDriver {
 }
 
 const INFO: drm::DriverInfo = drm::DriverInfo {
-    major: 0,
-    minor: 1,
+    major: UAPI_MAJOR as i32,
+    minor: UAPI_MINOR as i32,
     patchlevel: 0,
     name: c"ferrite",
     desc: c"Ferrite GPU",
@@ -134,5 +188,10 @@ impl drm::Driver for FerriteDrmDriver {
     const FEAT_SYNCOBJ: bool = true;
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
 
-    const IOCTLS: &'static [drm::ioctl::DrmIoctlDescriptor] = &[];
+    kernel::declare_drm_ioctls! {
+        (FERRITE_DEV_QUERY, drm_ferrite_dev_query, ioctl::RENDER_ALLOW, FileData::dev_query),
+        (FERRITE_GEM_CREATE, drm_ferrite_gem_create, ioctl::RENDER_ALLOW, FileData::gem_create),
+        (FERRITE_GEM_MMAP_OFFSET, drm_ferrite_gem_mmap_offset, ioctl::RENDER_ALLOW,
+            FileData::gem_mmap_offset),
+    }
 }

@@ -49,4 +49,40 @@ register! {
     pub(crate) SCRATCH(u32) @ 0x014 {
         31:0 value;
     }
+
+    /// Number of hardware queues.
+    pub(crate) NUM_QUEUES(u32) @ 0x018 {
+        31:0 count;
+    }
+
+    /// Number of address-space slots.
+    pub(crate) NUM_AS(u32) @ 0x01c {
+        31:0 count;
+    }
+
+    /// Global reset: write [`RESET_GLOBAL`].
+    pub(crate) RESET(u32) @ 0x030 {
+        31:0 command;
+    }
+
+    /// Number of global resets since the PCI-level reset.
+    pub(crate) RESET_COUNT(u32) @ 0x034 {
+        31:0 count;
+    }
+
+    /// Counter `i`, bits 31:0; reading it latches the high half.
+    pub(crate) COUNTER_LO(u32)[16, stride = 8] @ 0x100 {
+        31:0 value;
+    }
+
+    /// High half of the counter whose low half was read last.
+    pub(crate) COUNTER_HI(u32)[16, stride = 8] @ 0x104 {
+        31:0 value;
+    }
 }
+
+/// Value of [`RESET`] that resets the whole device.
+pub(crate) const RESET_GLOBAL: u32 = 1;
+
+/// Number of hardware counters.
+pub(crate) const NUM_COUNTERS: usize = 16;
