@@ -4,15 +4,15 @@
 //! into the kernel's address space by the driver.
 
 use kernel::{
-    drm::{
-        self,
-        gem::{self, shmem, BaseObject},
-    },
+    drm::gem::{self, shmem, BaseObject},
     prelude::*,
     sync::aref::ARef,
 };
 
-use crate::driver::{FerriteDevice, FerriteDrmDriver};
+use crate::{
+    driver::{FerriteDevice, FerriteDrmDriver},
+    file::File,
+};
 
 /// Driver data of a Ferrite buffer object.
 #[pin_data]
@@ -54,9 +54,6 @@ pub(crate) fn create(dev: &FerriteDevice, size: u64) -> Result<ARef<Bo>> {
 }
 
 /// Look up a handle of `file`.
-pub(crate) fn lookup<F: drm::file::DriverFile<Driver = FerriteDrmDriver>>(
-    file: &drm::File<F>,
-    handle: u32,
-) -> Result<ARef<Bo>> {
+pub(crate) fn lookup(file: &File, handle: u32) -> Result<ARef<Bo>> {
     Bo::lookup_handle(file, handle)
 }
