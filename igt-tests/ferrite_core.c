@@ -117,6 +117,16 @@ static void test_scratch_register(void)
 	close(fd);
 }
 
+/* The driver resets the device when it binds. */
+static void test_reset_at_probe(void)
+{
+	int fd = fdev_open_or_skip(0);
+	volatile uint32_t *bar = fdev_map_bar0(fd);
+
+	ftest_assert(bar[FERRITE_REG_RESET_COUNT / 4] >= 1);
+	close(fd);
+}
+
 FTEST_MAIN(
 	{ "render-node", test_render_node, "a Ferrite render node exists on the Ferrite PCI device" },
 	{ "version", test_version, "DRM_IOCTL_VERSION names the driver ferrite" },
@@ -124,4 +134,5 @@ FTEST_MAIN(
 	{ "id-registers", test_id_registers, "ID, VERSION and constraint registers through BAR0" },
 	{ "constraints-per-gpu", test_constraints_per_gpu, "two GPUs advertise different DMA constraints" },
 	{ "scratch-register", test_scratch_register, "BAR0 writes reach the device model" },
+	{ "reset-at-probe", test_reset_at_probe, "the driver resets the device when it binds" },
 )

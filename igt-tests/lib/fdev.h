@@ -22,6 +22,7 @@
 #define FERRITE_REG_DMA_ADDR_BITS 0x00c
 #define FERRITE_REG_DMA_MAX_SEGMENT 0x010
 #define FERRITE_REG_SCRATCH 0x014
+#define FERRITE_REG_RESET_COUNT 0x034
 #define FERRITE_ID 0x72526546u /* "FeRr" */
 
 /* The driver name of the DRM device behind fd, in buf. */

@@ -104,6 +104,18 @@ kernel::pci_device_table!(
     [(pci::DeviceId::from_id(pci::Vendor::REDHAT, regs::PCI_DEVICE_ID), ())]
 );
 
+/// Reset the whole device to a known state; the reset is complete when the
+/// register write completes, which RESET_COUNT confirms.
+fn reset(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result {
+    let before = bar.read(regs::RESET_COUNT).count();
+    bar.write_reg(regs::RESET::zeroed().with_command(regs::RESET_GLOBAL));
+    if bar.read(regs::RESET_COUNT).count() == before {
+        dev_err!(pdev, "device did not reset\n");
+        return Err(EIO);
+    }
+    Ok(())
+}
+
 fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
     let id = bar.read(regs::ID).id();
     if id != regs::FERRITE_ID {
@@ -142,6 +154,7 @@ impl pci::Driver for FerritePciDriver {
 
         let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"ferrite")?;
         let info = read_info(pdev, &bar)?;
+        reset(pdev, &bar)?;
 
         // SAFETY: no DMA allocation or mapping exists yet for this device,
         // which is still being probed.
