@@ -24,7 +24,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 ferrite "$share" ||
 . "$share/env"
 [ -d "$FERRITE_MODULES" ] && mount --bind "$FERRITE_MODULES" /usr/lib/modules
 
-echo "ferrite-init: running job ($(uname -r))"
+echo "ferrite-init: running job ($(uname -r), guest up $(cut -d" " -f1 /proc/uptime) s)"
 cd "$share" || exit 1
 bash "$share/job.sh" </dev/null 2>&1 | tee "$share/job.log"
 echo "${PIPESTATUS[0]}" >"$share/exit-code"
