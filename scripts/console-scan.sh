@@ -3,10 +3,13 @@
 # usage: console-scan.sh CONSOLE_LOG
 # Exit 1 and name the first kernel report (oops, BUG, WARNING, KASAN, UBSAN,
 # lockdep, kmemleak, DMA-API debug, panic) found in a guest console log.
-pat='Oops|BUG:|WARNING:|KASAN|UBSAN|possible circular locking|possible recursive locking|'
-pat+='inconsistent lock state|suspicious RCU usage|lockdep|kmemleak: [0-9]+ new suspected|'
-pat+='unreferenced object|DMA-API|Kernel panic|general protection fault|Call Trace:|'
-pat+='rust_panic|panicked at|hung_task|soft lockup|blocked for more than'
+# The console carries the whole kernel log (loglevel=7): the patterns name
+# reports, not the boot banners of the debug features (e.g. "DMA-API:
+# preallocated ...", "kmemleak: Kernel memory leak detector initialized").
+pat='Oops|BUG:|WARNING:|KASAN:|UBSAN:|possible circular locking|possible recursive locking|'
+pat+='inconsistent lock state|suspicious RCU usage|lockdep is turned off|kmemleak: [0-9]+ new suspected|'
+pat+='unreferenced object|DMA-API: .*(device driver|driver tries|driver frees)|Kernel panic|'
+pat+='general protection fault|Call Trace:|rust_panic|panicked at|soft lockup|blocked for more than'
 first=$(grep -m1 -nE "$pat" "$1" 2>/dev/null)
 if [ -n "$first" ]; then
 	echo "$first"

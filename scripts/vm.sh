@@ -105,7 +105,8 @@ fi
 mem=${FERRITE_GUEST_MEM:-2G}
 cmdline="console=ttyS0 root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144 ro"
 cmdline+=" init=$FERRITE_REPO/scripts/guest-init.sh ferrite_share=$D panic=-1 oops=panic"
-cmdline+=" quiet loglevel=4 $append"
+# The whole kernel log goes to the console, which is scanned for reports.
+cmdline+=" loglevel=7 $append"
 
 echo "vm: $accel, kernel $krel, ${#gpus[@]} GPU(s) (${gpus[*]}), run dir $D"
 set +e
