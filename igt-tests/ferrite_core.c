@@ -127,6 +127,44 @@ static void test_reset_at_probe(void)
 	close(fd);
 }
 
+/*
+ * The driver requested its MSI-X vectors and, at probe, got the software
+ * interrupt it raised: /proc/interrupts shows a "ferrite" line per GPU
+ * with a non-zero count.
+ */
+static void test_msix(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	const char *n = getenv("FERRITE_NUM_GPUS");
+	int want = n ? atoi(n) : 1, lines = 0;
+	char line[1024];
+
+	ftest_assert(f != NULL);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long total = 0;
+		char *p = strchr(line, ':');
+
+		if (!strstr(line, "ferrite") || !p)
+			continue;
+		lines++;
+		if (!strstr(line, "MSI") && !strstr(line, "msi"))
+			ftest_fail("ferrite interrupt is not MSI: %s", line);
+		for (p++; *p == ' ' || (*p >= '0' && *p <= '9'); ) {
+			char *end;
+			unsigned long long v = strtoull(p, &end, 10);
+
+			if (end == p)
+				break;
+			total += v;
+			p = end;
+		}
+		if (total == 0)
+			ftest_fail("no interrupt was delivered: %s", line);
+	}
+	fclose(f);
+	ftest_assert_eq(lines, want);
+}
+
 FTEST_MAIN(
 	{ "render-node", test_render_node, "a Ferrite render node exists on the Ferrite PCI device" },
 	{ "version", test_version, "DRM_IOCTL_VERSION names the driver ferrite" },
@@ -135,4 +173,5 @@ FTEST_MAIN(
 	{ "constraints-per-gpu", test_constraints_per_gpu, "two GPUs advertise different DMA constraints" },
 	{ "scratch-register", test_scratch_register, "BAR0 writes reach the device model" },
 	{ "reset-at-probe", test_reset_at_probe, "the driver resets the device when it binds" },
+	{ "msix", test_msix, "MSI-X vectors requested and the probe self-test interrupt delivered" },
 )

@@ -50,4 +50,12 @@ echo "guest: igt_runner exited $rc"
 
 echo "guest: rmmod ferrite"
 rmmod ferrite || { echo "guest: rmmod failed"; exit 1; }
+
+# Bind again (the probe resets the device and self-tests MSI-X) and unbind:
+# vectors, BARs and the DRM device must all have been released.
+reload=FAIL
+if insmod "$FERRITE_KO" && [ -e /dev/dri/renderD128 ] && rmmod ferrite; then
+	reload=PASS
+fi
+echo "$reload guest: driver reload (rebind, reset, MSI-X self-test, unbind)" >"$share/reload.result"
 exit 0

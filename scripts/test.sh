@@ -63,6 +63,11 @@ if [ $build_rc -eq 0 ]; then
 		report "FAIL guest: igt_runner produced no results (vm exit $vm_rc, see $D)"
 	fi
 	python3 "$FERRITE_REPO/scripts/kunit-results.py" "$D/kunit" | tee -a "$results"
+	if [ -f "$D/reload.result" ]; then
+		tee -a "$results" <"$D/reload.result"
+	else
+		report "FAIL guest: driver reload did not run"
+	fi
 	[ "$vm_rc" -eq 0 ] || report "FAIL guest: job (driver load/unload, runner) exited $vm_rc, see $D/job.log"
 	if first=$("$FERRITE_REPO/scripts/console-scan.sh" "$D/console.log"); then
 		report "PASS guest: console has no kernel report"

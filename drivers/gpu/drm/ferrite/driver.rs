@@ -7,12 +7,19 @@ use kernel::{
     dma::{Device as DmaDevice, DmaMask},
     drm::{self, ioctl},
     io::{register::Array, Io},
-    pci,
+    irq::{self as kirq, ThreadedRegistration},
+    pci::{self, IrqType, IrqTypes, IrqVectorRegistration},
     prelude::*,
+    sync::Arc,
     uapi,
 };
 
-use crate::{file::FileData, gem::Bo, regs};
+use crate::{
+    file::FileData,
+    gem::Bo,
+    irq::{self, GlobalIrq},
+    regs,
+};
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
 pub(crate) const UAPI_MAJOR: u32 = 0;
@@ -25,7 +32,7 @@ pub(crate) const VA_BITS: u32 = 48;
 pub(crate) const USER_VA_START: u64 = 0x1_0000;
 pub(crate) const USER_VA_END: u64 = (1 << VA_BITS) - (1 << 32);
 
-type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
+pub(crate) type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
 
 /// The DRM driver.
 pub(crate) struct FerriteDrmDriver;
@@ -49,7 +56,7 @@ pub(crate) struct GpuInfo {
 #[pin_data]
 pub(crate) struct RegistrationData<'a> {
     pub(crate) pdev: &'a pci::Device,
-    pub(crate) bar: Bar0<'a>,
+    pub(crate) bar: Arc<Bar0<'a>>,
     pub(crate) info: GpuInfo,
 }
 
@@ -93,9 +100,15 @@ impl RegistrationData<'_> {
 pub(crate) struct FerritePciDriver;
 
 /// Per-device driver data, alive while the device is bound.
+///
+/// Fields drop in declaration order: the DRM device goes first (no new
+/// ioctls), then the interrupt handler, then the MSI-X vectors it uses.
 #[pin_data]
 pub(crate) struct DeviceData<'a> {
     _reg: drm::Registration<'a, FerriteDrmDriver>,
+    #[pin]
+    global_irq: ThreadedRegistration<'a, GlobalIrq<'a>>,
+    vectors: IrqVectorRegistration<'a>,
 }
 
 kernel::pci_device_table!(
@@ -139,6 +152,41 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
     Ok(info)
 }
 
+/// What probe sets up before the pinned per-device data.
+struct Early<'a> {
+    bar: Arc<Bar0<'a>>,
+    info: GpuInfo,
+    unreg: drm::UnregisteredDevice<FerriteDrmDriver>,
+}
+
+fn probe_early<'a>(pdev: &'a pci::Device<Core<'_>>) -> Result<Early<'a>> {
+    pdev.enable_device_mem()?;
+    pdev.set_master();
+
+    let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"ferrite")?;
+    let info = read_info(pdev, &bar)?;
+    reset(pdev, &bar)?;
+
+    // SAFETY: no DMA allocation or mapping exists yet for this device, which
+    // is still being probed.
+    unsafe { pdev.dma_set_mask_and_coherent(DmaMask::try_new(info.dma_addr_bits)?)? };
+
+    dev_info!(
+        pdev,
+        "Ferrite GPU {}.{}: {}-bit DMA, max segment {} bytes\n",
+        info.version_major,
+        info.version_minor,
+        info.dma_addr_bits,
+        info.dma_max_segment
+    );
+
+    Ok(Early {
+        bar: Arc::new(bar, GFP_KERNEL)?,
+        info,
+        unreg: drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?,
+    })
+}
+
 impl pci::Driver for FerritePciDriver {
     type IdInfo = ();
     type Data<'a> = DeviceData<'a>;
@@ -149,34 +197,53 @@ impl pci::Driver for FerritePciDriver {
         pdev: &'a pci::Device<Core<'_>>,
         _info: Option<&'a Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'a>, Error> + 'a {
-        pdev.enable_device_mem()?;
-        pdev.set_master();
+        let early = probe_early(pdev);
+        // Handed from the first field's initializer to the later ones.
+        let parts: core::cell::Cell<Option<Early<'a>>> = core::cell::Cell::new(None);
 
-        let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"ferrite")?;
-        let info = read_info(pdev, &bar)?;
-        reset(pdev, &bar)?;
-
-        // SAFETY: no DMA allocation or mapping exists yet for this device,
-        // which is still being probed.
-        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::try_new(info.dma_addr_bits)?)? };
-
-        dev_info!(
-            pdev,
-            "Ferrite GPU {}.{}: {}-bit DMA, max segment {} bytes\n",
-            info.version_major,
-            info.version_minor,
-            info.dma_addr_bits,
-            info.dma_max_segment
-        );
-
-        let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?;
-        let reg_data = try_pin_init!(RegistrationData { pdev, bar, info });
-
-        // SAFETY: the registration is stored in `DeviceData`, dropped when the
-        // device is unbound, and never forgotten.
-        let reg = unsafe { drm::Registration::new(pdev.as_ref(), unreg, reg_data, 0)? };
-
-        Ok(DeviceData { _reg: reg })
+        try_pin_init!(&this in DeviceData {
+            vectors: {
+                parts.set(Some(early?));
+                pdev.alloc_irq_vectors(
+                    irq::NUM_VECTORS,
+                    irq::NUM_VECTORS,
+                    IrqTypes::default().with(IrqType::MsiX),
+                )?
+            },
+            global_irq <- {
+                let p = parts.take().ok_or(EINVAL)?;
+                let bar = p.bar.clone();
+                parts.set(Some(p));
+                // SAFETY: `vectors` is initialized above and lives in the same
+                // pinned `DeviceData`, which never moves; it is declared (so
+                // dropped) after `global_irq`, so the reference outlives the
+                // registration that uses it.
+                let vectors: &'a IrqVectorRegistration<'a> =
+                    unsafe { &*core::ptr::addr_of!((*this.as_ptr()).vectors) };
+                // SAFETY: the registration is a field of `DeviceData`, dropped
+                // when the device is unbound, and never forgotten.
+                unsafe {
+                    ThreadedRegistration::new(
+                        vectors.index(irq::VECTOR_GLOBAL)?.into(),
+                        kirq::Flags::TRIGGER_NONE,
+                        c"ferrite",
+                        GlobalIrq::new(bar),
+                    )
+                }
+            },
+            _reg: {
+                let Early { bar, info, unreg } = parts.take().ok_or(EINVAL)?;
+                // SAFETY: `global_irq` is initialized above and pinned in
+                // `DeviceData`.
+                let global_irq = unsafe { &(*this.as_ptr()).global_irq };
+                irq::self_test(&bar, global_irq.handler())
+                    .inspect_err(|_| dev_err!(pdev, "MSI-X self-test failed\n"))?;
+                let reg_data = try_pin_init!(RegistrationData { pdev, bar, info });
+                // SAFETY: the registration is stored in `DeviceData`, dropped
+                // when the device is unbound, and never forgotten.
+                unsafe { drm::Registration::new(pdev.as_ref(), unreg, reg_data, 0)? }
+            },
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use crate::driver::FerritePciDriver;
 mod driver;
 mod file;
 mod gem;
+mod irq;
 mod regs;
 
 kernel::module_pci_driver! {

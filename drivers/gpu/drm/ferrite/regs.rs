@@ -60,6 +60,21 @@ register! {
         31:0 count;
     }
 
+    /// Global interrupt status (write one to clear SOFT and ERROR).
+    pub(crate) IRQ_STATUS(u32) @ 0x020 {
+        31:0 status;
+    }
+
+    /// Global interrupt mask.
+    pub(crate) IRQ_MASK(u32) @ 0x024 {
+        31:0 mask;
+    }
+
+    /// Writing [`IRQ_SOFT`] raises a software interrupt.
+    pub(crate) IRQ_RAISE(u32) @ 0x028 {
+        31:0 bits;
+    }
+
     /// Global reset: write [`RESET_GLOBAL`].
     pub(crate) RESET(u32) @ 0x030 {
         31:0 command;
@@ -80,6 +95,10 @@ register! {
         31:0 value;
     }
 }
+
+/// `IRQ_STATUS` bits.
+pub(crate) const IRQ_SOFT: u32 = 1 << 0;
+pub(crate) const IRQ_ERROR: u32 = 1 << 3;
 
 /// Value of [`RESET`] that resets the whole device.
 pub(crate) const RESET_GLOBAL: u32 = 1;
