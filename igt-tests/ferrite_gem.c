@@ -181,6 +181,70 @@ static void test_many_objects(void)
 	close(fd);
 }
 
+/* The value of an fdinfo key, in KiB (the kernel prints KiB or MiB). */
+static long long fdinfo_kib(int fd, const char *key)
+{
+	char path[64], line[256];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	ftest_assert(f != NULL);
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(key);
+		char unit[8] = "";
+
+		if (strncmp(line, key, n) || line[n] != ':')
+			continue;
+		if (sscanf(line + n + 1, "%lld %7s", &v, unit) < 1)
+			ftest_fail("cannot parse %s", line);
+		if (!strcmp(unit, "MiB"))
+			v *= 1024;
+		else if (!strcmp(unit, "GiB"))
+			v *= 1024 * 1024;
+		else if (!unit[0])
+			v /= 1024; /* bytes */
+	}
+	fclose(f);
+	return v;
+}
+
+static int fdinfo_has(int fd, const char *text)
+{
+	char path[64], buf[4096] = { 0 };
+	int f, n;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY);
+	ftest_assert(f >= 0);
+	n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	return n > 0 && strstr(buf, text) != NULL;
+}
+
+/* fdinfo shows the client with the standard drm-* keys (gputop, nvtop). */
+static void test_fdinfo(void)
+{
+	int fd = fdev_open_or_skip(0);
+	uint32_t a = gem_create(fd, 64 << 10), b = gem_create(fd, 128 << 10);
+	char *p;
+
+	ftest_assert(fdinfo_has(fd, "drm-driver:\tferrite\n"));
+	ftest_assert(fdinfo_has(fd, "drm-client-id:\t"));
+	ftest_assert(fdinfo_has(fd, "drm-pdev:\t"));
+	ftest_assert_eq(fdinfo_kib(fd, "drm-total-memory"), 192);
+	ftest_assert_eq(fdinfo_kib(fd, "drm-resident-memory"), 0);
+	/* Touching an object gives it pages: it becomes resident. */
+	p = gem_mmap(fd, a, 64 << 10);
+	p[0] = 1;
+	ftest_assert_eq(fdinfo_kib(fd, "drm-resident-memory"), 64);
+	munmap(p, 64 << 10);
+	gem_close(fd, b);
+	ftest_assert_eq(fdinfo_kib(fd, "drm-total-memory"), 64);
+	close(fd);
+}
+
 FTEST_MAIN(
 	{ "query-info", test_query_info, "DEV_QUERY INFO matches the device registers" },
 	{ "query-counters", test_query_counters, "DEV_QUERY COUNTERS reads live device counters" },
@@ -190,4 +254,5 @@ FTEST_MAIN(
 	{ "mmap-offset-bad", test_mmap_offset_bad, "GEM_MMAP_OFFSET bad handles and flags" },
 	{ "handles-are-per-file", test_handles_are_per_file, "a handle of one file is unknown to another" },
 	{ "many-objects", test_many_objects, "512 objects freed with their file" },
+	{ "fdinfo", test_fdinfo, "drm-driver, client id, pdev and memory keys in fdinfo" },
 )

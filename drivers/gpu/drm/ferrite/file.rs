@@ -28,6 +28,10 @@ impl drm::file::DriverFile for FileData {
     fn open(_dev: &drm::Device<Self::Driver>) -> Result<Pin<KBox<Self>>> {
         KBox::try_pin_init(try_pin_init!(Self {}), GFP_KERNEL)
     }
+
+    fn show_fdinfo(&self, _file: &File, printer: &mut drm::Printer<'_>) {
+        printer.memory_stats();
+    }
 }
 
 /// `struct drm_ferrite_dev_info`, as bytes userspace may read.
