@@ -234,7 +234,8 @@ static void test_fdinfo(void)
 	ftest_assert(fdinfo_has(fd, "drm-client-id:\t"));
 	ftest_assert(fdinfo_has(fd, "drm-pdev:\t"));
 	ftest_assert_eq(fdinfo_kib(fd, "drm-total-memory"), 192);
-	ftest_assert_eq(fdinfo_kib(fd, "drm-resident-memory"), 0);
+	/* The core prints drm-resident-* only once some object is resident. */
+	ftest_assert(fdinfo_kib(fd, "drm-resident-memory") <= 0);
 	/* Touching an object gives it pages: it becomes resident. */
 	p = gem_mmap(fd, a, 64 << 10);
 	p[0] = 1;
