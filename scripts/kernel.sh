@@ -3,12 +3,13 @@
 # Fetch the pinned Linux source, apply Ferrite's overlay (rust/ and patches/),
 # configure from the fragments in kernel-config/ and build.
 #
-# usage: kernel.sh [main|debug]
+# usage: kernel.sh [main|debug] [--config-only]
 #   main:  the test kernel (clang, Rust, DRM, Ferrite's hooks)
 #   debug: the same plus KASAN, lockdep, DMA-API debug, kmemleak, UBSAN
 . "$(dirname "$0")/lib.sh"
 
 FLAVOUR=${1:-main}
+CONFIG_ONLY=${2:-}
 case $FLAVOUR in
 main) FRAGMENTS="base ferrite" ;;
 debug) FRAGMENTS="base ferrite debug" ;;
@@ -135,7 +136,7 @@ inputs=$( {
 	cat "$FERRITE_REPO/Kconfig"
 	(cd "$FERRITE_REPO" && find $OVERLAY_DIRS patches -type f 2>/dev/null | sort | xargs -r sha256sum)
 } | sha256sum | cut -c1-16)
-if stamp_ok "kernel-$FLAVOUR" "$inputs" && [ -f "$OUT/arch/x86/boot/bzImage" ]; then
+if [ -z "$CONFIG_ONLY" ] && stamp_ok "kernel-$FLAVOUR" "$inputs" && [ -f "$OUT/arch/x86/boot/bzImage" ]; then
 	stage "kernel($FLAVOUR): up to date"
 	exit 0
 fi
@@ -146,6 +147,10 @@ in_rootfs $KMAKE -s rustavailable >/dev/null 2>&1 ||
 	{ in_rootfs $KMAKE rustavailable || true; die "make rustavailable failed"; }
 stage "kernel($FLAVOUR): configuring from kernel-config/{$(echo $FRAGMENTS | tr ' ' ,)}"
 configure
+if [ "$CONFIG_ONLY" = --config-only ]; then
+	stage "kernel($FLAVOUR): configured ($OUT/.config); not building"
+	exit 0
+fi
 stage "kernel($FLAVOUR): building (make LLVM=-19 -j$(nproc), log in $OUT/build.log)"
 if ! in_rootfs $KMAKE bzImage modules >"$OUT/build.log" 2>&1; then
 	grep -E 'error|Error' "$OUT/build.log" | head -20 >&2
