@@ -275,7 +275,17 @@ pub mod tests {
         pub va_bits: u32,
     }
 
-    impl Builder<'_> {
+    impl<'a> Builder<'a> {
+        /// Tables rooted at `root`, further tables allocated after it.
+        pub fn new(mem: &'a FakeMem, root: u64, va_bits: u32) -> Self {
+            Builder {
+                mem,
+                root,
+                next: root + 4096,
+                va_bits,
+            }
+        }
+
         fn alloc(&mut self) -> u64 {
             let p = self.next;
             self.next += 4096;
@@ -330,12 +340,7 @@ pub mod tests {
     #[test]
     fn walks_pages_and_blocks() {
         let (mem, root) = setup();
-        let mut b = Builder {
-            mem: &mem,
-            root,
-            next: root + 4096,
-            va_bits: 48,
-        };
+        let mut b = Builder::new(&mem, root, 48);
         b.map(0x7fff_1234_5000, 0x8000_3000, 3, false, false);
         b.map(0x0000_4020_0000, 0x4060_0000, 2, true, false);
         b.map(0x0080_4000_0000, 0xc000_0000, 1, false, true);
@@ -355,12 +360,7 @@ pub mod tests {
     #[test]
     fn faults() {
         let (mem, root) = setup();
-        let mut b = Builder {
-            mem: &mem,
-            root,
-            next: root + 4096,
-            va_bits: 48,
-        };
+        let mut b = Builder::new(&mem, root, 48);
         b.map(0x1000, 0x2000, 3, false, false);
         let mut st = WalkStats::default();
         assert_eq!(
@@ -398,12 +398,7 @@ pub mod tests {
     #[test]
     fn va_bits_39_starts_at_level_1() {
         let (mem, root) = setup();
-        let mut b = Builder {
-            mem: &mem,
-            root,
-            next: root + 4096,
-            va_bits: 39,
-        };
+        let mut b = Builder::new(&mem, root, 39);
         b.map(0x40_1234_5000, 0x9000, 3, false, false);
         let mut st = WalkStats::default();
         let m = walk(&mem, root, 39, 48, 0x40_1234_5008, &mut st).unwrap();

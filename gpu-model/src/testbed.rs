@@ -282,9 +282,10 @@ pub fn fill(dst: u64, size: u64, pat: u32) -> Vec<u32> {
     ]
 }
 
-pub fn copy(dst: u64, src: u64, size: u64) -> Vec<u32> {
+/// A command with the (dst, src, size) operands of COPY and CHECKSUM.
+fn dst_src_size(op: u32, dst: u64, src: u64, size: u64) -> Vec<u32> {
     vec![
-        hdr(op::COPY, 0, 7),
+        hdr(op, 0, 7),
         lo(dst),
         hi(dst),
         lo(src),
@@ -294,16 +295,12 @@ pub fn copy(dst: u64, src: u64, size: u64) -> Vec<u32> {
     ]
 }
 
+pub fn copy(dst: u64, src: u64, size: u64) -> Vec<u32> {
+    dst_src_size(op::COPY, dst, src, size)
+}
+
 pub fn checksum(dst: u64, src: u64, size: u64) -> Vec<u32> {
-    vec![
-        hdr(op::CHECKSUM, 0, 7),
-        lo(dst),
-        hi(dst),
-        lo(src),
-        hi(src),
-        lo(size),
-        hi(size),
-    ]
+    dst_src_size(op::CHECKSUM, dst, src, size)
 }
 
 pub fn write64(dst: u64, val: u64, flags: u32) -> Vec<u32> {
