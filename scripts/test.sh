@@ -42,6 +42,26 @@ done < <(sed -n -E 's/^test (.*) \.\.\. (ok|FAILED|ignored)$/\1 \2/p' "$host_log
 grep -qE '^error(\[|:)' "$host_log" && report "FAIL host: cargo test did not build (see $host_log)"
 [ $n -gt 0 ] || report "FAIL host: cargo test ran no test (see $host_log)"
 
+stage "host: style checks"
+if in_rootfs /bin/sh -c "cd $FERRITE_REPO && rustfmt --edition 2021 --check \
+	--config-path $KBUILD/linux-$LINUX_VERSION/.rustfmt.toml drivers/gpu/drm/ferrite/ferrite.rs" \
+	>"$FERRITE_CACHE/rustfmt.log" 2>&1; then
+	report "PASS host: rustfmt (kernel .rustfmt.toml) on drivers/gpu/drm/ferrite"
+else
+	report "FAIL host: rustfmt on drivers/gpu/drm/ferrite (see $FERRITE_CACHE/rustfmt.log)"
+fi
+if (cd "$FERRITE_REPO" && cargo fmt --all --check) >"$FERRITE_CACHE/cargo-fmt.log" 2>&1; then
+	report "PASS host: cargo fmt --check"
+else
+	report "FAIL host: cargo fmt --check (see $FERRITE_CACHE/cargo-fmt.log)"
+fi
+if (cd "$FERRITE_REPO" && cargo clippy --release --workspace --all-targets -- -D warnings) \
+	>"$FERRITE_CACHE/clippy.log" 2>&1; then
+	report "PASS host: cargo clippy -D warnings"
+else
+	report "FAIL host: cargo clippy (see $FERRITE_CACHE/clippy.log)"
+fi
+
 if [ $build_rc -eq 0 ]; then
 	stage "guest($FLAVOUR): booting with the Ferrite GPU, running igt_runner"
 	job=$FERRITE_CACHE/guest-tests.job

@@ -114,7 +114,10 @@ pub(crate) struct DeviceData<'a> {
 kernel::pci_device_table!(
     PCI_TABLE,
     <FerritePciDriver as pci::Driver>::IdInfo,
-    [(pci::DeviceId::from_id(pci::Vendor::REDHAT, regs::PCI_DEVICE_ID), ())]
+    [(
+        pci::DeviceId::from_id(pci::Vendor::REDHAT, regs::PCI_DEVICE_ID),
+        ()
+    )]
 );
 
 /// Reset the whole device to a known state; the reset is complete when the
@@ -146,7 +149,12 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
         num_as: bar.read(regs::NUM_AS).count().into(),
     };
     if info.version_major != regs::VERSION_MAJOR {
-        dev_err!(pdev, "unsupported hardware interface {}.{}\n", info.version_major, info.version_minor);
+        dev_err!(
+            pdev,
+            "unsupported hardware interface {}.{}\n",
+            info.version_major,
+            info.version_minor
+        );
         return Err(ENODEV);
     }
     Ok(info)

@@ -50,7 +50,8 @@ impl ThreadedHandler for GlobalIrq<'_> {
             return IrqReturn::None;
         }
         // Write one to clear what we handle.
-        self.bar.write_reg(regs::IRQ_STATUS::zeroed().with_status(ours));
+        self.bar
+            .write_reg(regs::IRQ_STATUS::zeroed().with_status(ours));
         if ours & regs::IRQ_SOFT != 0 {
             self.soft.add(1, Relaxed);
         }
