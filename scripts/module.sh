@@ -13,9 +13,13 @@ MO=$KBUILD/module-$FLAVOUR
 stage "module($FLAVOUR): make M=$FERRITE_REPO MO=$MO"
 mkdir -p "$MO"
 if ! in_rootfs make -C "$KBUILD/linux-$LINUX_VERSION" O="$OUT" M="$FERRITE_REPO" MO="$MO" \
-	LLVM=-19 -j"$(nproc)" modules >"$MO/build.log" 2>&1; then
+	LLVM=-19 CLIPPY=1 -j"$(nproc)" modules >"$MO/build.log" 2>&1; then
 	cat "$MO/build.log" >&2
 	die "module build failed"
 fi
-grep -E 'warning|error' "$MO/build.log" | head -20 || true
+# The module is compiled with clippy-driver (CLIPPY=1): lints are warnings.
+if grep -qE '^(warning|error)' "$MO/build.log"; then
+	grep -E -A6 '^(warning|error)' "$MO/build.log" | head -60
+	die "the driver has compiler or clippy warnings (see $MO/build.log)"
+fi
 [ -f "$MO/drivers/gpu/drm/ferrite/ferrite.ko" ] || die "no ferrite.ko in $MO"

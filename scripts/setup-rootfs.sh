@@ -6,7 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 ROOTFS_PKGS_TOOLCHAIN="rustc rust-src rustfmt bindgen libclang-19-dev clang-19 llvm-19 \
- lld-19 gcc make bc bison flex libelf-dev libssl-dev cpio kmod xz-utils python3 rsync"
+ lld-19 gcc make bc bison flex libelf-dev libssl-dev cpio kmod xz-utils python3 rsync \
+ rust-clippy"
 # Guest userspace: what the tests and their runner need inside the VM.
 ROOTFS_PKGS_GUEST="busybox procps iproute2 libdrm2 libkmod2 strace"
 ROOTFS_PKGS_QEMU="qemu-system-x86"
