@@ -16,6 +16,11 @@ for d in /sys/kernel/debug/kunit/*/; do
 done
 echo "guest: $(ls "$share/kunit" | wc -l) KUnit suites"
 
+# With kmemleak (debug kernel): forget what boot left, so the scan at the
+# end reports only what the tests leaked.
+kmemleak=/sys/kernel/debug/kmemleak
+[ -w "$kmemleak" ] && echo clear >"$kmemleak"
+
 echo "guest: insmod ferrite.ko"
 insmod "$FERRITE_KO" || { echo "guest: insmod failed"; exit 1; }
 for _ in $(seq 50); do ls /dev/dri/renderD* >/dev/null 2>&1 && break; sleep 0.1; done
@@ -58,4 +63,12 @@ if insmod "$FERRITE_KO" && [ -e /dev/dri/renderD128 ] && rmmod ferrite; then
 	reload=PASS
 fi
 echo "$reload guest: driver reload (rebind, reset, MSI-X self-test, unbind)" >"$share/reload.result"
+
+if [ -w "$kmemleak" ]; then
+	# Two scans: kmemleak reports an object only once it was unreferenced
+	# in consecutive scans.
+	echo scan >"$kmemleak"; sleep 6; echo scan >"$kmemleak"
+	cat "$kmemleak" >"$share/kmemleak.txt"
+	echo "guest: kmemleak: $(grep -c '^unreferenced object' "$share/kmemleak.txt") leak(s)"
+fi
 exit 0

@@ -89,6 +89,13 @@ if [ $build_rc -eq 0 ]; then
 		report "FAIL guest: driver reload did not run"
 	fi
 	[ "$vm_rc" -eq 0 ] || report "FAIL guest: job (driver load/unload, runner) exited $vm_rc, see $D/job.log"
+	if [ -f "$D/kmemleak.txt" ]; then
+		if grep -q '^unreferenced object' "$D/kmemleak.txt"; then
+			report "FAIL guest: kmemleak found leaks (see $D/kmemleak.txt)"
+		else
+			report "PASS guest: kmemleak scan after the tests found no leak"
+		fi
+	fi
 	if first=$("$FERRITE_REPO/scripts/console-scan.sh" "$D/console.log"); then
 		report "PASS guest: console has no kernel report"
 	else
