@@ -222,12 +222,9 @@ impl pci::Driver for FerritePciDriver {
                 let p = parts.take().ok_or(EINVAL)?;
                 let bar = p.bar.clone();
                 parts.set(Some(p));
-                let vectors: &'a IrqVectorRegistration<'a> =
-                    // SAFETY: `vectors` is initialized above and lives in the
-                    // same pinned `DeviceData`, which never moves; it is
-                    // declared (so dropped) after `global_irq`, so the
-                    // reference outlives the registration that uses it.
-                    unsafe { &*core::ptr::addr_of!((*this.as_ptr()).vectors) };
+                // SAFETY: `vectors` (initialized above) lives in this pinned, never moved
+                // `DeviceData` and is dropped after `global_irq`, its only user.
+                let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
                 // SAFETY: the registration is a field of `DeviceData`, dropped
                 // when the device is unbound, and never forgotten.
                 unsafe {
