@@ -20,7 +20,7 @@ use crate::cache::Cache;
 use crate::dma::DmaSpace;
 use crate::exec;
 use crate::mmu::{FaultKind, Tlb};
-use crate::regs::{self, *};
+use crate::regs::*;
 
 /// Options of one model process: the constraints it advertises.
 #[derive(Clone, Copy, Debug)]
@@ -615,6 +615,3 @@ impl Drop for Device {
         self.stop();
     }
 }
-
-/// Re-exported for tests and the fuzz target.
-pub use regs::counter as counters;

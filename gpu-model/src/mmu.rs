@@ -266,13 +266,29 @@ pub mod tests {
         }
     }
 
-    /// An independent LPAE encoder: builds tables the way the spec
-    /// describes them, allocating table pages from `next`.
+    /// Tables in a [`FakeMem`], encoded by the test bed's encoder,
+    /// allocating table pages from `next`.
     pub struct Builder<'a> {
         pub mem: &'a FakeMem,
         pub root: u64,
         pub next: u64,
         pub va_bits: u32,
+    }
+
+    impl crate::testbed::TableMem for Builder<'_> {
+        fn read_desc(&mut self, pa: u64) -> u64 {
+            self.mem.read_u64(pa).unwrap()
+        }
+
+        fn write_desc(&mut self, pa: u64, desc: u64) {
+            self.mem.words.borrow_mut().insert(pa, desc);
+        }
+
+        fn alloc_table(&mut self) -> u64 {
+            let p = self.next;
+            self.next += 4096;
+            p
+        }
     }
 
     impl<'a> Builder<'a> {
@@ -286,38 +302,10 @@ pub mod tests {
             }
         }
 
-        fn alloc(&mut self) -> u64 {
-            let p = self.next;
-            self.next += 4096;
-            p
-        }
-
         /// Map `va` -> `pa` with a leaf at `leaf_level` (3 page, 2 = 2M, 1 = 1G).
         pub fn map(&mut self, va: u64, pa: u64, leaf_level: u32, ro: bool, xn: bool) {
-            let mut table = self.root;
-            let mut level = start_level(self.va_bits);
-            while level < leaf_level {
-                let idx = (va >> (12 + 9 * (3 - level))) & 0x1ff;
-                let slot = table + idx * 8;
-                let d = self.mem.read_u64(slot).unwrap();
-                table = if d & 3 == 3 {
-                    d & desc::ADDR_MASK
-                } else {
-                    let t = self.alloc();
-                    self.mem.words.borrow_mut().insert(slot, t | 3);
-                    t
-                };
-                level += 1;
-            }
-            let idx = (va >> (12 + 9 * (3 - level))) & 0x1ff;
-            let mut d = pa | desc::AF | if level == 3 { 3 } else { 1 };
-            if ro {
-                d |= desc::AP_RDONLY;
-            }
-            if xn {
-                d |= desc::XN;
-            }
-            self.mem.words.borrow_mut().insert(table + idx * 8, d);
+            let (root, va_bits) = (self.root, self.va_bits);
+            crate::testbed::encode_map(self, root, va_bits, va, pa, leaf_level, ro, xn);
         }
     }
 

@@ -53,6 +53,67 @@ pub fn q_off(q: usize, reg: u32) -> u32 {
     QUEUE_BASE + QUEUE_STRIDE * q as u32 + reg
 }
 
+/// Memory an LPAE table encoder writes into.
+pub trait TableMem {
+    fn read_desc(&mut self, pa: u64) -> u64;
+    fn write_desc(&mut self, pa: u64, desc: u64);
+    /// A zeroed page for a new table.
+    fn alloc_table(&mut self) -> u64;
+}
+
+impl TableMem for Gpu {
+    fn read_desc(&mut self, pa: u64) -> u64 {
+        self.pread64(pa)
+    }
+
+    fn write_desc(&mut self, pa: u64, desc: u64) {
+        self.pwrite64(pa, desc)
+    }
+
+    fn alloc_table(&mut self) -> u64 {
+        self.alloc_pt()
+    }
+}
+
+/// An LPAE stage-1 encoder written from the spec, independently of the
+/// model's walker: map `va` -> `pa` with a leaf at `level` (3 = 4K page,
+/// 2 = 2M block, 1 = 1G block) in the tables rooted at `root`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_map(
+    m: &mut impl TableMem,
+    root: u64,
+    va_bits: u32,
+    va: u64,
+    pa: u64,
+    level: u32,
+    ro: bool,
+    xn: bool,
+) {
+    let mut table = root;
+    let mut lvl = 4 - (va_bits - 12).div_ceil(9);
+    while lvl < level {
+        let idx = (va >> (12 + 9 * (3 - lvl))) & 0x1ff;
+        let d = m.read_desc(table + idx * 8);
+        table = if d & 3 == 3 {
+            d & desc::ADDR_MASK
+        } else {
+            let t = m.alloc_table();
+            m.write_desc(table + idx * 8, t | 3);
+            t
+        };
+        lvl += 1;
+    }
+    let idx = (va >> (12 + 9 * (3 - lvl))) & 0x1ff;
+    let mut d = pa | desc::AF | if lvl == 3 { 3 } else { 1 };
+    if ro {
+        d |= desc::AP_RDONLY;
+    }
+    if xn {
+        d |= desc::XN;
+    }
+    m.write_desc(table + idx * 8, d);
+}
+
 impl Default for Gpu {
     fn default() -> Self {
         Self::new()
@@ -127,31 +188,10 @@ impl Gpu {
     }
 
     /// Map va -> pa in slot's table with a leaf at `level` (3 = 4K page,
-    /// 2 = 2M block, 1 = 1G block). Independently encoded from the spec.
+    /// 2 = 2M block, 1 = 1G block).
     pub fn map(&mut self, slot: usize, va: u64, pa: u64, level: u32, ro: bool, xn: bool) {
-        let mut table = self.roots[slot];
-        let mut lvl = 4 - (self.va_bits - 12).div_ceil(9);
-        while lvl < level {
-            let idx = (va >> (12 + 9 * (3 - lvl))) & 0x1ff;
-            let d = self.pread64(table + idx * 8);
-            table = if d & 3 == 3 {
-                d & desc::ADDR_MASK
-            } else {
-                let t = self.alloc_pt();
-                self.pwrite64(table + idx * 8, t | 3);
-                t
-            };
-            lvl += 1;
-        }
-        let idx = (va >> (12 + 9 * (3 - lvl))) & 0x1ff;
-        let mut d = pa | desc::AF | if lvl == 3 { 3 } else { 1 };
-        if ro {
-            d |= desc::AP_RDONLY;
-        }
-        if xn {
-            d |= desc::XN;
-        }
-        self.pwrite64(table + idx * 8, d);
+        let (root, va_bits) = (self.roots[slot], self.va_bits);
+        encode_map(self, root, va_bits, va, pa, level, ro, xn);
     }
 
     /// Map `len` bytes of 4K pages.
