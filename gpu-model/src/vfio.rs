@@ -46,13 +46,21 @@ impl ServerBackend for Backend {
             VFIO_PCI_CONFIG_REGION_INDEX => self.config.read(offset, data),
             VFIO_PCI_BAR0_REGION_INDEX => {
                 // Registers are 32 bits wide; other widths read the
-                // containing registers' bytes.
+                // containing registers' bytes. Each register is read once
+                // per access (reads have side effects: counters, latches).
+                let end = offset.checked_add(data.len() as u64).ok_or_else(einval)?;
+                if end > regs::BAR0_SIZE {
+                    return Err(einval());
+                }
+                let mut reg = None;
                 for (i, b) in data.iter_mut().enumerate() {
-                    let a = offset.checked_add(i as u64).ok_or_else(einval)?;
-                    if a >= regs::BAR0_SIZE {
-                        return Err(einval());
-                    }
-                    let v = self.dev.mmio_read((a & !3) as u32);
+                    let a = offset + i as u64;
+                    let off = (a & !3) as u32;
+                    let v = match reg {
+                        Some((o, v)) if o == off => v,
+                        _ => self.dev.mmio_read(off),
+                    };
+                    reg = Some((off, v));
                     *b = (v >> ((a & 3) * 8)) as u8;
                 }
                 debug!("mmio read {offset:#x} len {}", data.len());
@@ -209,4 +217,28 @@ pub fn irqs() -> Vec<IrqInfo> {
             },
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Options;
+    use crate::regs::counter;
+
+    #[test]
+    fn a_32_bit_access_reads_the_register_once() {
+        let mut b = Backend::new(Arc::new(Device::new(Options::default())));
+        let mut v = [0u8; 4];
+        b.region_read(VFIO_PCI_BAR0_REGION_INDEX, u64::from(regs::ID), &mut v)
+            .unwrap();
+        assert_eq!(u32::from_le_bytes(v), regs::FERRITE_ID);
+        assert_eq!(b.dev.counter(counter::MMIO_READS), 1);
+        let mut w = [0u8; 8];
+        b.region_read(VFIO_PCI_BAR0_REGION_INDEX, u64::from(regs::ID), &mut w)
+            .unwrap();
+        assert_eq!(b.dev.counter(counter::MMIO_READS), 3);
+        assert!(b
+            .region_read(VFIO_PCI_BAR0_REGION_INDEX, regs::BAR0_SIZE - 2, &mut v)
+            .is_err());
+    }
 }
