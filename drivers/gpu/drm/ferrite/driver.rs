@@ -6,7 +6,7 @@ use kernel::{
     device::{Core, DeviceContext},
     dma::{Device as DmaDevice, DmaMask},
     drm::{self, ioctl},
-    io::{register::Array, Io},
+    io::Io,
     irq::{self as kirq, ThreadedRegistration},
     pci::{self, IrqType, IrqTypes, IrqVectorRegistration},
     prelude::*,
@@ -17,7 +17,8 @@ use kernel::{
 use crate::{
     file::FileData,
     gem::Bo,
-    irq::{self, GlobalIrq},
+    gpu::{Bar0, Gpu},
+    irq::{self, GlobalIrq, JobIrq, MmuIrq},
     regs,
 };
 
@@ -31,8 +32,9 @@ pub(crate) const UAPI_MINOR: u32 = 1;
 pub(crate) const VA_BITS: u32 = 48;
 pub(crate) const USER_VA_START: u64 = 0x1_0000;
 pub(crate) const USER_VA_END: u64 = (1 << VA_BITS) - (1 << 32);
-
-pub(crate) type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
+/// The driver's region of every VM: queue rings and fence pages.
+pub(crate) const KERNEL_VA_START: u64 = USER_VA_END;
+pub(crate) const KERNEL_VA_END: u64 = 1 << VA_BITS;
 
 /// The DRM driver.
 pub(crate) struct FerriteDrmDriver;
@@ -56,14 +58,13 @@ pub(crate) struct GpuInfo {
 #[pin_data]
 pub(crate) struct RegistrationData<'a> {
     pub(crate) pdev: &'a pci::Device,
-    pub(crate) bar: Arc<Bar0<'a>>,
-    pub(crate) info: GpuInfo,
+    pub(crate) gpu: Arc<Gpu>,
 }
 
-impl RegistrationData<'_> {
+impl GpuInfo {
     /// What DEV_QUERY_INFO reports.
     pub(crate) fn dev_info(&self) -> uapi::drm_ferrite_dev_info {
-        let i = &self.info;
+        let i = self;
         uapi::drm_ferrite_dev_info {
             hw_version: (i.version_major << 16) | i.version_minor,
             uapi_version: (UAPI_MAJOR << 16) | UAPI_MINOR,
@@ -78,21 +79,15 @@ impl RegistrationData<'_> {
             page_sizes: (1 << 12) | (1 << 21) | (1 << 30),
         }
     }
+}
 
-    /// What DEV_QUERY_COUNTERS reports.
-    pub(crate) fn counters(&self) -> uapi::drm_ferrite_counters {
-        let mut c = uapi::drm_ferrite_counters::default();
-        for (i, v) in c.hw.iter_mut().enumerate().take(regs::NUM_COUNTERS) {
-            let (Some(lo), Some(hi)) = (regs::COUNTER_LO::try_at(i), regs::COUNTER_HI::try_at(i))
-            else {
-                break;
-            };
-            // Reading the low half latches the high half.
-            let lo = u64::from(u32::from(self.bar.read(lo).value()));
-            let hi = u64::from(u32::from(self.bar.read(hi).value()));
-            *v = (hi << 32) | lo;
-        }
-        c
+/// Stops the hardware and fails every job when the device is unbound,
+/// after userspace lost access and before the interrupts go.
+pub(crate) struct Shutdown(Arc<Gpu>);
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        self.0.shutdown();
     }
 }
 
@@ -106,8 +101,13 @@ pub(crate) struct FerritePciDriver;
 #[pin_data]
 pub(crate) struct DeviceData<'a> {
     _reg: drm::Registration<'a, FerriteDrmDriver>,
+    _shutdown: Shutdown,
     #[pin]
-    global_irq: ThreadedRegistration<'a, GlobalIrq<'a>>,
+    job_irq: ThreadedRegistration<'a, JobIrq>,
+    #[pin]
+    mmu_irq: ThreadedRegistration<'a, MmuIrq>,
+    #[pin]
+    global_irq: ThreadedRegistration<'a, GlobalIrq>,
     vectors: IrqVectorRegistration<'a>,
 }
 
@@ -161,13 +161,12 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
 }
 
 /// What probe sets up before the pinned per-device data.
-struct Early<'a> {
-    bar: Arc<Bar0<'a>>,
-    info: GpuInfo,
+struct Early {
+    gpu: Arc<Gpu>,
     unreg: drm::UnregisteredDevice<FerriteDrmDriver>,
 }
 
-fn probe_early<'a>(pdev: &'a pci::Device<Core<'_>>) -> Result<Early<'a>> {
+fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
     pdev.enable_device_mem()?;
     pdev.set_master();
 
@@ -178,6 +177,8 @@ fn probe_early<'a>(pdev: &'a pci::Device<Core<'_>>) -> Result<Early<'a>> {
     // SAFETY: no DMA allocation or mapping exists yet for this device, which
     // is still being probed.
     unsafe { pdev.dma_set_mask_and_coherent(DmaMask::try_new(info.dma_addr_bits)?)? };
+    // SAFETY: as above, nothing is mapped yet.
+    unsafe { pdev.dma_set_max_seg_size(info.dma_max_segment) };
 
     dev_info!(
         pdev,
@@ -188,9 +189,9 @@ fn probe_early<'a>(pdev: &'a pci::Device<Core<'_>>) -> Result<Early<'a>> {
         info.dma_max_segment
     );
 
+    let gpu = Gpu::new(bar.into_devres()?, info)?;
     Ok(Early {
-        bar: Arc::new(bar, GFP_KERNEL)?,
-        info,
+        gpu,
         unreg: drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?,
     })
 }
@@ -207,7 +208,13 @@ impl pci::Driver for FerritePciDriver {
     ) -> impl PinInit<Self::Data<'a>, Error> + 'a {
         let early = probe_early(pdev);
         // Handed from the first field's initializer to the later ones.
-        let parts: core::cell::Cell<Option<Early<'a>>> = core::cell::Cell::new(None);
+        let parts: core::cell::Cell<Option<Early>> = core::cell::Cell::new(None);
+        let gpu_of = |parts: &core::cell::Cell<Option<Early>>| -> Result<Arc<Gpu>> {
+            let p = parts.take().ok_or(EINVAL)?;
+            let gpu = p.gpu.clone();
+            parts.set(Some(p));
+            Ok(gpu)
+        };
 
         try_pin_init!(&this in DeviceData {
             vectors: {
@@ -219,11 +226,9 @@ impl pci::Driver for FerritePciDriver {
                 )?
             },
             global_irq <- {
-                let p = parts.take().ok_or(EINVAL)?;
-                let bar = p.bar.clone();
-                parts.set(Some(p));
+                let gpu = gpu_of(&parts)?;
                 // SAFETY: `vectors` (initialized above) lives in this pinned, never moved
-                // `DeviceData` and is dropped after `global_irq`, its only user.
+                // `DeviceData` and is dropped after the interrupt registrations, its users.
                 let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
                 // SAFETY: the registration is a field of `DeviceData`, dropped
                 // when the device is unbound, and never forgotten.
@@ -232,18 +237,48 @@ impl pci::Driver for FerritePciDriver {
                         vectors.index(irq::VECTOR_GLOBAL)?.into(),
                         kirq::Flags::TRIGGER_NONE,
                         c"ferrite",
-                        GlobalIrq::new(bar),
+                        Ok::<_, Error>(GlobalIrq::new(gpu)),
                     )
                 }
             },
+            mmu_irq <- {
+                let gpu = gpu_of(&parts)?;
+                // SAFETY: as for `global_irq`.
+                let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
+                // SAFETY: as for `global_irq`.
+                unsafe {
+                    ThreadedRegistration::new(
+                        vectors.index(irq::VECTOR_MMU)?.into(),
+                        kirq::Flags::TRIGGER_NONE,
+                        c"ferrite-mmu",
+                        Ok::<_, Error>(MmuIrq::new(gpu)),
+                    )
+                }
+            },
+            job_irq <- {
+                let gpu = gpu_of(&parts)?;
+                // SAFETY: as for `global_irq`.
+                let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
+                // SAFETY: as for `global_irq`.
+                unsafe {
+                    ThreadedRegistration::new(
+                        vectors.index(irq::VECTOR_JOB)?.into(),
+                        kirq::Flags::TRIGGER_NONE,
+                        c"ferrite-job",
+                        Ok::<_, Error>(JobIrq::new(gpu)),
+                    )
+                }
+            },
+            _shutdown: Shutdown(gpu_of(&parts)?),
             _reg: {
-                let Early { bar, info, unreg } = parts.take().ok_or(EINVAL)?;
+                let Early { gpu, unreg } = parts.take().ok_or(EINVAL)?;
                 // SAFETY: `global_irq` is initialized above and pinned in
                 // `DeviceData`.
                 let global_irq = unsafe { &(*this.as_ptr()).global_irq };
-                irq::self_test(&bar, global_irq.handler())
+                irq::self_test(&gpu, global_irq.handler())
                     .inspect_err(|_| dev_err!(pdev, "MSI-X self-test failed\n"))?;
-                let reg_data = try_pin_init!(RegistrationData { pdev, bar, info });
+                gpu.enable_irqs()?;
+                let reg_data = try_pin_init!(RegistrationData { pdev, gpu });
                 // SAFETY: the registration is stored in `DeviceData`, dropped
                 // when the device is unbound, and never forgotten.
                 unsafe { drm::Registration::new(pdev.as_ref(), unreg, reg_data, 0)? }
@@ -278,5 +313,15 @@ impl drm::Driver for FerriteDrmDriver {
         (FERRITE_GEM_CREATE, drm_ferrite_gem_create, ioctl::RENDER_ALLOW, FileData::gem_create),
         (FERRITE_GEM_MMAP_OFFSET, drm_ferrite_gem_mmap_offset, ioctl::RENDER_ALLOW,
             FileData::gem_mmap_offset),
+        (FERRITE_VM_CREATE, drm_ferrite_vm_create, ioctl::RENDER_ALLOW, FileData::vm_create),
+        (FERRITE_VM_DESTROY, drm_ferrite_vm_destroy, ioctl::RENDER_ALLOW, FileData::vm_destroy),
+        (FERRITE_VM_BIND, drm_ferrite_vm_bind, ioctl::RENDER_ALLOW, FileData::vm_bind),
+        (FERRITE_QUEUE_CREATE, drm_ferrite_queue_create, ioctl::RENDER_ALLOW,
+            FileData::queue_create),
+        (FERRITE_QUEUE_DESTROY, drm_ferrite_queue_destroy, ioctl::RENDER_ALLOW,
+            FileData::queue_destroy),
+        (FERRITE_SUBMIT, drm_ferrite_submit, ioctl::RENDER_ALLOW, FileData::submit),
+        (FERRITE_QUEUE_GET_STATE, drm_ferrite_queue_get_state, ioctl::RENDER_ALLOW,
+            FileData::queue_get_state),
     }
 }

@@ -12,8 +12,12 @@ use crate::driver::FerritePciDriver;
 mod driver;
 mod file;
 mod gem;
+mod gpu;
 mod irq;
+mod mmu;
+mod queue;
 mod regs;
+mod vm;
 
 kernel::module_pci_driver! {
     type: FerritePciDriver,

@@ -3,21 +3,102 @@
 //! Per-open-file state of a Ferrite render node and the ioctls.
 
 use kernel::{
-    drm::{self, gem::BaseObject, Registered},
+    device::{Bound, Device},
+    dma_fence::{Fence, FenceContext, FenceTimeline},
+    dma_resv::{Resv, Usage},
+    drm::{
+        self,
+        gem::{BaseObject, IntoGEMObject},
+        syncobj::{self, ChainNode, SyncObj},
+        Registered,
+    },
+    new_mutex, pci,
     prelude::*,
+    sync::{aref::ARef, Arc, Mutex},
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
 
 use crate::{
-    driver::{FerriteDevice, FerriteDrmDriver, RegistrationData},
-    gem,
+    driver::{FerriteDevice, FerriteDrmDriver, RegistrationData, USER_VA_END, USER_VA_START},
+    gem::{self, Bo},
+    queue::{Job, Queue, MAX_TIMEOUT_MS},
+    vm::{BindOp, Vm},
 };
 
+/// Most VMs and queues one file may have.
+const MAX_VMS: usize = 64;
+const MAX_QUEUES: usize = 64;
+/// Most elements of the arrays of one ioctl.
+const MAX_BIND_OPS: u32 = 4096;
+const MAX_SYNCS: u32 = 64;
+const MAX_BOS: u32 = 1024;
+/// Largest element stride userspace may pass.
+const MAX_STRIDE: u32 = 4096;
+/// Largest command buffer (the CALL command's limit).
+const MAX_CMD_SIZE: u32 = 1 << 20;
+
+/// Objects of a file, by id (index + 1).
+struct Table<T> {
+    slots: KVec<Option<Arc<T>>>,
+    max: usize,
+}
+
+impl<T> Table<T> {
+    const fn new(max: usize) -> Self {
+        Self {
+            slots: KVec::new(),
+            max,
+        }
+    }
+
+    fn insert(&mut self, obj: Arc<T>) -> Result<u32> {
+        if let Some(i) = self.slots.iter().position(Option::is_none) {
+            self.slots[i] = Some(obj);
+            return Ok(i as u32 + 1);
+        }
+        if self.slots.len() >= self.max {
+            return Err(ENOSPC);
+        }
+        self.slots.push(Some(obj), GFP_KERNEL)?;
+        Ok(self.slots.len() as u32)
+    }
+
+    fn get(&self, id: u32) -> Result<Arc<T>> {
+        let i = (id as usize).checked_sub(1).ok_or(ENOENT)?;
+        self.slots.get(i).and_then(Clone::clone).ok_or(ENOENT)
+    }
+
+    fn remove(&mut self, id: u32) -> Result<Arc<T>> {
+        let i = (id as usize).checked_sub(1).ok_or(ENOENT)?;
+        self.slots.get_mut(i).and_then(Option::take).ok_or(ENOENT)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.slots.iter().flatten()
+    }
+}
+
 /// State of one open file.
-#[pin_data]
-pub(crate) struct FileData {}
+#[pin_data(PinnedDrop)]
+pub(crate) struct FileData {
+    #[pin]
+    vms: Mutex<Table<Vm>>,
+    #[pin]
+    queues: Mutex<Table<Queue>>,
+}
+
+#[pinned_drop]
+impl PinnedDrop for FileData {
+    fn drop(self: Pin<&mut Self>) {
+        // Queues first: running jobs finish, queued ones are cancelled.
+        let queues = core::mem::replace(&mut *self.queues.lock(), Table::new(0));
+        for q in queues.iter() {
+            q.close();
+        }
+    }
+}
 
 /// A DRM file of this driver.
 pub(crate) type File = drm::File<FileData>;
@@ -26,7 +107,13 @@ impl drm::file::DriverFile for FileData {
     type Driver = FerriteDrmDriver;
 
     fn open(_dev: &drm::Device<Self::Driver>) -> Result<Pin<KBox<Self>>> {
-        KBox::try_pin_init(try_pin_init!(Self {}), GFP_KERNEL)
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                vms <- new_mutex!(Table::new(MAX_VMS)),
+                queues <- new_mutex!(Table::new(MAX_QUEUES)),
+            }),
+            GFP_KERNEL,
+        )
     }
 
     fn show_fdinfo(&self, _file: &File, printer: &mut drm::Printer<'_>) {
@@ -73,10 +160,11 @@ impl FileData {
     ) -> Result<u32> {
         match q.type_ {
             uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_INFO => {
-                answer(q, &DevInfo(reg.dev_info()))
+                answer(q, &DevInfo(reg.gpu.info.dev_info()))
             }
             uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_COUNTERS => {
-                answer(q, &Counters(reg.counters()))
+                // The driver never maps user memory into the kernel.
+                answer(q, &Counters(reg.gpu.counters(0)))
             }
             _ => Err(EINVAL),
         }
@@ -110,6 +198,417 @@ impl FileData {
         }
         let bo = gem::lookup(file, req.handle)?;
         req.offset = bo.create_mmap_offset()?;
+        Ok(0)
+    }
+}
+
+/// The bound parent device of a registered DRM device.
+fn bound(dev: &FerriteDevice<Registered>) -> &Device<Bound> {
+    let pdev: &pci::Device<Bound> = dev.as_ref();
+    pdev.as_ref()
+}
+
+/// Read the elements of a `struct drm_ferrite_obj_array` of `N`-byte
+/// elements: at most `max` of them, each read as `min(stride, N)` bytes
+/// with the bytes beyond `N` required to be zero.
+fn read_array<const N: usize>(
+    arr: &uapi::drm_ferrite_obj_array,
+    max: u32,
+) -> Result<KVec<[u8; N]>> {
+    if arr.count > max {
+        return Err(EINVAL);
+    }
+    let mut out = KVec::with_capacity(arr.count as usize, GFP_KERNEL)?;
+    if arr.count == 0 {
+        return Ok(out);
+    }
+    if arr.stride == 0 || arr.stride > MAX_STRIDE || arr.stride % 4 != 0 {
+        return Err(EINVAL);
+    }
+    let total = (arr.count as usize)
+        .checked_mul(arr.stride as usize)
+        .ok_or(EINVAL)?;
+    let ptr = UserPtr::from_addr(usize::try_from(arr.array).map_err(|_| EFAULT)?);
+    let mut reader = UserSlice::new(ptr, total).reader();
+    let known = (arr.stride as usize).min(N);
+    for _ in 0..arr.count {
+        let mut elem = [0u8; N];
+        reader.read_slice(&mut elem[..known])?;
+        let mut extra = arr.stride as usize - known;
+        while extra > 0 {
+            let mut buf = [0u8; 64];
+            let n = extra.min(buf.len());
+            reader.read_slice(&mut buf[..n])?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Err(EINVAL);
+            }
+            extra -= n;
+        }
+        out.push(elem, GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(v)
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(v)
+}
+
+/// A validated `struct drm_ferrite_sync_op`.
+struct SyncOp {
+    signal: bool,
+    handle: u32,
+    point: u64,
+}
+
+fn parse_syncs(arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
+    let raw = read_array::<16>(arr, MAX_SYNCS)?;
+    let mut out = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+    for b in raw.iter() {
+        let flags = u32_at(b, 0);
+        let known = uapi::DRM_FERRITE_SYNC_SIGNAL | uapi::DRM_FERRITE_SYNC_TIMELINE;
+        let timeline = flags & uapi::DRM_FERRITE_SYNC_TIMELINE != 0;
+        let point = u64_at(b, 8);
+        if flags & !known != 0 || (!timeline && point != 0) || (timeline && point == 0) {
+            return Err(EINVAL);
+        }
+        out.push(
+            SyncOp {
+                signal: flags & uapi::DRM_FERRITE_SYNC_SIGNAL != 0,
+                handle: u32_at(b, 4),
+                point,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(out)
+}
+
+/// The fences the WAIT sync ops name.
+fn wait_fences(file: &File, syncs: &[SyncOp]) -> Result<KVec<ARef<Fence>>> {
+    let mut out = KVec::new();
+    for s in syncs.iter().filter(|s| !s.signal) {
+        let f = syncobj::find_fence(file, s.handle, s.point)?;
+        out.push(f, GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+/// SIGNAL sync ops, looked up and with their chain nodes, before the work
+/// starts: after it, installing the fence cannot fail.
+struct Signals(KVec<(SyncObj, Option<ChainNode>, u64)>);
+
+impl Signals {
+    fn prepare(file: &File, syncs: &[SyncOp]) -> Result<Self> {
+        let mut out = KVec::new();
+        for s in syncs.iter().filter(|s| s.signal) {
+            let obj = SyncObj::lookup(file, s.handle)?;
+            let chain = if s.point != 0 {
+                Some(ChainNode::new()?)
+            } else {
+                None
+            };
+            out.push((obj, chain, s.point), GFP_KERNEL)?;
+        }
+        Ok(Self(out))
+    }
+
+    fn install(self, fence: &Fence) {
+        for (obj, chain, point) in self.0 {
+            match chain {
+                Some(c) => obj.add_point(c, fence, point),
+                None => obj.replace_fence(Some(fence)),
+            }
+        }
+    }
+}
+
+/// Names of the fences of synchronous operations (VM_BIND).
+struct BindTimeline;
+
+impl FenceTimeline for BindTimeline {
+    const DRIVER_NAME: &'static CStr = c"ferrite";
+    const TIMELINE_NAME: &'static CStr = c"ferrite-bind";
+}
+
+/// A signalled fence, for operations done before the ioctl returns.
+fn done_fence() -> Result<ARef<Fence>> {
+    let f = FenceContext::<BindTimeline>::new().fence(1, GFP_KERNEL)?;
+    let out = f.fence();
+    f.signal();
+    Ok(out)
+}
+
+/// Wait for `fences`, interruptibly; a fence that failed fails the caller.
+fn wait_all(fences: &[ARef<Fence>]) -> Result {
+    for f in fences {
+        f.wait(true, None)?;
+        f.status()?;
+    }
+    Ok(())
+}
+
+fn check_va(va: u64, size: u64) -> Result {
+    let end = va.checked_add(size).ok_or(EINVAL)?;
+    let page = kernel::page::PAGE_SIZE as u64;
+    if size == 0 || va % page != 0 || size % page != 0 || va < USER_VA_START || end > USER_VA_END {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+fn resv_of(bo: &Bo) -> &Resv {
+    // SAFETY: a GEM object's `resv` points to its reservation object (its
+    // own or an imported buffer's), valid as long as the object.
+    unsafe { Resv::from_raw((*bo.as_raw()).resv) }
+}
+
+impl FileData {
+    /// DRM_IOCTL_FERRITE_VM_CREATE.
+    pub(crate) fn vm_create(
+        dev: &FerriteDevice<Registered>,
+        reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_vm_create,
+        file: &File,
+    ) -> Result<u32> {
+        if req.flags != 0 {
+            return Err(EINVAL);
+        }
+        let vm = Vm::new(&reg.gpu, dev, bound(dev))?;
+        req.vm_id = file.inner().vms.lock().insert(vm)?;
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_VM_DESTROY.
+    pub(crate) fn vm_destroy(
+        _dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_vm_destroy,
+        file: &File,
+    ) -> Result<u32> {
+        if req.pad != 0 {
+            return Err(EINVAL);
+        }
+        let data = file.inner();
+        let queues = data.queues.lock();
+        let mut vms = data.vms.lock();
+        let vm = vms.get(req.vm_id)?;
+        if queues.iter().any(|q| Arc::ptr_eq(&q.vm, &vm)) {
+            return Err(EBUSY);
+        }
+        vms.remove(req.vm_id)?;
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_VM_BIND.
+    pub(crate) fn vm_bind(
+        dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_vm_bind,
+        file: &File,
+    ) -> Result<u32> {
+        if req.flags != 0 {
+            return Err(EINVAL);
+        }
+        let vm = file.inner().vms.lock().get(req.vm_id)?;
+        let raw = read_array::<40>(&req.ops, MAX_BIND_OPS)?;
+        let mut ops = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+        for b in raw.iter() {
+            let (op, flags, handle, pad) =
+                (u32_at(b, 0), u32_at(b, 4), u32_at(b, 8), u32_at(b, 12));
+            let (bo_offset, va, size) = (u64_at(b, 16), u64_at(b, 24), u64_at(b, 32));
+            if pad != 0 {
+                return Err(EINVAL);
+            }
+            check_va(va, size)?;
+            let op = match op {
+                uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP => {
+                    let known =
+                        uapi::DRM_FERRITE_VM_BIND_READONLY | uapi::DRM_FERRITE_VM_BIND_NOEXEC;
+                    if flags & !known != 0 || bo_offset % kernel::page::PAGE_SIZE as u64 != 0 {
+                        return Err(EINVAL);
+                    }
+                    let bo = gem::lookup(file, handle)?;
+                    let end = bo_offset.checked_add(size).ok_or(EINVAL)?;
+                    if end > bo.size() as u64 {
+                        return Err(EINVAL);
+                    }
+                    let mut prot = kernel::iommu::pgtable::prot::READ;
+                    if flags & uapi::DRM_FERRITE_VM_BIND_READONLY == 0 {
+                        prot |= kernel::iommu::pgtable::prot::WRITE;
+                    }
+                    if flags & uapi::DRM_FERRITE_VM_BIND_NOEXEC != 0 {
+                        prot |= kernel::iommu::pgtable::prot::NOEXEC;
+                    }
+                    BindOp::Map {
+                        bo,
+                        bo_offset,
+                        va,
+                        size,
+                        prot,
+                    }
+                }
+                uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP => {
+                    if flags != 0 || handle != 0 || bo_offset != 0 {
+                        return Err(EINVAL);
+                    }
+                    BindOp::Unmap { va, size }
+                }
+                _ => return Err(EINVAL),
+            };
+            ops.push(op, GFP_KERNEL)?;
+        }
+        let syncs = parse_syncs(&req.syncs)?;
+        let signals = Signals::prepare(file, &syncs)?;
+        wait_all(&wait_fences(file, &syncs)?)?;
+        vm.bind(bound(dev), &ops)?;
+        if !signals.0.is_empty() {
+            let done = done_fence()?;
+            signals.install(&done);
+        }
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_QUEUE_CREATE.
+    pub(crate) fn queue_create(
+        dev: &FerriteDevice<Registered>,
+        reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_queue_create,
+        file: &File,
+    ) -> Result<u32> {
+        if req.flags != 0 || req.timeout_ms > MAX_TIMEOUT_MS {
+            return Err(EINVAL);
+        }
+        let data = file.inner();
+        let vm = data.vms.lock().get(req.vm_id)?;
+        let mut queues = data.queues.lock();
+        if queues.iter().count() >= MAX_QUEUES {
+            return Err(ENOSPC);
+        }
+        let q = Queue::new(&reg.gpu, &vm, bound(dev), req.timeout_ms)?;
+        match queues.insert(q.clone()) {
+            Ok(id) => {
+                req.queue_id = id;
+                Ok(0)
+            }
+            Err(e) => {
+                q.close();
+                Err(e)
+            }
+        }
+    }
+
+    /// DRM_IOCTL_FERRITE_QUEUE_DESTROY.
+    pub(crate) fn queue_destroy(
+        _dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_queue_destroy,
+        file: &File,
+    ) -> Result<u32> {
+        if req.pad != 0 {
+            return Err(EINVAL);
+        }
+        let q = file.inner().queues.lock().remove(req.queue_id)?;
+        q.close();
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_SUBMIT.
+    pub(crate) fn submit(
+        _dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_submit,
+        file: &File,
+    ) -> Result<u32> {
+        if req.flags != 0 || req.pad != 0 {
+            return Err(EINVAL);
+        }
+        let q = file.inner().queues.lock().get(req.queue_id)?;
+        if req.cmd_size == 0 || req.cmd_size % 4 != 0 || req.cmd_size > MAX_CMD_SIZE {
+            return Err(EINVAL);
+        }
+        let cmd_end = req
+            .cmd_va
+            .checked_add(u64::from(req.cmd_size))
+            .ok_or(EINVAL)?;
+        if req.cmd_va % 4 != 0 || req.cmd_va < USER_VA_START || cmd_end > USER_VA_END {
+            return Err(EINVAL);
+        }
+        let syncs = parse_syncs(&req.syncs)?;
+        let signals = Signals::prepare(file, &syncs)?;
+        let mut deps = wait_fences(file, &syncs)?;
+
+        let raw = read_array::<8>(&req.bos, MAX_BOS)?;
+        let mut bos = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+        let mut writes = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+        for b in raw.iter() {
+            let (handle, flags) = (u32_at(b, 0), u32_at(b, 4));
+            if flags & !uapi::DRM_FERRITE_BO_REF_WRITE != 0 {
+                return Err(EINVAL);
+            }
+            let bo = gem::lookup(file, handle)?;
+            let write = flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0;
+            // Implicit sync: wait for the earlier users that conflict.
+            for f in resv_of(&bo).fences(Usage::wait_for(write))? {
+                deps.push(f, GFP_KERNEL)?;
+            }
+            bos.push(bo, GFP_KERNEL)?;
+            writes.push(write, GFP_KERNEL)?;
+        }
+        // Make room in every reservation object before the job exists, so
+        // that publishing its fence cannot fail.
+        for bo in bos.iter() {
+            resv_of(bo).lock()?.reserve_fences(1)?;
+        }
+        let refs: KVec<ARef<Bo>> = {
+            let mut v = KVec::with_capacity(bos.len(), GFP_KERNEL)?;
+            for bo in bos.iter() {
+                v.push(bo.clone(), GFP_KERNEL)?;
+            }
+            v
+        };
+        let job = Job {
+            vm: q.vm.clone(),
+            cmd_va: req.cmd_va,
+            cmd_size: req.cmd_size,
+            _bos: refs,
+        };
+        let fence = q.submit(job, deps)?;
+        for (bo, write) in bos.iter().zip(writes.iter()) {
+            if let Ok(mut g) = resv_of(bo).lock() {
+                if g.reserve_fences(1).is_ok() {
+                    g.add_fence(&fence, Usage::rw(*write));
+                }
+            }
+        }
+        signals.install(&fence);
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_QUEUE_GET_STATE.
+    pub(crate) fn queue_get_state(
+        _dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_queue_get_state,
+        file: &File,
+    ) -> Result<u32> {
+        if req.flags & !uapi::DRM_FERRITE_QUEUE_STATE_CLEAR != 0 {
+            return Err(EINVAL);
+        }
+        let q = file.inner().queues.lock().get(req.queue_id)?;
+        let r = q.state(req.flags & uapi::DRM_FERRITE_QUEUE_STATE_CLEAR != 0);
+        req.state = r.state;
+        req.error = r.error;
+        req.fault_addr = r.fault_addr;
+        req.fault_status = r.fault_status;
+        req.failed_jobs = r.failed_jobs;
         Ok(0)
     }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! MSI-X interrupts: vector 0 (global: self-test and errors), with a
-//! threaded handler. Job and MMU vectors come with job submission.
+//! MSI-X interrupts, each with a threaded handler: vector 0 (global:
+//! self-test and errors), vector 1 (jobs: fences and queue errors) and
+//! vector 2 (MMU faults).
 
 use kernel::{
     io::{poll::read_poll_timeout, Io},
@@ -14,27 +15,30 @@ use kernel::{
     time::Delta,
 };
 
-use crate::{driver::Bar0, regs};
+use crate::{gpu::Gpu, queue::Queue, regs};
 
 /// MSI-X vectors the driver uses.
 pub(crate) const NUM_VECTORS: u32 = 3;
 /// The global vector (`IRQ_STATUS`).
 pub(crate) const VECTOR_GLOBAL: usize = 0;
+/// The job vector (`JOB_IRQ_STATUS`).
+pub(crate) const VECTOR_JOB: usize = 1;
+/// The MMU vector (`MMU_IRQ_STATUS`).
+pub(crate) const VECTOR_MMU: usize = 2;
 
 /// Handler of the global vector.
-#[pin_data]
-pub(crate) struct GlobalIrq<'a> {
-    bar: Arc<Bar0<'a>>,
+pub(crate) struct GlobalIrq {
+    gpu: Arc<Gpu>,
     /// Software interrupts seen (the probe self-test raises one).
     soft: Atomic<u32>,
 }
 
-impl<'a> GlobalIrq<'a> {
-    pub(crate) fn new(bar: Arc<Bar0<'a>>) -> impl PinInit<Self, Error> + 'a {
-        try_pin_init!(Self {
-            bar,
+impl GlobalIrq {
+    pub(crate) fn new(gpu: Arc<Gpu>) -> Self {
+        Self {
+            gpu,
             soft: Atomic::new(0),
-        })
+        }
     }
 
     pub(crate) fn soft_count(&self) -> u32 {
@@ -42,16 +46,23 @@ impl<'a> GlobalIrq<'a> {
     }
 }
 
-impl ThreadedHandler for GlobalIrq<'_> {
+impl ThreadedHandler for GlobalIrq {
     fn handle_threaded(&self) -> IrqReturn {
-        let status = u32::from(self.bar.read(regs::IRQ_STATUS).status());
-        let ours = status & (regs::IRQ_SOFT | regs::IRQ_ERROR);
+        let ours = self
+            .gpu
+            .io(|bar| {
+                let status = u32::from(bar.read(regs::IRQ_STATUS).status());
+                let ours = status & (regs::IRQ_SOFT | regs::IRQ_ERROR);
+                if ours != 0 {
+                    // Write one to clear what we handle.
+                    bar.write_reg(regs::IRQ_STATUS::zeroed().with_status(ours));
+                }
+                ours
+            })
+            .unwrap_or(0);
         if ours == 0 {
             return IrqReturn::None;
         }
-        // Write one to clear what we handle.
-        self.bar
-            .write_reg(regs::IRQ_STATUS::zeroed().with_status(ours));
         if ours & regs::IRQ_SOFT != 0 {
             self.soft.add(1, Relaxed);
         }
@@ -63,12 +74,95 @@ impl ThreadedHandler for GlobalIrq<'_> {
     }
 }
 
+/// Handler of the job vector: completes fences, fails faulting jobs.
+pub(crate) struct JobIrq {
+    gpu: Arc<Gpu>,
+}
+
+impl JobIrq {
+    pub(crate) fn new(gpu: Arc<Gpu>) -> Self {
+        Self { gpu }
+    }
+}
+
+impl ThreadedHandler for JobIrq {
+    fn handle_threaded(&self) -> IrqReturn {
+        let gpu = &self.gpu;
+        let Ok(status) = gpu.io(|bar| {
+            let status = u32::from(bar.read(regs::JOB_IRQ_STATUS).status());
+            if status != 0 {
+                bar.write_reg(regs::JOB_IRQ_STATUS::zeroed().with_status(status));
+            }
+            status
+        }) else {
+            return IrqReturn::None;
+        };
+        if status == 0 {
+            return IrqReturn::None;
+        }
+        for (q, h) in gpu.hwq.iter().enumerate() {
+            if status & (1 << q) != 0 {
+                h.complete();
+            }
+            if status & regs::job_irq_error(q) != 0 {
+                if let Ok((err, rec)) = gpu.io(|bar| Queue::read_error(gpu, bar, q)) {
+                    h.fail_head(gpu, err, rec);
+                }
+            }
+        }
+        IrqReturn::Handled
+    }
+
+    fn handle(&self) -> ThreadedIrqReturn {
+        ThreadedIrqReturn::WakeThread
+    }
+}
+
+/// Handler of the MMU vector. In fault-and-stop mode the faulting queue
+/// also raises its job error bit, where the job is failed; here the fault
+/// is acknowledged.
+pub(crate) struct MmuIrq {
+    gpu: Arc<Gpu>,
+}
+
+impl MmuIrq {
+    pub(crate) fn new(gpu: Arc<Gpu>) -> Self {
+        Self { gpu }
+    }
+}
+
+impl ThreadedHandler for MmuIrq {
+    fn handle_threaded(&self) -> IrqReturn {
+        let status = self
+            .gpu
+            .io(|bar| {
+                let status = u32::from(bar.read(regs::MMU_IRQ_STATUS).status());
+                if status != 0 {
+                    bar.write_reg(regs::MMU_IRQ_STATUS::zeroed().with_status(status));
+                }
+                status
+            })
+            .unwrap_or(0);
+        if status == 0 {
+            IrqReturn::None
+        } else {
+            IrqReturn::Handled
+        }
+    }
+
+    fn handle(&self) -> ThreadedIrqReturn {
+        ThreadedIrqReturn::WakeThread
+    }
+}
+
 /// Raise a software interrupt and wait for the handler to see it: proves
 /// the MSI-X path from the device to the driver works.
-pub(crate) fn self_test(bar: &Bar0<'_>, irq: &GlobalIrq<'_>) -> Result {
+pub(crate) fn self_test(gpu: &Gpu, irq: &GlobalIrq) -> Result {
     let before = irq.soft_count();
-    bar.write_reg(regs::IRQ_MASK::zeroed().with_mask(regs::IRQ_SOFT | regs::IRQ_ERROR));
-    bar.write_reg(regs::IRQ_RAISE::zeroed().with_bits(regs::IRQ_SOFT));
+    gpu.io(|bar| {
+        bar.write_reg(regs::IRQ_MASK::zeroed().with_mask(regs::IRQ_SOFT | regs::IRQ_ERROR));
+        bar.write_reg(regs::IRQ_RAISE::zeroed().with_bits(regs::IRQ_SOFT));
+    })?;
     read_poll_timeout(
         || Ok(irq.soft_count()),
         |n| *n != before,

@@ -85,6 +85,32 @@ register! {
         31:0 count;
     }
 
+    /// Device cache maintenance: [`CACHE_CLEAN`] | [`CACHE_INVALIDATE`].
+    pub(crate) CACHE_CMD(u32) @ 0x040 {
+        31:0 command;
+    }
+
+    /// Job interrupt status: bit q a fence IRQ of queue q, bit 16+q an
+    /// error or fault of queue q (write one to clear).
+    pub(crate) JOB_IRQ_STATUS(u32) @ 0x050 {
+        31:0 status;
+    }
+
+    /// Job interrupt mask.
+    pub(crate) JOB_IRQ_MASK(u32) @ 0x054 {
+        31:0 mask;
+    }
+
+    /// MMU interrupt status: bit n a fault recorded by slot n.
+    pub(crate) MMU_IRQ_STATUS(u32) @ 0x058 {
+        31:0 status;
+    }
+
+    /// MMU interrupt mask.
+    pub(crate) MMU_IRQ_MASK(u32) @ 0x05c {
+        31:0 mask;
+    }
+
     /// Counter `i`, bits 31:0; reading it latches the high half.
     pub(crate) COUNTER_LO(u32)[16, stride = 8] @ 0x100 {
         31:0 value;
@@ -93,6 +119,117 @@ register! {
     /// High half of the counter whose low half was read last.
     pub(crate) COUNTER_HI(u32)[16, stride = 8] @ 0x104 {
         31:0 value;
+    }
+
+    /// Slot n: root table bus address, bits 31:0.
+    pub(crate) AS_TRANSTAB_LO(u32)[16, stride = 0x40] @ 0x1000 {
+        31:0 value;
+    }
+
+    /// Slot n: root table bus address, bits 63:32.
+    pub(crate) AS_TRANSTAB_HI(u32)[16, stride = 0x40] @ 0x1004 {
+        31:0 value;
+    }
+
+    /// Slot n: MAIR, bits 31:0.
+    pub(crate) AS_MEMATTR_LO(u32)[16, stride = 0x40] @ 0x1008 {
+        31:0 value;
+    }
+
+    /// Slot n: MAIR, bits 63:32.
+    pub(crate) AS_MEMATTR_HI(u32)[16, stride = 0x40] @ 0x100c {
+        31:0 value;
+    }
+
+    /// Slot n: configuration, latched by UPDATE.
+    pub(crate) AS_CONFIG(u32)[16, stride = 0x40] @ 0x1010 {
+        9:9 stall => bool;
+        8:8 enable => bool;
+        5:0 va_bits;
+    }
+
+    /// Slot n: command ([`AS_CMD_UPDATE`] ...).
+    pub(crate) AS_COMMAND(u32)[16, stride = 0x40] @ 0x1014 {
+        31:0 command;
+    }
+
+    /// Slot n: start of the LOCK / FLUSH_RANGE range, bits 31:0.
+    pub(crate) AS_LOCKADDR_LO(u32)[16, stride = 0x40] @ 0x1018 {
+        31:0 value;
+    }
+
+    /// Slot n: start of the range, bits 63:32.
+    pub(crate) AS_LOCKADDR_HI(u32)[16, stride = 0x40] @ 0x101c {
+        31:0 value;
+    }
+
+    /// Slot n: size of the range, bits 31:0.
+    pub(crate) AS_LOCKSIZE_LO(u32)[16, stride = 0x40] @ 0x1020 {
+        31:0 value;
+    }
+
+    /// Slot n: size of the range, bits 63:32.
+    pub(crate) AS_LOCKSIZE_HI(u32)[16, stride = 0x40] @ 0x1024 {
+        31:0 value;
+    }
+
+    /// Slot n: last fault (type, direction, source queue, valid).
+    pub(crate) AS_FAULTSTATUS(u32)[16, stride = 0x40] @ 0x102c {
+        31:31 valid => bool;
+        11:8 queue;
+        4:4 write => bool;
+        3:0 kind;
+    }
+
+    /// Slot n: GPU VA of the last fault, bits 31:0.
+    pub(crate) AS_FAULTADDR_LO(u32)[16, stride = 0x40] @ 0x1030 {
+        31:0 value;
+    }
+
+    /// Slot n: GPU VA of the last fault, bits 63:32.
+    pub(crate) AS_FAULTADDR_HI(u32)[16, stride = 0x40] @ 0x1034 {
+        31:0 value;
+    }
+
+    /// Queue q: ring GPU VA, bits 31:0.
+    pub(crate) Q_RING_BASE_LO(u32)[8, stride = 0x40] @ 0x2000 {
+        31:0 value;
+    }
+
+    /// Queue q: ring GPU VA, bits 63:32.
+    pub(crate) Q_RING_BASE_HI(u32)[8, stride = 0x40] @ 0x2004 {
+        31:0 value;
+    }
+
+    /// Queue q: ring size in bytes.
+    pub(crate) Q_RING_SIZE(u32)[8, stride = 0x40] @ 0x2008 {
+        31:0 bytes;
+    }
+
+    /// Queue q: address-space slot.
+    pub(crate) Q_AS(u32)[8, stride = 0x40] @ 0x200c {
+        31:0 slot;
+    }
+
+    /// Queue q: tail (the doorbell).
+    pub(crate) Q_TAIL(u32)[8, stride = 0x40] @ 0x2014 {
+        31:0 offset;
+    }
+
+    /// Queue q: control (ENABLE, RESET).
+    pub(crate) Q_CONTROL(u32)[8, stride = 0x40] @ 0x2018 {
+        1:1 reset => bool;
+        0:0 enable => bool;
+    }
+
+    /// Queue q: why the queue stopped.
+    pub(crate) Q_ERROR(u32)[8, stride = 0x40] @ 0x2028 {
+        31:0 code;
+    }
+
+    /// Queue q: ring offset of the command that stopped the queue.
+    pub(crate) Q_ERROR_OFFSET(u32)[8, stride = 0x40] @ 0x202c {
+        31:0 offset;
     }
 }
 
@@ -105,3 +242,39 @@ pub(crate) const RESET_GLOBAL: u32 = 1;
 
 /// Number of hardware counters.
 pub(crate) const NUM_COUNTERS: usize = 16;
+
+/// `CACHE_CMD` bits.
+pub(crate) const CACHE_CLEAN: u32 = 1 << 0;
+pub(crate) const CACHE_INVALIDATE: u32 = 1 << 1;
+
+/// `AS_COMMAND` values.
+pub(crate) const AS_CMD_UPDATE: u32 = 1;
+pub(crate) const AS_CMD_LOCK: u32 = 2;
+pub(crate) const AS_CMD_UNLOCK: u32 = 3;
+pub(crate) const AS_CMD_FLUSH_RANGE: u32 = 4;
+
+/// `Q_ERROR` value of a queue stopped by an MMU fault.
+pub(crate) const Q_ERROR_MMU_FAULT: u32 = 3;
+
+/// Bit of `JOB_IRQ_STATUS` for an error of queue `q`.
+pub(crate) const fn job_irq_error(q: usize) -> u32 {
+    1 << (16 + q)
+}
+
+/// Command opcodes and flags (see "Queues and commands").
+pub(crate) mod cmd {
+    pub(crate) const CALL: u32 = 0x08;
+    pub(crate) const WRITE64: u32 = 0x04;
+    pub(crate) const W64_IRQ: u32 = 1 << 0;
+    pub(crate) const W64_FLUSH: u32 = 1 << 1;
+    pub(crate) const W64_SEQNO: u32 = 1 << 2;
+
+    /// A command header.
+    pub(crate) const fn header(opcode: u32, flags: u32, dwords: u32) -> u32 {
+        opcode | (flags << 8) | (dwords << 16)
+    }
+}
+
+/// Queues and slots the register map has room for.
+pub(crate) const MAX_QUEUES: usize = 8;
+pub(crate) const MAX_AS: usize = 16;

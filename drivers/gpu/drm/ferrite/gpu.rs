@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device at run time: register access that survives unbind (it fails
+//! with `ENODEV` instead), address-space slots, hardware queues and driver
+//! counters. Files, VMs and queues hold an `Arc<Gpu>`.
+
+use kernel::{
+    io::{register::Array, Io},
+    new_mutex, pci,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
+    uapi,
+    workqueue::DelayedWork,
+};
+
+use crate::{
+    driver::{GpuInfo, VA_BITS},
+    mmu::{AsSlots, VmAs},
+    queue::HwQueue,
+    regs,
+};
+
+/// BAR0, revoked when the device is unbound.
+pub(crate) type DevresBar0 = pci::DevresBar<{ regs::BAR0_SIZE }>;
+/// BAR0 while access is held.
+pub(crate) type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
+
+/// Counters kept by the driver (see `struct drm_ferrite_counters`).
+pub(crate) struct Stats {
+    pub(crate) kmap_kernel_bytes: Atomic<u64>,
+    pub(crate) bytes_bound: Atomic<u64>,
+    pub(crate) tlb_flushes: Atomic<u64>,
+    pub(crate) jobs_submitted: Atomic<u64>,
+    pub(crate) jobs_timedout: Atomic<u64>,
+    pub(crate) faults: Atomic<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            kmap_kernel_bytes: Atomic::new(0),
+            bytes_bound: Atomic::new(0),
+            tlb_flushes: Atomic::new(0),
+            jobs_submitted: Atomic::new(0),
+            jobs_timedout: Atomic::new(0),
+            faults: Atomic::new(0),
+        }
+    }
+}
+
+/// A Ferrite GPU.
+#[pin_data]
+pub(crate) struct Gpu {
+    bar: DevresBar0,
+    pub(crate) info: GpuInfo,
+    #[pin]
+    pub(crate) slots: Mutex<AsSlots>,
+    pub(crate) hwq: KVec<Arc<HwQueue>>,
+    pub(crate) stats: Stats,
+    /// Set when the device is unbound: nothing new reaches the hardware.
+    dead: Atomic<bool>,
+    #[pin]
+    pub(crate) watchdog: DelayedWork<Gpu>,
+}
+
+impl Gpu {
+    pub(crate) fn new(bar: DevresBar0, info: GpuInfo) -> Result<Arc<Self>> {
+        let mut hwq = KVec::with_capacity(info.num_queues as usize, GFP_KERNEL)?;
+        for q in 0..(info.num_queues as usize).min(regs::MAX_QUEUES) {
+            hwq.push(HwQueue::new(q)?, GFP_KERNEL)?;
+        }
+        let num_as = (info.num_as as usize).min(regs::MAX_AS);
+        Arc::pin_init(
+            try_pin_init!(Self {
+                bar,
+                info,
+                slots <- new_mutex!(AsSlots::new(num_as)?),
+                hwq,
+                stats: Stats::default(),
+                dead: Atomic::new(false),
+                watchdog <- kernel::new_delayed_work!("ferrite::watchdog"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Run `f` with the registers; `ENODEV` once the device is gone. `f`
+    /// runs in an RCU read-side section: it must not sleep.
+    pub(crate) fn io<R>(&self, f: impl FnOnce(&Bar0<'_>) -> R) -> Result<R> {
+        let bar = self.bar.try_access().ok_or(ENODEV)?;
+        Ok(f(&bar))
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
+    }
+
+    /// Write the 64-bit value of a `_LO`/`_HI` register pair.
+    pub(crate) fn split(v: u64) -> (u32, u32) {
+        (v as u32, (v >> 32) as u32)
+    }
+
+    /// The device's 16 counters plus the driver's.
+    pub(crate) fn counters(&self, kmap_user: u64) -> uapi::drm_ferrite_counters {
+        let mut c = uapi::drm_ferrite_counters::default();
+        let _ = self.io(|bar| {
+            for (i, v) in c.hw.iter_mut().enumerate().take(regs::NUM_COUNTERS) {
+                let (Some(lo), Some(hi)) =
+                    (regs::COUNTER_LO::try_at(i), regs::COUNTER_HI::try_at(i))
+                else {
+                    break;
+                };
+                // Reading the low half latches the high half.
+                let lo = u64::from(u32::from(bar.read(lo).value()));
+                let hi = u64::from(u32::from(bar.read(hi).value()));
+                *v = (hi << 32) | lo;
+            }
+        });
+        let s = &self.stats;
+        c.kmap_user_bytes = kmap_user;
+        c.kmap_kernel_bytes = s.kmap_kernel_bytes.load(Relaxed);
+        c.bytes_bound = s.bytes_bound.load(Relaxed);
+        c.tlb_flushes = s.tlb_flushes.load(Relaxed);
+        c.jobs_submitted = s.jobs_submitted.load(Relaxed);
+        c.jobs_timedout = s.jobs_timedout.load(Relaxed);
+        c.faults = s.faults.load(Relaxed);
+        c
+    }
+
+    /// Enable the job and MMU interrupts (all queues, all slots).
+    pub(crate) fn enable_irqs(&self) -> Result {
+        self.io(|bar| {
+            bar.write_reg(regs::JOB_IRQ_MASK::zeroed().with_mask(0xffff_ffff_u32));
+            bar.write_reg(regs::MMU_IRQ_MASK::zeroed().with_mask(0xffff_ffff_u32));
+        })
+    }
+
+    /// Bind `vm` to an address-space slot (evicting the least recently used
+    /// idle VM if none is free) and count one more job on it. `EBUSY` when
+    /// every slot runs jobs.
+    pub(crate) fn activate(&self, vm: &Arc<VmAs>) -> Result<usize> {
+        let mut slots = self.slots.lock();
+        slots.activate(self, vm)
+    }
+
+    /// Change `vm`'s page tables: LOCK the address space if it is live, run
+    /// `update`, which returns the range it changed, flush exactly that
+    /// range from the TLB and UNLOCK.
+    pub(crate) fn update_vm<R>(
+        &self,
+        vm: &VmAs,
+        update: impl FnOnce() -> (R, Option<(u64, u64)>),
+    ) -> R {
+        let slots = self.slots.lock();
+        let slot = vm.slot();
+        if let Some(s) = slot {
+            let _ = self.io(|bar| crate::mmu::lock_range(bar, s, 0, 1u64 << VA_BITS));
+        }
+        let (ret, range) = update();
+        if let Some(s) = slot {
+            let _ = self.io(|bar| {
+                if let Some((start, end)) = range {
+                    crate::mmu::flush_range(bar, s, start, end - start);
+                    self.stats.tlb_flushes.add(1, Relaxed);
+                }
+                crate::mmu::unlock(bar, s);
+            });
+        }
+        drop(slots);
+        ret
+    }
+
+    /// Take `vm` out of its slot, if it has one (its page tables are about
+    /// to be freed).
+    pub(crate) fn release(&self, vm: &VmAs) {
+        let mut slots = self.slots.lock();
+        slots.release(self, vm);
+    }
+
+    /// The device is being unbound: stop the hardware and fail every job.
+    pub(crate) fn shutdown(&self) {
+        self.dead.store(true, Relaxed);
+        let _ = self.io(|bar| {
+            bar.write_reg(regs::JOB_IRQ_MASK::zeroed());
+            bar.write_reg(regs::MMU_IRQ_MASK::zeroed());
+            bar.write_reg(regs::RESET::zeroed().with_command(regs::RESET_GLOBAL));
+        });
+        for q in self.hwq.iter() {
+            q.fail_all(ENODEV);
+        }
+        self.slots.lock().forget_all();
+        crate::queue::flush_watchdog(self);
+    }
+}

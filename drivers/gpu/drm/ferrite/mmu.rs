@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device MMU: address-space slots, assigned to VMs on demand with LRU
+//! eviction of idle VMs, and TLB maintenance of exactly the changed range.
+
+use kernel::{
+    io::{register::Array, Io},
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
+};
+
+use crate::{
+    driver::VA_BITS,
+    gpu::{Bar0, Gpu},
+    regs,
+};
+
+/// What a slot needs to translate for a VM; shared by the VM and the slot
+/// it occupies.
+pub(crate) struct VmAs {
+    ttbr: u64,
+    mair: u64,
+    /// Slot index + 1, or 0; changed only under the slot lock.
+    slot: Atomic<u32>,
+    /// Jobs of this VM on the hardware: the VM cannot be evicted meanwhile.
+    active_jobs: Atomic<u32>,
+}
+
+impl VmAs {
+    pub(crate) fn new(ttbr: u64, mair: u64) -> Self {
+        Self {
+            ttbr,
+            mair,
+            slot: Atomic::new(0),
+            active_jobs: Atomic::new(0),
+        }
+    }
+
+    /// The slot this VM occupies.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        match self.slot.load(Relaxed) {
+            0 => None,
+            s => Some(s as usize - 1),
+        }
+    }
+
+    /// A job of this VM left the hardware.
+    pub(crate) fn job_done(&self) {
+        self.active_jobs.fetch_sub(1, Relaxed);
+    }
+}
+
+struct Slot {
+    vm: Option<Arc<VmAs>>,
+    last_used: u64,
+}
+
+/// The slot table, behind [`Gpu::slots`].
+pub(crate) struct AsSlots {
+    slots: KVec<Slot>,
+    tick: u64,
+    /// Evictions so far (debugfs).
+    pub(crate) evictions: u64,
+}
+
+impl AsSlots {
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            slots.push(
+                Slot {
+                    vm: None,
+                    last_used: 0,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self {
+            slots,
+            tick: 0,
+            evictions: 0,
+        })
+    }
+
+    pub(crate) fn activate(&mut self, gpu: &Gpu, vm: &Arc<VmAs>) -> Result<usize> {
+        self.tick += 1;
+        if let Some(s) = vm.slot() {
+            self.slots[s].last_used = self.tick;
+            vm.active_jobs.add(1, Relaxed);
+            return Ok(s);
+        }
+        let free = self.slots.iter().position(|s| s.vm.is_none());
+        let victim = free.or_else(|| {
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    s.vm.as_ref()
+                        .is_some_and(|v| v.active_jobs.load(Relaxed) == 0)
+                })
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(i, _)| i)
+        });
+        let s = victim.ok_or(EBUSY)?;
+        if let Some(old) = self.slots[s].vm.take() {
+            gpu.io(|bar| disable(bar, s))?;
+            old.slot.store(0, Relaxed);
+            self.evictions += 1;
+        }
+        gpu.io(|bar| program(bar, s, vm.ttbr, vm.mair))?;
+        vm.slot.store(s as u32 + 1, Relaxed);
+        vm.active_jobs.add(1, Relaxed);
+        self.slots[s] = Slot {
+            vm: Some(vm.clone()),
+            last_used: self.tick,
+        };
+        Ok(s)
+    }
+
+    pub(crate) fn release(&mut self, gpu: &Gpu, vm: &VmAs) {
+        if let Some(s) = vm.slot() {
+            let _ = gpu.io(|bar| disable(bar, s));
+            vm.slot.store(0, Relaxed);
+            self.slots[s].vm = None;
+        }
+    }
+
+    /// After a global reset every slot is disabled.
+    pub(crate) fn forget_all(&mut self) {
+        for s in self.slots.iter_mut() {
+            if let Some(vm) = s.vm.take() {
+                vm.slot.store(0, Relaxed);
+            }
+        }
+    }
+}
+
+fn command(bar: &Bar0<'_>, s: usize, cmd: u32) {
+    if let Some(r) = regs::AS_COMMAND::try_at(s) {
+        bar.write(r, regs::AS_COMMAND::zeroed().with_command(cmd));
+    }
+}
+
+fn set_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
+    let (alo, ahi) = Gpu::split(start);
+    let (slo, shi) = Gpu::split(size);
+    let (Some(a0), Some(a1), Some(s0), Some(s1)) = (
+        regs::AS_LOCKADDR_LO::try_at(s),
+        regs::AS_LOCKADDR_HI::try_at(s),
+        regs::AS_LOCKSIZE_LO::try_at(s),
+        regs::AS_LOCKSIZE_HI::try_at(s),
+    ) else {
+        return;
+    };
+    bar.write(a0, regs::AS_LOCKADDR_LO::zeroed().with_value(alo));
+    bar.write(a1, regs::AS_LOCKADDR_HI::zeroed().with_value(ahi));
+    bar.write(s0, regs::AS_LOCKSIZE_LO::zeroed().with_value(slo));
+    bar.write(s1, regs::AS_LOCKSIZE_HI::zeroed().with_value(shi));
+}
+
+/// LOCK a range: the slot's queues wait for accesses to it.
+pub(crate) fn lock_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
+    set_range(bar, s, start, size);
+    command(bar, s, regs::AS_CMD_LOCK);
+}
+
+/// FLUSH_RANGE: invalidate the TLB entries overlapping the range.
+pub(crate) fn flush_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
+    set_range(bar, s, start, size);
+    command(bar, s, regs::AS_CMD_FLUSH_RANGE);
+}
+
+pub(crate) fn unlock(bar: &Bar0<'_>, s: usize) {
+    command(bar, s, regs::AS_CMD_UNLOCK);
+}
+
+/// Point slot `s` at a page table and enable it (UPDATE also invalidates
+/// the slot's TLB entries and clears its fault record).
+fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64) {
+    let (tlo, thi) = Gpu::split(ttbr);
+    let (mlo, mhi) = Gpu::split(mair);
+    let (Some(t0), Some(t1), Some(m0), Some(m1), Some(cfg)) = (
+        regs::AS_TRANSTAB_LO::try_at(s),
+        regs::AS_TRANSTAB_HI::try_at(s),
+        regs::AS_MEMATTR_LO::try_at(s),
+        regs::AS_MEMATTR_HI::try_at(s),
+        regs::AS_CONFIG::try_at(s),
+    ) else {
+        return;
+    };
+    bar.write(t0, regs::AS_TRANSTAB_LO::zeroed().with_value(tlo));
+    bar.write(t1, regs::AS_TRANSTAB_HI::zeroed().with_value(thi));
+    bar.write(m0, regs::AS_MEMATTR_LO::zeroed().with_value(mlo));
+    bar.write(m1, regs::AS_MEMATTR_HI::zeroed().with_value(mhi));
+    bar.write(
+        cfg,
+        regs::AS_CONFIG::zeroed()
+            .with_const_va_bits::<{ VA_BITS }>()
+            .with_enable(true),
+    );
+    command(bar, s, regs::AS_CMD_UPDATE);
+}
+
+/// Disable slot `s` (UPDATE with ENABLE clear drops its TLB entries).
+fn disable(bar: &Bar0<'_>, s: usize) {
+    if let Some(cfg) = regs::AS_CONFIG::try_at(s) {
+        bar.write(cfg, regs::AS_CONFIG::zeroed());
+    }
+    command(bar, s, regs::AS_CMD_UPDATE);
+}
+
+/// A fault recorded by a slot.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Fault {
+    pub(crate) status: u32,
+    pub(crate) addr: u64,
+}
+
+/// Read slot `s`'s fault record.
+pub(crate) fn read_fault(bar: &Bar0<'_>, s: usize) -> Fault {
+    let (Some(st), Some(lo), Some(hi)) = (
+        regs::AS_FAULTSTATUS::try_at(s),
+        regs::AS_FAULTADDR_LO::try_at(s),
+        regs::AS_FAULTADDR_HI::try_at(s),
+    ) else {
+        return Fault::default();
+    };
+    let status = bar.read(st).into_raw();
+    let lo = u64::from(u32::from(bar.read(lo).value()));
+    let hi = u64::from(u32::from(bar.read(hi).value()));
+    Fault {
+        status,
+        addr: (hi << 32) | lo,
+    }
+}

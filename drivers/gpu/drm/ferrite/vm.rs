@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! GPU address spaces: DRM GPUVM tracks the mappings (splitting and merging
+//! them), the kernel's io-pgtable writes the AArch64 LPAE stage-1 tables the
+//! device walks, and every change is followed by one TLB invalidation of
+//! exactly the range it touched.
+
+use kernel::{
+    device::{Bound, Device},
+    devres::DevresLt,
+    drm::gpuvm::{
+        DriverGpuVm, GpuVaAlloc, GpuVaRemoved, GpuVm, OpMap, OpMapRequest, OpMapped, OpRemap,
+        OpRemapped, OpUnmap, OpUnmapped, UniqueRefGpuVm,
+    },
+    iommu::pgtable::{prot, Config, IoPageTable, ARM64LPAES1},
+    new_mutex,
+    prelude::*,
+    rbtree::RBTree,
+    scatterlist::SGTable,
+    sizes::{SZ_1G, SZ_2M, SZ_4K},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
+    types::CovariantForLt,
+};
+
+use crate::{
+    driver::{FerriteDevice, FerriteDrmDriver, KERNEL_VA_END, KERNEL_VA_START, VA_BITS},
+    gem::{self, Bo},
+    gpu::Gpu,
+    mmu::VmAs,
+};
+
+/// The page table of a VM, valid while the device is bound.
+type PageTable<'a> = IoPageTable<'a, ARM64LPAES1>;
+type PageTableLt = CovariantForLt!(for<'a> IoPageTable<'a, ARM64LPAES1>);
+
+/// Page and block sizes the MMU maps.
+const PGSIZES: [usize; 3] = [SZ_1G, SZ_2M, SZ_4K];
+
+/// One mapping, as userspace created it (kept for splits).
+#[derive(Clone, Copy)]
+pub(crate) struct MapInfo {
+    pub(crate) prot: u32,
+}
+
+/// The driver side of the GPUVM: the mappings as userspace sees them.
+pub(crate) struct VmCore {
+    pub(crate) maps: RBTree<u64, MapInfo>,
+}
+
+/// What the split/merge callbacks of one VM_BIND operation need.
+pub(crate) struct BindCtx<'a> {
+    /// The page table; `None` while the VM is torn down (its tables go).
+    pt: Option<&'a PageTable<'a>>,
+    dev: Option<&'a Device<Bound>>,
+    /// Protection of a new mapping.
+    prot: u32,
+    /// The range whose page-table entries changed.
+    touched: Option<(u64, u64)>,
+    /// Mappings removed, dropped only after the TLB flush.
+    removed: KVec<GpuVaRemoved<VmCore>>,
+    bytes_mapped: u64,
+    bytes_unmapped: u64,
+}
+
+impl BindCtx<'_> {
+    fn touch(&mut self, start: u64, len: u64) {
+        let end = start + len;
+        self.touched = Some(match self.touched {
+            None => (start, end),
+            Some((s, e)) => (s.min(start), e.max(end)),
+        });
+    }
+}
+
+/// Walk the bus-address pieces backing `[gem_offset, gem_offset + len)` of
+/// `sgt`, calling `f(iova, bus, pgsize, count)` for runs of equal pages,
+/// choosing 1 GiB and 2 MiB blocks where both addresses are aligned. The
+/// plan depends only on its inputs, so unmap replays the plan of map.
+fn plan(
+    sgt: &SGTable,
+    gem_offset: u64,
+    iova: u64,
+    len: u64,
+    mut f: impl FnMut(u64, u64, usize, usize) -> Result,
+) -> Result {
+    let mut skip = gem_offset;
+    let mut va = iova;
+    let end = iova.checked_add(len).ok_or(EINVAL)?;
+    for seg in sgt.iter() {
+        if va >= end {
+            break;
+        }
+        let seg_len = seg.dma_len();
+        if skip >= seg_len {
+            skip -= seg_len;
+            continue;
+        }
+        let mut pa = seg.dma_address() + skip;
+        let mut left = (seg_len - skip).min(end - va);
+        skip = 0;
+        while left > 0 {
+            let (pg, n) = chunk(va, pa, left);
+            f(va, pa, pg, n)?;
+            let bytes = (pg * n) as u64;
+            va += bytes;
+            pa += bytes;
+            left -= bytes;
+        }
+    }
+    if va != end {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// The largest page size usable at (`va`, `pa`) and how many such pages to
+/// map before a larger size may become usable.
+fn chunk(va: u64, pa: u64, left: u64) -> (usize, usize) {
+    for (i, &pg) in PGSIZES.iter().enumerate() {
+        let pg64 = pg as u64;
+        if (va | pa) % pg64 != 0 || left < pg64 {
+            continue;
+        }
+        let mut n = left / pg64;
+        if i > 0 {
+            let bigger = PGSIZES[i - 1] as u64;
+            if va % bigger == pa % bigger {
+                let to_boundary = (bigger - va % bigger) % bigger / pg64;
+                if to_boundary > 0 {
+                    n = n.min(to_boundary);
+                }
+            }
+        }
+        return (pg, n as usize);
+    }
+    (SZ_4K, 1)
+}
+
+fn map_plan(
+    pt: &PageTable<'_>,
+    sgt: &SGTable,
+    gem_offset: u64,
+    iova: u64,
+    len: u64,
+    prot: u32,
+) -> Result {
+    let mut done = 0u64;
+    let ret = plan(sgt, gem_offset, iova, len, |va, pa, pg, n| {
+        let mut off = 0usize;
+        while off < pg * n {
+            // SAFETY: the VM's lock is held, so nothing else changes this
+            // range, which GPUVM guarantees is unmapped; the pages stay
+            // pinned while the mapping exists (it holds the BO).
+            let (mapped, r) = unsafe {
+                pt.map_pages(
+                    (va as usize) + off,
+                    pa + off as u64,
+                    pg,
+                    n - off / pg,
+                    prot,
+                    GFP_KERNEL,
+                )
+            };
+            off += mapped;
+            done += mapped as u64;
+            r?;
+            if mapped == 0 {
+                return Err(ENOMEM);
+            }
+        }
+        Ok(())
+    });
+    if ret.is_err() && done > 0 {
+        // Undo the prefix that was mapped.
+        let _ = unmap_plan(pt, sgt, gem_offset, iova, done);
+    }
+    ret
+}
+
+fn unmap_plan(pt: &PageTable<'_>, sgt: &SGTable, gem_offset: u64, iova: u64, len: u64) -> Result {
+    plan(sgt, gem_offset, iova, len, |va, _pa, pg, n| {
+        let mut off = 0usize;
+        while off < pg * n {
+            // SAFETY: the range was mapped by `map_plan` with the same plan,
+            // so it holds exactly these page sizes; the VM's lock is held.
+            let unmapped = unsafe { pt.unmap_pages((va as usize) + off, pg, n - off / pg) };
+            if unmapped == 0 {
+                return Err(EINVAL);
+            }
+            off += unmapped;
+        }
+        Ok(())
+    })
+}
+
+fn bo_sgt<'a>(bo: &'a Bo, dev: Option<&'a Device<Bound>>) -> Result<&'a SGTable> {
+    bo.sg_table(dev.ok_or(ENODEV)?)
+}
+
+impl DriverGpuVm for VmCore {
+    type Driver = FerriteDrmDriver;
+    type Object = Bo;
+    type VaData = ();
+    type VmBoData = ();
+    type SmContext<'ctx> = BindCtx<'ctx>;
+
+    fn sm_step_map<'op, 'ctx>(
+        &mut self,
+        op: OpMap<'op, Self>,
+        ctx: &mut BindCtx<'ctx>,
+    ) -> Result<OpMapped<'op, Self>, Error> {
+        let (addr, len, off) = (op.addr(), op.length(), op.gem_offset());
+        let va = GpuVaAlloc::new(GFP_KERNEL)?;
+        let info = MapInfo { prot: ctx.prot };
+        let node = kernel::rbtree::RBTreeNode::new(addr, info, GFP_KERNEL)?;
+        if let Some(pt) = ctx.pt {
+            let sgt = bo_sgt(op.obj(), ctx.dev)?;
+            map_plan(pt, sgt, off, addr, len, ctx.prot)?;
+        }
+        self.maps.insert(node);
+        ctx.touch(addr, len);
+        ctx.bytes_mapped += len;
+        Ok(op.insert(va, ()))
+    }
+
+    fn sm_step_unmap<'op, 'ctx>(
+        &mut self,
+        op: OpUnmap<'op, Self>,
+        ctx: &mut BindCtx<'ctx>,
+    ) -> Result<OpUnmapped<'op, Self>, Error> {
+        let va = op.va();
+        let (addr, len, off) = (va.addr(), va.length(), va.gem_offset());
+        ctx.removed.reserve(1, GFP_KERNEL)?;
+        if let Some(pt) = ctx.pt {
+            let sgt = bo_sgt(va.obj(), ctx.dev)?;
+            unmap_plan(pt, sgt, off, addr, len)?;
+        }
+        self.maps.remove(&addr);
+        ctx.touch(addr, len);
+        ctx.bytes_unmapped += len;
+        let (done, removed) = op.remove();
+        // Cannot fail: reserved above.
+        let _ = ctx.removed.push(removed, GFP_NOWAIT);
+        Ok(done)
+    }
+
+    fn sm_step_remap<'op, 'ctx>(
+        &mut self,
+        op: OpRemap<'op, Self>,
+        ctx: &mut BindCtx<'ctx>,
+    ) -> Result<OpRemapped<'op, Self>, Error> {
+        let old = op.va_to_unmap();
+        let (addr, len, off) = (old.addr(), old.length(), old.gem_offset());
+        let info = self.maps.get(&addr).copied().ok_or(EINVAL)?;
+        let prev = op.prev().map(|p| (p.addr(), p.length(), p.gem_offset()));
+        let next = op.next().map(|n| (n.addr(), n.length(), n.gem_offset()));
+        let vas = [GpuVaAlloc::new(GFP_KERNEL)?, GpuVaAlloc::new(GFP_KERNEL)?];
+        let prev_node = kernel::rbtree::RBTreeNode::new(0, info, GFP_KERNEL)?;
+        let next_node = kernel::rbtree::RBTreeNode::new(0, info, GFP_KERNEL)?;
+        ctx.removed.reserve(1, GFP_KERNEL)?;
+
+        // Blocks cannot be split: unmap the whole old mapping and map the
+        // parts that stay.
+        if let Some(pt) = ctx.pt {
+            let sgt = bo_sgt(old.obj(), ctx.dev)?;
+            unmap_plan(pt, sgt, off, addr, len)?;
+            for (a, l, o) in Iterator::chain(prev.iter(), next.iter()) {
+                map_plan(pt, sgt, *o, *a, *l, info.prot)?;
+            }
+        }
+        ctx.touch(addr, len);
+        self.maps.remove(&addr);
+        let mut kept = 0;
+        for ((a, l, _), node) in Iterator::chain(prev.into_iter(), next).zip([prev_node, next_node])
+        {
+            let node = node.into_reservation().into_node(a, info);
+            self.maps.insert(node);
+            kept += l;
+        }
+        ctx.bytes_unmapped += len - kept;
+        let (done, ret) = op.remap(vas, (), ());
+        let _ = ctx.removed.push(ret.unmapped_va, GFP_NOWAIT);
+        Ok(done)
+    }
+}
+
+/// A GPU address space.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Vm {
+    pub(crate) gpu: Arc<Gpu>,
+    pub(crate) hw: Arc<VmAs>,
+    pt: DevresLt<PageTableLt>,
+    #[pin]
+    gpuvm: Mutex<UniqueRefGpuVm<VmCore>>,
+    /// Next free address of the kernel region (queue rings).
+    kernel_next: Atomic<u64>,
+    /// Kernel objects mapped in this VM, kept alive as long as it is.
+    #[pin]
+    pub(crate) kernel_objs: Mutex<KVec<Arc<crate::queue::QueueMem>>>,
+    pub(crate) bytes_bound: Atomic<u64>,
+}
+
+/// One VM_BIND operation, validated.
+pub(crate) enum BindOp {
+    Map {
+        bo: ARef<Bo>,
+        bo_offset: u64,
+        va: u64,
+        size: u64,
+        prot: u32,
+    },
+    Unmap {
+        va: u64,
+        size: u64,
+    },
+}
+
+impl Vm {
+    pub(crate) fn new(
+        gpu: &Arc<Gpu>,
+        drm: &FerriteDevice<kernel::drm::Registered>,
+        dev: &Device<Bound>,
+    ) -> Result<Arc<Self>> {
+        let oas = gpu.info.dma_addr_bits.min(48);
+        let cfg = Config {
+            quirks: 0,
+            pgsize_bitmap: SZ_4K | SZ_2M | SZ_1G,
+            ias: VA_BITS,
+            oas,
+            // The device walks tables in memory, bypassing its cache, and
+            // memory is coherent with the CPU on this platform.
+            coherent_walk: true,
+        };
+        let table = PageTable::new(dev, cfg)?;
+        // SAFETY: the device stops using the table before it is freed: the
+        // VM leaves its slot in `drop` (before `pt` goes), and a global reset
+        // at unbind disables every slot before devres frees the table.
+        let ttbr = unsafe { table.ttbr() };
+        let mair = table.mair();
+        // SAFETY: the table borrows `dev` only, which stays valid for the
+        // whole time the device is bound.
+        let pt = unsafe { DevresLt::<PageTableLt>::new(dev, table)? };
+        let resv_obj = gem::create(drm, kernel::page::PAGE_SIZE as u64)?;
+        let gpuvm = GpuVm::new::<Error, _>(
+            c"ferrite-vm",
+            drm,
+            &*resv_obj,
+            0..(1u64 << VA_BITS),
+            KERNEL_VA_START..KERNEL_VA_END,
+            VmCore {
+                maps: RBTree::new(),
+            },
+        )?;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                gpu: gpu.clone(),
+                hw: Arc::new(VmAs::new(ttbr, mair), GFP_KERNEL)?,
+                pt,
+                gpuvm <- new_mutex!(gpuvm),
+                kernel_next: Atomic::new(KERNEL_VA_START),
+                kernel_objs <- new_mutex!(KVec::new()),
+                bytes_bound: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Apply `ops` in order. On an error, the operations before the failing
+    /// one stay applied.
+    pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
+        let pt = self.pt.access(dev)?;
+        let mut gpuvm = self.gpuvm.lock();
+        let mut ctx = BindCtx {
+            pt: Some(pt),
+            dev: Some(dev),
+            prot: 0,
+            touched: None,
+            removed: KVec::new(),
+            bytes_mapped: 0,
+            bytes_unmapped: 0,
+        };
+        let ret = self.gpu.update_vm(&self.hw, || {
+            let mut ret = Ok(());
+            for op in ops {
+                ret = match op {
+                    BindOp::Map {
+                        bo,
+                        bo_offset,
+                        va,
+                        size,
+                        prot,
+                    } => {
+                        ctx.prot = *prot;
+                        gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
+                            gpuvm.sm_map(OpMapRequest {
+                                addr: *va,
+                                range: *size,
+                                gem_offset: *bo_offset,
+                                vm_bo: &vm_bo,
+                                context: &mut ctx,
+                            })
+                        })
+                    }
+                    BindOp::Unmap { va, size } => gpuvm.sm_unmap(*va, *size, &mut ctx),
+                };
+                if ret.is_err() {
+                    break;
+                }
+            }
+            (ret, ctx.touched)
+        });
+        // The TLB no longer holds the old translations: the pages of the
+        // removed mappings may go.
+        drop(core::mem::take(&mut ctx.removed));
+        gpuvm.deferred_cleanup();
+        self.account(ctx.bytes_mapped, ctx.bytes_unmapped);
+        ret
+    }
+
+    fn account(&self, mapped: u64, unmapped: u64) {
+        self.bytes_bound.add(mapped, Relaxed);
+        self.bytes_bound.fetch_sub(unmapped, Relaxed);
+        self.gpu.stats.bytes_bound.add(mapped, Relaxed);
+        self.gpu.stats.bytes_bound.fetch_sub(unmapped, Relaxed);
+    }
+
+    /// Map a kernel object (`size` bytes at bus address `bus`) into the
+    /// kernel region; returns its GPU VA. `writable` objects are not
+    /// executable; read-only ones are (rings).
+    pub(crate) fn map_kernel(
+        &self,
+        dev: &Device<Bound>,
+        bus: u64,
+        size: u64,
+        writable: bool,
+    ) -> Result<u64> {
+        let pt = self.pt.access(dev)?;
+        let size = size.next_multiple_of(SZ_4K as u64);
+        let va = self.kernel_next.fetch_add(size, Relaxed);
+        if va.checked_add(size).is_none_or(|e| e > KERNEL_VA_END) {
+            return Err(ENOSPC);
+        }
+        let p = if writable {
+            prot::READ | prot::WRITE | prot::NOEXEC
+        } else {
+            prot::READ
+        };
+        let _guard = self.gpuvm.lock();
+        self.gpu.update_vm(&self.hw, || {
+            let mut off = 0usize;
+            let n = (size as usize) / SZ_4K;
+            let mut ret = Ok(());
+            while off < size as usize {
+                // SAFETY: the kernel region is allocated by `kernel_next`
+                // only, so the range is unmapped; the object outlives the
+                // mapping (the VM keeps it in `kernel_objs`).
+                let (mapped, r) = unsafe {
+                    pt.map_pages(
+                        va as usize + off,
+                        bus + off as u64,
+                        SZ_4K,
+                        n - off / SZ_4K,
+                        p,
+                        GFP_KERNEL,
+                    )
+                };
+                off += mapped;
+                if r.is_err() || mapped == 0 {
+                    ret = r.and(Err(ENOMEM));
+                    break;
+                }
+            }
+            (ret, Some((va, va + size)))
+        })?;
+        Ok(va)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Vm {
+    fn drop(self: Pin<&mut Self>) {
+        // Leave the slot first: the page table is freed with `pt`.
+        self.gpu.release(&self.hw);
+        let mut gpuvm = self.gpuvm.lock();
+        let mut ctx = BindCtx {
+            pt: None,
+            dev: None,
+            prot: 0,
+            touched: None,
+            removed: KVec::new(),
+            bytes_mapped: 0,
+            bytes_unmapped: 0,
+        };
+        // Empty the GPUVM so that it frees cleanly; the tables go with `pt`.
+        let _ = gpuvm.sm_unmap(0, 1u64 << VA_BITS, &mut ctx);
+        drop(core::mem::take(&mut ctx.removed));
+        gpuvm.deferred_cleanup();
+        drop(gpuvm);
+        let bound = self.bytes_bound.load(Relaxed);
+        self.gpu.stats.bytes_bound.fetch_sub(bound, Relaxed);
+    }
+}

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for tests that bind memory and run jobs: BOs, VMs, queues,
+ * submissions, sync objects and the Ferrite command encoding.
+ */
+#ifndef FEXEC_H
+#define FEXEC_H
+
+#include <stdint.h>
+#include <poll.h>
+#include <time.h>
+#include <linux/sync_file.h>
+#include <drm/ferrite_drm.h>
+
+#include "fdev.h"
+
+#define FX_PAGE 4096ull
+#define FX_VA(n) (0x100000000ull + (uint64_t)(n) * 0x10000000ull)
+
+/* Commands (Documentation/gpu/ferrite-hw.rst, "Queues and commands"). */
+#define FX_OP_NOP 0x00
+#define FX_OP_FILL 0x01
+#define FX_OP_COPY 0x02
+#define FX_OP_CHECKSUM 0x03
+#define FX_OP_WRITE64 0x04
+#define FX_OP_WAIT 0x05
+#define FX_W64_FLUSH (1 << 1)
+
+struct fx_cmd {
+	uint32_t dw[1024];
+	uint32_t n;
+};
+
+static inline void fx_emit(struct fx_cmd *c, uint32_t op, uint32_t flags, const uint32_t *args,
+			   uint32_t nargs)
+{
+	ftest_assert(c->n + 1 + nargs <= 1024);
+	c->dw[c->n++] = op | (flags << 8) | ((1 + nargs) << 16);
+	for (uint32_t i = 0; i < nargs; i++)
+		c->dw[c->n++] = args[i];
+}
+
+#define LO(x) ((uint32_t)(x))
+#define HI(x) ((uint32_t)((uint64_t)(x) >> 32))
+
+static inline void fx_fill(struct fx_cmd *c, uint64_t dst, uint64_t size, uint32_t pattern)
+{
+	uint32_t a[] = { LO(dst), HI(dst), LO(size), HI(size), pattern };
+
+	fx_emit(c, FX_OP_FILL, 0, a, 5);
+}
+
+static inline void fx_copy(struct fx_cmd *c, uint64_t dst, uint64_t src, uint64_t size)
+{
+	uint32_t a[] = { LO(dst), HI(dst), LO(src), HI(src), LO(size), HI(size) };
+
+	fx_emit(c, FX_OP_COPY, 0, a, 6);
+}
+
+static inline void fx_checksum(struct fx_cmd *c, uint64_t dst, uint64_t src, uint64_t size)
+{
+	uint32_t a[] = { LO(dst), HI(dst), LO(src), HI(src), LO(size), HI(size) };
+
+	fx_emit(c, FX_OP_CHECKSUM, 0, a, 6);
+}
+
+static inline void fx_write64(struct fx_cmd *c, uint64_t dst, uint64_t v, uint32_t flags)
+{
+	uint32_t a[] = { LO(dst), HI(dst), LO(v), HI(v) };
+
+	fx_emit(c, FX_OP_WRITE64, flags, a, 4);
+}
+
+static inline void fx_wait(struct fx_cmd *c, uint64_t addr, uint64_t v)
+{
+	uint32_t a[] = { LO(addr), HI(addr), LO(v), HI(v) };
+
+	fx_emit(c, FX_OP_WAIT, 0, a, 4);
+}
+
+static inline uint64_t fx_fnv1a(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static inline uint32_t fx_bo(int fd, uint64_t size)
+{
+	struct drm_ferrite_gem_create c = { .size = size };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c));
+	return c.handle;
+}
+
+static inline void *fx_mmap(int fd, uint32_t handle, uint64_t size)
+{
+	struct drm_ferrite_gem_mmap_offset m = { .handle = handle };
+	void *p;
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET, &m));
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, m.offset);
+	ftest_assert(p != MAP_FAILED);
+	return p;
+}
+
+static inline uint32_t fx_vm(int fd)
+{
+	struct drm_ferrite_vm_create v = { 0 };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_VM_CREATE, &v));
+	return v.vm_id;
+}
+
+static inline int fx_bind_ops(int fd, uint32_t vm, struct drm_ferrite_vm_bind_op *ops, uint32_t n,
+			      struct drm_ferrite_sync_op *syncs, uint32_t nsyncs)
+{
+	struct drm_ferrite_vm_bind b = {
+		.vm_id = vm,
+		.ops = { .count = n, .stride = sizeof(*ops), .array = (uintptr_t)ops },
+		.syncs = { .count = nsyncs, .stride = sizeof(*syncs), .array = (uintptr_t)syncs },
+	};
+
+	return ioctl(fd, DRM_IOCTL_FERRITE_VM_BIND, &b);
+}
+
+static inline int fx_map_flags(int fd, uint32_t vm, uint32_t bo, uint64_t off, uint64_t va,
+			       uint64_t size, uint32_t flags)
+{
+	struct drm_ferrite_vm_bind_op op = {
+		.op = DRM_FERRITE_VM_BIND_OP_MAP, .flags = flags, .handle = bo,
+		.bo_offset = off, .va = va, .size = size,
+	};
+
+	return fx_bind_ops(fd, vm, &op, 1, NULL, 0);
+}
+
+static inline void fx_map(int fd, uint32_t vm, uint32_t bo, uint64_t va, uint64_t size)
+{
+	ftest_assert_ok(fx_map_flags(fd, vm, bo, 0, va, size, 0));
+}
+
+static inline int fx_unmap(int fd, uint32_t vm, uint64_t va, uint64_t size)
+{
+	struct drm_ferrite_vm_bind_op op = {
+		.op = DRM_FERRITE_VM_BIND_OP_UNMAP, .va = va, .size = size,
+	};
+
+	return fx_bind_ops(fd, vm, &op, 1, NULL, 0);
+}
+
+static inline uint32_t fx_queue(int fd, uint32_t vm, uint32_t timeout_ms)
+{
+	struct drm_ferrite_queue_create q = { .vm_id = vm, .timeout_ms = timeout_ms };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &q));
+	return q.queue_id;
+}
+
+static inline uint32_t fx_syncobj(int fd)
+{
+	struct drm_syncobj_create c = { 0 };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_CREATE, &c));
+	return c.handle;
+}
+
+/* Wait for a binary sync object; 0, or -ETIME after timeout_ms. */
+static inline int fx_syncobj_wait(int fd, uint32_t h, int timeout_ms)
+{
+	struct timespec ts;
+	struct drm_syncobj_wait w = { .handles = (uintptr_t)&h, .count_handles = 1 };
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	w.timeout_nsec = ts.tv_sec * 1000000000ll + ts.tv_nsec + timeout_ms * 1000000ll;
+	return ioctl(fd, DRM_IOCTL_SYNCOBJ_WAIT, &w) ? -errno : 0;
+}
+
+/* The status of a sync object's fence through a sync_file: 1 signalled,
+ * 0 pending, negative the error it signalled with. */
+static inline int fx_syncobj_status(int fd, uint32_t h)
+{
+	struct drm_syncobj_handle e = {
+		.handle = h, .flags = DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, .fd = -1,
+	};
+	struct sync_file_info info = { 0 };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &e));
+	ftest_assert_ok(ioctl(e.fd, SYNC_IOC_FILE_INFO, &info));
+	close(e.fd);
+	return info.status;
+}
+
+/* A command buffer BO mapped at va, holding c. */
+static inline uint32_t fx_cmdbuf(int fd, uint32_t vm, uint64_t va, const struct fx_cmd *c)
+{
+	uint32_t bo = fx_bo(fd, 4 * FX_PAGE);
+	void *p = fx_mmap(fd, bo, 4 * FX_PAGE);
+
+	memcpy(p, c->dw, c->n * 4);
+	munmap(p, 4 * FX_PAGE);
+	fx_map(fd, vm, bo, va, 4 * FX_PAGE);
+	return bo;
+}
+
+static inline int fx_submit_full(int fd, uint32_t queue, uint64_t cmd_va, uint32_t cmd_size,
+				 struct drm_ferrite_sync_op *syncs, uint32_t nsyncs,
+				 struct drm_ferrite_bo_ref *bos, uint32_t nbos)
+{
+	struct drm_ferrite_submit s = {
+		.queue_id = queue, .cmd_va = cmd_va, .cmd_size = cmd_size,
+		.syncs = { .count = nsyncs, .stride = sizeof(*syncs), .array = (uintptr_t)syncs },
+		.bos = { .count = nbos, .stride = sizeof(*bos), .array = (uintptr_t)bos },
+	};
+
+	return ioctl(fd, DRM_IOCTL_FERRITE_SUBMIT, &s);
+}
+
+/* Submit and signal the binary sync object `out`. */
+static inline int fx_submit(int fd, uint32_t queue, uint64_t cmd_va, uint32_t cmd_size, uint32_t out)
+{
+	struct drm_ferrite_sync_op s = { .flags = DRM_FERRITE_SYNC_SIGNAL, .handle = out };
+
+	return fx_submit_full(fd, queue, cmd_va, cmd_size, &s, out ? 1 : 0, NULL, 0);
+}
+
+/* Run c (written to a fresh command buffer at cmd_va) and wait for it;
+ * returns the fence status (1 done, < 0 error). */
+static inline int fx_run(int fd, uint32_t vm, uint32_t queue, uint64_t cmd_va, const struct fx_cmd *c)
+{
+	uint32_t so = fx_syncobj(fd);
+	uint32_t bo = fx_cmdbuf(fd, vm, cmd_va, c);
+	int st;
+
+	ftest_assert_ok(fx_submit(fd, queue, cmd_va, c->n * 4, so));
+	ftest_assert_ok(fx_syncobj_wait(fd, so, 10000));
+	st = fx_syncobj_status(fd, so);
+	ftest_assert_ok(fx_unmap(fd, vm, cmd_va, 4 * FX_PAGE));
+	struct drm_gem_close gc = { .handle = bo };
+	ioctl(fd, DRM_IOCTL_GEM_CLOSE, &gc);
+	struct drm_syncobj_destroy d = { .handle = so };
+	ioctl(fd, DRM_IOCTL_SYNCOBJ_DESTROY, &d);
+	return st;
+}
+
+static inline struct drm_ferrite_counters fx_counters(int fd)
+{
+	struct drm_ferrite_counters c;
+	struct drm_ferrite_dev_query q = {
+		.type = DRM_FERRITE_DEV_QUERY_COUNTERS, .size = sizeof(c), .pointer = (uintptr_t)&c,
+	};
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &q));
+	return c;
+}
+
+static inline struct drm_ferrite_queue_get_state fx_state(int fd, uint32_t q, uint32_t flags)
+{
+	struct drm_ferrite_queue_get_state s = { .queue_id = q, .flags = flags };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_GET_STATE, &s));
+	return s;
+}
+
+#endif
