@@ -286,6 +286,35 @@ static void test_many_jobs(void)
 	close(c.fd);
 }
 
+/* fdinfo reports the time the file's jobs ran (drm-engine-*), for
+ * gputop and nvtop. */
+static void test_fdinfo_engine(void)
+{
+	struct ctx c = setup(0);
+	uint32_t m = fx_bo(c.fd, 1 << 20);
+	struct fx_cmd cmd = { 0 };
+	char path[64], buf[4096] = { 0 };
+	unsigned long long ns = 0;
+	char *k;
+	int f;
+
+	fx_map(c.fd, c.vm, m, FX_VA(3), 1 << 20);
+	for (int i = 0; i < 8; i++)
+		fx_fill(&cmd, FX_VA(3), 1 << 20, i);
+	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", c.fd);
+	f = open(path, O_RDONLY);
+	ftest_assert(f >= 0);
+	ftest_assert(read(f, buf, sizeof(buf) - 1) > 0);
+	close(f);
+	k = strstr(buf, "drm-engine-queue:");
+	ftest_assert(k != NULL);
+	ftest_assert(sscanf(k, "drm-engine-queue: %llu ns", &ns) == 1);
+	ftest_assert(ns > 0);
+	ftest_assert(strstr(buf, "drm-engine-capacity-queue:\t8") != NULL);
+	close(c.fd);
+}
+
 /* Bad input to SUBMIT and the queue ioctls. */
 static void test_submit_bad(void)
 {
@@ -371,5 +400,6 @@ FTEST_MAIN(
 	{ "implicit-sync", test_implicit_sync, "a reader waits for a writer through the BO's dma_resv" },
 	{ "timeline", test_timeline, "a job signals a timeline point" },
 	{ "many-jobs", test_many_jobs, "2500 jobs wrap the ring and all signal" },
+	{ "fdinfo-engine", test_fdinfo_engine, "fdinfo drm-engine-queue counts job time" },
 	{ "submit-bad", test_submit_bad, "SUBMIT and queue ioctls reject bad input" },
 )

@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::drm;
+use crate::mmap::Mmap;
 use crate::uapi;
 
 /// Driver name the Ferrite kernel driver reports.
@@ -21,7 +22,7 @@ pub struct Device {
 
 /// `_IOWR('d', DRM_COMMAND_BASE + nr, T)`: the ioctl numbers are checked
 /// against the header's DRM_IOCTL_FERRITE_* values in the tests.
-const fn iowr<T>(nr: u32) -> u64 {
+pub(crate) const fn iowr<T>(nr: u32) -> u64 {
     (3 << 30)
         | ((std::mem::size_of::<T>() as u64) << 16)
         | ((uapi::DRM_IOCTL_BASE as u64) << 8)
@@ -139,6 +140,17 @@ impl Device {
         // SAFETY: m is a drm_ferrite_gem_mmap_offset.
         unsafe { drm::ioctl(self.fd(), IOCTL_GEM_MMAP_OFFSET, &mut m)? };
         Ok(m.offset)
+    }
+
+    /// Map the whole BO into the CPU's address space.
+    pub fn mmap(&self, bo: Bo) -> io::Result<Mmap> {
+        let len = usize::try_from(bo.size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        Mmap::new(self.fd(), self.gem_mmap_offset(bo)?, len)
+    }
+
+    /// GEM_CLOSE: release the handle (the BO goes when nothing else uses it).
+    pub fn gem_close(&self, bo: Bo) -> io::Result<()> {
+        drm::gem_close(self.fd(), bo.handle)
     }
 }
 

@@ -23,7 +23,7 @@ use kernel::{
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver, RegistrationData, USER_VA_END, USER_VA_START},
     gem::{self, Bo},
-    queue::{Job, Queue, MAX_TIMEOUT_MS},
+    queue::{FileStats, Job, Queue, MAX_TIMEOUT_MS},
     vm::{BindOp, Vm},
 };
 
@@ -87,6 +87,7 @@ pub(crate) struct FileData {
     vms: Mutex<Table<Vm>>,
     #[pin]
     queues: Mutex<Table<Queue>>,
+    stats: Arc<FileStats>,
 }
 
 #[pinned_drop]
@@ -111,12 +112,18 @@ impl drm::file::DriverFile for FileData {
             try_pin_init!(Self {
                 vms <- new_mutex!(Table::new(MAX_VMS)),
                 queues <- new_mutex!(Table::new(MAX_QUEUES)),
+                stats: FileStats::new()?,
             }),
             GFP_KERNEL,
         )
     }
 
     fn show_fdinfo(&self, _file: &File, printer: &mut drm::Printer<'_>) {
+        use core::fmt::Write;
+        // One engine class: the queues (see Documentation/gpu/drm-usage-stats.rst).
+        let ns = self.stats.engine_ns.load(kernel::sync::atomic::Relaxed);
+        let _ = writeln!(printer, "drm-engine-queue:\t{ns} ns");
+        let _ = writeln!(printer, "drm-engine-capacity-queue:\t{}", crate::regs::MAX_QUEUES);
         printer.memory_stats();
     }
 }
@@ -575,6 +582,7 @@ impl FileData {
             v
         };
         let job = Job {
+            stats: file.inner().stats.clone(),
             vm: q.vm.clone(),
             cmd_va: req.cmd_va,
             cmd_size: req.cmd_size,

@@ -88,8 +88,26 @@ impl QueueMem {
     }
 }
 
+/// Per-file usage, for fdinfo.
+pub(crate) struct FileStats {
+    /// Nanoseconds the file's jobs ran on the queues.
+    pub(crate) engine_ns: Atomic<u64>,
+}
+
+impl FileStats {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                engine_ns: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
 /// A job: a command buffer in a VM, and what it keeps alive.
 pub(crate) struct Job {
+    pub(crate) stats: Arc<FileStats>,
     pub(crate) vm: Arc<Vm>,
     pub(crate) cmd_va: u64,
     pub(crate) cmd_size: u32,
@@ -221,6 +239,8 @@ impl HwQueue {
                 };
                 match st.inflight.first() {
                     Some(j) if j.seqno <= value => {
+                        let ran = st.head_since.elapsed().as_nanos();
+                        j.job.stats.engine_ns.add(ran.max(0) as u64, Relaxed);
                         st.head_since = Instant::now();
                         (st.inflight.remove(0).ok(), None)
                     }
