@@ -315,6 +315,99 @@ static void test_fdinfo_engine(void)
 	close(c.fd);
 }
 
+/* Read all of a file into buf (NUL-terminated); the length or -errno. */
+static int slurp(const char *path, char *buf, size_t len)
+{
+	int f = open(path, O_RDONLY), n, total = 0;
+
+	if (f < 0)
+		return -errno;
+	while ((n = read(f, buf + total, len - 1 - total)) > 0)
+		total += n;
+	close(f);
+	buf[total] = 0;
+	return total;
+}
+
+/* A fault leaves a devcoredump naming the queue, the fault and the job. */
+static void test_coredump(void)
+{
+	struct ctx c = setup(0);
+	struct fx_cmd bad = { 0 };
+	static char buf[65536];
+	char path[128], want[64];
+	int found = 0;
+
+	/* Discard older dumps: only the first is kept until read. */
+	for (int i = 0; i < 64; i++) {
+		int f;
+
+		snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
+		f = open(path, O_WRONLY);
+		if (f >= 0) {
+			ftest_assert(write(f, "1", 1) == 1);
+			close(f);
+		}
+	}
+	fx_write64(&bad, FX_VA(9) + 0x80, 1, 0);
+	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &bad), -EFAULT);
+	snprintf(want, sizeof(want), "fault_addr %#llx", (unsigned long long)(FX_VA(9) + 0x80));
+	for (int i = 0; i < 256 && !found; i++) {
+		snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
+		if (slurp(path, buf, sizeof(buf)) <= 0)
+			continue;
+		if (strstr(buf, "ferrite coredump") && strstr(buf, want) &&
+		    strstr(buf, "cmd_va") && strstr(buf, "mappings:")) {
+			int f = open(path, O_WRONLY);
+
+			found = 1;
+			ftest_assert(f >= 0 && write(f, "1", 1) == 1);
+			close(f);
+		}
+	}
+	if (!found)
+		ftest_fail("no devcoredump with \"%s\"", want);
+	close(c.fd);
+}
+
+/* debugfs lists the VM's mappings and the BOs. */
+static void test_debugfs(void)
+{
+	struct ctx c = setup(0);
+	uint32_t bo = fx_bo(c.fd, 65536);
+	static char buf[1 << 20];
+	char want[80];
+	DIR *d;
+	struct dirent *e;
+	int found = 0;
+
+	fx_map(c.fd, c.vm, bo, FX_VA(1), 65536);
+	snprintf(want, sizeof(want), "%#014llx-%#014llx", (unsigned long long)FX_VA(1),
+		 (unsigned long long)FX_VA(1) + 65536);
+	d = opendir("/sys/kernel/debug");
+	if (!d)
+		ftest_skip("no debugfs");
+	while ((e = readdir(d))) {
+		char path[512];
+
+		if (strncmp(e->d_name, "ferrite-", 8))
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/vms", e->d_name);
+		if (slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, want))
+			found++;
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/queues", e->d_name);
+		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "queue 7:"));
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/gem", e->d_name);
+		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "id size"));
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/slots", e->d_name);
+		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "evictions"));
+	}
+	closedir(d);
+	if (found != 1)
+		ftest_fail("mapping %s listed %d times", want, found);
+	close(c.fd);
+}
+
 /* Bad input to SUBMIT and the queue ioctls. */
 static void test_submit_bad(void)
 {
@@ -400,6 +493,8 @@ FTEST_MAIN(
 	{ "implicit-sync", test_implicit_sync, "a reader waits for a writer through the BO's dma_resv" },
 	{ "timeline", test_timeline, "a job signals a timeline point" },
 	{ "many-jobs", test_many_jobs, "2500 jobs wrap the ring and all signal" },
+	{ "coredump", test_coredump, "a fault leaves a devcoredump of the queue, fault and job" },
+	{ "debugfs", test_debugfs, "debugfs lists BOs, VMs with their mappings, queues and slots" },
 	{ "fdinfo-engine", test_fdinfo_engine, "fdinfo drm-engine-queue counts job time" },
 	{ "submit-bad", test_submit_bad, "SUBMIT and queue ioctls reject bad input" },
 )

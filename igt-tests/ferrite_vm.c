@@ -28,9 +28,12 @@ static void test_create_destroy(void)
 	d.vm_id = fx_vm(fd);
 	d.pad = 1;
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_DESTROY, &d), EINVAL);
-	d.vm_id = 0;
 	d.pad = 0;
+	d.vm_id = 4000;
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_DESTROY, &d), ENOENT);
+	/* The process VM is not destroyed by id. */
+	d.vm_id = DRM_FERRITE_VM_PROCESS;
+	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_DESTROY, &d), EINVAL);
 	close(fd);
 }
 

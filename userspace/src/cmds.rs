@@ -63,7 +63,11 @@ impl Cmds {
     /// FILL `size` bytes at `dst`: byte i becomes byte (i mod 4) of
     /// `pattern` (little-endian).
     pub fn fill(&mut self, dst: u64, size: u64, pattern: u32) -> &mut Self {
-        self.emit(op::FILL, 0, &[lo(dst), hi(dst), lo(size), hi(size), pattern])
+        self.emit(
+            op::FILL,
+            0,
+            &[lo(dst), hi(dst), lo(size), hi(size), pattern],
+        )
     }
 
     /// COPY `size` bytes from `src` to `dst`.
@@ -81,7 +85,11 @@ impl Cmds {
 
     /// WRITE64 `value` at `dst`, with [`write64`] flags.
     pub fn write64(&mut self, dst: u64, value: u64, flags: u8) -> &mut Self {
-        self.emit(op::WRITE64, flags, &[lo(dst), hi(dst), lo(value), hi(value)])
+        self.emit(
+            op::WRITE64,
+            flags,
+            &[lo(dst), hi(dst), lo(value), hi(value)],
+        )
     }
 
     /// WAIT until the u64 at `addr` is >= `value`.
@@ -146,10 +154,7 @@ mod tests {
 
         let mut c = Cmds::new();
         c.copy(0x2_0000_0000, 0x1_0000_1000, 0x10_0000);
-        assert_eq!(
-            c.dwords(),
-            &[0x0007_0002, 0, 2, 0x1000, 1, 0x10_0000, 0]
-        );
+        assert_eq!(c.dwords(), &[0x0007_0002, 0, 2, 0x1000, 1, 0x10_0000, 0]);
 
         let mut c = Cmds::new();
         c.checksum(0x3_0000_0008, 0x2_0000_0000, 4096);

@@ -144,7 +144,8 @@ impl Device {
 
     /// Map the whole BO into the CPU's address space.
     pub fn mmap(&self, bo: Bo) -> io::Result<Mmap> {
-        let len = usize::try_from(bo.size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let len =
+            usize::try_from(bo.size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         Mmap::new(self.fd(), self.gem_mmap_offset(bo)?, len)
     }
 

@@ -16,9 +16,8 @@ pub const IOCTL_VM_BIND: u64 =
     iowr::<uapi::drm_ferrite_vm_bind>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_VM_BIND);
 pub const IOCTL_QUEUE_CREATE: u64 =
     iowr::<uapi::drm_ferrite_queue_create>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_QUEUE_CREATE);
-pub const IOCTL_QUEUE_DESTROY: u64 = iowr::<uapi::drm_ferrite_queue_destroy>(
-    uapi::drm_ferrite_ioctl_id_DRM_FERRITE_QUEUE_DESTROY,
-);
+pub const IOCTL_QUEUE_DESTROY: u64 =
+    iowr::<uapi::drm_ferrite_queue_destroy>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_QUEUE_DESTROY);
 pub const IOCTL_SUBMIT: u64 =
     iowr::<uapi::drm_ferrite_submit>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_SUBMIT);
 pub const IOCTL_QUEUE_GET_STATE: u64 = iowr::<uapi::drm_ferrite_queue_get_state>(
@@ -74,12 +73,20 @@ impl SyncOp {
 
     /// Wait for `point` of the timeline sync object `handle`.
     pub fn wait_point(handle: u32, point: u64) -> Self {
-        Self::new(uapi::DRM_FERRITE_SYNC_WAIT | uapi::DRM_FERRITE_SYNC_TIMELINE, handle, point)
+        Self::new(
+            uapi::DRM_FERRITE_SYNC_WAIT | uapi::DRM_FERRITE_SYNC_TIMELINE,
+            handle,
+            point,
+        )
     }
 
     /// Signal `point` of the timeline sync object `handle`.
     pub fn signal_point(handle: u32, point: u64) -> Self {
-        Self::new(uapi::DRM_FERRITE_SYNC_SIGNAL | uapi::DRM_FERRITE_SYNC_TIMELINE, handle, point)
+        Self::new(
+            uapi::DRM_FERRITE_SYNC_SIGNAL | uapi::DRM_FERRITE_SYNC_TIMELINE,
+            handle,
+            point,
+        )
     }
 
     fn new(flags: u32, handle: u32, point: u64) -> Self {
@@ -136,10 +143,7 @@ impl Device {
 
     /// VM_DESTROY (EBUSY while queues use the VM).
     pub fn vm_destroy(&self, vm: u32) -> io::Result<()> {
-        let mut d = uapi::drm_ferrite_vm_destroy {
-            vm_id: vm,
-            pad: 0,
-        };
+        let mut d = uapi::drm_ferrite_vm_destroy { vm_id: vm, pad: 0 };
         // SAFETY: d is a drm_ferrite_vm_destroy.
         unsafe { drm::ioctl(self.fd(), IOCTL_VM_DESTROY, &mut d) }
     }
@@ -297,8 +301,14 @@ mod tests {
     #[test]
     fn wrappers_have_the_uapi_layout() {
         use std::mem::{align_of, size_of};
-        assert_eq!(size_of::<BindOp>(), size_of::<uapi::drm_ferrite_vm_bind_op>());
-        assert_eq!(align_of::<BindOp>(), align_of::<uapi::drm_ferrite_vm_bind_op>());
+        assert_eq!(
+            size_of::<BindOp>(),
+            size_of::<uapi::drm_ferrite_vm_bind_op>()
+        );
+        assert_eq!(
+            align_of::<BindOp>(),
+            align_of::<uapi::drm_ferrite_vm_bind_op>()
+        );
         assert_eq!(size_of::<SyncOp>(), 16);
         assert_eq!(size_of::<BoRef>(), 8);
         assert_eq!(size_of::<BindOp>(), 40);
@@ -313,11 +323,23 @@ mod tests {
             handle: 7,
             size: 8192,
         };
-        let m = BindOp::map(bo, 4096, 0x1_0000_0000, 4096, uapi::DRM_FERRITE_VM_BIND_READONLY);
+        let m = BindOp::map(
+            bo,
+            4096,
+            0x1_0000_0000,
+            4096,
+            uapi::DRM_FERRITE_VM_BIND_READONLY,
+        );
         assert_eq!((m.0.op, m.0.flags, m.0.handle), (0, 1, 7));
-        assert_eq!((m.0.bo_offset, m.0.va, m.0.size), (4096, 0x1_0000_0000, 4096));
+        assert_eq!(
+            (m.0.bo_offset, m.0.va, m.0.size),
+            (4096, 0x1_0000_0000, 4096)
+        );
         let u = BindOp::unmap(0x2000, 0x1000);
-        assert_eq!((u.0.op, u.0.handle, u.0.va, u.0.size), (1, 0, 0x2000, 0x1000));
+        assert_eq!(
+            (u.0.op, u.0.handle, u.0.va, u.0.size),
+            (1, 0, 0x2000, 0x1000)
+        );
         assert_eq!(SyncOp::signal(5).0.flags, 1);
         assert_eq!(SyncOp::wait(5).0.flags, 0);
         let t = SyncOp::signal_point(5, 9).0;

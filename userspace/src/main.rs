@@ -6,11 +6,23 @@ use std::process::ExitCode;
 use ferrite::device::COUNTER_NAMES;
 use ferrite::Device;
 
+mod cli {
+    pub mod bench;
+    pub mod common;
+    pub mod demo;
+}
+
 const USAGE: &str = "usage: ferrite <command>
 commands:
   info     list the Ferrite GPUs and what their driver reports
-  demo     identify every GPU, then create, map and check a buffer object
-           on each and show the client's fdinfo keys";
+  demo     identify every GPU, create, map and check a buffer object on
+           each and show the client's fdinfo keys; then run one job on
+           GPU 0 (FILL, COPY, CHECKSUM) and check it against the CPU
+  bench [--iters N]
+           on GPU 0: null-ioctl floor, VM_BIND map/unmap of 4 KiB, 1 MiB
+           and 32 MiB, NOP submit to fence, and MMIO/TLB counters per
+           call (N floor and submit iterations, N/4 binds per size;
+           default 200)";
 
 fn info() -> std::io::Result<()> {
     let devs = Device::all()?;
@@ -69,40 +81,20 @@ fn info() -> std::io::Result<()> {
 fn bo_round_trip(d: &Device) -> std::io::Result<()> {
     const SIZE: usize = 1 << 20;
     let bo = d.gem_create(SIZE as u64)?;
-    let map = |off: u64| -> std::io::Result<*mut u32> {
-        // SAFETY: a fresh shared mapping of the DRM fd at the BO's fake offset.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                d.fd(),
-                off as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(p.cast())
-    };
-    let off = d.gem_mmap_offset(bo)?;
-    let a = map(off)?;
     let words = SIZE / 4;
-    for i in 0..words {
-        // SAFETY: i < words, inside the mapping.
-        unsafe { a.add(i).write_volatile(i as u32 ^ 0x5a5a_5a5a) };
-    }
-    let b = map(off)?;
-    // SAFETY: i < words, inside the second mapping.
-    let bad = (0..words)
-        .filter(|&i| unsafe { b.add(i).read_volatile() } != i as u32 ^ 0x5a5a_5a5a)
+    let data: Vec<u8> = (0..words as u32)
+        .flat_map(|i| (i ^ 0x5a5a_5a5a).to_ne_bytes())
+        .collect();
+    let mut a = d.mmap(bo)?;
+    a.write(0, &data);
+    let b = d.mmap(bo)?;
+    let got = b.to_vec();
+    let bad = got
+        .chunks_exact(4)
+        .zip(data.chunks_exact(4))
+        .filter(|(x, y)| x != y)
         .count();
-    // SAFETY: both mappings were created above with SIZE bytes.
-    unsafe {
-        libc::munmap(a.cast(), SIZE);
-        libc::munmap(b.cast(), SIZE);
-    }
+    drop((a, b));
     println!(
         "  BO {} ({} KiB): written through one mapping, {} of {words} words differ through another",
         bo.handle,
@@ -113,6 +105,7 @@ fn bo_round_trip(d: &Device) -> std::io::Result<()> {
     for l in fdinfo.lines().filter(|l| l.starts_with("drm-")) {
         println!("  fdinfo {l}");
     }
+    d.gem_close(bo)?;
     if bad != 0 {
         return Err(std::io::Error::other("buffer object contents differ"));
     }
@@ -125,14 +118,34 @@ fn demo() -> std::io::Result<()> {
         println!("gpu{i}:");
         bo_round_trip(d)?;
     }
-    Ok(())
+    cli::demo::run(&Device::open(0)?)
+}
+
+fn bench(args: &[String]) -> std::io::Result<()> {
+    let mut n = 200;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--iters" => {
+                n = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&v: &usize| v > 0)
+                    .ok_or_else(|| std::io::Error::other("--iters needs a positive number"))?;
+            }
+            _ => return Err(std::io::Error::other(format!("unknown option {a}"))),
+        }
+    }
+    cli::bench::run(&Device::open(0)?, cli::bench::Iters::new(n))
 }
 
 fn main() -> ExitCode {
-    let cmd = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = args.first().cloned().unwrap_or_default();
     let r = match cmd.as_str() {
         "info" => info(),
         "demo" => demo(),
+        "bench" => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -73,16 +73,16 @@ impl Mmap {
         self.check(off, src.len());
         // SAFETY: the range is inside the mapping (checked) and cannot
         // overlap `src`, a Rust borrow outside it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(off), src.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(off), src.len()) };
     }
 
     /// Copy from the mapping at `off` into `dst`.
     pub fn read(&self, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len());
         // SAFETY: as in `write`.
-        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        };
     }
 
     /// The whole mapping, copied.
@@ -121,7 +121,12 @@ impl Mmap {
         self.check(off, 8);
         assert_eq!(off % 8, 0, "unaligned u64 write");
         // SAFETY: as in `read_u64`.
-        unsafe { self.as_ptr().add(off).cast::<u64>().write_volatile(v.to_le()) };
+        unsafe {
+            self.as_ptr()
+                .add(off)
+                .cast::<u64>()
+                .write_volatile(v.to_le())
+        };
     }
 }
 

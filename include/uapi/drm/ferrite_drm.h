@@ -198,6 +198,20 @@ struct drm_ferrite_gem_mmap_offset {
 };
 
 /**
+ * DRM_FERRITE_VM_PROCESS - the VM id of the calling process's address space
+ *
+ * Every process has one GPU address space per Ferrite device, shared by
+ * all the files it uses on that device: VM_BIND and QUEUE_CREATE with this
+ * id use the VM of the calling process (its &struct mm_struct), created on
+ * first use and freed when the last file that used it is closed (and its
+ * jobs are done). A child process after fork, or a process that received
+ * the file over a unix socket, gets its own VM, not the opener's. Explicit
+ * VMs (VM_CREATE) have ids starting at 1. VM_DESTROY of this id fails with
+ * -EINVAL.
+ */
+#define DRM_FERRITE_VM_PROCESS 0
+
+/**
  * struct drm_ferrite_vm_create - create a GPU address space
  */
 struct drm_ferrite_vm_create {
@@ -285,7 +299,7 @@ struct drm_ferrite_sync_op {
  * released only after those jobs finish.
  */
 struct drm_ferrite_vm_bind {
-	/** @vm_id: VM id. */
+	/** @vm_id: VM id, or DRM_FERRITE_VM_PROCESS. */
 	__u32 vm_id;
 	/** @flags: Must be zero. */
 	__u32 flags;
@@ -299,7 +313,7 @@ struct drm_ferrite_vm_bind {
  * struct drm_ferrite_queue_create - create a queue on a VM
  */
 struct drm_ferrite_queue_create {
-	/** @vm_id: VM the queue's jobs run in. */
+	/** @vm_id: VM the queue's jobs run in, or DRM_FERRITE_VM_PROCESS. */
 	__u32 vm_id;
 	/** @flags: Must be zero. */
 	__u32 flags;

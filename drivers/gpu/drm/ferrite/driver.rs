@@ -15,6 +15,7 @@ use kernel::{
 };
 
 use crate::{
+    debugfs::Debugfs,
     file::FileData,
     gem::Bo,
     gpu::{Bar0, Gpu},
@@ -101,6 +102,8 @@ pub(crate) struct FerritePciDriver;
 #[pin_data]
 pub(crate) struct DeviceData<'a> {
     _reg: drm::Registration<'a, FerriteDrmDriver>,
+    #[pin]
+    _debugfs: Debugfs,
     _shutdown: Shutdown,
     #[pin]
     job_irq: ThreadedRegistration<'a, JobIrq>,
@@ -189,11 +192,14 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
         info.dma_max_segment
     );
 
-    let gpu = Gpu::new(bar.into_devres()?, info)?;
-    Ok(Early {
-        gpu,
-        unreg: drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?,
-    })
+    let dev: &kernel::device::Device = pdev.as_ref();
+    let gpu = Gpu::new(dev.into(), bar.into_devres()?, info)?;
+    let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?;
+    // Large BOs in 2 MiB folios, which VM_BIND maps with block entries.
+    if let Err(e) = unreg.huge_mnt_create(c"within_size") {
+        dev_warn!(pdev, "no huge-page GEM mount ({:?}): 4 KiB pages only\n", e);
+    }
+    Ok(Early { gpu, unreg })
 }
 
 impl pci::Driver for FerritePciDriver {
@@ -270,6 +276,9 @@ impl pci::Driver for FerritePciDriver {
                 }
             },
             _shutdown: Shutdown(gpu_of(&parts)?),
+            _debugfs <- {
+                Debugfs::new(pdev.as_ref().name(), gpu_of(&parts)?)?
+            },
             _reg: {
                 let Early { gpu, unreg } = parts.take().ok_or(EINVAL)?;
                 // SAFETY: `global_irq` is initialized above and pinned in

@@ -9,6 +9,7 @@
 
 use crate::driver::FerritePciDriver;
 
+mod debugfs;
 mod driver;
 mod file;
 mod gem;

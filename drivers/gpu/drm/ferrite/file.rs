@@ -23,6 +23,7 @@ use kernel::{
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver, RegistrationData, USER_VA_END, USER_VA_START},
     gem::{self, Bo},
+    gpu::ProcessVmRef,
     queue::{FileStats, Job, Queue, MAX_TIMEOUT_MS},
     vm::{BindOp, Vm},
 };
@@ -87,6 +88,9 @@ pub(crate) struct FileData {
     vms: Mutex<Table<Vm>>,
     #[pin]
     queues: Mutex<Table<Queue>>,
+    /// The process VMs this file was used with, one per calling process.
+    #[pin]
+    process_vms: Mutex<KVec<ProcessVmRef>>,
     stats: Arc<FileStats>,
 }
 
@@ -112,6 +116,7 @@ impl drm::file::DriverFile for FileData {
             try_pin_init!(Self {
                 vms <- new_mutex!(Table::new(MAX_VMS)),
                 queues <- new_mutex!(Table::new(MAX_QUEUES)),
+                process_vms <- new_mutex!(KVec::new()),
                 stats: FileStats::new()?,
             }),
             GFP_KERNEL,
@@ -180,14 +185,14 @@ impl FileData {
     /// DRM_IOCTL_FERRITE_GEM_CREATE.
     pub(crate) fn gem_create(
         dev: &FerriteDevice<Registered>,
-        _reg: &RegistrationData<'_>,
+        reg: &RegistrationData<'_>,
         req: &mut uapi::drm_ferrite_gem_create,
         file: &File,
     ) -> Result<u32> {
         if req.flags != 0 {
             return Err(EINVAL);
         }
-        let bo = gem::create(dev, req.size)?;
+        let bo = gem::create(dev, Some(&reg.gpu), req.size)?;
         req.handle = bo.create_handle(file)?;
         req.size = bo.size() as u64;
         Ok(0)
@@ -378,6 +383,29 @@ fn resv_of(bo: &Bo) -> &Resv {
 }
 
 impl FileData {
+    /// The VM `id` names: an explicit VM of this file, or for
+    /// DRM_FERRITE_VM_PROCESS the calling process's VM on this device.
+    fn vm(
+        &self,
+        id: u32,
+        dev: &FerriteDevice<Registered>,
+        reg: &RegistrationData<'_>,
+    ) -> Result<Arc<Vm>> {
+        if id != uapi::DRM_FERRITE_VM_PROCESS {
+            return self.vms.lock().get(id);
+        }
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        let mut pvs = self.process_vms.lock();
+        if let Some(r) = pvs.iter().find(|r| r.is_for(mm)) {
+            return Ok(r.vm.clone());
+        }
+        let r = reg.gpu.process_vm(mm, dev, bound(dev))?;
+        let vm = r.vm.clone();
+        pvs.push(r, GFP_KERNEL)?;
+        Ok(vm)
+    }
+
     /// DRM_IOCTL_FERRITE_VM_CREATE.
     pub(crate) fn vm_create(
         dev: &FerriteDevice<Registered>,
@@ -400,7 +428,7 @@ impl FileData {
         req: &mut uapi::drm_ferrite_vm_destroy,
         file: &File,
     ) -> Result<u32> {
-        if req.pad != 0 {
+        if req.pad != 0 || req.vm_id == uapi::DRM_FERRITE_VM_PROCESS {
             return Err(EINVAL);
         }
         let data = file.inner();
@@ -417,14 +445,14 @@ impl FileData {
     /// DRM_IOCTL_FERRITE_VM_BIND.
     pub(crate) fn vm_bind(
         dev: &FerriteDevice<Registered>,
-        _reg: &RegistrationData<'_>,
+        reg: &RegistrationData<'_>,
         req: &mut uapi::drm_ferrite_vm_bind,
         file: &File,
     ) -> Result<u32> {
         if req.flags != 0 {
             return Err(EINVAL);
         }
-        let vm = file.inner().vms.lock().get(req.vm_id)?;
+        let vm = file.inner().vm(req.vm_id, dev, reg)?;
         let raw = read_array::<40>(&req.ops, MAX_BIND_OPS)?;
         let mut ops = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
         for b in raw.iter() {
@@ -494,7 +522,7 @@ impl FileData {
             return Err(EINVAL);
         }
         let data = file.inner();
-        let vm = data.vms.lock().get(req.vm_id)?;
+        let vm = data.vm(req.vm_id, dev, reg)?;
         let mut queues = data.queues.lock();
         if queues.iter().count() >= MAX_QUEUES {
             return Err(ENOSPC);

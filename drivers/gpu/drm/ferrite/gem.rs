@@ -6,24 +6,44 @@
 use kernel::{
     drm::gem::{self, shmem, BaseObject},
     prelude::*,
-    sync::aref::ARef,
+    sync::{aref::ARef, Arc},
 };
 
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver},
     file::File,
+    gpu::Gpu,
 };
 
 /// Driver data of a Ferrite buffer object.
-#[pin_data]
-pub(crate) struct BoData {}
+#[pin_data(PinnedDrop)]
+pub(crate) struct BoData {
+    /// Name in debugfs.
+    pub(crate) id: u64,
+    /// The device's BO list, which lists this one.
+    gpu: Option<Arc<Gpu>>,
+}
 
 impl gem::DriverObject for BoData {
     type Driver = FerriteDrmDriver;
-    type Args = ();
+    type Args = Option<Arc<Gpu>>;
 
-    fn new(_dev: &FerriteDevice, _size: usize, _args: ()) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {})
+    fn new(_dev: &FerriteDevice, size: usize, gpu: Self::Args) -> impl PinInit<Self, Error> {
+        let id = gpu.as_ref().map_or(0, |g| g.new_id());
+        if let Some(g) = gpu.as_ref() {
+            // Best effort: a BO missing from debugfs is no error.
+            let _ = g.bos.lock().push((id, size as u64), GFP_KERNEL);
+        }
+        try_pin_init!(Self { id, gpu })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for BoData {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(g) = self.gpu.as_ref() {
+            g.bos.lock().retain(|(id, _)| *id != self.id);
+        }
     }
 }
 
@@ -34,7 +54,7 @@ pub(crate) type Bo = gem::shmem::Object<BoData>;
 pub(crate) const MAX_BO_SIZE: u64 = 1 << 36;
 
 /// Create a buffer object of at least `size` bytes (rounded up to pages).
-pub(crate) fn create(dev: &FerriteDevice, size: u64) -> Result<ARef<Bo>> {
+pub(crate) fn create(dev: &FerriteDevice, gpu: Option<&Arc<Gpu>>, size: u64) -> Result<ARef<Bo>> {
     if size == 0 || size > MAX_BO_SIZE {
         return Err(EINVAL);
     }
@@ -49,7 +69,7 @@ pub(crate) fn create(dev: &FerriteDevice, size: u64) -> Result<ARef<Bo>> {
             map_wc: false,
             parent_resv_obj: None,
         },
-        (),
+        gpu.cloned(),
     )
 }
 

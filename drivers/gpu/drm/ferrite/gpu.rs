@@ -5,10 +5,14 @@
 //! counters. Files, VMs and queues hold an `Arc<Gpu>`.
 
 use kernel::{
+    bindings,
+    device::{Bound, Device},
     io::{register::Array, Io},
+    mm::Mm,
     new_mutex, pci,
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
@@ -21,7 +25,100 @@ use crate::{
     mmu::{AsSlots, VmAs},
     queue::HwQueue,
     regs,
+    vm::Vm,
 };
+
+/// The per-process VMs of a device: one per address space (`struct
+/// mm_struct`), shared by every file that uses it from that process.
+pub(crate) struct ProcessVms {
+    entries: KVec<ProcessVm>,
+}
+
+struct ProcessVm {
+    mm: ARef<Mm>,
+    vm: Arc<Vm>,
+    /// Files holding a [`ProcessVmRef`] to it.
+    users: u32,
+}
+
+/// A file's use of a process VM; the VM goes with its last user.
+pub(crate) struct ProcessVmRef {
+    gpu: Arc<Gpu>,
+    pub(crate) vm: Arc<Vm>,
+    mm: *const bindings::mm_struct,
+}
+
+// SAFETY: `mm` is only compared, never dereferenced.
+unsafe impl Send for ProcessVmRef {}
+// SAFETY: as above.
+unsafe impl Sync for ProcessVmRef {}
+
+impl ProcessVmRef {
+    /// Whether this is the VM of the address space `mm`.
+    pub(crate) fn is_for(&self, mm: &Mm) -> bool {
+        core::ptr::eq(self.mm, mm.as_raw())
+    }
+}
+
+impl Drop for ProcessVmRef {
+    fn drop(&mut self) {
+        let gone = {
+            let mut pv = self.gpu.process_vms.lock();
+            let i = pv
+                .entries
+                .iter()
+                .position(|e| core::ptr::eq(e.mm.as_raw(), self.mm));
+            match i {
+                Some(i) => {
+                    pv.entries[i].users -= 1;
+                    if pv.entries[i].users == 0 {
+                        pv.entries.remove(i).ok()
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            }
+        };
+        // The VM (if this was its last file) and the mm reference go here,
+        // without the lock.
+        drop(gone);
+    }
+}
+
+/// The live VMs of a device, for debugfs.
+///
+/// # Invariants
+///
+/// Each pointer is a live [`Vm`]: a VM removes itself, under the lock,
+/// before it is freed.
+pub(crate) struct VmList {
+    entries: KVec<(u64, *const Vm)>,
+}
+
+// SAFETY: the pointers are only dereferenced under the list's lock, and
+// `Vm` is `Sync`.
+unsafe impl Send for VmList {}
+
+impl VmList {
+    pub(crate) fn add(&mut self, id: u64, vm: *const Vm) -> Result {
+        self.entries.push((id, vm), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) {
+        self.entries.retain(|(i, _)| *i != id);
+    }
+
+    /// Call `f` on each VM, with the lock held.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &Vm)) {
+        for (id, vm) in self.entries.iter() {
+            // SAFETY: by the type invariants the VM is alive while it is in
+            // the list, and we hold the list's lock.
+            f(*id, unsafe { &**vm });
+        }
+    }
+}
 
 /// BAR0, revoked when the device is unbound.
 pub(crate) type DevresBar0 = pci::DevresBar<{ regs::BAR0_SIZE }>;
@@ -55,6 +152,8 @@ impl Default for Stats {
 #[pin_data]
 pub(crate) struct Gpu {
     bar: DevresBar0,
+    /// The PCI device, for messages and coredumps.
+    pub(crate) dev: ARef<Device>,
     pub(crate) info: GpuInfo,
     #[pin]
     pub(crate) slots: Mutex<AsSlots>,
@@ -64,10 +163,18 @@ pub(crate) struct Gpu {
     dead: Atomic<bool>,
     #[pin]
     pub(crate) watchdog: DelayedWork<Gpu>,
+    #[pin]
+    pub(crate) vms: Mutex<VmList>,
+    /// Buffer objects (id, size), for debugfs.
+    #[pin]
+    pub(crate) bos: Mutex<KVec<(u64, u64)>>,
+    pub(crate) next_id: Atomic<u64>,
+    #[pin]
+    pub(crate) process_vms: Mutex<ProcessVms>,
 }
 
 impl Gpu {
-    pub(crate) fn new(bar: DevresBar0, info: GpuInfo) -> Result<Arc<Self>> {
+    pub(crate) fn new(dev: ARef<Device>, bar: DevresBar0, info: GpuInfo) -> Result<Arc<Self>> {
         let mut hwq = KVec::with_capacity(info.num_queues as usize, GFP_KERNEL)?;
         for q in 0..(info.num_queues as usize).min(regs::MAX_QUEUES) {
             hwq.push(HwQueue::new(q)?, GFP_KERNEL)?;
@@ -76,12 +183,17 @@ impl Gpu {
         Arc::pin_init(
             try_pin_init!(Self {
                 bar,
+                dev,
                 info,
                 slots <- new_mutex!(AsSlots::new(num_as)?),
                 hwq,
                 stats: Stats::default(),
                 dead: Atomic::new(false),
                 watchdog <- kernel::new_delayed_work!("ferrite::watchdog"),
+                vms <- new_mutex!(VmList { entries: KVec::new() }),
+                bos <- new_mutex!(KVec::new()),
+                next_id: Atomic::new(1),
+                process_vms <- new_mutex!(ProcessVms { entries: KVec::new() }),
             }),
             GFP_KERNEL,
         )
@@ -92,6 +204,49 @@ impl Gpu {
     pub(crate) fn io<R>(&self, f: impl FnOnce(&Bar0<'_>) -> R) -> Result<R> {
         let bar = self.bar.try_access().ok_or(ENODEV)?;
         Ok(f(&bar))
+    }
+
+    /// The VM of the address space `mm` on this device, created on first
+    /// use.
+    pub(crate) fn process_vm(
+        self: &Arc<Self>,
+        mm: &Mm,
+        drm: &crate::driver::FerriteDevice<kernel::drm::Registered>,
+        dev: &Device<Bound>,
+    ) -> Result<ProcessVmRef> {
+        let mut pv = self.process_vms.lock();
+        let vm = match pv
+            .entries
+            .iter_mut()
+            .find(|e| core::ptr::eq(e.mm.as_raw(), mm.as_raw()))
+        {
+            Some(e) => {
+                e.users += 1;
+                e.vm.clone()
+            }
+            None => {
+                let vm = Vm::new(self, drm, dev)?;
+                pv.entries.push(
+                    ProcessVm {
+                        mm: mm.into(),
+                        vm: vm.clone(),
+                        users: 1,
+                    },
+                    GFP_KERNEL,
+                )?;
+                vm
+            }
+        };
+        Ok(ProcessVmRef {
+            gpu: self.clone(),
+            vm,
+            mm: mm.as_raw(),
+        })
+    }
+
+    /// A new id for a VM or BO (debugfs names).
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
     }
 
     pub(crate) fn is_dead(&self) -> bool {

@@ -51,6 +51,25 @@ const JOB_BYTES: usize = 9 * 4;
 const MAX_INFLIGHT: usize = 256;
 /// Default job timeout.
 pub(crate) const DEFAULT_TIMEOUT_MS: u32 = 2000;
+/// Longest time between two watchdog checks while jobs run: a delayed
+/// work item cannot be brought forward, so a short timeout is seen at
+/// most this late.
+const WATCHDOG_PERIOD: Delta = Delta::from_millis(50);
+
+trait MinDelta {
+    fn min_delta(self, other: Delta) -> Delta;
+}
+
+impl MinDelta for Delta {
+    fn min_delta(self, other: Delta) -> Delta {
+        if other.as_nanos() < self.as_nanos() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// Largest timeout userspace may ask for.
 pub(crate) const MAX_TIMEOUT_MS: u32 = 60_000;
 
@@ -75,6 +94,12 @@ impl QueueMem {
         // SAFETY: the fence page is a live coherent allocation of 512 u64s;
         // the device writes it, so read it volatile.
         unsafe { core::ptr::read_volatile(self.fence.as_ptr().cast::<u64>()) }
+    }
+
+    fn read_ring(&self, off: usize) -> u32 {
+        let base = self.ring.as_ptr().cast::<u32>();
+        // SAFETY: the index is reduced modulo the ring's length.
+        unsafe { core::ptr::read_volatile(base.add((off / 4) % (RING_BYTES / 4))) }
     }
 
     fn write_ring(&self, off: usize, dwords: &[u32]) {
@@ -102,6 +127,17 @@ impl FileStats {
             },
             GFP_KERNEL,
         )?)
+    }
+}
+
+/// Text for a coredump.
+struct DumpBuf(VVec<u8>);
+
+impl core::fmt::Write for DumpBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| core::fmt::Error)
     }
 }
 
@@ -282,6 +318,8 @@ impl HwQueue {
                 return;
             };
             let owner = owner.clone();
+            let head_off = (st.tail + RING_BYTES * 2 - st.inflight.len() * JOB_BYTES % RING_BYTES)
+                % RING_BYTES;
             let failed = if st.inflight.is_empty() {
                 None
             } else {
@@ -310,6 +348,11 @@ impl HwQueue {
             });
             st.head_since = Instant::now();
             drop(st);
+            if let Some(f) = failed.as_ref() {
+                if !gpu.is_dead() {
+                    self.coredump(gpu, err, &rec, f, head_off, &owner);
+                }
+            }
             drop(owner);
             failed
         };
@@ -318,6 +361,59 @@ impl HwQueue {
             f.fence.signal_error(err);
         }
         self.release_if_done();
+    }
+
+    /// One line of debugfs `queues`.
+    pub(crate) fn describe(&self, i: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let st = self.state.lock();
+        let (owner, done) = match st.owner.as_ref() {
+            Some(o) => (o.vm.id as i64, o.mem.fence_value()),
+            None => (-1, 0),
+        };
+        let slot = st.slot.map_or(-1, |s| s as i64);
+        let head = st.inflight.first().map_or(0, |j| j.seqno);
+        writeln!(
+            f,
+            "queue {i}: vm {owner} slot {slot} tail {:#x} inflight {} head seqno {head} completed {done}",
+            st.tail,
+            st.inflight.len(),
+        )
+    }
+
+    /// Leave userspace a snapshot of a failure: the record, the failing
+    /// job, the ring around it and the VM's mappings (no user memory).
+    fn coredump(&self, gpu: &Gpu, err: Error, rec: &Record, failed: &Inflight, ring_off: usize, owner: &Queue) {
+        use core::fmt::Write;
+        let mut d = DumpBuf(VVec::new());
+        let _ = writeln!(d, "ferrite coredump");
+        let _ = writeln!(d, "device: {}", gpu.dev.name().to_str().unwrap_or("?"));
+        let _ = writeln!(d, "queue: {} error: {:?}", self.idx, err);
+        let _ = writeln!(
+            d,
+            "record: state {} q_error {} fault_addr {:#x} fault_status {:#x}",
+            rec.state, rec.error, rec.fault_addr, rec.fault_status
+        );
+        let _ = writeln!(
+            d,
+            "job: seqno {} cmd_va {:#x} cmd_size {}",
+            failed.seqno, failed.job.cmd_va, failed.job.cmd_size
+        );
+        let _ = writeln!(d, "ring at {:#x}:", ring_off);
+        for i in 0..(JOB_BYTES / 4) {
+            let _ = writeln!(d, "  {:08x}", owner.mem.read_ring(ring_off + 4 * i));
+        }
+        let _ = writeln!(d, "vm {} mappings:", failed.job.vm.id);
+        failed.job.vm.for_each_mapping(|va, m| {
+            let _ = writeln!(
+                d,
+                "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
+                va + m.len,
+                m.bo,
+                m.bo_offset,
+                m.prot
+            );
+        });
+        kernel::devcoredump::dev_coredump(&gpu.dev, d.0);
     }
 
     /// The device is gone: fail every job.
@@ -419,7 +515,7 @@ impl WorkItem for Gpu {
             }
         }
         if let Some(n) = next {
-            arm_watchdog(&gpu, n);
+            arm_watchdog(&gpu, WATCHDOG_PERIOD.min_delta(n));
         }
     }
 }
@@ -665,7 +761,7 @@ impl Queue {
             if r.is_err() {
                 h.fail_all(ENODEV);
             }
-            arm_watchdog(gpu, self.timeout);
+            arm_watchdog(gpu, WATCHDOG_PERIOD.min_delta(self.timeout));
             return Ok(());
         }
     }

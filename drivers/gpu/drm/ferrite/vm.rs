@@ -40,10 +40,14 @@ type PageTableLt = CovariantForLt!(for<'a> IoPageTable<'a, ARM64LPAES1>);
 /// Page and block sizes the MMU maps.
 const PGSIZES: [usize; 3] = [SZ_1G, SZ_2M, SZ_4K];
 
-/// One mapping, as userspace created it (kept for splits).
+/// One mapping, as userspace created it (for splits and debugfs).
 #[derive(Clone, Copy)]
 pub(crate) struct MapInfo {
+    pub(crate) len: u64,
+    pub(crate) bo_offset: u64,
     pub(crate) prot: u32,
+    /// The BO's debugfs id.
+    pub(crate) bo: u64,
 }
 
 /// The driver side of the GPUVM: the mappings as userspace sees them.
@@ -215,7 +219,12 @@ impl DriverGpuVm for VmCore {
     ) -> Result<OpMapped<'op, Self>, Error> {
         let (addr, len, off) = (op.addr(), op.length(), op.gem_offset());
         let va = GpuVaAlloc::new(GFP_KERNEL)?;
-        let info = MapInfo { prot: ctx.prot };
+        let info = MapInfo {
+            len,
+            bo_offset: off,
+            prot: ctx.prot,
+            bo: op.obj().id,
+        };
         let node = kernel::rbtree::RBTreeNode::new(addr, info, GFP_KERNEL)?;
         if let Some(pt) = ctx.pt {
             let sgt = bo_sgt(op.obj(), ctx.dev)?;
@@ -291,6 +300,7 @@ impl DriverGpuVm for VmCore {
 /// A GPU address space.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Vm {
+    pub(crate) id: u64,
     pub(crate) gpu: Arc<Gpu>,
     pub(crate) hw: Arc<VmAs>,
     pt: DevresLt<PageTableLt>,
@@ -344,7 +354,8 @@ impl Vm {
         // SAFETY: the table borrows `dev` only, which stays valid for the
         // whole time the device is bound.
         let pt = unsafe { DevresLt::<PageTableLt>::new(dev, table)? };
-        let resv_obj = gem::create(drm, kernel::page::PAGE_SIZE as u64)?;
+        // The VM's reservation object lives in a small BO of its own.
+        let resv_obj = gem::create(drm, None, kernel::page::PAGE_SIZE as u64)?;
         let gpuvm = GpuVm::new::<Error, _>(
             c"ferrite-vm",
             drm,
@@ -355,8 +366,10 @@ impl Vm {
                 maps: RBTree::new(),
             },
         )?;
-        Arc::pin_init(
+        let id = gpu.new_id();
+        let vm = Arc::pin_init(
             try_pin_init!(Self {
+                id,
                 gpu: gpu.clone(),
                 hw: Arc::new(VmAs::new(ttbr, mair), GFP_KERNEL)?,
                 pt,
@@ -366,7 +379,18 @@ impl Vm {
                 bytes_bound: Atomic::new(0),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        // INVARIANT (`VmList`): removed in `drop`, under the lock.
+        gpu.vms.lock().add(id, &*vm)?;
+        Ok(vm)
+    }
+
+    /// The mappings, for debugfs: (va, info).
+    pub(crate) fn for_each_mapping(&self, mut f: impl FnMut(u64, &MapInfo)) {
+        let gpuvm = self.gpuvm.lock();
+        for (va, info) in gpuvm.data_ref().maps.iter() {
+            f(*va, info);
+        }
     }
 
     /// Apply `ops` in order. On an error, the operations before the failing
@@ -483,7 +507,8 @@ impl Vm {
 #[pinned_drop]
 impl PinnedDrop for Vm {
     fn drop(self: Pin<&mut Self>) {
-        // Leave the slot first: the page table is freed with `pt`.
+        self.gpu.vms.lock().remove(self.id);
+        // Leave the slot: the page table is freed with `pt`.
         self.gpu.release(&self.hw);
         let mut gpuvm = self.gpuvm.lock();
         let mut ctx = BindCtx {

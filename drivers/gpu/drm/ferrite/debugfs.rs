@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! debugfs: `/sys/kernel/debug/ferrite-<pci device>/` with `gem` (buffer
+//! objects), `vms` (VMs, their slot and mappings), `queues` (hardware
+//! queue state) and `slots`.
+
+use core::fmt;
+
+use kernel::{
+    debugfs::{Dir, File},
+    prelude::*,
+    str::CString,
+    sync::{atomic::Relaxed, Arc},
+};
+
+use crate::gpu::Gpu;
+
+/// The debugfs directory of a device; its files go with it.
+#[pin_data]
+pub(crate) struct Debugfs {
+    _dir: Dir,
+    #[pin]
+    gem: File<Arc<Gpu>>,
+    #[pin]
+    vms: File<Arc<Gpu>>,
+    #[pin]
+    queues: File<Arc<Gpu>>,
+    #[pin]
+    slots: File<Arc<Gpu>>,
+}
+
+fn gem(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "id size")?;
+    for (id, size) in gpu.bos.lock().iter() {
+        writeln!(f, "{id} {size}")?;
+    }
+    Ok(())
+}
+
+fn vms(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut ret = Ok(());
+    gpu.vms.lock().for_each(|id, vm| {
+        let slot = vm.hw.slot().map_or(-1, |s| s as i64);
+        ret = ret.and_then(|()| {
+            writeln!(
+                f,
+                "vm {id}: slot {slot}, {} bytes bound",
+                vm.bytes_bound.load(Relaxed)
+            )
+        });
+        vm.for_each_mapping(|va, m| {
+            ret = ret.and_then(|()| {
+                writeln!(
+                    f,
+                    "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
+                    va + m.len,
+                    m.bo,
+                    m.bo_offset,
+                    m.prot
+                )
+            });
+        });
+    });
+    ret
+}
+
+fn queues(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (i, q) in gpu.hwq.iter().enumerate() {
+        q.describe(i, f)?;
+    }
+    Ok(())
+}
+
+fn slots(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let s = gpu.slots.lock();
+    writeln!(f, "evictions {}", s.evictions)?;
+    drop(s);
+    let mut ret = Ok(());
+    gpu.vms.lock().for_each(|id, vm| {
+        if let Some(slot) = vm.hw.slot() {
+            ret = ret.and_then(|()| writeln!(f, "slot {slot}: vm {id}"));
+        }
+    });
+    ret
+}
+
+impl Debugfs {
+    pub(crate) fn new(name: &CStr, gpu: Arc<Gpu>) -> Result<impl PinInit<Self, Error>> {
+        let dir_name = CString::try_from_fmt(fmt!("ferrite-{}", name.to_str().unwrap_or("gpu")))?;
+        let dir = Dir::new(&dir_name);
+        Ok(try_pin_init!(Self {
+            gem <- dir.read_callback_file(c"gem", gpu.clone(), &gem),
+            vms <- dir.read_callback_file(c"vms", gpu.clone(), &vms),
+            queues <- dir.read_callback_file(c"queues", gpu.clone(), &queues),
+            slots <- dir.read_callback_file(c"slots", gpu, &slots),
+            _dir: dir,
+        }))
+    }
+}
