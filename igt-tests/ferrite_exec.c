@@ -83,6 +83,12 @@ static void test_rebind(void)
 	after = fx_counters(c.fd);
 	ftest_assert_eq_u64(after.tlb_flushes - before.tlb_flushes, 1);
 	ftest_assert_eq_u64(after.hw[8] - before.hw[8], 1); /* tlb_invalidations */
+	/* A map where nothing was mapped adds entries only: no flush. */
+	before = fx_counters(c.fd);
+	fx_map(c.fd, c.vm, b, FX_VA(7), SZ);
+	after = fx_counters(c.fd);
+	ftest_assert_eq_u64(after.tlb_flushes - before.tlb_flushes, 0);
+	ftest_assert_eq_u64(after.hw[8] - before.hw[8], 0);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
 	{
 		uint8_t *expect = malloc(SZ);

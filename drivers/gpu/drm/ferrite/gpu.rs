@@ -28,6 +28,26 @@ use crate::{
     vm::Vm,
 };
 
+/// A page-table update in progress (see [`Gpu::update_vm`]).
+pub(crate) struct LiveUpdate<'a> {
+    gpu: &'a Gpu,
+    slot: Option<usize>,
+    busy: bool,
+    locked: core::cell::Cell<bool>,
+}
+
+impl LiveUpdate<'_> {
+    /// Existing entries are about to change: make the VM's queues wait.
+    pub(crate) fn before_change(&self) {
+        if let (Some(s), true, false) = (self.slot, self.busy, self.locked.get()) {
+            let _ = self
+                .gpu
+                .io(|bar| crate::mmu::lock_range(bar, s, 0, 1u64 << VA_BITS));
+            self.locked.set(true);
+        }
+    }
+}
+
 /// The per-process VMs of a device: one per address space (`struct
 /// mm_struct`), shared by every file that uses it from that process.
 pub(crate) struct ProcessVms {
@@ -301,27 +321,37 @@ impl Gpu {
         slots.activate(self, vm)
     }
 
-    /// Change `vm`'s page tables: LOCK the address space if it is live, run
-    /// `update`, which returns the range it changed, flush exactly that
-    /// range from the TLB and UNLOCK.
+    /// Change `vm`'s page tables. `update` gets a [`LiveUpdate`], which it
+    /// tells before it changes or removes existing entries, and returns the
+    /// range whose existing entries it changed. If the VM has a slot, that
+    /// range (and only it) is flushed from the TLB; if jobs of the VM are on
+    /// the hardware, the address space is LOCKed (queues wait for
+    /// translations) from the first change to after the flush. Entries
+    /// added where nothing was mapped need neither: the TLB caches no
+    /// invalid translations.
     pub(crate) fn update_vm<R>(
         &self,
         vm: &VmAs,
-        update: impl FnOnce() -> (R, Option<(u64, u64)>),
+        update: impl FnOnce(&LiveUpdate<'_>) -> (R, Option<(u64, u64)>),
     ) -> R {
+        // Held throughout: no job of this VM can start, and its slot stays.
         let slots = self.slots.lock();
-        let slot = vm.slot();
-        if let Some(s) = slot {
-            let _ = self.io(|bar| crate::mmu::lock_range(bar, s, 0, 1u64 << VA_BITS));
-        }
-        let (ret, range) = update();
-        if let Some(s) = slot {
+        let live = LiveUpdate {
+            gpu: self,
+            slot: vm.slot(),
+            busy: vm.busy(),
+            locked: core::cell::Cell::new(false),
+        };
+        let (ret, range) = update(&live);
+        if let Some(s) = live.slot {
             let _ = self.io(|bar| {
                 if let Some((start, end)) = range {
                     crate::mmu::flush_range(bar, s, start, end - start);
                     self.stats.tlb_flushes.add(1, Relaxed);
                 }
-                crate::mmu::unlock(bar, s);
+                if live.locked.get() {
+                    crate::mmu::unlock(bar, s);
+                }
             });
         }
         drop(slots);

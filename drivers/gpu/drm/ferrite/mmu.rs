@@ -47,6 +47,11 @@ impl VmAs {
         }
     }
 
+    /// Whether jobs of this VM are on the hardware.
+    pub(crate) fn busy(&self) -> bool {
+        self.active_jobs.load(Relaxed) != 0
+    }
+
     /// A job of this VM left the hardware.
     pub(crate) fn job_done(&self) {
         self.active_jobs.fetch_sub(1, Relaxed);

@@ -29,7 +29,7 @@ use kernel::{
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver, KERNEL_VA_END, KERNEL_VA_START, VA_BITS},
     gem::{self, Bo},
-    gpu::Gpu,
+    gpu::{Gpu, LiveUpdate},
     mmu::VmAs,
 };
 
@@ -59,6 +59,8 @@ pub(crate) struct VmCore {
 pub(crate) struct BindCtx<'a> {
     /// The page table; `None` while the VM is torn down (its tables go).
     pt: Option<&'a PageTable<'a>>,
+    /// The update in progress, told before existing entries change.
+    live: Option<&'a LiveUpdate<'a>>,
     dev: Option<&'a Device<Bound>>,
     /// Protection of a new mapping.
     prot: u32,
@@ -71,6 +73,13 @@ pub(crate) struct BindCtx<'a> {
 }
 
 impl BindCtx<'_> {
+    fn before_change(&self) {
+        if let Some(l) = self.live {
+            l.before_change();
+        }
+    }
+
+    /// Existing entries of `[start, start + len)` changed: flush them.
     fn touch(&mut self, start: u64, len: u64) {
         let end = start + len;
         self.touched = Some(match self.touched {
@@ -231,7 +240,7 @@ impl DriverGpuVm for VmCore {
             map_plan(pt, sgt, off, addr, len, ctx.prot)?;
         }
         self.maps.insert(node);
-        ctx.touch(addr, len);
+        // New entries where nothing was mapped: no TLB flush needed.
         ctx.bytes_mapped += len;
         Ok(op.insert(va, ()))
     }
@@ -246,6 +255,7 @@ impl DriverGpuVm for VmCore {
         ctx.removed.reserve(1, GFP_KERNEL)?;
         if let Some(pt) = ctx.pt {
             let sgt = bo_sgt(va.obj(), ctx.dev)?;
+            ctx.before_change();
             unmap_plan(pt, sgt, off, addr, len)?;
         }
         self.maps.remove(&addr);
@@ -276,6 +286,7 @@ impl DriverGpuVm for VmCore {
         // parts that stay.
         if let Some(pt) = ctx.pt {
             let sgt = bo_sgt(old.obj(), ctx.dev)?;
+            ctx.before_change();
             unmap_plan(pt, sgt, off, addr, len)?;
             for (a, l, o) in Iterator::chain(prev.iter(), next.iter()) {
                 map_plan(pt, sgt, *o, *a, *l, info.prot)?;
@@ -398,16 +409,17 @@ impl Vm {
     pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
         let pt = self.pt.access(dev)?;
         let mut gpuvm = self.gpuvm.lock();
-        let mut ctx = BindCtx {
-            pt: Some(pt),
-            dev: Some(dev),
-            prot: 0,
-            touched: None,
-            removed: KVec::new(),
-            bytes_mapped: 0,
-            bytes_unmapped: 0,
-        };
-        let ret = self.gpu.update_vm(&self.hw, || {
+        let (ret, removed, mapped, unmapped) = self.gpu.update_vm(&self.hw, |live| {
+            let mut ctx = BindCtx {
+                pt: Some(pt),
+                live: Some(live),
+                dev: Some(dev),
+                prot: 0,
+                touched: None,
+                removed: KVec::new(),
+                bytes_mapped: 0,
+                bytes_unmapped: 0,
+            };
             let mut ret = Ok(());
             for op in ops {
                 ret = match op {
@@ -435,13 +447,22 @@ impl Vm {
                     break;
                 }
             }
-            (ret, ctx.touched)
+            let touched = ctx.touched;
+            (
+                (
+                    ret,
+                    core::mem::take(&mut ctx.removed),
+                    ctx.bytes_mapped,
+                    ctx.bytes_unmapped,
+                ),
+                touched,
+            )
         });
         // The TLB no longer holds the old translations: the pages of the
         // removed mappings may go.
-        drop(core::mem::take(&mut ctx.removed));
+        drop(removed);
         gpuvm.deferred_cleanup();
-        self.account(ctx.bytes_mapped, ctx.bytes_unmapped);
+        self.account(mapped, unmapped);
         ret
     }
 
@@ -474,7 +495,8 @@ impl Vm {
             prot::READ
         };
         let _guard = self.gpuvm.lock();
-        self.gpu.update_vm(&self.hw, || {
+        // Fresh entries in the driver's region: nothing to flush or lock.
+        self.gpu.update_vm(&self.hw, |_| {
             let mut off = 0usize;
             let n = (size as usize) / SZ_4K;
             let mut ret = Ok(());
@@ -498,7 +520,7 @@ impl Vm {
                     break;
                 }
             }
-            (ret, Some((va, va + size)))
+            (ret, None)
         })?;
         Ok(va)
     }
@@ -513,6 +535,7 @@ impl PinnedDrop for Vm {
         let mut gpuvm = self.gpuvm.lock();
         let mut ctx = BindCtx {
             pt: None,
+            live: None,
             dev: None,
             prot: 0,
             touched: None,
