@@ -52,6 +52,7 @@ static void test_vm_per_file(void)
  * closing the file frees everything. */
 static void test_bind_accounting(void)
 {
+	int bos = fx_debugfs_bos();
 	int fd = fdev_open_or_skip(0);
 	uint64_t base = fx_counters(fd).bytes_bound;
 	uint32_t vm = fx_vm(fd), bo = fx_bo(fd, 1 << 20);
@@ -73,6 +74,8 @@ static void test_bind_accounting(void)
 	fd = fdev_open_or_skip(0);
 	ftest_assert_eq_u64(fx_counters(fd).bytes_bound, base);
 	close(fd);
+	/* The BO mapped when the file closed is freed too. */
+	ftest_assert_eq(fx_debugfs_bos(), bos);
 }
 
 /* Several ops in one call apply in order; a failing op stops the call. */

@@ -31,15 +31,17 @@ set +e
 (cd "$FERRITE_REPO" && cargo test --release --workspace --no-fail-fast 2>&1) >"$host_log"
 set -e
 n=0
-while read -r name verdict; do
+while read -r verdict name; do
 	n=$((n + 1))
 	case $verdict in
 	ok) report "PASS host: $name" ;;
 	ignored) report "SKIP host: $name (ignored)" ;;
 	*) report "FAIL host: $name" ;;
 	esac
-done < <(sed -n -E 's/^test (.*) \.\.\. (ok|FAILED|ignored)$/\1 \2/p' "$host_log")
-grep -qE '^error(\[|:)' "$host_log" && report "FAIL host: cargo test did not build (see $host_log)"
+done < <(sed -n -E 's/^test (.*) \.\.\. (ok|FAILED|ignored)$/\2 \1/p' "$host_log")
+# Compile errors only: "error: test failed" lines follow failed tests, reported above.
+grep -E '^error(\[E[0-9]+\])?: ' "$host_log" | grep -qvE 'test failed|targets? failed' &&
+	report "FAIL host: cargo test did not build (see $host_log)"
 [ $n -gt 0 ] || report "FAIL host: cargo test ran no test (see $host_log)"
 
 stage "host: style checks"

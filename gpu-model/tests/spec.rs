@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use ferrite_gpu_model::regs::{Access, AS_BASE, QUEUE_BASE, REGISTERS};
 
 fn spec_registers() -> BTreeMap<String, (u32, String)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../Documentation/gpu/ferrite-hw.rst"
-    );
-    let text = std::fs::read_to_string(path).expect("the hardware spec");
+    // At run time: a test binary reused from another checkout of the same
+    // sources would otherwise read that checkout's spec.
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{dir}/../Documentation/gpu/ferrite-hw.rst");
+    let text = std::fs::read_to_string(&path).expect("the hardware spec");
     let lines: Vec<&str> = text.lines().collect();
     let mut out = BTreeMap::new();
     for (i, l) in lines.iter().enumerate() {

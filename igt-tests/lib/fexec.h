@@ -267,4 +267,33 @@ static inline struct drm_ferrite_queue_get_state fx_state(int fd, uint32_t q, ui
 	return s;
 }
 
+/* Buffer objects the driver lists in debugfs, over all Ferrite GPUs; -1
+ * without debugfs. */
+static inline int fx_debugfs_bos(void)
+{
+	DIR *d = opendir("/sys/kernel/debug");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[512], line[256];
+		FILE *f;
+
+		if (strncmp(e->d_name, "ferrite-", 8))
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/gem", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "id size", 7))
+				n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
 #endif

@@ -128,7 +128,11 @@ impl drm::file::DriverFile for FileData {
         // One engine class: the queues (see Documentation/gpu/drm-usage-stats.rst).
         let ns = self.stats.engine_ns.load(kernel::sync::atomic::Relaxed);
         let _ = writeln!(printer, "drm-engine-queue:\t{ns} ns");
-        let _ = writeln!(printer, "drm-engine-capacity-queue:\t{}", crate::regs::MAX_QUEUES);
+        let _ = writeln!(
+            printer,
+            "drm-engine-capacity-queue:\t{}",
+            crate::regs::MAX_QUEUES
+        );
         printer.memory_stats();
     }
 }

@@ -382,7 +382,15 @@ impl HwQueue {
 
     /// Leave userspace a snapshot of a failure: the record, the failing
     /// job, the ring around it and the VM's mappings (no user memory).
-    fn coredump(&self, gpu: &Gpu, err: Error, rec: &Record, failed: &Inflight, ring_off: usize, owner: &Queue) {
+    fn coredump(
+        &self,
+        gpu: &Gpu,
+        err: Error,
+        rec: &Record,
+        failed: &Inflight,
+        ring_off: usize,
+        owner: &Queue,
+    ) {
         use core::fmt::Write;
         let mut d = DumpBuf(VVec::new());
         let _ = writeln!(d, "ferrite coredump");
@@ -668,9 +676,8 @@ impl Queue {
         // Fast path: nothing to wait for and nothing queued before it: put
         // the job on the ring now (the `sub` lock keeps the order with the
         // worker), saving the hop through the work queue.
-        let ready = !sub.busy
-            && sub.pending.is_empty()
-            && deps.iter().all(|d| d.status() == Ok(true));
+        let ready =
+            !sub.busy && sub.pending.is_empty() && deps.iter().all(|d| d.status() == Ok(true));
         if ready {
             if let Err((p, e)) = self.emit(Pending {
                 job,

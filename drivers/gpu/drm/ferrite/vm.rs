@@ -544,7 +544,10 @@ impl PinnedDrop for Vm {
             bytes_unmapped: 0,
         };
         // Empty the GPUVM so that it frees cleanly; the tables go with `pt`.
-        let _ = gpuvm.sm_unmap(0, 1u64 << VA_BITS, &mut ctx);
+        // Userspace mappings only: the kernel region is GPUVM's reserved node.
+        if let Err(e) = gpuvm.sm_unmap(0, KERNEL_VA_START, &mut ctx) {
+            pr_warn!("ferrite: VM teardown: {:?}\n", e);
+        }
         drop(core::mem::take(&mut ctx.removed));
         gpuvm.deferred_cleanup();
         drop(gpuvm);
