@@ -6,3 +6,16 @@
 stage "bench: device model (host)"
 (cd "$FERRITE_REPO" && cargo build --release --quiet -p ferrite-gpu-model) || die "cargo build failed"
 "$CARGO_TARGET_DIR/release/model-bench"
+
+# The driver, in the guest: null ioctl floor, VM_BIND of 4 KiB / 1 MiB /
+# 32 MiB, NOP submit to fence, with the device's counters per call.
+"$FERRITE_REPO/scripts/build.sh" main
+job=$FERRITE_CACHE/bench.job
+cat >"$job" <<'JOB'
+set -e
+insmod "$FERRITE_KO"
+"$FERRITE_BIN/ferrite" bench
+rmmod ferrite
+JOB
+stage "bench: driver (guest, TCG)"
+"$FERRITE_REPO/scripts/vm.sh" --name bench --timeout 600 "$job"
