@@ -70,7 +70,7 @@ static void test_freed_with_last_file(void)
  * mapping is not there, and the child's does not appear in the parent's. */
 static void test_fork_gets_own(void)
 {
-	int fd = fdev_open_or_skip(0), status;
+	int fd = fdev_open_or_skip(0);
 	uint32_t bo = fx_bo(fd, FX_PAGE);
 	volatile uint64_t *p = fx_mmap(fd, bo, FX_PAGE);
 	pid_t pid;
@@ -88,9 +88,7 @@ static void test_fork_gets_own(void)
 		_exit(0);
 	}
 	ftest_assert(pid > 0);
-	ftest_assert_eq(waitpid(pid, &status, 0), pid);
-	ftest_assert(WIFEXITED(status));
-	ftest_assert_eq(WEXITSTATUS(status), 0);
+	fx_reap(pid);
 	ftest_assert_eq_u64(p[0], 0);
 	ftest_assert_eq_u64(p[2], 0x78); /* the BO is shared, the VM is not */
 	/* The child's mapping is not in the parent's VM. */
@@ -104,7 +102,7 @@ static void test_fork_gets_own(void)
  * its own VM, not the opener's. */
 static void test_passed_file(void)
 {
-	int sv[2], fd, status;
+	int sv[2], fd;
 	pid_t pid;
 
 	ftest_assert_ok(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
@@ -141,9 +139,7 @@ static void test_passed_file(void)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 		ftest_assert_eq(sendmsg(sv[0], &m, 0), 1);
-		ftest_assert_eq(waitpid(pid, &status, 0), pid);
-		ftest_assert(WIFEXITED(status));
-		ftest_assert_eq(WEXITSTATUS(status), 0);
+		fx_reap(pid);
 		ftest_assert_eq_u64(p[0], 0);
 	}
 	close(fd);

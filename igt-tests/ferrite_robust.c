@@ -12,7 +12,7 @@
  * memory (per-process VMs): errors or faults, never data. */
 static void test_isolation(void)
 {
-	int a = fdev_open_or_skip(0), status;
+	int a = fdev_open_or_skip(0);
 	/* Handles the other process's file does not have. */
 	uint32_t pad_bos[3] = { fx_bo(a, FX_PAGE), fx_bo(a, FX_PAGE), fx_bo(a, FX_PAGE) };
 	uint32_t pad_sos[3] = { fx_syncobj(a), fx_syncobj(a), fx_syncobj(a) };
@@ -56,9 +56,7 @@ static void test_isolation(void)
 		_exit(0);
 	}
 	ftest_assert(pid > 0);
-	ftest_assert_eq(waitpid(pid, &status, 0), pid);
-	ftest_assert(WIFEXITED(status));
-	ftest_assert_eq(WEXITSTATUS(status), 0);
+	fx_reap(pid);
 	ftest_assert_eq_u64(p[0], 0x5ec7e7);
 	(void)pad_bos;
 	(void)pad_sos;
@@ -72,7 +70,6 @@ static void test_hangs_under_load(void)
 {
 	enum { PROCS = 4, JOBS = 24 };
 	pid_t pids[PROCS];
-	int status;
 
 	for (int i = 0; i < PROCS; i++) {
 		pids[i] = fork();
@@ -125,11 +122,8 @@ static void test_hangs_under_load(void)
 		}
 		ftest_assert(pids[i] > 0);
 	}
-	for (int i = 0; i < PROCS; i++) {
-		ftest_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
-		if (!WIFEXITED(status) || WEXITSTATUS(status))
-			ftest_fail("process %d: status %#x", i, status);
-	}
+	for (int i = 0; i < PROCS; i++)
+		fx_reap(pids[i]);
 }
 
 static void sysfs_write(const char *path, const char *v)
@@ -148,7 +142,7 @@ static void sysfs_write(const char *path, const char *v)
  * the file can still be closed, and a rescan brings the GPU back. */
 static void test_remove_while_busy(void)
 {
-	int fd = fdev_open_or_skip(1), fd2, status;
+	int fd = fdev_open_or_skip(1), fd2;
 	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 60000), m = fx_bo(fd, FX_PAGE);
 	uint32_t so = fx_syncobj(fd);
 	char dir[PATH_MAX], path[PATH_MAX + 16];
@@ -181,9 +175,7 @@ static void test_remove_while_busy(void)
 	usleep(200000);
 	snprintf(path, sizeof(path), "%s/remove", dir);
 	sysfs_write(path, "1");
-	ftest_assert_eq(waitpid(pid, &status, 0), pid);
-	ftest_assert(WIFEXITED(status));
-	ftest_assert_eq(WEXITSTATUS(status), 0);
+	fx_reap(pid);
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_CREATE, &vc), ENODEV);
 	close(e.fd);
 	close(fd);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <poll.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <linux/sync_file.h>
 #include <drm/ferrite_drm.h>
 
@@ -265,6 +266,17 @@ static inline struct drm_ferrite_queue_get_state fx_state(int fd, uint32_t q, ui
 
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_GET_STATE, &s));
 	return s;
+}
+
+/* Wait for child pid and require it to have exited with status 0. */
+static inline void fx_reap(pid_t pid)
+{
+	int status;
+
+	ftest_assert(pid > 0);
+	ftest_assert_eq(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		ftest_fail("child %d: wait status %#x", (int)pid, status);
 }
 
 /* Buffer objects the driver lists in debugfs, over all Ferrite GPUs; -1

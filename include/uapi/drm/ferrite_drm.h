@@ -63,6 +63,8 @@ enum drm_ferrite_ioctl_id {
 	DRM_FERRITE_SUBMIT,
 	/** @DRM_FERRITE_QUEUE_GET_STATE: Read a queue's fault/error record. */
 	DRM_FERRITE_QUEUE_GET_STATE,
+	/** @DRM_FERRITE_GEM_SYNC: Begin or end CPU access to a buffer object. */
+	DRM_FERRITE_GEM_SYNC,
 };
 
 /**
@@ -418,6 +420,39 @@ struct drm_ferrite_queue_get_state {
 
 #define DRM_FERRITE_QUEUE_STATE_CLEAR	(1 << 0)
 
+/* Flags of &drm_ferrite_gem_sync.flags. */
+#define DRM_FERRITE_GEM_SYNC_BEGIN	(1 << 0)
+#define DRM_FERRITE_GEM_SYNC_END	(1 << 1)
+#define DRM_FERRITE_GEM_SYNC_READ	(1 << 2)
+#define DRM_FERRITE_GEM_SYNC_WRITE	(1 << 3)
+
+/**
+ * struct drm_ferrite_gem_sync - move a buffer object between GPU and CPU
+ *
+ * The GPU reaches a BO's pages through DMA mappings made when it is first
+ * bound; the CPU reaches them through mmap. Ownership moves explicitly, as
+ * with DMA_BUF_IOCTL_SYNC:
+ *
+ * - BEGIN with READ and/or WRITE, before the CPU accesses the BO: waits
+ *   (interruptibly) for the jobs that write the BO (READ) or that use it
+ *   at all (WRITE), writes the GPU cache back, and synchronises the DMA
+ *   mapping for the CPU (dma_sync_sgtable_for_cpu()).
+ * - END with the same flags, after the CPU access: synchronises the
+ *   mapping for the device (dma_sync_sgtable_for_device()) so that the GPU
+ *   sees what the CPU wrote.
+ *
+ * On cache-coherent machines without bounce buffering these are nearly
+ * free; with swiotlb bouncing or non-coherent caches, skipping them shows
+ * stale data. Exactly one of BEGIN and END, and at least one of READ and
+ * WRITE, must be set.
+ */
+struct drm_ferrite_gem_sync {
+	/** @handle: GEM handle. */
+	__u32 handle;
+	/** @flags: DRM_FERRITE_GEM_SYNC_*. */
+	__u32 flags;
+};
+
 /**
  * DRM_IOCTL_FERRITE() - build a Ferrite ioctl number
  * @__access: R, W or WR
@@ -442,6 +477,7 @@ enum {
 	DRM_IOCTL_FERRITE_SUBMIT = DRM_IOCTL_FERRITE(WR, SUBMIT, submit),
 	DRM_IOCTL_FERRITE_QUEUE_GET_STATE =
 		DRM_IOCTL_FERRITE(WR, QUEUE_GET_STATE, queue_get_state),
+	DRM_IOCTL_FERRITE_GEM_SYNC = DRM_IOCTL_FERRITE(WR, GEM_SYNC, gem_sync),
 };
 
 #if defined(__cplusplus)

@@ -332,5 +332,6 @@ impl drm::Driver for FerriteDrmDriver {
         (FERRITE_SUBMIT, drm_ferrite_submit, ioctl::RENDER_ALLOW, FileData::submit),
         (FERRITE_QUEUE_GET_STATE, drm_ferrite_queue_get_state, ioctl::RENDER_ALLOW,
             FileData::queue_get_state),
+        (FERRITE_GEM_SYNC, drm_ferrite_gem_sync, ioctl::RENDER_ALLOW, FileData::gem_sync),
     }
 }

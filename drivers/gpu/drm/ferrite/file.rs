@@ -4,6 +4,7 @@
 
 use kernel::{
     device::{Bound, Device},
+    dma::DataDirection,
     dma_fence::{Fence, FenceContext, FenceTimeline},
     dma_resv::{Resv, Usage},
     drm::{
@@ -629,6 +630,57 @@ impl FileData {
             }
         }
         signals.install(&fence);
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_GEM_SYNC.
+    pub(crate) fn gem_sync(
+        dev: &FerriteDevice<Registered>,
+        reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_gem_sync,
+        file: &File,
+    ) -> Result<u32> {
+        let begin = req.flags & uapi::DRM_FERRITE_GEM_SYNC_BEGIN != 0;
+        let end = req.flags & uapi::DRM_FERRITE_GEM_SYNC_END != 0;
+        let read = req.flags & uapi::DRM_FERRITE_GEM_SYNC_READ != 0;
+        let write = req.flags & uapi::DRM_FERRITE_GEM_SYNC_WRITE != 0;
+        let known = uapi::DRM_FERRITE_GEM_SYNC_BEGIN
+            | uapi::DRM_FERRITE_GEM_SYNC_END
+            | uapi::DRM_FERRITE_GEM_SYNC_READ
+            | uapi::DRM_FERRITE_GEM_SYNC_WRITE;
+        if req.flags & !known != 0 || begin == end || !(read || write) {
+            return Err(EINVAL);
+        }
+        let bo = gem::lookup(file, req.handle)?;
+        let dev = bound(dev);
+        // The BO's DMA mapping (made on first use; mapping it now makes the
+        // CPU's data visible to the device at once).
+        let sgt = bo.sg_table(dev)?;
+        if begin {
+            // The jobs that write the BO (for a CPU read), or that use it
+            // at all (for a CPU write), must be done.
+            wait_all(&resv_of(&bo).fences(Usage::wait_for(write))?)?;
+            // Write the GPU cache back to memory (jobs do so when they end;
+            // this covers work that did not finish with a flush).
+            reg.gpu.clean_cache()?;
+            let dir = if read {
+                DataDirection::FromDevice
+            } else {
+                DataDirection::ToDevice
+            };
+            // SAFETY: `sgt` is mapped for `dev` (bidirectionally) by the
+            // shmem helper for the BO's life; the device does not use the
+            // BO (its jobs are done) until the matching END.
+            unsafe { sgt.dma_sync_for_cpu(dev, dir) };
+        } else {
+            let dir = if write {
+                DataDirection::ToDevice
+            } else {
+                DataDirection::FromDevice
+            };
+            // SAFETY: as above; the CPU hands the BO back to the device.
+            unsafe { sgt.dma_sync_for_device(dev, dir) };
+        }
         Ok(0)
     }
 

@@ -305,6 +305,15 @@ impl Gpu {
         c
     }
 
+    /// Write the device cache back to memory (and drop it).
+    pub(crate) fn clean_cache(&self) -> Result {
+        self.io(|bar| {
+            bar.write_reg(
+                regs::CACHE_CMD::zeroed().with_command(regs::CACHE_CLEAN | regs::CACHE_INVALIDATE),
+            )
+        })
+    }
+
     /// Enable the job and MMU interrupts (all queues, all slots).
     pub(crate) fn enable_irqs(&self) -> Result {
         self.io(|bar| {

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ferrite_sync: ownership transfers of a buffer object between the GPU and
+ * the CPU (GEM_SYNC: dma_sync_sgtable_for_cpu/_for_device). Run in a guest
+ * booted with swiotlb=force, every DMA mapping is bounced, so a missing
+ * sync shows as stale data: the "stale-*" subtests omit the sync on purpose
+ * and must see stale data; the others must see fresh data.
+ */
+#include "lib/fexec.h"
+
+#define SZ (64 * 1024)
+
+static int gem_sync(int fd, uint32_t h, uint32_t flags)
+{
+	struct drm_ferrite_gem_sync s = { .handle = h, .flags = flags };
+
+	return ioctl(fd, DRM_IOCTL_FERRITE_GEM_SYNC, &s);
+}
+
+#define BEGIN_R (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_READ)
+#define BEGIN_W (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_WRITE)
+#define END_R (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_READ)
+#define END_W (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_WRITE)
+
+static int bounced(void)
+{
+	char buf[4096] = { 0 };
+	int f = open("/proc/cmdline", O_RDONLY);
+
+	if (f < 0 || read(f, buf, sizeof(buf) - 1) < 0)
+		return 0;
+	close(f);
+	return strstr(buf, "swiotlb=force") != NULL;
+}
+
+struct ctx {
+	int fd;
+	uint32_t vm, q, bo, res;
+	uint8_t *p;
+	uint64_t *r;
+};
+
+static struct ctx setup(void)
+{
+	struct ctx c;
+
+	c.fd = fdev_open_or_skip(0);
+	c.vm = fx_vm(c.fd);
+	c.q = fx_queue(c.fd, c.vm, 0);
+	c.bo = fx_bo(c.fd, SZ);
+	c.res = fx_bo(c.fd, FX_PAGE);
+	c.p = fx_mmap(c.fd, c.bo, SZ);
+	c.r = fx_mmap(c.fd, c.res, FX_PAGE);
+	/* Mapped (and DMA-mapped) before the CPU writes anything. */
+	fx_map(c.fd, c.vm, c.bo, FX_VA(1), SZ);
+	fx_map(c.fd, c.vm, c.res, FX_VA(2), FX_PAGE);
+	return c;
+}
+
+/* The GPU writes; the CPU reads after BEGIN(READ). `sync` 0 omits it. */
+static int gpu_to_cpu(int sync)
+{
+	struct ctx c = setup();
+	struct fx_cmd cmd = { 0 };
+	int fresh = 1;
+
+	fx_fill(&cmd, FX_VA(1), SZ, 0xabababab);
+	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
+	if (sync)
+		ftest_assert_ok(gem_sync(c.fd, c.bo, BEGIN_R));
+	for (int i = 0; i < SZ; i++)
+		fresh &= c.p[i] == 0xab;
+	if (sync)
+		ftest_assert_ok(gem_sync(c.fd, c.bo, END_R));
+	close(c.fd);
+	return fresh;
+}
+
+/* The CPU writes between BEGIN(WRITE) and END(WRITE); the GPU checksums.
+ * `sync` 0 omits the END. Returns whether the GPU saw the CPU's data. */
+static int cpu_to_gpu(int sync)
+{
+	struct ctx c = setup();
+	struct fx_cmd cmd = { 0 };
+	uint64_t want;
+	int fresh;
+
+	ftest_assert_ok(gem_sync(c.fd, c.bo, BEGIN_W));
+	for (int i = 0; i < SZ; i++)
+		c.p[i] = (uint8_t)(i * 13 + 5);
+	want = fx_fnv1a(c.p, SZ);
+	if (sync)
+		ftest_assert_ok(gem_sync(c.fd, c.bo, END_W));
+	fx_checksum(&cmd, FX_VA(2), FX_VA(1), SZ);
+	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
+	/* The result always comes back properly. */
+	ftest_assert_ok(gem_sync(c.fd, c.res, BEGIN_R));
+	fresh = c.r[0] == want;
+	ftest_assert_ok(gem_sync(c.fd, c.res, END_R));
+	close(c.fd);
+	return fresh;
+}
+
+static void test_gpu_to_cpu(void)
+{
+	ftest_assert(gpu_to_cpu(1));
+}
+
+static void test_cpu_to_gpu(void)
+{
+	ftest_assert(cpu_to_gpu(1));
+}
+
+static void test_stale_gpu_to_cpu(void)
+{
+	if (!bounced())
+		ftest_skip("needs a guest booted with swiotlb=force");
+	ftest_assert(!gpu_to_cpu(0));
+}
+
+static void test_stale_cpu_to_gpu(void)
+{
+	if (!bounced())
+		ftest_skip("needs a guest booted with swiotlb=force");
+	ftest_assert(!cpu_to_gpu(0));
+}
+
+/* BEGIN waits for the job that writes the BO (implicit sync). */
+static void test_begin_waits(void)
+{
+	struct ctx c = setup();
+	uint32_t g = fx_bo(c.fd, FX_PAGE);
+	volatile uint64_t *pg = fx_mmap(c.fd, g, FX_PAGE);
+	struct fx_cmd cmd = { 0 };
+	struct drm_ferrite_bo_ref w = { .handle = c.bo, .flags = DRM_FERRITE_BO_REF_WRITE };
+	pid_t pid;
+
+	fx_map(c.fd, c.vm, g, FX_VA(3), FX_PAGE);
+	fx_wait(&cmd, FX_VA(3), 1);
+	fx_fill(&cmd, FX_VA(1), SZ, 0x5a5a5a5a);
+	fx_cmdbuf(c.fd, c.vm, FX_VA(4), &cmd);
+	ftest_assert_ok(fx_submit_full(c.fd, c.q, FX_VA(4), cmd.n * 4, NULL, 0, &w, 1));
+	pid = fork();
+	if (pid == 0) {
+		usleep(300000);
+		/* Releases the job: the device must see the write, so it too
+		 * is an ownership transfer. */
+		if (gem_sync(c.fd, g, BEGIN_W))
+			_exit(1);
+		pg[0] = 1;
+		_exit(gem_sync(c.fd, g, END_W) ? 2 : 0);
+	}
+	ftest_assert_ok(gem_sync(c.fd, c.bo, BEGIN_R));
+	ftest_assert_eq(c.p[100], 0x5a);
+	ftest_assert_ok(gem_sync(c.fd, c.bo, END_R));
+	fx_reap(pid);
+	close(c.fd);
+}
+
+static void test_bad(void)
+{
+	int fd = fdev_open_or_skip(0);
+	uint32_t bo = fx_bo(fd, FX_PAGE);
+	const uint32_t bad[] = {
+		0, DRM_FERRITE_GEM_SYNC_READ, DRM_FERRITE_GEM_SYNC_BEGIN,
+		DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_READ,
+		BEGIN_R | (1 << 9),
+	};
+
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ftest_assert_errno(gem_sync(fd, bo, bad[i]), EINVAL);
+	ftest_assert_errno(gem_sync(fd, 999, BEGIN_R), ENOENT);
+	ftest_assert_ok(gem_sync(fd, bo, BEGIN_R | DRM_FERRITE_GEM_SYNC_WRITE));
+	ftest_assert_ok(gem_sync(fd, bo, END_W | DRM_FERRITE_GEM_SYNC_READ));
+	close(fd);
+}
+
+FTEST_MAIN(
+	{ "gpu-to-cpu", test_gpu_to_cpu, "GPU writes, BEGIN(READ), the CPU reads fresh data" },
+	{ "cpu-to-gpu", test_cpu_to_gpu, "the CPU writes, END(WRITE), the GPU reads fresh data" },
+	{ "stale-gpu-to-cpu", test_stale_gpu_to_cpu, "without BEGIN the CPU reads stale data (swiotlb=force)" },
+	{ "stale-cpu-to-gpu", test_stale_cpu_to_gpu, "without END the GPU reads stale data (swiotlb=force)" },
+	{ "begin-waits", test_begin_waits, "BEGIN waits for the job writing the BO" },
+	{ "bad", test_bad, "GEM_SYNC bad flags and handles" },
+)
