@@ -19,6 +19,7 @@
 use kernel::{
     bindings,
     device::{Bound, Device},
+    devres::Devres,
     dma::Coherent,
     dma_fence::{Fence, FenceContext, FenceTimeline, SignalFence},
     impl_has_delayed_work, impl_has_work,
@@ -82,34 +83,57 @@ impl FenceTimeline for QueueTimeline {
 }
 
 /// A queue's ring and fence page: kernel objects, mapped into its VM.
+///
+/// The DMA allocations are device resources: they are freed when the
+/// device is unbound, even if a file still holds the queue or its VM.
 pub(crate) struct QueueMem {
-    ring: Coherent<[u32]>,
-    fence: Coherent<[u64]>,
+    gpu: Arc<Gpu>,
+    ring: Devres<Coherent<[u32]>>,
+    fence: Devres<Coherent<[u64]>>,
     ring_va: u64,
     fence_va: u64,
 }
 
 impl QueueMem {
+    /// The last seqno the device wrote; 0 once the device is gone.
     fn fence_value(&self) -> u64 {
-        // SAFETY: the fence page is a live coherent allocation of 512 u64s;
-        // the device writes it, so read it volatile.
-        unsafe { core::ptr::read_volatile(self.fence.as_ptr().cast::<u64>()) }
+        self.fence
+            .try_access()
+            .map_or(0, |f| {
+                // SAFETY: the fence page is a live coherent allocation of 512
+                // u64s; the device writes it, so read it volatile.
+                unsafe { core::ptr::read_volatile(f.as_ptr().cast::<u64>()) }
+            })
     }
 
     fn read_ring(&self, off: usize) -> u32 {
-        let base = self.ring.as_ptr().cast::<u32>();
-        // SAFETY: the index is reduced modulo the ring's length.
-        unsafe { core::ptr::read_volatile(base.add((off / 4) % (RING_BYTES / 4))) }
+        self.ring.try_access().map_or(0, |r| {
+            let base = r.as_ptr().cast::<u32>();
+            // SAFETY: the index is reduced modulo the ring's length.
+            unsafe { core::ptr::read_volatile(base.add((off / 4) % (RING_BYTES / 4))) }
+        })
     }
 
     fn write_ring(&self, off: usize, dwords: &[u32]) {
-        let base = self.ring.as_mut_ptr().cast::<u32>();
+        let Some(r) = self.ring.try_access() else {
+            return;
+        };
+        let base = r.as_mut_ptr().cast::<u32>();
         let n = RING_BYTES / 4;
         for (i, d) in dwords.iter().enumerate() {
             // SAFETY: the index is reduced modulo the ring's length; only the
             // queue's lock holder writes the ring, and the device reads it.
             unsafe { core::ptr::write_volatile(base.add((off / 4 + i) % n), *d) };
         }
+    }
+}
+
+impl Drop for QueueMem {
+    fn drop(&mut self) {
+        self.gpu
+            .stats
+            .kmap_kernel_bytes
+            .fetch_sub((RING_BYTES + 4096) as u64, Relaxed);
     }
 }
 
@@ -586,18 +610,18 @@ impl Queue {
         let fence = Coherent::<u64>::zeroed_slice(dev, 512, GFP_KERNEL)?;
         let ring_va = vm.map_kernel(dev, ring.dma_address(), RING_BYTES as u64, false)?;
         let fence_va = vm.map_kernel(dev, fence.dma_address(), 4096, true)?;
+        let mem = QueueMem {
+            gpu: gpu.clone(),
+            ring: Devres::new(dev, ring)?,
+            fence: Devres::new(dev, fence)?,
+            ring_va,
+            fence_va,
+        };
+        // Counted until `QueueMem::drop`.
         gpu.stats
             .kmap_kernel_bytes
             .add((RING_BYTES + 4096) as u64, Relaxed);
-        let mem = Arc::new(
-            QueueMem {
-                ring,
-                fence,
-                ring_va,
-                fence_va,
-            },
-            GFP_KERNEL,
-        )?;
+        let mem = Arc::new(mem, GFP_KERNEL)?;
         // The VM keeps the ring mapped (and so alive) until it goes.
         vm.kernel_objs.lock().push(mem.clone(), GFP_KERNEL)?;
         let timeout_ms = if timeout_ms == 0 {
