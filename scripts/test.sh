@@ -64,13 +64,15 @@ else
 	report "FAIL host: cargo clippy (see $FERRITE_CACHE/clippy.log)"
 fi
 
-# One guest boot: run_guest NAME LABEL APPEND GENERIC FILTER EXCLUDE RELOAD.
+# One guest boot: run_guest NAME LABEL APPEND GENERIC FILTER EXCLUDE RELOAD
+# [KERNEL] (default: $FLAVOUR).
 # FILTER / EXCLUDE are grep -E patterns on igt@test@subtest names; results
 # are reported as "guest(LABEL): ...".
 run_guest() {
 	local name=$1 label=$2 append=$3 generic=$4 filter=$5 exclude=$6 reload=$7
+	local kernel=${8:-$FLAVOUR}
 	local job=$FERRITE_CACHE/guest-$name.job D=$RUNDIR/$name vm_rc first
-	stage "guest($FLAVOUR, $label): booting with two Ferrite GPUs, running igt_runner"
+	stage "guest($kernel kernel, $label): booting with two Ferrite GPUs, running igt_runner"
 	{
 		echo "export FERRITE_IGT_GENERIC='$generic'"
 		echo "export FERRITE_TEST_FILTER='$filter' FERRITE_TEST_EXCLUDE='$exclude'"
@@ -78,7 +80,7 @@ run_guest() {
 		cat "$FERRITE_REPO/scripts/guest-tests.sh"
 	} >"$job"
 	set +e
-	"$FERRITE_REPO/scripts/vm.sh" --kernel "$FLAVOUR" --name "$name" --timeout 1800 \
+	"$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$name" --timeout 2400 \
 		${append:+--append "$append"} --gpu 48:2147483648 --gpu 32:65536 "$job" |
 		sed 's/^/  | /'
 	vm_rc=${PIPESTATUS[0]}
@@ -121,6 +123,17 @@ if [ $build_rc -eq 0 ]; then
 	# dma_sync shows as stale data. The ownership-transfer tests only (the
 	# others read GPU results without GEM_SYNC, as is fine on coherent x86).
 	run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_sync@' "" 0
+	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
+	# Ferrite's own tests, the driver reload and a kmemleak scan. The
+	# generic IGT tests stay on the main kernel: under KASAN and TCG the
+	# syncobj ones alone take over 20 minutes.
+	if [ "$FLAVOUR" = main ] && [ "${FERRITE_SKIP_DEBUG:-0}" != 1 ]; then
+		if "$FERRITE_REPO/scripts/kernel.sh" debug && "$FERRITE_REPO/scripts/module.sh" debug; then
+			run_guest tests-debug debug "" "" '^igt@ferrite_' '^igt@ferrite_sync@stale-' 1 debug
+		else
+			report "FAIL build: debug kernel or module"
+		fi
+	fi
 fi
 
 p=$(grep -c '^PASS' "$results" || true)
