@@ -183,6 +183,33 @@ static void test_queue_limit(void)
 	close(fd);
 }
 
+/* A BO imported from the other GPU is refused by VM_BIND and GEM_SYNC
+ * (-EOPNOTSUPP); re-importing a BO into its own device gives the same BO,
+ * which binds. Unbinding the driver afterwards must be clean. */
+static void test_import(void)
+{
+	int a = fdev_open_or_skip(0), b = fdev_open_or_skip(1);
+	uint32_t bo = fx_bo(a, FX_PAGE);
+	struct drm_prime_handle ex = { .handle = bo, .flags = DRM_CLOEXEC | DRM_RDWR };
+	struct drm_prime_handle ia = { 0 }, ib = { 0 };
+	struct drm_ferrite_gem_sync gs = { .flags = DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_READ };
+
+	ftest_assert_ok(ioctl(a, DRM_IOCTL_PRIME_HANDLE_TO_FD, &ex));
+	ia.fd = ex.fd;
+	ftest_assert_ok(ioctl(a, DRM_IOCTL_PRIME_FD_TO_HANDLE, &ia));
+	ftest_assert_eq(ia.handle, bo);
+	ftest_assert_ok(fx_map_flags(a, DRM_FERRITE_VM_PROCESS, ia.handle, 0, FX_VA(1), FX_PAGE, 0));
+	ib.fd = ex.fd;
+	ftest_assert_ok(ioctl(b, DRM_IOCTL_PRIME_FD_TO_HANDLE, &ib));
+	ftest_assert_errno(fx_map_flags(b, DRM_FERRITE_VM_PROCESS, ib.handle, 0, FX_VA(1), FX_PAGE, 0),
+			   EOPNOTSUPP);
+	gs.handle = ib.handle;
+	ftest_assert_errno(ioctl(b, DRM_IOCTL_FERRITE_GEM_SYNC, &gs), EOPNOTSUPP);
+	close(ex.fd);
+	close(b);
+	close(a);
+}
+
 struct bad_bind {
 	const char *what;
 	struct drm_ferrite_vm_bind_op op;
@@ -268,4 +295,5 @@ FTEST_MAIN(
 	{ "slot-eviction", test_slot_eviction, "20 VMs share 16 slots with LRU eviction" },
 	{ "queue-limit", test_queue_limit, "the 9th live queue is EBUSY" },
 	{ "bind-bad", test_bind_bad, "VM_BIND bad-input table" },
+	{ "import", test_import, "an imported BO is refused, a self-import binds" },
 )

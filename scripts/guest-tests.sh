@@ -62,6 +62,23 @@ echo "guest: $(wc -l <"$share/testlist") subtests"
 rc=$?
 echo "guest: igt_runner exited $rc"
 
+# The ioctl fuzzer (userspace/src/bin/ferrite-fuzz): random and structured
+# sequences of every ioctl from 2 threads and 2 processes (plus one that
+# opens and closes files, and one that forks), bounded in calls and time.
+if [ -n "${FERRITE_FUZZ_CALLS:-}" ]; then
+	echo "guest: ferrite-fuzz --calls $FERRITE_FUZZ_CALLS"
+	"$FERRITE_BIN/ferrite-fuzz" --calls "$FERRITE_FUZZ_CALLS" \
+		--seconds "${FERRITE_FUZZ_SECONDS:-150}" --threads 2 --procs 2 \
+		</dev/null >"$share/fuzz.log" 2>&1
+	frc=$?
+	summary=$(grep '^fuzz: calls=' "$share/fuzz.log" | tail -1)
+	if [ $frc -eq 0 ] && [ -n "$summary" ]; then
+		echo "PASS guest: ioctl fuzzer (${summary#fuzz: })"
+	else
+		echo "FAIL guest: ioctl fuzzer exited $frc (${summary:-no summary}; see fuzz.log)"
+	fi >"$share/fuzz.result"
+fi
+
 echo "guest: rmmod ferrite"
 rmmod ferrite || { echo "guest: rmmod failed"; exit 1; }
 

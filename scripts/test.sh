@@ -70,13 +70,13 @@ fi
 # are reported as "guest(LABEL): ...".
 run_guest() {
 	local name=$1 label=$2 append=$3 generic=$4 filter=$5 exclude=$6 reload=$7
-	local kernel=${8:-$FLAVOUR}
+	local kernel=${8:-$FLAVOUR} fuzz=${9:-}
 	local job=$FERRITE_CACHE/guest-$name.job D=$RUNDIR/$name vm_rc first
 	stage "guest($kernel kernel, $label): booting with two Ferrite GPUs, running igt_runner"
 	{
 		echo "export FERRITE_IGT_GENERIC='$generic'"
 		echo "export FERRITE_TEST_FILTER='$filter' FERRITE_TEST_EXCLUDE='$exclude'"
-		echo "export FERRITE_RELOAD=$reload"
+		echo "export FERRITE_RELOAD=$reload FERRITE_FUZZ_CALLS='$fuzz' FERRITE_FUZZ_SECONDS=150"
 		cat "$FERRITE_REPO/scripts/guest-tests.sh"
 	} >"$job"
 	set +e
@@ -91,6 +91,8 @@ run_guest() {
 		else
 			echo "FAIL guest: igt_runner produced no results (vm exit $vm_rc, see $D)"
 		fi
+		[ -f "$D/fuzz.result" ] && cat "$D/fuzz.result"
+		[ -n "$fuzz" ] && [ ! -f "$D/fuzz.result" ] && echo "FAIL guest: ioctl fuzzer did not run"
 		if [ "$reload" = 1 ]; then
 			# KUnit ran at boot: report it once, from the main boot.
 			python3 "$FERRITE_REPO/scripts/kunit-results.py" "$D/kunit"
@@ -118,7 +120,7 @@ run_guest() {
 
 if [ $build_rc -eq 0 ]; then
 	# Everything, except the subtests that need every DMA mapping bounced.
-	run_guest tests main "" "$IGT_GENERIC" "" '^igt@ferrite_sync@stale-' 1
+	run_guest tests main "" "$IGT_GENERIC" "" '^igt@ferrite_sync@stale-' 1 "$FLAVOUR" 100000
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
 	# dma_sync shows as stale data. The ownership-transfer tests only (the
 	# others read GPU results without GEM_SYNC, as is fine on coherent x86).
@@ -129,7 +131,7 @@ if [ $build_rc -eq 0 ]; then
 	# syncobj ones alone take over 20 minutes.
 	if [ "$FLAVOUR" = main ] && [ "${FERRITE_SKIP_DEBUG:-0}" != 1 ]; then
 		if "$FERRITE_REPO/scripts/kernel.sh" debug && "$FERRITE_REPO/scripts/module.sh" debug; then
-			run_guest tests-debug debug "" "" '^igt@ferrite_' '^igt@ferrite_sync@stale-' 1 debug
+			run_guest tests-debug debug "" "" '^igt@ferrite_' '^igt@ferrite_sync@stale-' 1 debug 20000
 		else
 			report "FAIL build: debug kernel or module"
 		fi

@@ -10,6 +10,17 @@ pub mod op {
     pub const CHECKSUM: u8 = 0x03;
     pub const WRITE64: u8 = 0x04;
     pub const WAIT: u8 = 0x05;
+    pub const TIMESTAMP: u8 = 0x06;
+    pub const FLUSH: u8 = 0x07;
+    pub const CALL: u8 = 0x08;
+}
+
+/// Flags of FLUSH (as `CACHE_CMD`).
+pub mod flush {
+    /// Write dirty lines back to memory.
+    pub const CLEAN: u8 = 1 << 0;
+    /// Drop the cached lines.
+    pub const INVALIDATE: u8 = 1 << 1;
 }
 
 /// Flags of WRITE64.
@@ -97,6 +108,27 @@ impl Cmds {
         self.emit(op::WAIT, 0, &[lo(addr), hi(addr), lo(value), hi(value)])
     }
 
+    /// TIMESTAMP: write the device clock (ns) as a u64 at `dst`.
+    pub fn timestamp(&mut self, dst: u64) -> &mut Self {
+        self.emit(op::TIMESTAMP, 0, &[lo(dst), hi(dst)])
+    }
+
+    /// FLUSH the device cache, with [`flush`] flags.
+    pub fn flush(&mut self, flags: u8) -> &mut Self {
+        self.emit(op::FLUSH, flags, &[])
+    }
+
+    /// CALL the `size` bytes of commands at `ib` (nesting at most 4 deep).
+    pub fn call(&mut self, ib: u64, size: u32) -> &mut Self {
+        self.emit(op::CALL, 0, &[lo(ib), hi(ib), size])
+    }
+
+    /// Append dwords as they are: anything, valid commands or not.
+    pub fn raw(&mut self, dw: &[u32]) -> &mut Self {
+        self.dw.extend_from_slice(dw);
+        self
+    }
+
     pub fn dwords(&self) -> &[u32] {
         &self.dw
     }
@@ -170,6 +202,22 @@ mod tests {
         let mut c = Cmds::new();
         c.wait(0x40, 7);
         assert_eq!(c.dwords(), &[0x0005_0005, 0x40, 0, 7, 0]);
+
+        let mut c = Cmds::new();
+        c.timestamp(0x1_0000_0008);
+        assert_eq!(c.dwords(), &[0x0003_0006, 8, 1]);
+
+        let mut c = Cmds::new();
+        c.flush(flush::CLEAN | flush::INVALIDATE);
+        assert_eq!(c.dwords(), &[0x0001_0307]);
+
+        let mut c = Cmds::new();
+        c.call(0x2_0000_1000, 64);
+        assert_eq!(c.dwords(), &[0x0004_0008, 0x1000, 2, 64]);
+
+        let mut c = Cmds::new();
+        c.raw(&[0xdead_beef, 7]).nop(1);
+        assert_eq!(c.dwords(), &[0xdead_beef, 7, 0x0001_0000]);
     }
 
     #[test]

@@ -135,6 +135,26 @@ pub unsafe fn ioctl<T>(fd: RawFd, req: u64, arg: *mut T) -> io::Result<()> {
     }
 }
 
+/// Issue an ioctl exactly once, without the EINTR/EAGAIN retry of
+/// [`ioctl`]: `Ok` with the return value, or `Err` with the errno. For
+/// tools that check the error codes themselves (`ferrite-fuzz`), and that
+/// pass arguments which need not match `req` at all.
+///
+/// # Safety
+/// Whatever the kernel writes for `req` must land in memory the caller
+/// owns: `arg` must point to at least `_IOC_SIZE(req)` writable bytes, and
+/// every user pointer inside them that the kernel writes through must be
+/// writable memory of the caller or an address that cannot be mapped.
+pub unsafe fn ioctl_raw(fd: RawFd, req: u64, arg: *mut libc::c_void) -> Result<i32, i32> {
+    // SAFETY: the caller's guarantees above.
+    let r = unsafe { libc::ioctl(fd, req as _, arg) };
+    if r >= 0 {
+        Ok(r)
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
 /// `DRM_IOCTL_VERSION`.
 pub fn version(fd: RawFd) -> io::Result<Version> {
     let mut name = [0u8; 64];

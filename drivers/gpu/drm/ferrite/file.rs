@@ -475,7 +475,7 @@ impl FileData {
                     if flags & !known != 0 || bo_offset % kernel::page::PAGE_SIZE as u64 != 0 {
                         return Err(EINVAL);
                     }
-                    let bo = gem::lookup(file, handle)?;
+                    let bo = gem::lookup_own(file, handle)?;
                     let end = bo_offset.checked_add(size).ok_or(EINVAL)?;
                     if end > bo.size() as u64 {
                         return Err(EINVAL);
@@ -651,7 +651,7 @@ impl FileData {
         if req.flags & !known != 0 || begin == end || !(read || write) {
             return Err(EINVAL);
         }
-        let bo = gem::lookup(file, req.handle)?;
+        let bo = gem::lookup_own(file, req.handle)?;
         let dev = bound(dev);
         // The BO's DMA mapping (made on first use; mapping it now makes the
         // CPU's data visible to the device at once).

@@ -4,7 +4,7 @@
 //! into the kernel's address space by the driver.
 
 use kernel::{
-    drm::gem::{self, shmem, BaseObject},
+    drm::gem::{self, shmem, BaseObject, IntoGEMObject},
     prelude::*,
     sync::{aref::ARef, Arc},
 };
@@ -71,6 +71,26 @@ pub(crate) fn create(dev: &FerriteDevice, gpu: Option<&Arc<Gpu>>, size: u64) -> 
         },
         gpu.cloned(),
     )
+}
+
+/// Whether `bo` was imported from another device's dma-buf. The shmem
+/// abstraction of Linux 7.3 treats such objects as if the driver owned
+/// their pages (its DMA mapping would free the exporter's table at unbind),
+/// so until import is done properly they are refused where the driver
+/// would map them.
+pub(crate) fn is_imported(bo: &Bo) -> bool {
+    // SAFETY: the object is valid; `import_attach` is set when the object
+    // is created and never changes.
+    unsafe { !(*bo.as_raw()).import_attach.is_null() }
+}
+
+/// Look up a handle of `file`, refusing imported objects.
+pub(crate) fn lookup_own(file: &File, handle: u32) -> Result<ARef<Bo>> {
+    let bo = lookup(file, handle)?;
+    if is_imported(&bo) {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(bo)
 }
 
 /// Look up a handle of `file`.

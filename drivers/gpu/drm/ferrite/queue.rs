@@ -97,13 +97,11 @@ pub(crate) struct QueueMem {
 impl QueueMem {
     /// The last seqno the device wrote; 0 once the device is gone.
     fn fence_value(&self) -> u64 {
-        self.fence
-            .try_access()
-            .map_or(0, |f| {
-                // SAFETY: the fence page is a live coherent allocation of 512
-                // u64s; the device writes it, so read it volatile.
-                unsafe { core::ptr::read_volatile(f.as_ptr().cast::<u64>()) }
-            })
+        self.fence.try_access().map_or(0, |f| {
+            // SAFETY: the fence page is a live coherent allocation of 512
+            // u64s; the device writes it, so read it volatile.
+            unsafe { core::ptr::read_volatile(f.as_ptr().cast::<u64>()) }
+        })
     }
 
     fn read_ring(&self, off: usize) -> u32 {

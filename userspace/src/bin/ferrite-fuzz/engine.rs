@@ -1,0 +1,2875 @@
+// SPDX-License-Identifier: MIT
+//! The fuzzing engine: per-file object pools, per-thread workers that
+//! issue one random operation after another, and the checks on every
+//! result.
+//!
+//! A worker never holds a pool lock across an ioctl: it picks arguments
+//! under the lock, calls without it and records what was created after,
+//! so threads sharing a file race on the same objects.
+
+use std::fmt::Debug;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use ferrite::device::{IOCTL_DEV_QUERY, IOCTL_GEM_CREATE, IOCTL_GEM_MMAP_OFFSET};
+use ferrite::exec::{
+    IOCTL_QUEUE_CREATE, IOCTL_QUEUE_DESTROY, IOCTL_QUEUE_GET_STATE, IOCTL_SUBMIT, IOCTL_VM_BIND,
+    IOCTL_VM_CREATE, IOCTL_VM_DESTROY,
+};
+use ferrite::uapi::{self, drm_ferrite_counters, drm_ferrite_dev_info, drm_ferrite_obj_array};
+use ferrite::{drm, Mmap};
+
+use crate::gen::{self, BindOp, BoInfo, BoRef, Element, Layout, Ptr, SyncInfo, SyncOp, VaRange};
+use crate::gen::{MIB, PAGE};
+use crate::rng::Rng;
+use crate::stats::Stats;
+use crate::sys::{self, errno_name, TwoU32};
+
+/// Counters shared by every fuzz process (in a MAP_SHARED page).
+#[repr(C)]
+pub struct Shared {
+    pub calls: AtomicU64,
+    pub findings: AtomicU64,
+}
+
+/// When to stop: a total call count over all processes, or a deadline.
+#[derive(Clone, Copy)]
+pub struct Budget {
+    pub shared: &'static Shared,
+    pub limit: u64,
+    pub deadline: Instant,
+}
+
+impl Budget {
+    pub fn done(&self) -> bool {
+        self.shared.calls.load(Relaxed) >= self.limit || Instant::now() >= self.deadline
+    }
+}
+
+/// A Ferrite render node and its user VA range.
+#[derive(Debug, Clone)]
+pub struct DevDesc {
+    pub path: PathBuf,
+    pub range: VaRange,
+    /// The driver's debugfs directory of the device (readable as root).
+    pub debugfs: PathBuf,
+}
+
+// Bounds of what one file keeps.
+const MAX_BOS: usize = 64;
+const MAX_BO_BYTES: u64 = 48 * MIB;
+const MAX_VMS: usize = 8;
+const MAX_QUEUES: usize = 4;
+const MAX_SYNCOBJS: usize = 32;
+const MAX_BOUND: usize = 128;
+const MAX_CMDBUFS: usize = 8;
+const MAX_MAPS: usize = 8;
+const MAX_EXT_FDS: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct QueueEnt {
+    id: u32,
+    vm: u32,
+}
+
+/// A CPU mapping of a BO.
+pub struct MapEnt {
+    handle: u32,
+    map: Mmap,
+}
+
+impl MapEnt {
+    /// Copy `src` into the mapping at `off` (in range).
+    fn write(&self, off: usize, src: &[u8]) {
+        assert!(off + src.len() <= self.map.len());
+        // SAFETY: inside the mapping (asserted); the mapping is shared
+        // memory that no Rust reference covers.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_ptr().add(off), src.len())
+        };
+    }
+}
+
+/// A command buffer: commands BO mapped for the CPU and bound at a slot of
+/// a VM, with a data BO next to it.
+struct CmdBuf {
+    vm: u32,
+    cmd_va: u64,
+    cmd_size: u64,
+    map: Arc<MapEnt>,
+    data_va: u64,
+    data_size: u64,
+}
+
+/// The objects of one file the fuzzer knows about.
+#[derive(Default)]
+struct Pools {
+    bos: Vec<BoInfo>,
+    vms: Vec<u32>,
+    queues: Vec<QueueEnt>,
+    syncs: Vec<SyncInfo>,
+    /// (vm, va, size) of recent successful MAPs.
+    bound: Vec<(u32, u64, u64)>,
+    cmdbufs: Vec<CmdBuf>,
+    maps: Vec<Arc<MapEnt>>,
+}
+
+impl Pools {
+    fn bo_bytes(&self) -> u64 {
+        self.bos.iter().map(|b| b.size).sum()
+    }
+
+    fn sync_handles(&self) -> Vec<u32> {
+        self.syncs.iter().map(|s| s.handle).collect()
+    }
+
+    fn bound_in(&self, vm: u32) -> Vec<(u64, u64)> {
+        self.bound
+            .iter()
+            .filter(|b| b.0 == vm)
+            .map(|b| (b.1, b.2))
+            .collect()
+    }
+
+    fn add_bound(&mut self, vm: u32, va: u64, size: u64) {
+        self.remove_bound(vm, va, size);
+        if self.bound.len() >= MAX_BOUND {
+            self.bound.remove(0);
+        }
+        self.bound.push((vm, va, size));
+    }
+
+    fn remove_bound(&mut self, vm: u32, va: u64, size: u64) {
+        let end = va.saturating_add(size);
+        self.bound
+            .retain(|b| !(b.0 == vm && b.1 < end && va < b.1.saturating_add(b.2)));
+    }
+
+    fn sync_mut(&mut self, h: u32) -> Option<&mut SyncInfo> {
+        self.syncs.iter_mut().find(|s| s.handle == h)
+    }
+
+    /// Note the SIGNAL ops of a successful VM_BIND or SUBMIT.
+    fn signalled(&mut self, syncs: &[SyncOp]) {
+        for s in syncs {
+            if s.flags & uapi::DRM_FERRITE_SYNC_SIGNAL == 0 {
+                continue;
+            }
+            if let Some(i) = self.sync_mut(s.handle) {
+                i.fenced = true;
+                if s.flags & uapi::DRM_FERRITE_SYNC_TIMELINE != 0 {
+                    i.point = i.point.max(s.point);
+                }
+            }
+        }
+    }
+}
+
+/// One open render node and the objects created through it.
+pub struct FileCtx {
+    pub fd: OwnedFd,
+    pub range: VaRange,
+    pools: Mutex<Pools>,
+}
+
+impl FileCtx {
+    pub fn open(devs: &[DevDesc], dev: usize) -> std::io::Result<FileCtx> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&devs[dev].path)?;
+        Ok(FileCtx {
+            fd: f.into(),
+            range: devs[dev].range,
+            pools: Mutex::default(),
+        })
+    }
+
+    fn pools(&self) -> MutexGuard<'_, Pools> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Keep a CPU mapping alive past the file (to touch after close).
+    pub fn take_mapping(&self) -> Option<Arc<MapEnt>> {
+        self.pools().maps.pop()
+    }
+}
+
+/// Touch every page of a mapping: read, then write the byte back.
+pub fn touch(m: &MapEnt) {
+    for off in (0..m.map.len()).step_by(PAGE as usize) {
+        // SAFETY: off < len, inside the mapping; volatile, as the memory is
+        // shared with the device.
+        unsafe {
+            let p = m.map.as_ptr().add(off);
+            p.write_volatile(p.read_volatile());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FdKind {
+    DmaBuf,
+    SyncFile,
+    Syncobj,
+    Eventfd,
+}
+
+/// A file descriptor an ioctl returned (or an eventfd), with its kind.
+struct ExtFd {
+    fd: OwnedFd,
+    kind: FdKind,
+    /// The dma-buf's size.
+    size: u64,
+}
+
+/// What the threads of one process share.
+pub struct Env {
+    pub devs: Vec<DevDesc>,
+    /// File 0 is the main one; file 1 (if any) is reopened now and then.
+    pub files: Vec<RwLock<Arc<FileCtx>>>,
+    fds: Mutex<Vec<ExtFd>>,
+    pub budget: Budget,
+    pub trace: bool,
+    /// Weight of each operation of [`OPS`].
+    pub weights: Vec<u32>,
+    replay_extra: String,
+}
+
+impl Env {
+    pub fn new(devs: Vec<DevDesc>, files: Vec<FileCtx>, budget: Budget, opts: &RunOpts) -> Env {
+        Env {
+            devs,
+            files: files
+                .into_iter()
+                .map(|f| RwLock::new(Arc::new(f)))
+                .collect(),
+            fds: Mutex::default(),
+            budget,
+            trace: opts.trace,
+            weights: opts.weights.clone(),
+            replay_extra: opts.replay_extra.clone(),
+        }
+    }
+
+    fn file(&self, i: usize) -> Arc<FileCtx> {
+        self.files[i]
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Take a CPU mapping of file 0's BOs out of its pool, to keep it
+    /// past the file.
+    pub fn take_mapping(&self) -> Option<Arc<MapEnt>> {
+        self.file(0).take_mapping()
+    }
+
+    fn fds(&self) -> MutexGuard<'_, Vec<ExtFd>> {
+        self.fds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Options of the workers of a run.
+#[derive(Debug, Clone)]
+pub struct RunOpts {
+    pub trace: bool,
+    pub weights: Vec<u32>,
+    /// Options a replay needs besides the seed (`--skip ...`).
+    pub replay_extra: String,
+}
+
+/// The names of the operations (for --skip): the Op names in lower case.
+pub fn op_names() -> Vec<String> {
+    OPS.iter()
+        .map(|(op, _)| format!("{op:?}").to_lowercase())
+        .collect()
+}
+
+/// Operation weights with the operations named in `skip` disabled.
+pub fn weights(skip: &[String]) -> Result<Vec<u32>, String> {
+    let names = op_names();
+    for s in skip {
+        if !names.contains(s) {
+            return Err(format!(
+                "unknown operation {s} (known: {})",
+                names.join(" ")
+            ));
+        }
+    }
+    let w: Vec<u32> = OPS
+        .iter()
+        .zip(&names)
+        .map(|((_, w), n)| if skip.contains(n) { 0 } else { *w })
+        .collect();
+    if w.iter().all(|&w| w == 0) {
+        return Err("every operation is skipped".into());
+    }
+    Ok(w)
+}
+
+/// What a call must do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect {
+    /// The UAPI says it fails (a rule violation independent of state).
+    pub must_fail: bool,
+    /// Nothing can make it fail.
+    pub must_succeed: bool,
+    /// Errors allowed here beyond the global set.
+    pub extra: &'static [i32],
+    /// If set, the only errors allowed.
+    pub only: Option<&'static [i32]>,
+}
+
+impl Expect {
+    fn fail_if(b: bool) -> Expect {
+        Expect {
+            must_fail: b,
+            ..Default::default()
+        }
+    }
+}
+
+/// Scratch memory of a worker: a read/write area for arguments, a guard
+/// page after it and a read-only page after that. Short arrays end right
+/// at the guard page.
+struct Scratch {
+    base: *mut u8,
+    used: usize,
+    short_used: bool,
+}
+
+const SCRATCH_RW: usize = 1 << 20;
+/// The end of the read/write area holds short (truncated) arrays.
+const SHORT_MAX: usize = 256 << 10;
+
+impl Scratch {
+    fn new() -> Scratch {
+        let len = SCRATCH_RW + 2 * PAGE as usize;
+        // SAFETY: a new private anonymous mapping; nothing else is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED, "cannot map scratch memory");
+        let p = p.cast::<u8>();
+        // SAFETY: both pages lie inside the mapping just created.
+        unsafe {
+            libc::mprotect(p.add(SCRATCH_RW).cast(), PAGE as usize, libc::PROT_NONE);
+            libc::mprotect(
+                p.add(SCRATCH_RW + PAGE as usize).cast(),
+                PAGE as usize,
+                libc::PROT_READ,
+            );
+        }
+        Scratch {
+            base: p,
+            used: 0,
+            short_used: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.used = 0;
+        self.short_used = false;
+    }
+
+    fn rw_end(&self) -> u64 {
+        self.base as u64 + SCRATCH_RW as u64
+    }
+
+    fn guard(&self) -> u64 {
+        self.rw_end()
+    }
+
+    fn read_only(&self) -> u64 {
+        self.rw_end() + PAGE
+    }
+
+    fn alloc(&mut self, n: usize) -> Option<*mut u8> {
+        let at = self.used.next_multiple_of(8);
+        if at + n > SCRATCH_RW - SHORT_MAX {
+            return None;
+        }
+        self.used = at + n;
+        // SAFETY: at + n is inside the read/write area.
+        Some(unsafe { self.base.add(at) })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped only here.
+        unsafe { libc::munmap(self.base.cast(), SCRATCH_RW + 2 * PAGE as usize) };
+    }
+}
+
+/// Where an argument was put, and how many bytes of it the kernel can
+/// access (for reads: that are mapped; for writes: that are writable).
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    ptr: u64,
+    accessible: u64,
+    /// In a BO mapping that other threads or jobs may change.
+    shared: bool,
+}
+
+/// An array argument as passed, and whether the UAPI requires failure
+/// because of it.
+struct Arr {
+    arr: drm_ferrite_obj_array,
+    layout: Layout,
+    bad: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    DevQuery,
+    GemCreate,
+    GemClose,
+    Mmap,
+    VmCreate,
+    VmDestroy,
+    VmBind,
+    QueueCreate,
+    QueueDestroy,
+    QueueState,
+    GemSync,
+    Submit,
+    CmdBufSetup,
+    SyncCreate,
+    SyncDestroy,
+    SyncWait,
+    SyncTimelineWait,
+    SyncSignal,
+    SyncTimelineSignal,
+    SyncReset,
+    SyncQuery,
+    SyncTransfer,
+    SyncToFd,
+    SyncFromFd,
+    SyncEventfd,
+    PrimeExport,
+    PrimeImport,
+    Core,
+    Raw,
+    PastLast,
+    ReopenPeer,
+    CloseFd,
+}
+
+/// Operations and their weights (in tenths).
+const OPS: [(Op, u32); 32] = [
+    (Op::DevQuery, 30),
+    (Op::GemCreate, 60),
+    (Op::GemClose, 30),
+    (Op::Mmap, 40),
+    (Op::VmCreate, 20),
+    (Op::VmDestroy, 10),
+    (Op::VmBind, 140),
+    (Op::QueueCreate, 30),
+    (Op::QueueDestroy, 10),
+    (Op::QueueState, 20),
+    (Op::GemSync, 20),
+    (Op::Submit, 120),
+    (Op::CmdBufSetup, 15),
+    (Op::SyncCreate, 30),
+    (Op::SyncDestroy, 20),
+    (Op::SyncWait, 30),
+    (Op::SyncTimelineWait, 20),
+    (Op::SyncSignal, 10),
+    (Op::SyncTimelineSignal, 10),
+    (Op::SyncReset, 10),
+    (Op::SyncQuery, 10),
+    (Op::SyncTransfer, 10),
+    (Op::SyncToFd, 15),
+    (Op::SyncFromFd, 15),
+    (Op::SyncEventfd, 8),
+    (Op::PrimeExport, 15),
+    (Op::PrimeImport, 15),
+    (Op::Core, 15),
+    (Op::Raw, 30),
+    (Op::PastLast, 8),
+    (Op::ReopenPeer, 2),
+    (Op::CloseFd, 10),
+];
+
+const EIO_OK: &[i32] = &[libc::EIO];
+const PAST_LAST_ERRNOS: &[i32] = &[libc::ENOTTY, libc::EINVAL];
+const INFO: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_INFO;
+const COUNTERS: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_COUNTERS;
+const SIGNAL: u32 = uapi::DRM_FERRITE_SYNC_SIGNAL;
+const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
+const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
+
+fn nothing() -> String {
+    String::new()
+}
+
+/// At most `n` elements of a list, for messages.
+fn head<T: Debug>(v: &[T], n: usize) -> String {
+    if v.len() <= n {
+        format!("{v:?}")
+    } else {
+        format!("{:?} ... ({} in all)", &v[..n], v.len())
+    }
+}
+
+/// One thread's fuzzer.
+pub struct Worker<'e> {
+    env: &'e Env,
+    pub rng: Rng,
+    seed: u64,
+    label: String,
+    pub stats: Stats,
+    scratch: Scratch,
+    hold: Vec<Arc<MapEnt>>,
+    ncalls: u64,
+    steps: u64,
+}
+
+impl<'e> Worker<'e> {
+    pub fn new(env: &'e Env, seed: u64, label: String) -> Worker<'e> {
+        Worker {
+            env,
+            rng: Rng::new(seed),
+            seed,
+            label,
+            stats: Stats::default(),
+            scratch: Scratch::new(),
+            hold: Vec::new(),
+            ncalls: 0,
+            steps: 0,
+        }
+    }
+
+    /// Fuzz until the budget is spent.
+    pub fn run(&mut self) {
+        self.boundary_sweep();
+        while !self.env.budget.done() {
+            self.step();
+        }
+    }
+
+    /// Up to `n` operations (fewer if the budget runs out).
+    pub fn run_n(&mut self, n: u64) {
+        for _ in 0..n {
+            if self.env.budget.done() {
+                break;
+            }
+            self.step();
+        }
+    }
+
+    /// Report a finding.
+    pub fn finding(&mut self, what: &str, detail: &str) {
+        self.stats.findings += 1;
+        self.env.budget.shared.findings.fetch_add(1, Relaxed);
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!("\n  args: {detail}")
+        };
+        println!(
+            "FINDING {} call #{} (stream seed {}): {what}{detail}\n  replay this stream alone: \
+             ferrite-fuzz --seed {} --threads 1 --procs 1 --calls {}{}",
+            self.label, self.ncalls, self.seed, self.seed, self.ncalls, self.env.replay_extra
+        );
+    }
+
+    fn count_call(&mut self) {
+        self.env.budget.shared.calls.fetch_add(1, Relaxed);
+        self.ncalls += 1;
+    }
+
+    /// Record a result and check it against `ex` and the allowed errors.
+    fn check(
+        &mut self,
+        name: &'static str,
+        r: Result<i32, i32>,
+        ex: Expect,
+        describe: &dyn Fn() -> String,
+    ) {
+        self.stats.record(name, r);
+        if self.env.trace {
+            let res = match r {
+                Ok(v) => format!("ok {v}"),
+                Err(e) => errno_name(e),
+            };
+            println!("{} #{} {name} -> {res}", self.label, self.ncalls);
+        }
+        let problem = match r {
+            Ok(_) if ex.must_fail => {
+                Some("succeeded, but the UAPI requires it to fail".to_string())
+            }
+            Ok(_) => None,
+            Err(e) if ex.must_succeed => {
+                Some(format!("failed with {} but must succeed", errno_name(e)))
+            }
+            Err(e) if ex.only.is_some_and(|o| !o.contains(&e)) => Some(format!(
+                "returned {}, expected one of {:?}",
+                errno_name(e),
+                ex.only
+                    .unwrap()
+                    .iter()
+                    .map(|&e| errno_name(e))
+                    .collect::<Vec<_>>()
+            )),
+            Err(e) if !sys::errno_allowed(e) && !ex.extra.contains(&e) => Some(format!(
+                "returned {} ({e}), not an allowed error",
+                errno_name(e)
+            )),
+            Err(_) => None,
+        };
+        if let Some(p) = problem {
+            self.finding(&format!("{name} {p}"), &describe());
+        }
+    }
+
+    /// Issue an ioctl whose argument is `arg`, check the result.
+    fn ioctl<T: Copy + Debug>(
+        &mut self,
+        fd: RawFd,
+        name: &'static str,
+        req: u64,
+        arg: &mut T,
+        ex: Expect,
+        ctx: &dyn Fn() -> String,
+    ) -> Result<i32, i32> {
+        debug_assert!(((req >> 16) & 0x3fff) as usize <= std::mem::size_of::<T>());
+        let before = *arg;
+        self.count_call();
+        // SAFETY: `arg` is a T of at least the size `req` encodes, and the
+        // user pointers in it point to the scratch area, BO mappings or
+        // addresses no access can succeed at (gen::WILD_POINTERS).
+        let r = unsafe { drm::ioctl_raw(fd, req, (arg as *mut T).cast()) };
+        self.check(name, r, ex, &|| format!("{before:?}{}", ctx()));
+        r
+    }
+
+    fn file(&mut self) -> Arc<FileCtx> {
+        let i = if self.env.files.len() > 1 && self.rng.chance(1, 6) {
+            1
+        } else {
+            0
+        };
+        self.env.file(i)
+    }
+
+    /// One random operation.
+    pub fn step(&mut self) {
+        self.steps += 1;
+        self.rng = Rng::new(crate::rng::step_seed(self.seed, self.steps));
+        self.scratch.reset();
+        self.hold.clear();
+        let op = OPS[self.rng.weighted(&self.env.weights)].0;
+        let f = self.file();
+        let f = &*f;
+        match op {
+            Op::DevQuery => self.op_dev_query(f),
+            Op::GemCreate => self.op_gem_create(f),
+            Op::GemClose => self.op_gem_close(f),
+            Op::Mmap => self.op_mmap(f),
+            Op::VmCreate => self.op_vm_create(f),
+            Op::VmDestroy => self.op_vm_destroy(f),
+            Op::VmBind => self.op_vm_bind(f),
+            Op::QueueCreate => self.op_queue_create(f),
+            Op::QueueDestroy => self.op_queue_destroy(f),
+            Op::QueueState => self.op_queue_state(f, None),
+            Op::GemSync => self.op_gem_sync(f),
+            Op::Submit => self.op_submit(f),
+            Op::CmdBufSetup => self.op_cmdbuf_setup(f, None),
+            Op::SyncCreate => self.op_sync_create(f),
+            Op::SyncDestroy => self.op_sync_destroy(f),
+            Op::SyncWait => self.op_sync_wait(f, None),
+            Op::SyncTimelineWait => self.op_sync_timeline_wait(f),
+            Op::SyncSignal => self.op_sync_array(f, false),
+            Op::SyncReset => self.op_sync_array(f, true),
+            Op::SyncTimelineSignal => self.op_sync_timeline_array(f, false),
+            Op::SyncQuery => self.op_sync_timeline_array(f, true),
+            Op::SyncTransfer => self.op_sync_transfer(f),
+            Op::SyncToFd => self.op_sync_to_fd(f),
+            Op::SyncFromFd => self.op_sync_from_fd(f),
+            Op::SyncEventfd => self.op_sync_eventfd(f),
+            Op::PrimeExport => self.op_prime_export(f),
+            Op::PrimeImport => self.op_prime_import(),
+            Op::Core => self.op_core(f),
+            Op::Raw => self.op_raw(f),
+            Op::PastLast => self.op_past_last(f),
+            Op::ReopenPeer => self.op_reopen_peer(),
+            Op::CloseFd => self.op_close_fd(),
+        }
+    }
+
+    // ---- argument placement -------------------------------------------
+
+    fn bo_mapping(&mut self, f: &FileCtx, n: usize) -> Option<Arc<MapEnt>> {
+        let m = {
+            let p = f.pools();
+            let fit: Vec<&Arc<MapEnt>> = p.maps.iter().filter(|m| m.map.len() >= n).collect();
+            self.rng.pick(&fit).map(|m| (*m).clone())
+        }?;
+        self.hold.push(m.clone());
+        Some(m)
+    }
+
+    fn place_short(&mut self, bytes: &[u8]) -> Placed {
+        if self.scratch.short_used {
+            return Placed {
+                ptr: self.scratch.guard(),
+                accessible: 0,
+                shared: false,
+            };
+        }
+        self.scratch.short_used = true;
+        let present = if bytes.is_empty() {
+            0
+        } else {
+            self.rng.below(bytes.len().min(SHORT_MAX) as u64) as usize
+        };
+        let ptr = self.scratch.rw_end() - present as u64;
+        // SAFETY: [ptr, ptr + present) is the end of the scratch area.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr as *mut u8, present) };
+        Placed {
+            ptr,
+            accessible: present as u64,
+            shared: false,
+        }
+    }
+
+    fn place_valid(&mut self, bytes: &[u8], claimed: u64) -> Placed {
+        match self.scratch.alloc(bytes.len()) {
+            Some(p) => {
+                // SAFETY: `alloc` returned bytes.len() bytes of scratch.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+                Placed {
+                    ptr: p as u64,
+                    accessible: claimed,
+                    shared: false,
+                }
+            }
+            None => self.place_short(bytes),
+        }
+    }
+
+    /// Put an input array (the kernel reads `claimed` bytes) as `kind` says.
+    fn place_in(&mut self, f: &FileCtx, bytes: &[u8], claimed: u64, kind: Ptr) -> Placed {
+        let kind = match kind {
+            Ptr::Wild(_) => kind,
+            _ if claimed > bytes.len() as u64 => Ptr::Short,
+            k => k,
+        };
+        match kind {
+            Ptr::Wild(p) => Placed {
+                ptr: p,
+                accessible: 0,
+                shared: false,
+            },
+            Ptr::Short => self.place_short(bytes),
+            Ptr::BoMapping => match self.bo_mapping(f, bytes.len()) {
+                Some(m) => {
+                    m.write(0, bytes);
+                    Placed {
+                        ptr: m.map.as_ptr() as u64,
+                        accessible: claimed,
+                        shared: true,
+                    }
+                }
+                None => self.place_valid(bytes, claimed),
+            },
+            Ptr::Valid | Ptr::ReadOnly => self.place_valid(bytes, claimed),
+        }
+    }
+
+    /// Memory the kernel writes `n` bytes to, as `kind` says.
+    fn place_out(&mut self, f: &FileCtx, n: u64, kind: Ptr) -> Placed {
+        let wild = |ptr| Placed {
+            ptr,
+            accessible: 0,
+            shared: false,
+        };
+        match kind {
+            Ptr::Wild(p) => wild(p),
+            Ptr::ReadOnly => wild(self.scratch.read_only()),
+            Ptr::Short => {
+                if self.scratch.short_used || n == 0 {
+                    return wild(self.scratch.guard());
+                }
+                self.scratch.short_used = true;
+                let present = self.rng.below(n.min(SHORT_MAX as u64));
+                Placed {
+                    ptr: self.scratch.rw_end() - present,
+                    accessible: present,
+                    shared: false,
+                }
+            }
+            Ptr::BoMapping => match usize::try_from(n).ok().and_then(|n| self.bo_mapping(f, n)) {
+                Some(m) => Placed {
+                    ptr: m.map.as_ptr() as u64,
+                    accessible: n,
+                    shared: true,
+                },
+                None => self.place_out(f, n, Ptr::Valid),
+            },
+            Ptr::Valid => match usize::try_from(n).ok().and_then(|n| self.scratch.alloc(n)) {
+                Some(p) => Placed {
+                    ptr: p as u64,
+                    accessible: n,
+                    shared: false,
+                },
+                None => self.place_out(f, n, Ptr::Short),
+            },
+        }
+    }
+
+    /// Encode and place a Ferrite array of `size`-byte elements.
+    fn array<T: Element>(
+        &mut self,
+        f: &FileCtx,
+        elems: &[T],
+        size: u32,
+        bad: impl Fn(&T) -> bool,
+    ) -> Arr {
+        let layout = gen::layout(&mut self.rng, size);
+        let (count, absurd) = gen::count(&mut self.rng, elems.len() as u32);
+        let bytes = gen::encode(&mut self.rng, elems, layout);
+        let claimed = u64::from(count) * u64::from(layout.stride);
+        let kind = gen::in_ptr(&mut self.rng);
+        let p = self.place_in(f, &bytes, claimed, kind);
+        let elems_bad =
+            !absurd && count > 0 && elems.iter().any(|e| gen::element_bad(e, layout, &bad));
+        Arr {
+            arr: drm_ferrite_obj_array {
+                count,
+                stride: layout.stride,
+                array: p.ptr,
+            },
+            layout,
+            bad: !p.shared && (claimed > p.accessible || elems_bad),
+        }
+    }
+
+    /// A core handle array (u32 each); returns (count, pointer, handles).
+    fn handle_array(&mut self, f: &FileCtx, live: &[u32], max: u64) -> (u32, u64, Vec<u32>) {
+        let n = if self.rng.chance(1, 30) {
+            0
+        } else {
+            self.rng.range(1, max)
+        };
+        let hs: Vec<u32> = (0..n).map(|_| gen::handle(&mut self.rng, live)).collect();
+        let (count, absurd) = gen::count(&mut self.rng, hs.len() as u32);
+        // The DRM core allocates the arrays with kmalloc and no
+        // __GFP_NOWARN: counts whose arrays exceed 4 MiB WARN in the page
+        // allocator (a core issue, not the driver's). Stay below that.
+        let count = if absurd { count.min(0x4_0000) } else { count };
+        let bytes: Vec<u8> = hs.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let kind = gen::in_ptr(&mut self.rng);
+        let p = self.place_in(f, &bytes, u64::from(count) * 4, kind);
+        (count, p.ptr, hs)
+    }
+
+    /// A u64 array of `count` points (placed like an input).
+    fn point_array(&mut self, f: &FileCtx, points: &[u64], count: u32) -> u64 {
+        let bytes: Vec<u8> = points.iter().flat_map(|p| p.to_le_bytes()).collect();
+        let kind = gen::in_ptr(&mut self.rng);
+        self.place_in(f, &bytes, u64::from(count) * 8, kind).ptr
+    }
+
+    /// Between 0 and `max` sync ops, waits and signals.
+    fn sync_ops(&mut self, syncs: &[SyncInfo], max: u64, signal_bias: u64) -> Vec<SyncOp> {
+        let n = match self.rng.below(20) {
+            0..=11 => 0,
+            12..=16 => 1,
+            _ => self.rng.range(2, max),
+        };
+        (0..n)
+            .map(|_| {
+                let signal = self.rng.chance(signal_bias, 4);
+                gen::sync_op(&mut self.rng, syncs, signal)
+            })
+            .collect()
+    }
+
+    fn deadline_ns(&mut self) -> i64 {
+        let now = drm::monotonic_ns();
+        match self.rng.below(20) {
+            0..=15 => now + self.rng.range(0, 50_000_000) as i64,
+            16 => 0,
+            17 => now - 1_000_000_000,
+            18 => -1,
+            _ => now + self.rng.range(50_000_000, 100_000_000) as i64,
+        }
+    }
+
+    // ---- Ferrite ioctls -----------------------------------------------
+
+    fn op_dev_query(&mut self, f: &FileCtx) {
+        const INFO_LEN: u32 = std::mem::size_of::<drm_ferrite_dev_info>() as u32;
+        const COUNTERS_LEN: u32 = std::mem::size_of::<drm_ferrite_counters>() as u32;
+        let ty = match self.rng.below(10) {
+            0..=4 => INFO,
+            5..=8 => COUNTERS,
+            _ => self.rng.interesting_u32(),
+        };
+        let len = match ty {
+            INFO => Some(INFO_LEN),
+            COUNTERS => Some(COUNTERS_LEN),
+            _ => None,
+        };
+        let full = len.unwrap_or(64);
+        let size = match self.rng.below(10) {
+            0..=6 => full,
+            7 => self.rng.below(u64::from(full)) as u32,
+            8 => full + 8 * self.rng.range(1, 8) as u32,
+            _ => self.rng.interesting_u32(),
+        };
+        let null = self.rng.chance(1, 10);
+        let kind = gen::out_ptr(&mut self.rng);
+        let n = u64::from(len.map_or(0, |l| size.min(l)));
+        let p = if null {
+            Placed {
+                ptr: 0,
+                accessible: 0,
+                shared: false,
+            }
+        } else {
+            self.place_out(f, n, kind)
+        };
+        let known = len.is_some();
+        let plain = null || matches!(kind, Ptr::Valid | Ptr::BoMapping);
+        let ex = Expect {
+            must_fail: known && p.ptr != 0 && p.accessible < n,
+            must_succeed: known && plain && (p.ptr == 0 || p.accessible >= n),
+            ..Default::default()
+        };
+        let mut q = uapi::drm_ferrite_dev_query {
+            type_: ty,
+            size,
+            pointer: p.ptr,
+        };
+        let r = self.ioctl(f.raw(), "DEV_QUERY", IOCTL_DEV_QUERY, &mut q, ex, &nothing);
+        let Some(full_len) = len else { return };
+        if r.is_err() {
+            return;
+        }
+        let want = if p.ptr == 0 { full_len } else { n as u32 };
+        if q.size != want {
+            self.finding(
+                &format!(
+                    "DEV_QUERY type {ty} with size {size} and pointer {:#x} reported size {}, expected {want}",
+                    p.ptr, q.size
+                ),
+                "",
+            );
+        }
+        if ty == INFO && kind == Ptr::Valid && !null && n == u64::from(INFO_LEN) {
+            // SAFETY: the kernel wrote a drm_ferrite_dev_info at this scratch address.
+            let info = unsafe { std::ptr::read_unaligned(p.ptr as *const drm_ferrite_dev_info) };
+            if info.va_start != f.range.start
+                || info.va_end != f.range.end
+                || info.va_start >= info.va_end
+            {
+                self.finding(
+                    &format!(
+                        "DEV_QUERY INFO changed: va {:#x}..{:#x}, was {:#x}..{:#x}",
+                        info.va_start, info.va_end, f.range.start, f.range.end
+                    ),
+                    "",
+                );
+            }
+        }
+    }
+
+    fn gem_close(&mut self, f: &FileCtx, handle: u32) {
+        let mut a = TwoU32 { a: handle, b: 0 };
+        let _ = self.ioctl(
+            f.raw(),
+            "GEM_CLOSE",
+            sys::DRM_IOCTL_GEM_CLOSE,
+            &mut a,
+            Expect::default(),
+            &nothing,
+        );
+    }
+
+    /// GEM_CREATE with valid arguments; the BO is not added to the pool.
+    fn create_bo(&mut self, f: &FileCtx, size: u64) -> Option<BoInfo> {
+        let mut c = uapi::drm_ferrite_gem_create {
+            size,
+            ..Default::default()
+        };
+        self.ioctl(
+            f.raw(),
+            "GEM_CREATE",
+            IOCTL_GEM_CREATE,
+            &mut c,
+            Expect::default(),
+            &nothing,
+        )
+        .ok()?;
+        Some(BoInfo {
+            handle: c.handle,
+            size: c.size,
+        })
+    }
+
+    fn op_gem_create(&mut self, f: &FileCtx) {
+        let size = gen::bo_size(&mut self.rng);
+        let fl = gen::flags(&mut self.rng, 0);
+        let mut c = uapi::drm_ferrite_gem_create {
+            size: size.v,
+            flags: fl.v,
+            handle: self.rng.next_u32(),
+        };
+        let ex = Expect::fail_if(size.bad || fl.bad);
+        if self
+            .ioctl(
+                f.raw(),
+                "GEM_CREATE",
+                IOCTL_GEM_CREATE,
+                &mut c,
+                ex,
+                &nothing,
+            )
+            .is_err()
+        {
+            return;
+        }
+        if c.handle == 0
+            || !c.size.is_multiple_of(PAGE)
+            || (size.v > 0 && (c.size < size.v || c.size - size.v >= PAGE))
+        {
+            self.finding(
+                &format!(
+                    "GEM_CREATE of {:#x} bytes returned size {:#x}, handle {}",
+                    size.v, c.size, c.handle
+                ),
+                "",
+            );
+        }
+        let keep = {
+            let mut p = f.pools();
+            let keep = c.size <= gen::MAX_KEPT_BO
+                && c.size > 0
+                && p.bos.len() < MAX_BOS
+                && p.bo_bytes() + c.size <= MAX_BO_BYTES;
+            if keep {
+                p.bos.push(BoInfo {
+                    handle: c.handle,
+                    size: c.size,
+                });
+            }
+            keep
+        };
+        if !keep {
+            self.gem_close(f, c.handle);
+        }
+    }
+
+    fn op_gem_close(&mut self, f: &FileCtx) {
+        let taken = {
+            let mut p = f.pools();
+            if !p.bos.is_empty() && self.rng.chance(9, 10) {
+                let i = self.rng.index(p.bos.len());
+                Some(p.bos.swap_remove(i))
+            } else {
+                None
+            }
+        };
+        let h = match taken {
+            Some(b) => b.handle,
+            None => gen::handle(&mut self.rng, &[]),
+        };
+        let pad = if self.rng.chance(1, 30) {
+            self.rng.next_u32()
+        } else {
+            0
+        };
+        let mut a = TwoU32 { a: h, b: pad };
+        let r = self.ioctl(
+            f.raw(),
+            "GEM_CLOSE",
+            sys::DRM_IOCTL_GEM_CLOSE,
+            &mut a,
+            Expect::default(),
+            &nothing,
+        );
+        if let (Err(e), Some(b)) = (r, taken) {
+            if e != libc::ENOENT {
+                f.pools().bos.push(b);
+            }
+        }
+    }
+
+    fn op_mmap(&mut self, f: &FileCtx) {
+        let bo = {
+            let p = f.pools();
+            self.rng.pick(&p.bos).copied()
+        };
+        let (h, size) = match bo {
+            Some(b) if self.rng.chance(19, 20) => (b.handle, b.size),
+            _ => (gen::handle(&mut self.rng, &[]), PAGE),
+        };
+        let fl = gen::flags(&mut self.rng, 0);
+        let mut m = uapi::drm_ferrite_gem_mmap_offset {
+            handle: h,
+            flags: fl.v,
+            offset: self.rng.next_u64(),
+        };
+        let ex = Expect::fail_if(fl.bad);
+        if self
+            .ioctl(
+                f.raw(),
+                "GEM_MMAP_OFFSET",
+                IOCTL_GEM_MMAP_OFFSET,
+                &mut m,
+                ex,
+                &nothing,
+            )
+            .is_err()
+        {
+            return;
+        }
+        if !m.offset.is_multiple_of(PAGE) || m.offset == 0 {
+            self.finding(
+                &format!(
+                    "GEM_MMAP_OFFSET of handle {h} returned offset {:#x}",
+                    m.offset
+                ),
+                "",
+            );
+            return;
+        }
+        let pages = (size / PAGE).max(1);
+        if self.rng.chance(4, 5) {
+            // A mapping as a client makes it: all of the BO or its start.
+            let len = if self.rng.chance(1, 2) {
+                size
+            } else {
+                PAGE * self.rng.range(1, pages)
+            };
+            self.count_call();
+            match Mmap::new(f.raw(), m.offset, len as usize) {
+                Ok(map) => {
+                    self.check("mmap", Ok(0), Expect::default(), &nothing);
+                    let ent = Arc::new(MapEnt { handle: h, map });
+                    touch(&ent);
+                    let mut p = f.pools();
+                    if p.maps.len() >= MAX_MAPS {
+                        let i = self.rng.index(p.maps.len());
+                        p.maps.swap_remove(i);
+                    }
+                    p.maps.push(ent);
+                }
+                Err(e) => {
+                    let e = e.raw_os_error().unwrap_or(0);
+                    let off = m.offset;
+                    self.check("mmap", Err(e), Expect::default(), &|| {
+                        format!("handle {h} offset {off:#x} len {len:#x}")
+                    });
+                }
+            }
+            return;
+        }
+        // A mapping a client should not make: too long, at an offset past
+        // the start, private, executable, empty. Never touched.
+        let (mut len, mut off) = (size, m.offset);
+        let (mut prot, mut flags) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED);
+        match self.rng.below(7) {
+            0 => len = size + PAGE,
+            1 => off += PAGE * self.rng.range(1, pages),
+            2 => off = off.wrapping_sub(PAGE),
+            3 => flags = libc::MAP_PRIVATE,
+            4 => prot |= libc::PROT_EXEC,
+            5 => len = 0,
+            _ => off = self.rng.next_u64() & !(PAGE - 1) & (i64::MAX as u64),
+        }
+        if self.rng.chance(1, 4) {
+            len = len.min(PAGE);
+        }
+        self.count_call();
+        // SAFETY: a new mapping at an address the kernel picks; nothing
+        // existing is replaced (no MAP_FIXED).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                prot,
+                flags,
+                f.raw(),
+                off as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            self.check("mmap", Err(e), Expect::default(), &|| {
+                format!("handle {h} offset {off:#x} len {len:#x} prot {prot:#x} flags {flags:#x}")
+            });
+        } else {
+            self.check("mmap", Ok(0), Expect::default(), &nothing);
+            // SAFETY: the mapping just made, of `len` bytes.
+            unsafe { libc::munmap(p, len as usize) };
+        }
+    }
+
+    fn op_vm_create(&mut self, f: &FileCtx) {
+        let fl = gen::flags(&mut self.rng, 0);
+        let mut c = uapi::drm_ferrite_vm_create {
+            flags: fl.v,
+            vm_id: self.rng.next_u32(),
+        };
+        let ex = Expect::fail_if(fl.bad);
+        if self
+            .ioctl(f.raw(), "VM_CREATE", IOCTL_VM_CREATE, &mut c, ex, &nothing)
+            .is_err()
+        {
+            return;
+        }
+        if c.vm_id == uapi::DRM_FERRITE_VM_PROCESS {
+            self.finding("VM_CREATE returned the process VM id 0", "");
+            return;
+        }
+        let full = {
+            let mut p = f.pools();
+            let full = p.vms.len() >= MAX_VMS;
+            if !full {
+                p.vms.push(c.vm_id);
+            }
+            full
+        };
+        if full {
+            self.vm_destroy(f, c.vm_id);
+        }
+    }
+
+    fn vm_destroy(&mut self, f: &FileCtx, vm: u32) {
+        let mut d = uapi::drm_ferrite_vm_destroy { vm_id: vm, pad: 0 };
+        let _ = self.ioctl(
+            f.raw(),
+            "VM_DESTROY",
+            IOCTL_VM_DESTROY,
+            &mut d,
+            Expect::default(),
+            &nothing,
+        );
+    }
+
+    fn op_vm_destroy(&mut self, f: &FileCtx) {
+        let taken = {
+            let mut p = f.pools();
+            if !p.vms.is_empty() && self.rng.chance(9, 10) {
+                let i = self.rng.index(p.vms.len());
+                Some(p.vms.swap_remove(i))
+            } else {
+                None
+            }
+        };
+        let vm = taken.unwrap_or_else(|| gen::handle(&mut self.rng, &[]));
+        let pad = gen::pad32(&mut self.rng);
+        let mut d = uapi::drm_ferrite_vm_destroy {
+            vm_id: vm,
+            pad: pad.v,
+        };
+        let ex = Expect::fail_if(pad.bad || vm == uapi::DRM_FERRITE_VM_PROCESS);
+        let r = self.ioctl(
+            f.raw(),
+            "VM_DESTROY",
+            IOCTL_VM_DESTROY,
+            &mut d,
+            ex,
+            &nothing,
+        );
+        let mut p = f.pools();
+        match r {
+            Ok(_) => {
+                p.bound.retain(|b| b.0 != vm);
+                p.cmdbufs.retain(|c| c.vm != vm);
+            }
+            Err(e) => {
+                if let (Some(vm), true) = (taken, e != libc::ENOENT) {
+                    p.vms.push(vm);
+                }
+            }
+        }
+    }
+
+    fn op_vm_bind(&mut self, f: &FileCtx) {
+        let range = f.range;
+        let (vm, ops, syncs) = {
+            let p = f.pools();
+            let vm = gen::vm_id(&mut self.rng, &p.vms);
+            let bound = p.bound_in(vm);
+            let ctx = gen::BindCtx {
+                range,
+                bos: &p.bos,
+                bound: &bound,
+            };
+            let n = match self.rng.below(200) {
+                0..=119 => 1,
+                120..=149 => 2,
+                150..=179 => self.rng.range(3, 8),
+                180..=189 => 0,
+                190..=198 => self.rng.range(9, 64),
+                _ => self.rng.range(65, 4097),
+            };
+            let ops: Vec<BindOp> = (0..n).map(|_| gen::bind_op(&mut self.rng, &ctx)).collect();
+            let syncs = self.sync_ops(&p.syncs, 3, 2);
+            (vm, ops, syncs)
+        };
+        let fl = gen::flags(&mut self.rng, 0);
+        let oa = self.array(f, &ops, 40, |o| gen::bind_op_bad(o, range));
+        let sa = self.array(f, &syncs, 16, gen::sync_op_bad);
+        let mut b = uapi::drm_ferrite_vm_bind {
+            vm_id: vm,
+            flags: fl.v,
+            ops: oa.arr,
+            syncs: sa.arr,
+        };
+        let waits = syncs.iter().any(|s| s.flags & SIGNAL == 0);
+        let ex = Expect {
+            must_fail: fl.bad || oa.bad || sa.bad,
+            extra: if waits { EIO_OK } else { &[] },
+            ..Default::default()
+        };
+        let (ol, sl) = (oa.layout, sa.layout);
+        let r = self.ioctl(f.raw(), "VM_BIND", IOCTL_VM_BIND, &mut b, ex, &|| {
+            format!(
+                "\n  ops {ol:?}: {}\n  syncs {sl:?}: {}",
+                head(&ops, 8),
+                head(&syncs, 8)
+            )
+        });
+        if r.is_err() {
+            return;
+        }
+        let mut p = f.pools();
+        for o in ops.iter().take(b.ops.count as usize) {
+            let o = gen::as_kernel_sees(o, oa.layout.stride);
+            match o.op {
+                MAP => p.add_bound(vm, o.va, o.size),
+                UNMAP => p.remove_bound(vm, o.va, o.size),
+                _ => {}
+            }
+        }
+        let syncs: Vec<SyncOp> = syncs
+            .iter()
+            .map(|s| gen::as_kernel_sees(s, sa.layout.stride))
+            .collect();
+        p.signalled(&syncs);
+    }
+
+    fn op_queue_create(&mut self, f: &FileCtx) {
+        let vm = {
+            let p = f.pools();
+            gen::vm_id(&mut self.rng, &p.vms)
+        };
+        let fl = gen::flags(&mut self.rng, 0);
+        let mut c = uapi::drm_ferrite_queue_create {
+            vm_id: vm,
+            flags: fl.v,
+            timeout_ms: gen::timeout_ms(&mut self.rng),
+            queue_id: self.rng.next_u32(),
+        };
+        let ex = Expect::fail_if(fl.bad);
+        if self
+            .ioctl(
+                f.raw(),
+                "QUEUE_CREATE",
+                IOCTL_QUEUE_CREATE,
+                &mut c,
+                ex,
+                &nothing,
+            )
+            .is_err()
+        {
+            return;
+        }
+        if c.queue_id == 0 {
+            self.finding("QUEUE_CREATE returned queue id 0", "");
+        }
+        let full = {
+            let mut p = f.pools();
+            let full = p.queues.len() >= MAX_QUEUES;
+            if !full {
+                p.queues.push(QueueEnt { id: c.queue_id, vm });
+            }
+            full
+        };
+        if full {
+            let mut d = uapi::drm_ferrite_queue_destroy {
+                queue_id: c.queue_id,
+                pad: 0,
+            };
+            let _ = self.ioctl(
+                f.raw(),
+                "QUEUE_DESTROY",
+                IOCTL_QUEUE_DESTROY,
+                &mut d,
+                Expect::default(),
+                &nothing,
+            );
+        }
+    }
+
+    fn op_queue_destroy(&mut self, f: &FileCtx) {
+        let taken = {
+            let mut p = f.pools();
+            if !p.queues.is_empty() && self.rng.chance(9, 10) {
+                let i = self.rng.index(p.queues.len());
+                Some(p.queues.swap_remove(i))
+            } else {
+                None
+            }
+        };
+        let id = taken.map_or_else(|| gen::handle(&mut self.rng, &[]), |q| q.id);
+        let pad = gen::pad32(&mut self.rng);
+        let mut d = uapi::drm_ferrite_queue_destroy {
+            queue_id: id,
+            pad: pad.v,
+        };
+        let r = self.ioctl(
+            f.raw(),
+            "QUEUE_DESTROY",
+            IOCTL_QUEUE_DESTROY,
+            &mut d,
+            Expect::fail_if(pad.bad),
+            &nothing,
+        );
+        if let (Err(e), Some(q)) = (r, taken) {
+            if e != libc::ENOENT {
+                f.pools().queues.push(q);
+            }
+        }
+    }
+
+    fn op_queue_state(&mut self, f: &FileCtx, queue: Option<u32>) {
+        let id = match queue {
+            Some(q) => q,
+            None => {
+                let live: Vec<u32> = f.pools().queues.iter().map(|q| q.id).collect();
+                gen::handle(&mut self.rng, &live)
+            }
+        };
+        let fl = gen::flags(&mut self.rng, uapi::DRM_FERRITE_QUEUE_STATE_CLEAR);
+        let mut s = uapi::drm_ferrite_queue_get_state {
+            queue_id: id,
+            flags: fl.v,
+            state: self.rng.next_u32(),
+            ..Default::default()
+        };
+        let ok = self
+            .ioctl(
+                f.raw(),
+                "QUEUE_GET_STATE",
+                IOCTL_QUEUE_GET_STATE,
+                &mut s,
+                Expect::fail_if(fl.bad),
+                &nothing,
+            )
+            .is_ok();
+        if ok && s.state > uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_TIMEDOUT {
+            self.finding(
+                &format!("QUEUE_GET_STATE returned state {}", s.state),
+                &format!("{s:?}"),
+            );
+        }
+    }
+
+    fn op_gem_sync(&mut self, f: &FileCtx) {
+        const BEGIN: u32 = uapi::DRM_FERRITE_GEM_SYNC_BEGIN;
+        const END: u32 = uapi::DRM_FERRITE_GEM_SYNC_END;
+        const READ: u32 = uapi::DRM_FERRITE_GEM_SYNC_READ;
+        const WRITE: u32 = uapi::DRM_FERRITE_GEM_SYNC_WRITE;
+        let handles: Vec<u32> = f.pools().bos.iter().map(|b| b.handle).collect();
+        let handle = gen::handle(&mut self.rng, &handles);
+        let dir = *self.rng.pick(&[READ, WRITE, READ | WRITE]).unwrap();
+        let begin = self.rng.chance(1, 2);
+        let mut flags = if begin { BEGIN } else { END } | dir;
+        if self.rng.chance(1, 8) {
+            flags = match self.rng.below(4) {
+                0 => BEGIN | END | dir,
+                1 => dir,
+                2 => flags & !(READ | WRITE),
+                _ => gen::flags(&mut self.rng, BEGIN | END | READ | WRITE).v,
+            };
+        }
+        let known = BEGIN | END | READ | WRITE;
+        let bad = flags & !known != 0
+            || (flags & BEGIN != 0) == (flags & END != 0)
+            || flags & (READ | WRITE) == 0;
+        let mut a = uapi::drm_ferrite_gem_sync { handle, flags };
+        // BEGIN waits for the BO's jobs: their errors may come back.
+        let ex = Expect {
+            must_fail: bad,
+            extra: EIO_OK,
+            ..Default::default()
+        };
+        let req = uapi::DRM_IOCTL_FERRITE_GEM_SYNC as u64;
+        let ok = self
+            .ioctl(f.raw(), "GEM_SYNC", req, &mut a, ex, &nothing)
+            .is_ok();
+        if ok && begin && flags == BEGIN | dir && self.rng.chance(1, 2) {
+            // The CPU access, then END with the same direction.
+            let m = {
+                let p = f.pools();
+                let ms: Vec<&Arc<MapEnt>> = p.maps.iter().filter(|m| m.handle == handle).collect();
+                self.rng.pick(&ms).map(|m| (*m).clone())
+            };
+            if let Some(m) = m {
+                touch(&m);
+            }
+            let mut a = uapi::drm_ferrite_gem_sync {
+                handle,
+                flags: END | dir,
+            };
+            let _ = self.ioctl(
+                f.raw(),
+                "GEM_SYNC",
+                req,
+                &mut a,
+                Expect::default(),
+                &nothing,
+            );
+        }
+    }
+
+    /// Create a command buffer in `vm` (or a random VM): a commands BO
+    /// mapped for the CPU and a data BO, bound at one of the slots.
+    fn op_cmdbuf_setup(&mut self, f: &FileCtx, vm: Option<u32>) {
+        let vm = vm.unwrap_or_else(|| {
+            let p = f.pools();
+            match self.rng.pick(&p.vms) {
+                Some(&v) if self.rng.chance(1, 2) => v,
+                _ => uapi::DRM_FERRITE_VM_PROCESS,
+            }
+        });
+        let slot = self.rng.below(8);
+        let cmd_size = if self.rng.chance(1, 10) {
+            MIB
+        } else {
+            64 << 10
+        };
+        let data_size = 64 << 10;
+        // Make room among the BOs.
+        let evict = {
+            let mut p = f.pools();
+            let mut out = Vec::new();
+            while !p.bos.is_empty()
+                && (p.bos.len() + 2 > MAX_BOS || p.bo_bytes() + cmd_size + data_size > MAX_BO_BYTES)
+            {
+                let i = self.rng.index(p.bos.len());
+                out.push(p.bos.swap_remove(i).handle);
+            }
+            out
+        };
+        for h in evict {
+            self.gem_close(f, h);
+        }
+        let Some(cmd) = self.create_bo(f, cmd_size) else {
+            return;
+        };
+        let Some(data) = self.create_bo(f, data_size) else {
+            self.gem_close(f, cmd.handle);
+            return;
+        };
+        let mut m = uapi::drm_ferrite_gem_mmap_offset {
+            handle: cmd.handle,
+            ..Default::default()
+        };
+        let mapped = self
+            .ioctl(
+                f.raw(),
+                "GEM_MMAP_OFFSET",
+                IOCTL_GEM_MMAP_OFFSET,
+                &mut m,
+                Expect::default(),
+                &nothing,
+            )
+            .ok()
+            .and_then(|_| {
+                self.count_call();
+                match Mmap::new(f.raw(), m.offset, cmd.size as usize) {
+                    Ok(map) => {
+                        self.check("mmap", Ok(0), Expect::default(), &nothing);
+                        Some(map)
+                    }
+                    Err(e) => {
+                        self.check(
+                            "mmap",
+                            Err(e.raw_os_error().unwrap_or(0)),
+                            Expect::default(),
+                            &nothing,
+                        );
+                        None
+                    }
+                }
+            });
+        let va = f.range.cmd_slot(slot);
+        let data_va = va + 4 * MIB;
+        let ops = [
+            BindOp {
+                op: MAP,
+                handle: cmd.handle,
+                va,
+                size: cmd.size,
+                ..Default::default()
+            },
+            BindOp {
+                op: MAP,
+                flags: if self.rng.chance(1, 10) {
+                    uapi::DRM_FERRITE_VM_BIND_READONLY
+                } else {
+                    0
+                },
+                handle: data.handle,
+                va: data_va,
+                size: data.size,
+                ..Default::default()
+            },
+        ];
+        let bytes: Vec<u8> = ops.iter().flat_map(|o| o.to_bytes()).collect();
+        let p = self.place_valid(&bytes, bytes.len() as u64);
+        let mut b = uapi::drm_ferrite_vm_bind {
+            vm_id: vm,
+            flags: 0,
+            ops: drm_ferrite_obj_array {
+                count: 2,
+                stride: 40,
+                array: p.ptr,
+            },
+            syncs: drm_ferrite_obj_array::default(),
+        };
+        let bound = self
+            .ioctl(
+                f.raw(),
+                "VM_BIND",
+                IOCTL_VM_BIND,
+                &mut b,
+                Expect::default(),
+                &nothing,
+            )
+            .is_ok();
+        let (Some(map), true) = (mapped, bound) else {
+            self.gem_close(f, cmd.handle);
+            self.gem_close(f, data.handle);
+            return;
+        };
+        let map = Arc::new(MapEnt {
+            handle: cmd.handle,
+            map,
+        });
+        let mut p = f.pools();
+        p.bos.push(cmd);
+        p.bos.push(data);
+        p.add_bound(vm, va, cmd.size);
+        p.add_bound(vm, data_va, data.size);
+        p.cmdbufs.retain(|c| !(c.vm == vm && c.cmd_va == va));
+        if p.cmdbufs.len() >= MAX_CMDBUFS {
+            p.cmdbufs.remove(0);
+        }
+        p.cmdbufs.push(CmdBuf {
+            vm,
+            cmd_va: va,
+            cmd_size: cmd.size,
+            map,
+            data_va,
+            data_size: data.size,
+        });
+    }
+
+    fn op_submit(&mut self, f: &FileCtx) {
+        let range = f.range;
+        // Pick a queue and a command buffer of its VM.
+        let pick = {
+            let p = f.pools();
+            let q = match self.rng.pick(&p.queues) {
+                Some(&q) if self.rng.chance(19, 20) => Some(q),
+                _ => None,
+            };
+            let cb = q.and_then(|q| {
+                let cbs: Vec<&CmdBuf> = p.cmdbufs.iter().filter(|c| c.vm == q.vm).collect();
+                self.rng.pick(&cbs).map(|c| {
+                    (
+                        c.map.clone(),
+                        (c.cmd_va, c.cmd_size),
+                        (c.data_va, c.data_size),
+                    )
+                })
+            });
+            let bound = q.map(|q| p.bound_in(q.vm)).unwrap_or_default();
+            (
+                q,
+                cb,
+                bound,
+                p.syncs.clone(),
+                p.bos.clone(),
+                p.queues.is_empty(),
+            )
+        };
+        let (q, cb, bound, syncs_pool, bos_pool, no_queues) = pick;
+        if no_queues && self.rng.chance(3, 4) {
+            return self.op_queue_create(f);
+        }
+        if let (Some(q), None) = (q, &cb) {
+            if self.rng.chance(3, 4) {
+                return self.op_cmdbuf_setup(f, Some(q.vm));
+            }
+        }
+        let queue_id = q.map_or_else(|| gen::handle(&mut self.rng, &[]), |q| q.id);
+
+        // The commands, written into the command buffer.
+        let (mut cmd_va, mut cmd_size) = match &cb {
+            Some((map, cmd, data)) => {
+                let ctx = gen::CmdCtx {
+                    range,
+                    data: *data,
+                    cmd: *cmd,
+                    bound,
+                    allow_hang: self.rng.chance(1, 25),
+                };
+                let max_dw = (cmd.1 / 4).min(1024) as usize;
+                let mut dw = gen::commands(&mut self.rng, &ctx, max_dw);
+                dw.truncate((cmd.1 / 4) as usize);
+                let len = dw.len() as u64 * 4;
+                let off = 64 * self.rng.below((cmd.1 - len) / 64 + 1);
+                let bytes: Vec<u8> = dw.iter().flat_map(|d| d.to_le_bytes()).collect();
+                map.write(off as usize, &bytes);
+                (cmd.0 + off, len as u32)
+            }
+            None => (
+                gen::plausible_va(&mut self.rng, range, PAGE),
+                4 * self.rng.range(1, 64) as u32,
+            ),
+        };
+        if self.rng.chance(1, 12) {
+            match self.rng.below(9) {
+                0 => cmd_size = 0,
+                1 => cmd_size += self.rng.range(1, 3) as u32,
+                2 => cmd_size += 4 * self.rng.range(1, 256) as u32,
+                3 => cmd_size = 1 << 20,
+                4 => cmd_size = (1 << 20) + 4,
+                5 => cmd_size = u32::MAX,
+                6 => cmd_va += self.rng.range(1, 3),
+                7 => cmd_va = gen::wild_va(&mut self.rng, range),
+                _ => cmd_va = range.end.wrapping_add(self.rng.below(64) * PAGE),
+            }
+        }
+
+        let syncs = self.sync_ops(&syncs_pool, 4, 3);
+        let nbos = match self.rng.below(10) {
+            0..=5 => 0,
+            6..=8 => self.rng.range(1, 4),
+            _ => self.rng.range(5, 40),
+        };
+        let bos: Vec<BoRef> = (0..nbos)
+            .map(|_| gen::bo_ref(&mut self.rng, &bos_pool))
+            .collect();
+        let fl = gen::flags(&mut self.rng, 0);
+        let pad = gen::pad32(&mut self.rng);
+        let sa = self.array(f, &syncs, 16, gen::sync_op_bad);
+        let ba = self.array(f, &bos, 8, gen::bo_ref_bad);
+        let mut s = uapi::drm_ferrite_submit {
+            queue_id,
+            flags: fl.v,
+            cmd_va,
+            cmd_size,
+            pad: pad.v,
+            syncs: sa.arr,
+            bos: ba.arr,
+        };
+        let ex = Expect::fail_if(fl.bad || pad.bad || cmd_size % 4 != 0 || sa.bad || ba.bad);
+        let (sl, bl) = (sa.layout, ba.layout);
+        let r = self.ioctl(f.raw(), "SUBMIT", IOCTL_SUBMIT, &mut s, ex, &|| {
+            format!(
+                "\n  syncs {sl:?}: {}\n  bos {bl:?}: {}",
+                head(&syncs, 8),
+                head(&bos, 8)
+            )
+        });
+        if r.is_err() {
+            return;
+        }
+        let syncs: Vec<SyncOp> = syncs
+            .iter()
+            .map(|s| gen::as_kernel_sees(s, sa.layout.stride))
+            .collect();
+        f.pools().signalled(&syncs);
+        // Sometimes wait a little for the job, or read the queue's state.
+        if let Some(sig) = syncs.iter().find(|s| s.flags & SIGNAL != 0) {
+            if self.rng.chance(3, 10) {
+                self.op_sync_wait(f, Some((sig.handle, sig.point)));
+            }
+        }
+        if self.rng.chance(1, 10) {
+            self.op_queue_state(f, Some(queue_id));
+        }
+    }
+
+    // ---- sync objects -------------------------------------------------
+
+    fn op_sync_create(&mut self, f: &FileCtx) {
+        let flags = match self.rng.below(10) {
+            0..=4 => 0,
+            5..=8 => sys::SYNCOBJ_CREATE_SIGNALED,
+            _ => self.rng.interesting_u32(),
+        };
+        let mut c = TwoU32 {
+            a: self.rng.next_u32(),
+            b: flags,
+        };
+        if self
+            .ioctl(
+                f.raw(),
+                "SYNCOBJ_CREATE",
+                sys::DRM_IOCTL_SYNCOBJ_CREATE,
+                &mut c,
+                Expect::default(),
+                &nothing,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let full = {
+            let mut p = f.pools();
+            let full = p.syncs.len() >= MAX_SYNCOBJS;
+            if !full {
+                p.syncs.push(SyncInfo {
+                    handle: c.a,
+                    fenced: flags & sys::SYNCOBJ_CREATE_SIGNALED != 0,
+                    point: 0,
+                });
+            }
+            full
+        };
+        if full {
+            self.sync_destroy(f, c.a);
+        }
+    }
+
+    fn sync_destroy(&mut self, f: &FileCtx, h: u32) {
+        let mut d = TwoU32 { a: h, b: 0 };
+        let _ = self.ioctl(
+            f.raw(),
+            "SYNCOBJ_DESTROY",
+            sys::DRM_IOCTL_SYNCOBJ_DESTROY,
+            &mut d,
+            Expect::default(),
+            &nothing,
+        );
+    }
+
+    fn op_sync_destroy(&mut self, f: &FileCtx) {
+        let taken = {
+            let mut p = f.pools();
+            if !p.syncs.is_empty() && self.rng.chance(9, 10) {
+                let i = self.rng.index(p.syncs.len());
+                Some(p.syncs.swap_remove(i))
+            } else {
+                None
+            }
+        };
+        let h = taken.map_or_else(|| gen::handle(&mut self.rng, &[]), |s| s.handle);
+        let pad = gen::pad32(&mut self.rng);
+        let mut d = TwoU32 { a: h, b: pad.v };
+        let r = self.ioctl(
+            f.raw(),
+            "SYNCOBJ_DESTROY",
+            sys::DRM_IOCTL_SYNCOBJ_DESTROY,
+            &mut d,
+            Expect::default(),
+            &nothing,
+        );
+        if let (Err(e), Some(s)) = (r, taken) {
+            if e != libc::ENOENT {
+                f.pools().syncs.push(s);
+            }
+        }
+    }
+
+    fn wait_flags(&mut self) -> u32 {
+        if self.rng.chance(1, 15) {
+            self.rng.interesting_u32()
+        } else {
+            self.rng.below(16) as u32
+        }
+    }
+
+    /// SYNCOBJ_WAIT, on `only` (a handle just signalled by a job, waited
+    /// for binary or at its point) or on random handles.
+    fn op_sync_wait(&mut self, f: &FileCtx, only: Option<(u32, u64)>) {
+        if let Some((h, point)) = only {
+            if point != 0 {
+                return self.timeline_wait(f, &[h], &[point]);
+            }
+            let hs = [h];
+            let p = self.place_valid(&h.to_le_bytes(), 4);
+            let mut w = sys::SyncobjWait {
+                handles: p.ptr,
+                timeout_nsec: drm::monotonic_ns() + self.rng.range(1_000_000, 100_000_000) as i64,
+                count_handles: 1,
+                flags: sys::SYNCOBJ_WAIT_ALL | sys::SYNCOBJ_WAIT_FOR_SUBMIT,
+                ..Default::default()
+            };
+            let _ = self.ioctl(
+                f.raw(),
+                "SYNCOBJ_WAIT",
+                sys::DRM_IOCTL_SYNCOBJ_WAIT,
+                &mut w,
+                Expect::default(),
+                &|| format!(" handles {hs:?}"),
+            );
+            return;
+        }
+        let live = f.pools().sync_handles();
+        let (count, ptr, hs) = self.handle_array(f, &live, 4);
+        let flags = self.wait_flags();
+        let mut w = sys::SyncobjWait {
+            handles: ptr,
+            timeout_nsec: self.deadline_ns(),
+            count_handles: count,
+            flags,
+            first_signaled: self.rng.next_u32(),
+            pad: if self.rng.chance(1, 20) { 1 } else { 0 },
+            deadline_nsec: drm::monotonic_ns() as u64 + self.rng.below(10_000_000),
+        };
+        let _ = self.ioctl(
+            f.raw(),
+            "SYNCOBJ_WAIT",
+            sys::DRM_IOCTL_SYNCOBJ_WAIT,
+            &mut w,
+            Expect::default(),
+            &|| format!(" handles {hs:?}"),
+        );
+    }
+
+    fn timeline_wait(&mut self, f: &FileCtx, hs: &[u32], points: &[u64]) {
+        let hb: Vec<u8> = hs.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let hp = self.place_valid(&hb, hb.len() as u64);
+        let pp = self.point_array(f, points, hs.len() as u32);
+        let mut w = sys::SyncobjTimelineWait {
+            handles: hp.ptr,
+            points: pp,
+            timeout_nsec: drm::monotonic_ns() + self.rng.range(1_000_000, 100_000_000) as i64,
+            count_handles: hs.len() as u32,
+            flags: sys::SYNCOBJ_WAIT_ALL | sys::SYNCOBJ_WAIT_FOR_SUBMIT,
+            ..Default::default()
+        };
+        let _ = self.ioctl(
+            f.raw(),
+            "SYNCOBJ_TIMELINE_WAIT",
+            sys::DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT,
+            &mut w,
+            Expect::default(),
+            &nothing,
+        );
+    }
+
+    /// Points for `hs`: at or below what each has, or beyond, or wild.
+    fn points_for(&mut self, f: &FileCtx, hs: &[u32], next: bool) -> Vec<u64> {
+        let p = f.pools();
+        hs.iter()
+            .map(|h| {
+                let cur = p
+                    .syncs
+                    .iter()
+                    .find(|s| s.handle == *h)
+                    .map_or(0, |s| s.point);
+                match self.rng.below(12) {
+                    0 => 0,
+                    1 => self.rng.interesting_u64(),
+                    _ if next => cur + self.rng.range(1, 3),
+                    _ => self.rng.range(1, cur.max(1)),
+                }
+            })
+            .collect()
+    }
+
+    fn op_sync_timeline_wait(&mut self, f: &FileCtx) {
+        let live = f.pools().sync_handles();
+        let (count, hptr, hs) = self.handle_array(f, &live, 4);
+        let next = self.rng.chance(1, 4);
+        let points = self.points_for(f, &hs, next);
+        let pptr = self.point_array(f, &points, count);
+        let mut w = sys::SyncobjTimelineWait {
+            handles: hptr,
+            points: pptr,
+            timeout_nsec: self.deadline_ns(),
+            count_handles: count,
+            flags: self.wait_flags(),
+            first_signaled: 0,
+            pad: if self.rng.chance(1, 20) { 1 } else { 0 },
+            deadline_nsec: drm::monotonic_ns() as u64,
+        };
+        let _ = self.ioctl(
+            f.raw(),
+            "SYNCOBJ_TIMELINE_WAIT",
+            sys::DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT,
+            &mut w,
+            Expect::default(),
+            &|| format!(" handles {hs:?} points {points:?}"),
+        );
+    }
+
+    /// SYNCOBJ_SIGNAL, or SYNCOBJ_RESET.
+    fn op_sync_array(&mut self, f: &FileCtx, reset: bool) {
+        let live = f.pools().sync_handles();
+        let (count, ptr, hs) = self.handle_array(f, &live, 4);
+        let mut a = sys::SyncobjArray {
+            handles: ptr,
+            count_handles: count,
+            pad: if self.rng.chance(1, 20) {
+                self.rng.next_u32()
+            } else {
+                0
+            },
+        };
+        let (name, req) = if reset {
+            ("SYNCOBJ_RESET", sys::DRM_IOCTL_SYNCOBJ_RESET)
+        } else {
+            ("SYNCOBJ_SIGNAL", sys::DRM_IOCTL_SYNCOBJ_SIGNAL)
+        };
+        if self
+            .ioctl(f.raw(), name, req, &mut a, Expect::default(), &|| {
+                format!(" handles {hs:?}")
+            })
+            .is_ok()
+        {
+            let mut p = f.pools();
+            for h in hs.iter().take(count as usize) {
+                if let Some(s) = p.sync_mut(*h) {
+                    s.fenced = !reset;
+                }
+            }
+        }
+    }
+
+    /// SYNCOBJ_TIMELINE_SIGNAL, or SYNCOBJ_QUERY (which writes the points).
+    fn op_sync_timeline_array(&mut self, f: &FileCtx, query: bool) {
+        let live = f.pools().sync_handles();
+        let (count, hptr, hs) = self.handle_array(f, &live, 4);
+        let (points, pptr) = if query {
+            let kind = gen::out_ptr(&mut self.rng);
+            (
+                Vec::new(),
+                self.place_out(f, u64::from(count) * 8, kind).ptr,
+            )
+        } else {
+            let points = self.points_for(f, &hs, true);
+            let ptr = self.point_array(f, &points, count);
+            (points, ptr)
+        };
+        let flags = match self.rng.below(10) {
+            0..=5 => 0,
+            6..=8 if query => sys::SYNCOBJ_QUERY_LAST_SUBMITTED,
+            _ => self.rng.interesting_u32(),
+        };
+        let mut a = sys::SyncobjTimelineArray {
+            handles: hptr,
+            points: pptr,
+            count_handles: count,
+            flags,
+        };
+        let (name, req) = if query {
+            ("SYNCOBJ_QUERY", sys::DRM_IOCTL_SYNCOBJ_QUERY)
+        } else {
+            (
+                "SYNCOBJ_TIMELINE_SIGNAL",
+                sys::DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL,
+            )
+        };
+        let ok = self
+            .ioctl(f.raw(), name, req, &mut a, Expect::default(), &|| {
+                format!(" handles {hs:?} points {points:?}")
+            })
+            .is_ok();
+        if ok && !query {
+            let mut p = f.pools();
+            for (h, pt) in hs.iter().zip(&points).take(count as usize) {
+                if let Some(s) = p.sync_mut(*h) {
+                    s.fenced = true;
+                    s.point = s.point.max(*pt);
+                }
+            }
+        }
+    }
+
+    fn op_sync_transfer(&mut self, f: &FileCtx) {
+        let (live, syncs) = {
+            let p = f.pools();
+            (p.sync_handles(), p.syncs.clone())
+        };
+        let src = gen::handle(&mut self.rng, &live);
+        let dst = gen::handle(&mut self.rng, &live);
+        let point_of = |h: u32| syncs.iter().find(|s| s.handle == h).map_or(0, |s| s.point);
+        let src_point = if self.rng.chance(1, 2) {
+            0
+        } else {
+            self.rng.range(1, point_of(src).max(1))
+        };
+        let dst_point = if self.rng.chance(1, 2) {
+            0
+        } else {
+            point_of(dst) + 1
+        };
+        // Never WAIT_FOR_SUBMIT: that waits up to 5 s in the kernel.
+        let flags = if self.rng.chance(1, 10) {
+            self.rng.interesting_u32() & !sys::SYNCOBJ_WAIT_FOR_SUBMIT
+        } else {
+            0
+        };
+        let mut t = sys::SyncobjTransfer {
+            src_handle: src,
+            dst_handle: dst,
+            src_point,
+            dst_point,
+            flags,
+            pad: if self.rng.chance(1, 20) { 1 } else { 0 },
+        };
+        if self
+            .ioctl(
+                f.raw(),
+                "SYNCOBJ_TRANSFER",
+                sys::DRM_IOCTL_SYNCOBJ_TRANSFER,
+                &mut t,
+                Expect::default(),
+                &nothing,
+            )
+            .is_ok()
+        {
+            if let Some(s) = f.pools().sync_mut(dst) {
+                s.fenced = true;
+                s.point = s.point.max(dst_point);
+            }
+        }
+    }
+
+    fn add_fd(&mut self, fd: i32, kind: FdKind, size: u64) {
+        if fd < 0 {
+            self.finding(&format!("an ioctl returned success with fd {fd}"), "");
+            return;
+        }
+        // SAFETY: the kernel just returned this new descriptor to us.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut fds = self.env.fds();
+        if fds.len() >= MAX_EXT_FDS {
+            let i = self.rng.index(fds.len());
+            fds.swap_remove(i);
+        }
+        fds.push(ExtFd { fd, kind, size });
+    }
+
+    /// A descriptor to import: one of the kind wanted, another kind, or a
+    /// bad number. Returns the number and the dma-buf size, if any.
+    fn pick_fd(&mut self, f: &FileCtx, want: FdKind) -> (i32, u64) {
+        let fds = self.env.fds();
+        let good: Vec<(i32, u64)> = fds
+            .iter()
+            .filter(|e| e.kind == want)
+            .map(|e| (e.fd.as_raw_fd(), e.size))
+            .collect();
+        let any: Vec<(i32, u64)> = fds.iter().map(|e| (e.fd.as_raw_fd(), e.size)).collect();
+        drop(fds);
+        match self.rng.below(20) {
+            0..=14 if !good.is_empty() => *self.rng.pick(&good).unwrap(),
+            15 | 16 if !any.is_empty() => *self.rng.pick(&any).unwrap(),
+            17 => (f.raw(), 0),
+            18 => (-1, 0),
+            _ => (self.rng.range(0, 1100) as i32, 0),
+        }
+    }
+
+    fn op_sync_to_fd(&mut self, f: &FileCtx) {
+        let (live, syncs) = {
+            let p = f.pools();
+            (p.sync_handles(), p.syncs.clone())
+        };
+        let handle = gen::handle(&mut self.rng, &live);
+        let point = syncs
+            .iter()
+            .find(|s| s.handle == handle)
+            .map_or(0, |s| s.point);
+        let flags = match self.rng.below(10) {
+            0..=4 => 0,
+            5..=7 => sys::SYNCOBJ_FD_EXPORT_SYNC_FILE,
+            8 => sys::SYNCOBJ_FD_EXPORT_SYNC_FILE | sys::SYNCOBJ_FD_TIMELINE,
+            _ => self.rng.interesting_u32(),
+        };
+        let mut h = sys::SyncobjHandle {
+            handle,
+            flags,
+            fd: self.rng.next_u32() as i32,
+            pad: if self.rng.chance(1, 20) { 1 } else { 0 },
+            point: if flags & sys::SYNCOBJ_FD_TIMELINE != 0 {
+                point
+            } else {
+                0
+            },
+        };
+        if self
+            .ioctl(
+                f.raw(),
+                "SYNCOBJ_HANDLE_TO_FD",
+                sys::DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD,
+                &mut h,
+                Expect::default(),
+                &nothing,
+            )
+            .is_ok()
+        {
+            let kind = if flags & sys::SYNCOBJ_FD_EXPORT_SYNC_FILE != 0 {
+                FdKind::SyncFile
+            } else {
+                FdKind::Syncobj
+            };
+            self.add_fd(h.fd, kind, 0);
+        }
+    }
+
+    fn op_sync_from_fd(&mut self, f: &FileCtx) {
+        let live = f.pools().sync_handles();
+        let sync_file = self.rng.chance(1, 2);
+        let (fd, _) = self.pick_fd(
+            f,
+            if sync_file {
+                FdKind::SyncFile
+            } else {
+                FdKind::Syncobj
+            },
+        );
+        let flags = match self.rng.below(10) {
+            0..=8 if sync_file => sys::SYNCOBJ_FD_IMPORT_SYNC_FILE,
+            0..=8 => 0,
+            _ => self.rng.interesting_u32(),
+        };
+        let mut h = sys::SyncobjHandle {
+            handle: if sync_file {
+                gen::handle(&mut self.rng, &live)
+            } else {
+                self.rng.next_u32()
+            },
+            flags,
+            fd,
+            pad: if self.rng.chance(1, 20) { 1 } else { 0 },
+            point: 0,
+        };
+        let ok = self
+            .ioctl(
+                f.raw(),
+                "SYNCOBJ_FD_TO_HANDLE",
+                sys::DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE,
+                &mut h,
+                Expect::default(),
+                &nothing,
+            )
+            .is_ok();
+        if ok && flags == 0 {
+            let full = {
+                let mut p = f.pools();
+                let full = p.syncs.len() >= MAX_SYNCOBJS;
+                if !full {
+                    p.syncs.push(SyncInfo {
+                        handle: h.handle,
+                        fenced: false,
+                        point: 0,
+                    });
+                }
+                full
+            };
+            if full {
+                self.sync_destroy(f, h.handle);
+            }
+        }
+    }
+
+    fn op_sync_eventfd(&mut self, f: &FileCtx) {
+        let (live, syncs) = {
+            let p = f.pools();
+            (p.sync_handles(), p.syncs.clone())
+        };
+        let (mut fd, _) = self.pick_fd(f, FdKind::Eventfd);
+        if self.rng.chance(1, 3) {
+            // SAFETY: plain syscall; the result is checked.
+            let e = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if e >= 0 {
+                self.add_fd(e, FdKind::Eventfd, 0);
+                fd = e;
+            }
+        }
+        let handle = gen::handle(&mut self.rng, &live);
+        let point = syncs
+            .iter()
+            .find(|s| s.handle == handle)
+            .map_or(0, |s| s.point);
+        let mut e = sys::SyncobjEventfd {
+            handle,
+            flags: match self.rng.below(10) {
+                0..=5 => 0,
+                6..=8 => sys::SYNCOBJ_WAIT_AVAILABLE,
+                _ => self.rng.interesting_u32(),
+            },
+            point: match self.rng.below(4) {
+                0 => 0,
+                1 => point,
+                2 => point + 1,
+                _ => self.rng.interesting_u64(),
+            },
+            fd,
+            pad: if self.rng.chance(1, 20) { 1 } else { 0 },
+        };
+        let _ = self.ioctl(
+            f.raw(),
+            "SYNCOBJ_EVENTFD",
+            sys::DRM_IOCTL_SYNCOBJ_EVENTFD,
+            &mut e,
+            Expect::default(),
+            &nothing,
+        );
+    }
+
+    // ---- PRIME --------------------------------------------------------
+
+    fn op_prime_export(&mut self, f: &FileCtx) {
+        let bos = f.pools().bos.clone();
+        let handles: Vec<u32> = bos.iter().map(|b| b.handle).collect();
+        let handle = gen::handle(&mut self.rng, &handles);
+        let size = bos
+            .iter()
+            .find(|b| b.handle == handle)
+            .map_or(0, |b| b.size);
+        let valid = (libc::O_CLOEXEC | libc::O_RDWR) as u32;
+        let flags = if self.rng.chance(1, 12) {
+            self.rng.interesting_u32()
+        } else {
+            self.rng.next_u32() & valid
+        };
+        let mut h = sys::PrimeHandle {
+            handle,
+            flags,
+            fd: self.rng.next_u32() as i32,
+        };
+        if self
+            .ioctl(
+                f.raw(),
+                "PRIME_HANDLE_TO_FD",
+                sys::DRM_IOCTL_PRIME_HANDLE_TO_FD,
+                &mut h,
+                Expect::default(),
+                &nothing,
+            )
+            .is_ok()
+        {
+            // The size from the dma-buf itself (the BO may be a stranger's).
+            // SAFETY: lseek on a descriptor the kernel just returned.
+            let end = unsafe { libc::lseek(h.fd, 0, libc::SEEK_END) };
+            let size = if end > 0 { end as u64 } else { size };
+            self.add_fd(h.fd, FdKind::DmaBuf, size);
+        }
+    }
+
+    /// Import a dma-buf into file 0 or 1 (possibly of another device).
+    fn op_prime_import(&mut self) {
+        let f = self.file();
+        let f = &*f;
+        let (fd, size) = self.pick_fd(f, FdKind::DmaBuf);
+        let mut h = sys::PrimeHandle {
+            handle: self.rng.next_u32(),
+            flags: if self.rng.chance(1, 20) {
+                self.rng.next_u32()
+            } else {
+                0
+            },
+            fd,
+        };
+        let ok = self
+            .ioctl(
+                f.raw(),
+                "PRIME_FD_TO_HANDLE",
+                sys::DRM_IOCTL_PRIME_FD_TO_HANDLE,
+                &mut h,
+                Expect::default(),
+                &nothing,
+            )
+            .is_ok();
+        if !ok {
+            return;
+        }
+        let keep = {
+            let mut p = f.pools();
+            let known = p.bos.iter().any(|b| b.handle == h.handle);
+            let keep = !known
+                && size > 0
+                && size <= gen::MAX_KEPT_BO
+                && p.bos.len() < MAX_BOS
+                && p.bo_bytes() + size <= MAX_BO_BYTES;
+            if keep {
+                p.bos.push(BoInfo {
+                    handle: h.handle,
+                    size,
+                });
+            }
+            keep || known
+        };
+        if !keep {
+            self.gem_close(f, h.handle);
+        }
+    }
+
+    // ---- other DRM core ioctls ----------------------------------------
+
+    fn op_core(&mut self, f: &FileCtx) {
+        match self.rng.below(5) {
+            0 => {
+                let mut lens = [0u64; 3];
+                let mut ptrs = [0u64; 3];
+                for i in 0..3 {
+                    lens[i] = match self.rng.below(6) {
+                        0 => 0,
+                        1 => self.rng.interesting_u64(),
+                        _ => self.rng.range(1, 256),
+                    };
+                    let kind = gen::out_ptr(&mut self.rng);
+                    ptrs[i] = self.place_out(f, lens[i].min(1 << 16), kind).ptr;
+                }
+                // A huge length with a scratch pointer could let the kernel
+                // write past the scratch area: clamp to what was placed.
+                for i in 0..3 {
+                    if lens[i] > 1 << 16 && ptrs[i] > 0xfff && ptrs[i] < 0x0000_8000_0000_0000 {
+                        lens[i] = 1 << 16;
+                    }
+                }
+                let mut v = sys::Version {
+                    name_len: lens[0],
+                    name: ptrs[0],
+                    date_len: lens[1],
+                    date: ptrs[1],
+                    desc_len: lens[2],
+                    desc: ptrs[2],
+                    ..Default::default()
+                };
+                let _ = self.ioctl(
+                    f.raw(),
+                    "VERSION",
+                    sys::DRM_IOCTL_VERSION,
+                    &mut v,
+                    Expect::default(),
+                    &nothing,
+                );
+            }
+            1 => {
+                let cap = match self.rng.below(4) {
+                    0 => sys::DRM_CAP_PRIME,
+                    1 => sys::DRM_CAP_SYNCOBJ,
+                    2 => sys::DRM_CAP_SYNCOBJ_TIMELINE,
+                    _ => self.rng.interesting_u64(),
+                };
+                let mut c = sys::Cap {
+                    capability: cap,
+                    value: self.rng.next_u64(),
+                };
+                let ok = self
+                    .ioctl(
+                        f.raw(),
+                        "GET_CAP",
+                        sys::DRM_IOCTL_GET_CAP,
+                        &mut c,
+                        Expect::default(),
+                        &nothing,
+                    )
+                    .is_ok();
+                if ok
+                    && (cap == sys::DRM_CAP_SYNCOBJ || cap == sys::DRM_CAP_SYNCOBJ_TIMELINE)
+                    && c.value != 1
+                {
+                    self.finding(
+                        &format!("GET_CAP {cap:#x} = {}, the driver has the feature", c.value),
+                        "",
+                    );
+                }
+            }
+            2 => {
+                let mut c = sys::Cap {
+                    capability: self.rng.range(0, 8),
+                    value: self.rng.below(3),
+                };
+                let _ = self.ioctl(
+                    f.raw(),
+                    "SET_CLIENT_CAP",
+                    sys::DRM_IOCTL_SET_CLIENT_CAP,
+                    &mut c,
+                    Expect::default(),
+                    &nothing,
+                );
+            }
+            3 => {
+                let names: [&[u8]; 5] = [
+                    b"ferrite-fuzz",
+                    b"",
+                    b"with space",
+                    b"\x01\x02",
+                    &[b'x'; 80],
+                ];
+                let name = *self.rng.pick(&names).unwrap();
+                let kind = gen::in_ptr(&mut self.rng);
+                let p = self.place_in(f, name, name.len() as u64, kind);
+                let mut n = sys::SetClientName {
+                    name_len: if self.rng.chance(1, 10) {
+                        self.rng.interesting_u64()
+                    } else {
+                        name.len() as u64
+                    },
+                    name: p.ptr,
+                };
+                // Lengths past what was placed read beyond it: clamp them
+                // for scratch pointers (reads only, but keep them in bounds).
+                if n.name_len > name.len() as u64
+                    && !p.shared
+                    && p.ptr > 0xfff
+                    && p.ptr < 0x0000_8000_0000_0000
+                {
+                    n.name_len = n.name_len.min(64);
+                }
+                let _ = self.ioctl(
+                    f.raw(),
+                    "SET_CLIENT_NAME",
+                    sys::DRM_IOCTL_SET_CLIENT_NAME,
+                    &mut n,
+                    Expect::default(),
+                    &nothing,
+                );
+            }
+            _ => {
+                let handles: Vec<u32> = f.pools().bos.iter().map(|b| b.handle).collect();
+                let old = gen::handle(&mut self.rng, &handles);
+                let new = self.rng.range(1, 200) as u32;
+                let mut c = TwoU32 { a: old, b: new };
+                if self
+                    .ioctl(
+                        f.raw(),
+                        "GEM_CHANGE_HANDLE",
+                        sys::DRM_IOCTL_GEM_CHANGE_HANDLE,
+                        &mut c,
+                        Expect::default(),
+                        &nothing,
+                    )
+                    .is_ok()
+                {
+                    let mut p = f.pools();
+                    for b in p.bos.iter_mut().filter(|b| b.handle == old) {
+                        b.handle = new;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- raw ioctls ---------------------------------------------------
+
+    /// A Ferrite ioctl with random bytes, possibly the wrong size or
+    /// direction; or a DRM core ioctl a render node must refuse.
+    fn op_raw(&mut self, f: &FileCtx) {
+        let mut buf = vec![0u8; 1 << 14];
+        if self.rng.chance(7, 10) {
+            let id = self.rng.below(sys::NUM_FERRITE_IOCTLS);
+            let right = sys::ioc_size(sys::FERRITE_IOCTLS[id as usize]);
+            let size = match self.rng.below(10) {
+                0..=6 => right,
+                7 => self.rng.below(right as u64) as usize,
+                8 => right + self.rng.range(1, 64) as usize,
+                _ => self.rng.below(1 << 14) as usize,
+            };
+            let dir = if self.rng.chance(4, 5) {
+                sys::IOC_READ | sys::IOC_WRITE
+            } else {
+                self.rng.below(4)
+            };
+            // Mostly zeros with a few random fields, or all random.
+            let n = size.min(buf.len());
+            if self.rng.chance(1, 2) {
+                self.rng.fill(&mut buf[..n]);
+            } else {
+                for _ in 0..self.rng.range(1, 4) {
+                    if n >= 8 {
+                        let at = 4 * self.rng.index(n / 4 - 1);
+                        let v = self.rng.interesting_u64().to_le_bytes();
+                        buf[at..at + 8].copy_from_slice(&v);
+                    }
+                }
+            }
+            let read_back = dir & sys::IOC_READ != 0;
+            match id {
+                0 => {
+                    // DEV_QUERY writes through its pointer: keep it harmless.
+                    let kind = gen::out_ptr(&mut self.rng);
+                    let p = self.place_out(f, 256, kind).ptr;
+                    buf[8..16].copy_from_slice(&p.to_le_bytes());
+                }
+                1 => {
+                    // A BO the fuzzer does not track may be bound or synced
+                    // through a random handle, which allocates all of it:
+                    // keep its size small (or invalid).
+                    let size = u64::from_le_bytes(buf[0..8].try_into().unwrap());
+                    if size > gen::MAX_KEPT_BO && size <= gen::MAX_BO_SIZE {
+                        let small = size % gen::MAX_KEPT_BO + 1;
+                        buf[0..8].copy_from_slice(&small.to_le_bytes());
+                    }
+                }
+                _ => {}
+            }
+            let req = sys::ioc(dir, sys::COMMAND_BASE + id, size);
+            let r = self.raw_call(f, "RAW_FERRITE", req, &mut buf, Expect::default());
+            // Release what a successful create made (when its id came back).
+            let u32_at = |o: usize| u32::from_le_bytes(buf[o..o + 4].try_into().unwrap());
+            if r.is_ok() && read_back {
+                match id {
+                    1 if size >= 16 => self.gem_close(f, u32_at(12)),
+                    3 if size >= 8 => self.vm_destroy(f, u32_at(4)),
+                    6 if size >= 16 => {
+                        let mut d = uapi::drm_ferrite_queue_destroy {
+                            queue_id: u32_at(12),
+                            pad: 0,
+                        };
+                        let _ = self.ioctl(
+                            f.raw(),
+                            "QUEUE_DESTROY",
+                            IOCTL_QUEUE_DESTROY,
+                            &mut d,
+                            Expect::default(),
+                            &nothing,
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            // Not allowed on render nodes (or gone): must fail.
+            const NRS: [u64; 10] = [0x01, 0x02, 0x07, 0x0a, 0x0b, 0x11, 0x1e, 0xa0, 0xb2, 0xc6];
+            let nr = *self.rng.pick(&NRS).unwrap();
+            let n = 256;
+            self.rng.fill(&mut buf[..n]);
+            let req = sys::ioc(sys::IOC_READ | sys::IOC_WRITE, nr, n);
+            let _ = self.raw_call(f, "RAW_CORE", req, &mut buf, Expect::fail_if(true));
+        }
+    }
+
+    fn raw_call(
+        &mut self,
+        f: &FileCtx,
+        name: &'static str,
+        req: u64,
+        buf: &mut [u8],
+        ex: Expect,
+    ) -> Result<i32, i32> {
+        let size = sys::ioc_size(req);
+        assert!(size <= buf.len());
+        let before = buf[..size.min(64)].to_vec();
+        self.count_call();
+        // SAFETY: `buf` holds at least the size `req` encodes; the only
+        // pointer the kernel writes through (DEV_QUERY's) was placed.
+        let r = unsafe { drm::ioctl_raw(f.raw(), req, buf.as_mut_ptr().cast()) };
+        self.check(name, r, ex, &|| {
+            format!("req {req:#x}, first bytes {before:02x?}")
+        });
+        r
+    }
+
+    /// Ioctl numbers past the driver's last: ENOTTY or EINVAL, never success.
+    fn op_past_last(&mut self, f: &FileCtx) {
+        let nr = if self.rng.chance(1, 5) {
+            sys::COMMAND_END - 1
+        } else {
+            sys::COMMAND_BASE + sys::NUM_FERRITE_IOCTLS + self.rng.below(6)
+        };
+        let size = *self.rng.pick(&[0usize, 8, 16, 64, 256]).unwrap();
+        let dir = self.rng.below(4);
+        let mut buf = vec![0u8; 256];
+        self.rng.fill(&mut buf);
+        let ex = Expect {
+            must_fail: true,
+            only: Some(PAST_LAST_ERRNOS),
+            ..Default::default()
+        };
+        let _ = self.raw_call(f, "PAST_LAST", sys::ioc(dir, nr, size), &mut buf, ex);
+    }
+
+    /// Once per worker: every number just past the last Ferrite ioctl, and
+    /// GEM_CREATE at its size limit (in a file of its own, as the BO is
+    /// allocated in full if anything binds it).
+    fn boundary_sweep(&mut self) {
+        let f = self.env.file(0);
+        let ex = Expect {
+            must_fail: true,
+            only: Some(PAST_LAST_ERRNOS),
+            ..Default::default()
+        };
+        let mut buf = vec![0u8; 64];
+        for nr in (sys::COMMAND_BASE + sys::NUM_FERRITE_IOCTLS
+            ..sys::COMMAND_BASE + sys::NUM_FERRITE_IOCTLS + 4)
+            .chain([sys::COMMAND_END - 1])
+        {
+            for (dir, size) in [(3, 16), (1, 8), (2, 64), (0, 0)] {
+                let _ = self.raw_call(&f, "PAST_LAST", sys::ioc(dir, nr, size), &mut buf, ex);
+            }
+        }
+        let dev = self.rng.index(self.env.devs.len());
+        let Ok(own) = FileCtx::open(&self.env.devs, dev) else {
+            return;
+        };
+        for (size, bad) in [
+            (gen::MAX_BO_SIZE, false),
+            (gen::MAX_BO_SIZE - PAGE + 1, false),
+            (gen::MAX_BO_SIZE + 1, true),
+            (u64::MAX, true),
+        ] {
+            let mut c = uapi::drm_ferrite_gem_create {
+                size,
+                ..Default::default()
+            };
+            let ex = Expect::fail_if(bad);
+            let r = self.ioctl(
+                own.raw(),
+                "GEM_CREATE",
+                IOCTL_GEM_CREATE,
+                &mut c,
+                ex,
+                &nothing,
+            );
+            if r.is_ok() {
+                if c.size != gen::MAX_BO_SIZE {
+                    self.finding(
+                        &format!("GEM_CREATE of {size:#x} bytes returned size {:#x}", c.size),
+                        "",
+                    );
+                }
+                self.gem_close(&own, c.handle);
+            }
+        }
+    }
+
+    // ---- files --------------------------------------------------------
+
+    /// Close file 1 (once nothing uses it) and open a new one, maybe on
+    /// another device.
+    fn op_reopen_peer(&mut self) {
+        if self.env.files.len() < 2 {
+            return;
+        }
+        let dev = self.rng.index(self.env.devs.len());
+        match FileCtx::open(&self.env.devs, dev) {
+            Ok(nf) => {
+                let old = {
+                    let mut w = self.env.files[1].write().unwrap_or_else(|e| e.into_inner());
+                    std::mem::replace(&mut *w, Arc::new(nf))
+                };
+                drop(old);
+            }
+            Err(e) => self.finding(
+                &format!("cannot reopen {}: {e}", self.env.devs[dev].path.display()),
+                "",
+            ),
+        }
+    }
+
+    fn op_close_fd(&mut self) {
+        let mut fds = self.env.fds();
+        if !fds.is_empty() {
+            let i = self.rng.index(fds.len());
+            fds.swap_remove(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_disables_operations() {
+        let names = op_names();
+        assert_eq!(names.len(), OPS.len());
+        assert!(names.contains(&"vmbind".to_string()));
+        assert!(names.contains(&"primeimport".to_string()));
+        let all = weights(&[]).unwrap();
+        assert!(all.iter().all(|&w| w > 0));
+        let w = weights(&["vmbind".into(), "submit".into()]).unwrap();
+        for (i, n) in names.iter().enumerate() {
+            let skipped = n == "vmbind" || n == "submit";
+            assert_eq!(w[i] == 0, skipped, "{n}");
+        }
+        assert!(weights(&["nosuchop".into()]).is_err());
+        assert!(weights(&names).is_err());
+    }
+
+    #[test]
+    fn pools_track_bindings_and_signals() {
+        let mut p = Pools::default();
+        p.add_bound(1, 0x10000, 0x4000);
+        p.add_bound(1, 0x20000, 0x1000);
+        p.add_bound(2, 0x10000, 0x1000);
+        // A MAP over an old range replaces it.
+        p.add_bound(1, 0x12000, 0x1000);
+        assert_eq!(p.bound_in(1), vec![(0x20000, 0x1000), (0x12000, 0x1000)]);
+        p.remove_bound(1, 0x0, u64::MAX);
+        assert!(p.bound_in(1).is_empty());
+        assert_eq!(p.bound_in(2).len(), 1);
+        for i in 0..(MAX_BOUND as u64 + 5) {
+            p.add_bound(3, 0x10000 + i * 0x1000, 0x1000);
+        }
+        assert_eq!(p.bound.len(), MAX_BOUND);
+
+        p.syncs.push(SyncInfo {
+            handle: 7,
+            fenced: false,
+            point: 2,
+        });
+        p.signalled(&[
+            SyncOp {
+                flags: SIGNAL | uapi::DRM_FERRITE_SYNC_TIMELINE,
+                handle: 7,
+                point: 5,
+            },
+            SyncOp {
+                flags: 0,
+                handle: 7,
+                point: 9,
+            },
+        ]);
+        assert_eq!(
+            p.syncs[0],
+            SyncInfo {
+                handle: 7,
+                fenced: true,
+                point: 5
+            }
+        );
+    }
+
+    #[test]
+    fn scratch_layout() {
+        let mut s = Scratch::new();
+        let a = s.alloc(100).unwrap() as u64;
+        let b = s.alloc(8).unwrap() as u64;
+        assert_eq!(b, a + 104);
+        assert!(s.alloc(SCRATCH_RW).is_none());
+        assert_eq!(s.guard(), s.rw_end());
+        assert_eq!(s.read_only(), s.rw_end() + PAGE);
+        // The read/write area is writable up to its end.
+        // SAFETY: the last byte of the read/write area.
+        unsafe { ((s.rw_end() - 1) as *mut u8).write(1) };
+        s.reset();
+        assert_eq!(s.alloc(1).unwrap() as u64, a);
+    }
+}
