@@ -49,16 +49,7 @@ fn vms(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             )
         });
         vm.for_each_mapping(|va, m| {
-            ret = ret.and_then(|()| {
-                writeln!(
-                    f,
-                    "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
-                    va + m.len,
-                    m.bo,
-                    m.bo_offset,
-                    m.prot
-                )
-            });
+            ret = ret.and_then(|()| m.write_line(f, va));
         });
     });
     ret

@@ -57,20 +57,6 @@ pub(crate) const DEFAULT_TIMEOUT_MS: u32 = 2000;
 /// most this late.
 const WATCHDOG_PERIOD: Delta = Delta::from_millis(50);
 
-trait MinDelta {
-    fn min_delta(self, other: Delta) -> Delta;
-}
-
-impl MinDelta for Delta {
-    fn min_delta(self, other: Delta) -> Delta {
-        if other.as_nanos() < self.as_nanos() {
-            other
-        } else {
-            self
-        }
-    }
-}
-
 /// Largest timeout userspace may ask for.
 pub(crate) const MAX_TIMEOUT_MS: u32 = 60_000;
 
@@ -434,14 +420,7 @@ impl HwQueue {
         }
         let _ = writeln!(d, "vm {} mappings:", failed.job.vm.id);
         failed.job.vm.for_each_mapping(|va, m| {
-            let _ = writeln!(
-                d,
-                "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
-                va + m.len,
-                m.bo,
-                m.bo_offset,
-                m.prot
-            );
+            let _ = m.write_line(&mut d, va);
         });
         kernel::devcoredump::dev_coredump(&gpu.dev, d.0);
     }
@@ -476,7 +455,7 @@ impl HwQueue {
             return (false, None);
         };
         let ran = st.head_since.elapsed();
-        if ran.as_nanos() >= head.timeout.as_nanos() {
+        if ran >= head.timeout {
             (true, None)
         } else {
             (
@@ -541,11 +520,11 @@ impl WorkItem for Gpu {
                 // The next job starts its own timeout.
                 next = Some(Delta::from_millis(1));
             } else if let Some(w) = wait {
-                next = Some(next.map_or(w, |n| if w.as_nanos() < n.as_nanos() { w } else { n }));
+                next = Some(next.map_or(w, |n| n.min(w)));
             }
         }
         if let Some(n) = next {
-            arm_watchdog(&gpu, WATCHDOG_PERIOD.min_delta(n));
+            arm_watchdog(&gpu, WATCHDOG_PERIOD.min(n));
         }
     }
 }
@@ -807,7 +786,7 @@ impl Queue {
             if r.is_err() {
                 h.fail_all(ENODEV);
             }
-            arm_watchdog(gpu, WATCHDOG_PERIOD.min_delta(self.timeout));
+            arm_watchdog(gpu, WATCHDOG_PERIOD.min(self.timeout));
             return Ok(());
         }
     }

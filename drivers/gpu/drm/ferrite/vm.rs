@@ -50,6 +50,20 @@ pub(crate) struct MapInfo {
     pub(crate) bo: u64,
 }
 
+impl MapInfo {
+    /// One line of a mapping listing (debugfs, coredumps).
+    pub(crate) fn write_line(&self, w: &mut impl core::fmt::Write, va: u64) -> core::fmt::Result {
+        writeln!(
+            w,
+            "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
+            va + self.len,
+            self.bo,
+            self.bo_offset,
+            self.prot
+        )
+    }
+}
+
 /// The driver side of the GPUVM: the mappings as userspace sees them.
 pub(crate) struct VmCore {
     pub(crate) maps: RBTree<u64, MapInfo>,
@@ -72,7 +86,24 @@ pub(crate) struct BindCtx<'a> {
     bytes_unmapped: u64,
 }
 
-impl BindCtx<'_> {
+impl<'a> BindCtx<'a> {
+    fn new(
+        pt: Option<&'a PageTable<'a>>,
+        live: Option<&'a LiveUpdate<'a>>,
+        dev: Option<&'a Device<Bound>>,
+    ) -> Self {
+        Self {
+            pt,
+            live,
+            dev,
+            prot: 0,
+            touched: None,
+            removed: KVec::new(),
+            bytes_mapped: 0,
+            bytes_unmapped: 0,
+        }
+    }
+
     fn before_change(&self) {
         if let Some(l) = self.live {
             l.before_change();
@@ -410,16 +441,7 @@ impl Vm {
         let pt = self.pt.access(dev)?;
         let mut gpuvm = self.gpuvm.lock();
         let (ret, removed, mapped, unmapped) = self.gpu.update_vm(&self.hw, |live| {
-            let mut ctx = BindCtx {
-                pt: Some(pt),
-                live: Some(live),
-                dev: Some(dev),
-                prot: 0,
-                touched: None,
-                removed: KVec::new(),
-                bytes_mapped: 0,
-                bytes_unmapped: 0,
-            };
+            let mut ctx = BindCtx::new(Some(pt), Some(live), Some(dev));
             let mut ret = Ok(());
             for op in ops {
                 ret = match op {
@@ -533,16 +555,7 @@ impl PinnedDrop for Vm {
         // Leave the slot: the page table is freed with `pt`.
         self.gpu.release(&self.hw);
         let mut gpuvm = self.gpuvm.lock();
-        let mut ctx = BindCtx {
-            pt: None,
-            live: None,
-            dev: None,
-            prot: 0,
-            touched: None,
-            removed: KVec::new(),
-            bytes_mapped: 0,
-            bytes_unmapped: 0,
-        };
+        let mut ctx = BindCtx::new(None, None, None);
         // Empty the GPUVM so that it frees cleanly; the tables go with `pt`.
         // Userspace mappings only: the kernel region is GPUVM's reserved node.
         if let Err(e) = gpuvm.sm_unmap(0, KERNEL_VA_START, &mut ctx) {

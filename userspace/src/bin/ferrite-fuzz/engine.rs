@@ -1080,15 +1080,7 @@ impl<'e> Worker<'e> {
     }
 
     fn op_gem_close(&mut self, f: &FileCtx) {
-        let taken = {
-            let mut p = f.pools();
-            if !p.bos.is_empty() && self.rng.chance(9, 10) {
-                let i = self.rng.index(p.bos.len());
-                Some(p.bos.swap_remove(i))
-            } else {
-                None
-            }
-        };
+        let taken = self.rng.take(&mut f.pools().bos, 9, 10);
         let h = match taken {
             Some(b) => b.handle,
             None => gen::handle(&mut self.rng, &[]),
@@ -1268,15 +1260,7 @@ impl<'e> Worker<'e> {
     }
 
     fn op_vm_destroy(&mut self, f: &FileCtx) {
-        let taken = {
-            let mut p = f.pools();
-            if !p.vms.is_empty() && self.rng.chance(9, 10) {
-                let i = self.rng.index(p.vms.len());
-                Some(p.vms.swap_remove(i))
-            } else {
-                None
-            }
-        };
+        let taken = self.rng.take(&mut f.pools().vms, 9, 10);
         let vm = taken.unwrap_or_else(|| gen::handle(&mut self.rng, &[]));
         let pad = gen::pad32(&mut self.rng);
         let mut d = uapi::drm_ferrite_vm_destroy {
@@ -1425,15 +1409,7 @@ impl<'e> Worker<'e> {
     }
 
     fn op_queue_destroy(&mut self, f: &FileCtx) {
-        let taken = {
-            let mut p = f.pools();
-            if !p.queues.is_empty() && self.rng.chance(9, 10) {
-                let i = self.rng.index(p.queues.len());
-                Some(p.queues.swap_remove(i))
-            } else {
-                None
-            }
-        };
+        let taken = self.rng.take(&mut f.pools().queues, 9, 10);
         let id = taken.map_or_else(|| gen::handle(&mut self.rng, &[]), |q| q.id);
         let pad = gen::pad32(&mut self.rng);
         let mut d = uapi::drm_ferrite_queue_destroy {
@@ -1873,15 +1849,7 @@ impl<'e> Worker<'e> {
     }
 
     fn op_sync_destroy(&mut self, f: &FileCtx) {
-        let taken = {
-            let mut p = f.pools();
-            if !p.syncs.is_empty() && self.rng.chance(9, 10) {
-                let i = self.rng.index(p.syncs.len());
-                Some(p.syncs.swap_remove(i))
-            } else {
-                None
-            }
-        };
+        let taken = self.rng.take(&mut f.pools().syncs, 9, 10);
         let h = taken.map_or_else(|| gen::handle(&mut self.rng, &[]), |s| s.handle);
         let pad = gen::pad32(&mut self.rng);
         let mut d = TwoU32 { a: h, b: pad.v };

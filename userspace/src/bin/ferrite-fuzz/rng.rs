@@ -74,6 +74,16 @@ impl Rng {
         self.below(den) < num
     }
 
+    /// With probability `num / den`, remove and return a uniformly chosen
+    /// element of `v`; None when `v` is empty (no randomness drawn then).
+    pub fn take<T>(&mut self, v: &mut Vec<T>, num: u64, den: u64) -> Option<T> {
+        if v.is_empty() || !self.chance(num, den) {
+            return None;
+        }
+        let i = self.index(v.len());
+        Some(v.swap_remove(i))
+    }
+
     /// A uniformly chosen element, or None for an empty slice.
     pub fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
         if v.is_empty() {
@@ -206,6 +216,21 @@ mod tests {
         }
         assert_eq!(seen[1], 0);
         assert!(seen[0] > 400 && seen[2] > 1800, "{seen:?}");
+    }
+
+    #[test]
+    fn take_removes_one_element_and_draws_nothing_when_empty() {
+        let mut r = Rng::new(7);
+        let mut empty: Vec<u32> = Vec::new();
+        let before = r.clone().next_u64();
+        assert_eq!(r.take(&mut empty, 1, 1), None);
+        assert_eq!(r.clone().next_u64(), before);
+        let mut v = vec![1, 2, 3];
+        let got = r.take(&mut v, 1, 1).expect("always taken");
+        assert_eq!(v.len(), 2);
+        assert!(!v.contains(&got));
+        assert_eq!(r.take(&mut v, 0, 1), None);
+        assert_eq!(v.len(), 2);
     }
 
     #[test]
