@@ -26,6 +26,10 @@ insmod "$FERRITE_KO" || { echo "guest: insmod failed"; exit 1; }
 for _ in $(seq 50); do ls /dev/dri/renderD* >/dev/null 2>&1 && break; sleep 0.1; done
 ls -l /dev/dri
 
+# vgem: a second, kernel-only DRM driver for the dma-buf tests (Ferrite's
+# and IGT's generic ones).
+modprobe vgem || echo "guest: modprobe vgem failed"
+
 root=/tmp/igt-root
 mkdir -p "$root"
 for t in $FERRITE_IGT_GENERIC; do ln -s "$igt/$t" "$root/$t"; done

@@ -10,7 +10,7 @@
 FLAVOUR=${1:-${FERRITE_KERNEL:-main}}
 
 # The generic IGT tests that apply to a render-only driver (see README).
-IGT_GENERIC="core_getversion core_getclient core_getstats syncobj_basic syncobj_wait syncobj_timeline"
+IGT_GENERIC="core_getversion core_getclient core_getstats syncobj_basic syncobj_wait syncobj_timeline vgem_basic dmabuf_sync_file sw_sync"
 
 mkdir -p "$FERRITE_CACHE"
 results=$FERRITE_CACHE/results.txt
@@ -80,7 +80,7 @@ run_guest() {
 		cat "$FERRITE_REPO/scripts/guest-tests.sh"
 	} >"$job"
 	set +e
-	"$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$name" --timeout 2400 \
+	FERRITE_GUEST_MEM=${GUEST_MEM:-2G} "$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$name" --timeout 2400 \
 		${append:+--append "$append"} --gpu 48:2147483648 --gpu 32:65536 "$job" |
 		sed 's/^/  | /'
 	vm_rc=${PIPESTATUS[0]}
@@ -120,22 +120,21 @@ run_guest() {
 
 if [ $build_rc -eq 0 ]; then
 	# Everything, except the subtests that need every DMA mapping bounced.
-	run_guest tests main "" "$IGT_GENERIC" "" '^igt@ferrite_sync@stale-' 1 "$FLAVOUR" 100000
+	run_guest tests main "" "$IGT_GENERIC" "" '^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-' 1 "$FLAVOUR" 100000
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
 	# dma_sync shows as stale data. The ownership-transfer tests only (the
 	# others read GPU results without GEM_SYNC, as is fine on coherent x86).
 	run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_sync@' "" 0
+	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
+	# dma-buf reach tests (allocation on attach, refusal) run here only.
+	GUEST_MEM=6G run_guest tests-highmem 6G "" "" '^igt@ferrite_prime@reach-' "" 0
 	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
 	# Ferrite's own tests, the driver reload and a kmemleak scan. The
 	# generic IGT tests stay on the main kernel: under KASAN and TCG the
 	# syncobj ones alone take over 20 minutes.
 	if [ "$FLAVOUR" = main ] && [ "${FERRITE_SKIP_DEBUG:-0}" != 1 ]; then
 		if "$FERRITE_REPO/scripts/kernel.sh" debug && "$FERRITE_REPO/scripts/module.sh" debug; then
-			# No fuzzer here yet: on the GPU with 64 KiB segments it maps
-			# 1 MiB BOs whose shmem scatterlist has longer segments
-			# (drm_prime_pages_to_sg ignores the device's max segment
-			# size), which DMA-API debug reports. Issue #7 fixes this.
-			run_guest tests-debug debug "" "" '^igt@ferrite_' '^igt@ferrite_sync@stale-' 1 debug
+			run_guest tests-debug debug "" "" '^igt@ferrite_' '^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-' 1 debug 20000
 		else
 			report "FAIL build: debug kernel or module"
 		fi

@@ -194,7 +194,11 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
 
     let dev: &kernel::device::Device = pdev.as_ref();
     let gpu = Gpu::new(dev.into(), bar.into_devres()?, info)?;
-    let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(()))?;
+    let limits = DmaLimits {
+        addr_bits: info.dma_addr_bits,
+        max_segment: info.dma_max_segment,
+    };
+    let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(limits))?;
     // Large BOs in 2 MiB folios, which VM_BIND maps with block entries.
     if let Err(e) = unreg.huge_mnt_create(c"within_size") {
         dev_warn!(pdev, "no huge-page GEM mount ({:?}): 4 KiB pages only\n", e);
@@ -296,6 +300,15 @@ impl pci::Driver for FerritePciDriver {
     }
 }
 
+/// The DMA constraints the GPU advertises, kept with its DRM device (for
+/// checking imported buffers).
+pub(crate) struct DmaLimits {
+    /// Width of the bus addresses the device generates.
+    pub(crate) addr_bits: u32,
+    /// Longest DMA segment the device takes, in bytes.
+    pub(crate) max_segment: u32,
+}
+
 const INFO: drm::DriverInfo = drm::DriverInfo {
     major: UAPI_MAJOR as i32,
     minor: UAPI_MINOR as i32,
@@ -306,7 +319,7 @@ const INFO: drm::DriverInfo = drm::DriverInfo {
 
 #[vtable]
 impl drm::Driver for FerriteDrmDriver {
-    type Data = ();
+    type Data = DmaLimits;
     type RegistrationData<'a> = RegistrationData<'a>;
     type File = FileData;
     type Object = Bo;

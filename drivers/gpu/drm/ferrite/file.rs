@@ -475,7 +475,7 @@ impl FileData {
                     if flags & !known != 0 || bo_offset % kernel::page::PAGE_SIZE as u64 != 0 {
                         return Err(EINVAL);
                     }
-                    let bo = gem::lookup_own(file, handle)?;
+                    let bo = gem::lookup(file, handle)?;
                     let end = bo_offset.checked_add(size).ok_or(EINVAL)?;
                     if end > bo.size() as u64 {
                         return Err(EINVAL);
@@ -651,7 +651,7 @@ impl FileData {
         if req.flags & !known != 0 || begin == end || !(read || write) {
             return Err(EINVAL);
         }
-        let bo = gem::lookup_own(file, req.handle)?;
+        let bo = gem::lookup(file, req.handle)?;
         let dev = bound(dev);
         // The BO's DMA mapping (made on first use; mapping it now makes the
         // CPU's data visible to the device at once).
@@ -668,9 +668,11 @@ impl FileData {
             } else {
                 DataDirection::ToDevice
             };
-            // SAFETY: `sgt` is mapped for `dev` (bidirectionally) by the
-            // shmem helper for the BO's life; the device does not use the
-            // BO (its jobs are done) until the matching END.
+            // SAFETY: `sgt` is mapped for `dev` (bidirectionally) for the
+            // BO's life: by the shmem helper, or for an imported BO by its
+            // exporter (the attachment's mapping, which is this device's to
+            // sync); the device does not use the BO (its jobs are done)
+            // until the matching END.
             unsafe { sgt.dma_sync_for_cpu(dev, dir) };
         } else {
             let dir = if write {

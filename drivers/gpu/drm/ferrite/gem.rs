@@ -4,8 +4,10 @@
 //! into the kernel's address space by the driver.
 
 use kernel::{
-    drm::gem::{self, shmem, BaseObject, IntoGEMObject},
+    drm::gem::{self, shmem, BaseObject},
     prelude::*,
+    scatterlist::SGTable,
+    sizes::SZ_4K,
     sync::{aref::ARef, Arc},
 };
 
@@ -36,6 +38,36 @@ impl gem::DriverObject for BoData {
         }
         try_pin_init!(Self { id, gpu })
     }
+
+    fn import_args(dev: &FerriteDevice, _size: usize, sgt: &SGTable) -> Result<Self::Args> {
+        check_import(dev, sgt)?;
+        // Imported objects are not listed in debugfs: their pages are the
+        // exporter's.
+        Ok(None)
+    }
+}
+
+/// Whether the GPU can map every piece of an imported buffer, which its
+/// exporter mapped for it as `sgt`: 4 KiB-aligned pieces (the MMU's page
+/// size), each within the device's address width and maximum segment size.
+/// A buffer the device cannot use is refused before anything is mapped:
+/// `EINVAL` for misaligned pieces, `ERANGE` for pieces out of reach.
+fn check_import(dev: &FerriteDevice, sgt: &SGTable) -> Result {
+    let page = SZ_4K as u64;
+    let last = match dev.addr_bits {
+        64.. => u64::MAX,
+        bits => (1u64 << bits) - 1,
+    };
+    for seg in sgt.iter() {
+        let (bus, len) = (seg.dma_address(), seg.dma_len());
+        if bus % page != 0 || len % page != 0 || len == 0 {
+            return Err(EINVAL);
+        }
+        if len > u64::from(dev.max_segment) || bus.checked_add(len - 1).is_none_or(|e| e > last) {
+            return Err(ERANGE);
+        }
+    }
+    Ok(())
 }
 
 #[pinned_drop]
@@ -71,26 +103,6 @@ pub(crate) fn create(dev: &FerriteDevice, gpu: Option<&Arc<Gpu>>, size: u64) -> 
         },
         gpu.cloned(),
     )
-}
-
-/// Whether `bo` was imported from another device's dma-buf. The shmem
-/// abstraction of Linux 7.3 treats such objects as if the driver owned
-/// their pages (its DMA mapping would free the exporter's table at unbind),
-/// so until import is done properly they are refused where the driver
-/// would map them.
-pub(crate) fn is_imported(bo: &Bo) -> bool {
-    // SAFETY: the object is valid; `import_attach` is set when the object
-    // is created and never changes.
-    unsafe { !(*bo.as_raw()).import_attach.is_null() }
-}
-
-/// Look up a handle of `file`, refusing imported objects.
-pub(crate) fn lookup_own(file: &File, handle: u32) -> Result<ARef<Bo>> {
-    let bo = lookup(file, handle)?;
-    if is_imported(&bo) {
-        return Err(EOPNOTSUPP);
-    }
-    Ok(bo)
 }
 
 /// Look up a handle of `file`.

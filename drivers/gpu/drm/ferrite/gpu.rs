@@ -361,6 +361,10 @@ impl Gpu {
                 if live.locked.get() {
                     crate::mmu::unlock(bar, s);
                 }
+                // The caller frees the pages of removed mappings next.
+                if range.is_some() || live.locked.get() {
+                    crate::mmu::sync(bar);
+                }
             });
         }
         drop(slots);
@@ -381,6 +385,8 @@ impl Gpu {
             bar.write_reg(regs::JOB_IRQ_MASK::zeroed());
             bar.write_reg(regs::MMU_IRQ_MASK::zeroed());
             bar.write_reg(regs::RESET::zeroed().with_command(regs::RESET_GLOBAL));
+            // Nothing runs any more when the jobs fail below.
+            crate::mmu::sync(bar);
         });
         for q in self.hwq.iter() {
             q.fail_all(ENODEV);

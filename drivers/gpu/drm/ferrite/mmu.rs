@@ -127,7 +127,11 @@ impl AsSlots {
 
     pub(crate) fn release(&mut self, gpu: &Gpu, vm: &VmAs) {
         if let Some(s) = vm.slot() {
-            let _ = gpu.io(|bar| disable(bar, s));
+            // The VM's tables are freed next.
+            let _ = gpu.io(|bar| {
+                disable(bar, s);
+                sync(bar);
+            });
             vm.slot.store(0, Relaxed);
             self.slots[s].vm = None;
         }
@@ -170,6 +174,20 @@ fn set_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
 pub(crate) fn lock_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
     set_range(bar, s, start, size);
     command(bar, s, regs::AS_CMD_LOCK);
+    // The tables change next: the lock must hold before they do.
+    sync(bar);
+}
+
+/// Wait until the device has carried out every earlier register write.
+///
+/// Writes to BAR0 are posted: one returns before the device acts on it
+/// (QEMU's vfio-user proxy posts them too). A read returns only after all
+/// earlier writes took effect, so a command whose effect the driver relies
+/// on (a TLB flush before pages are freed, a queue reset before a job's
+/// memory is given back, a slot disabled before its tables go) is followed
+/// by one.
+pub(crate) fn sync(bar: &Bar0<'_>) {
+    let _ = bar.read(regs::ID);
 }
 
 /// FLUSH_RANGE: invalidate the TLB entries overlapping the range.

@@ -353,6 +353,9 @@ impl HwQueue {
                 if tail != 0 {
                     self.doorbell(bar, tail);
                 }
+                // The failed job must have stopped before its fence
+                // signals and userspace may free what it used.
+                crate::mmu::sync(bar);
             });
             st.head_since = Instant::now();
             drop(st);
