@@ -149,6 +149,18 @@ impl Device {
         Mmap::new(self.fd(), self.gem_mmap_offset(bo)?, len)
     }
 
+    /// Export `bo` as a dma-buf.
+    pub fn prime_export(&self, bo: Bo) -> io::Result<std::os::fd::OwnedFd> {
+        drm::prime_handle_to_fd(self.fd(), bo.handle)
+    }
+
+    /// Import a dma-buf of `size` bytes as a BO of this device.
+    pub fn prime_import(&self, dmabuf: std::os::fd::BorrowedFd<'_>, size: u64) -> io::Result<Bo> {
+        use std::os::fd::AsRawFd;
+        let handle = drm::prime_fd_to_handle(self.fd(), dmabuf.as_raw_fd())?;
+        Ok(Bo { handle, size })
+    }
+
     /// GEM_CLOSE: release the handle (the BO goes when nothing else uses it).
     pub fn gem_close(&self, bo: Bo) -> io::Result<()> {
         drm::gem_close(self.fd(), bo.handle)

@@ -185,6 +185,43 @@ pub fn gem_close(fd: RawFd, handle: u32) -> io::Result<()> {
     unsafe { ioctl(fd, DRM_IOCTL_GEM_CLOSE, &mut c) }
 }
 
+/// `struct drm_prime_handle`.
+#[repr(C)]
+#[derive(Default)]
+struct DrmPrimeHandle {
+    handle: u32,
+    flags: u32,
+    fd: i32,
+}
+
+const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr(0x2d, core::mem::size_of::<DrmPrimeHandle>());
+const DRM_IOCTL_PRIME_FD_TO_HANDLE: u64 = iowr(0x2e, core::mem::size_of::<DrmPrimeHandle>());
+
+/// `DRM_IOCTL_PRIME_HANDLE_TO_FD`: export a GEM object as a dma-buf
+/// (close-on-exec, mappable read-write).
+pub fn prime_handle_to_fd(fd: RawFd, handle: u32) -> io::Result<OwnedFd> {
+    let mut p = DrmPrimeHandle {
+        handle,
+        flags: (libc::O_CLOEXEC | libc::O_RDWR) as u32,
+        fd: -1,
+    };
+    // SAFETY: p is a drm_prime_handle.
+    unsafe { ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut p)? };
+    // SAFETY: the kernel returned a new file descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(p.fd) })
+}
+
+/// `DRM_IOCTL_PRIME_FD_TO_HANDLE`: import a dma-buf; returns the handle.
+pub fn prime_fd_to_handle(fd: RawFd, dmabuf: RawFd) -> io::Result<u32> {
+    let mut p = DrmPrimeHandle {
+        fd: dmabuf,
+        ..Default::default()
+    };
+    // SAFETY: p is a drm_prime_handle.
+    unsafe { ioctl(fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &mut p)? };
+    Ok(p.handle)
+}
+
 /// `DRM_IOCTL_SYNCOBJ_CREATE`; `flags` is 0 or [`SYNCOBJ_CREATE_SIGNALED`].
 pub fn syncobj_create(fd: RawFd, flags: u32) -> io::Result<u32> {
     let mut c = DrmSyncobjCreate { handle: 0, flags };

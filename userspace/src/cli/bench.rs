@@ -105,6 +105,90 @@ fn bind(
     })
 }
 
+/// Size of the dma-buf import benchmark's buffers.
+const IMPORT_SIZE: u64 = 64 << 20;
+
+/// `UDMABUF_CREATE`: `_IOW('u', 0x42, struct udmabuf_create)`.
+const UDMABUF_CREATE: u64 = (1 << 30) | (24 << 16) | ((b'u' as u64) << 8) | 0x42;
+
+/// `struct udmabuf_create` from `<linux/udmabuf.h>`.
+#[repr(C)]
+struct UdmabufCreate {
+    memfd: u32,
+    flags: u32,
+    offset: u64,
+    size: u64,
+}
+
+/// A 64 MiB dma-buf from the kernel's udmabuf exporter, over a memfd whose
+/// pages exist (written once); `None` without `/dev/udmabuf`.
+fn udmabuf(size: u64) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let dev = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/udmabuf") {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: a valid NUL-terminated name and flags.
+    let memfd = unsafe { libc::memfd_create(c"ferrite-bench".as_ptr(), libc::MFD_ALLOW_SEALING) };
+    if memfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a new descriptor that we own.
+    let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
+    let file = std::fs::File::from(memfd);
+    file.set_len(size)?;
+    std::io::Write::write_all(&mut &file, &vec![0x5au8; size as usize])?;
+    // SAFETY: plain fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut c = UdmabufCreate {
+        memfd: file.as_raw_fd() as u32,
+        flags: 0,
+        offset: 0,
+        size,
+    };
+    // SAFETY: c is a struct udmabuf_create.
+    let fd = unsafe { libc::ioctl(dev.as_raw_fd(), UDMABUF_CREATE as _, &mut c) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: UDMABUF_CREATE returned a new dma-buf descriptor that we own.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Import + bind of a 64 MiB dma-buf against create + bind of a 64 MiB BO
+/// (whose pages the bind allocates), `n` times each, alternating.
+fn import_vs_create(d: &Device, vm: u32, n: usize) -> io::Result<Option<(Times, Times)>> {
+    use std::os::fd::AsFd;
+    let Some(dmabuf) = udmabuf(IMPORT_SIZE)? else {
+        return Ok(None);
+    };
+    let at = va(16);
+    let (mut ti, mut tc) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n + 1 {
+        let s = Instant::now();
+        let bo = d.prime_import(dmabuf.as_fd(), IMPORT_SIZE)?;
+        d.vm_map(vm, bo, 0, at, IMPORT_SIZE, 0)?;
+        let t_import = s.elapsed();
+        d.vm_unmap(vm, at, IMPORT_SIZE)?;
+        d.gem_close(bo)?;
+        let s = Instant::now();
+        let bo = d.gem_create(IMPORT_SIZE)?;
+        d.vm_map(vm, bo, 0, at, IMPORT_SIZE, 0)?;
+        let t_create = s.elapsed();
+        d.vm_unmap(vm, at, IMPORT_SIZE)?;
+        d.gem_close(bo)?;
+        ti.push(t_import);
+        tc.push(t_create);
+    }
+    // The first round warms up (page tables, the allocator).
+    ti.remove(0);
+    tc.remove(0);
+    Ok(Some((Times::of(&ti), Times::of(&tc))))
+}
+
 /// A one-NOP command buffer mapped at `va(4)`; returns its BO.
 fn nop_cmdbuf(d: &Device, vm: u32) -> io::Result<(ferrite::Bo, u32)> {
     let c = d.gem_create(PAGE)?;
@@ -188,6 +272,7 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
         binds.push(bind(d, vm, size, label, it.binds, &qcost)?);
     }
     let sub = submits(d, queue, csize, so, it.submits, &qcost)?;
+    let import = import_vs_create(d, vm, (it.binds / 4).max(3))?;
     let st = d.queue_state(queue, false)?;
 
     d.vm_unmap(vm, va(4), PAGE)?;
@@ -344,6 +429,19 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
     println!(
         "    measured {reads:.2} MMIO reads per submit; {irqs:.2} per submit are the job IRQ handler's JOB_IRQ_STATUS read (one per interrupt), {submit_path_reads:.2} remain for the submit path"
     );
+    match &import {
+        Some((imp, cre)) => {
+            let r = imp.mean / cre.mean;
+            println!(
+                "  64 MiB dma-buf import+bind <= 2x BO create+bind\n      import (udmabuf) + bind {:.1} us, create + bind {:.1} us: {:.2}x   {}",
+                imp.mean,
+                cre.mean,
+                r,
+                verdict(r <= 2.0)
+            );
+        }
+        None => println!("  64 MiB dma-buf import+bind: not measured (no /dev/udmabuf)"),
+    }
     println!(
         "  (latency goals are for real hardware / KVM; under TCG emulation compare the ratios and counters)"
     );
