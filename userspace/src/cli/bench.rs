@@ -124,7 +124,11 @@ struct UdmabufCreate {
 /// pages exist (written once); `None` without `/dev/udmabuf`.
 fn udmabuf(size: u64) -> io::Result<Option<std::os::fd::OwnedFd>> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let dev = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/udmabuf") {
+    let dev = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/udmabuf")
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
