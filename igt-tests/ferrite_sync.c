@@ -6,6 +6,10 @@
  * sync shows as stale data: the "stale-*" subtests omit the sync on purpose
  * and must see stale data; the others must see fresh data.
  */
+#define _GNU_SOURCE
+#include <linux/udmabuf.h>
+#include <sys/mman.h>
+
 #include "lib/fexec.h"
 
 #define SZ (64 * 1024)
@@ -157,6 +161,113 @@ static void test_begin_waits(void)
 	close(c.fd);
 }
 
+/*
+ * An imported buffer (a memfd through udmabuf): the importer's GEM_SYNC
+ * moves its own mapping of the exporter's pages, the attachment, which
+ * udmabuf mapped when Ferrite imported it.
+ */
+struct imp {
+	struct ctx c;
+	int memfd, dmabuf;
+	uint32_t h;
+	uint8_t *m;
+};
+
+static struct imp import_setup(void)
+{
+	struct imp i;
+	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	struct udmabuf_create uc = { .size = SZ };
+	struct drm_prime_handle p = { 0 };
+
+	if (dev < 0)
+		ftest_skip("no /dev/udmabuf (CONFIG_UDMABUF)");
+	i.c = setup();
+	i.memfd = memfd_create("ferrite-sync", MFD_ALLOW_SEALING);
+	ftest_assert(i.memfd >= 0);
+	ftest_assert_ok(ftruncate(i.memfd, SZ));
+	ftest_assert_ok(fcntl(i.memfd, F_ADD_SEALS, F_SEAL_SHRINK));
+	i.m = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED, i.memfd, 0);
+	ftest_assert(i.m != MAP_FAILED);
+	memset(i.m, 0x11, SZ);
+	uc.memfd = i.memfd;
+	i.dmabuf = ioctl(dev, UDMABUF_CREATE, &uc);
+	ftest_assert(i.dmabuf >= 0);
+	close(dev);
+	p.fd = i.dmabuf;
+	ftest_assert_ok(ioctl(i.c.fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &p));
+	i.h = p.handle;
+	fx_map(i.c.fd, i.c.vm, i.h, FX_VA(3), SZ);
+	return i;
+}
+
+/* The CPU writes the memfd after the import; the GPU copies the import
+ * into a BO of its own. `sync` 0 omits the importer's END(WRITE). */
+static int import_cpu_to_gpu(int sync)
+{
+	struct imp i = import_setup();
+	struct fx_cmd cmd = { 0 };
+	int fresh = 1;
+
+	ftest_assert_ok(gem_sync(i.c.fd, i.h, BEGIN_W));
+	memset(i.m, 0x22, SZ);
+	if (sync)
+		ftest_assert_ok(gem_sync(i.c.fd, i.h, END_W));
+	fx_copy(&cmd, FX_VA(1), FX_VA(3), SZ);
+	ftest_assert_eq(fx_run(i.c.fd, i.c.vm, i.c.q, FX_VA(4), &cmd), 1);
+	ftest_assert_ok(gem_sync(i.c.fd, i.c.bo, BEGIN_R));
+	for (int k = 0; k < SZ; k++)
+		fresh &= i.c.p[k] == 0x22;
+	close(i.dmabuf);
+	close(i.memfd);
+	close(i.c.fd);
+	return fresh;
+}
+
+/* The GPU fills the import; the CPU reads the memfd. `sync` 0 omits the
+ * importer's BEGIN(READ). */
+static int import_gpu_to_cpu(int sync)
+{
+	struct imp i = import_setup();
+	struct fx_cmd cmd = { 0 };
+	int fresh = 1;
+
+	fx_fill(&cmd, FX_VA(3), SZ, 0x33333333);
+	ftest_assert_eq(fx_run(i.c.fd, i.c.vm, i.c.q, FX_VA(4), &cmd), 1);
+	if (sync)
+		ftest_assert_ok(gem_sync(i.c.fd, i.h, BEGIN_R));
+	for (int k = 0; k < SZ; k++)
+		fresh &= i.m[k] == 0x33;
+	close(i.dmabuf);
+	close(i.memfd);
+	close(i.c.fd);
+	return fresh;
+}
+
+static void test_import_cpu_to_gpu(void)
+{
+	ftest_assert(import_cpu_to_gpu(1));
+}
+
+static void test_import_gpu_to_cpu(void)
+{
+	ftest_assert(import_gpu_to_cpu(1));
+}
+
+static void test_stale_import_cpu_to_gpu(void)
+{
+	if (!bounced())
+		ftest_skip("needs a guest booted with swiotlb=force");
+	ftest_assert(!import_cpu_to_gpu(0));
+}
+
+static void test_stale_import_gpu_to_cpu(void)
+{
+	if (!bounced())
+		ftest_skip("needs a guest booted with swiotlb=force");
+	ftest_assert(!import_gpu_to_cpu(0));
+}
+
 static void test_bad(void)
 {
 	int fd = fdev_open_or_skip(0);
@@ -180,6 +291,10 @@ FTEST_MAIN(
 	{ "cpu-to-gpu", test_cpu_to_gpu, "the CPU writes, END(WRITE), the GPU reads fresh data" },
 	{ "stale-gpu-to-cpu", test_stale_gpu_to_cpu, "without BEGIN the CPU reads stale data (swiotlb=force)" },
 	{ "stale-cpu-to-gpu", test_stale_cpu_to_gpu, "without END the GPU reads stale data (swiotlb=force)" },
+	{ "import-cpu-to-gpu", test_import_cpu_to_gpu, "an imported buffer: the CPU writes, END(WRITE), the GPU reads fresh data" },
+	{ "import-gpu-to-cpu", test_import_gpu_to_cpu, "an imported buffer: the GPU writes, BEGIN(READ), the CPU reads fresh data" },
+	{ "stale-import-cpu-to-gpu", test_stale_import_cpu_to_gpu, "an import without END: the GPU reads stale data (swiotlb=force)" },
+	{ "stale-import-gpu-to-cpu", test_stale_import_gpu_to_cpu, "an import without BEGIN: the CPU reads stale data (swiotlb=force)" },
 	{ "begin-waits", test_begin_waits, "BEGIN waits for the job writing the BO" },
 	{ "bad", test_bad, "GEM_SYNC bad flags and handles" },
 )
