@@ -308,9 +308,8 @@ impl Gpu {
     /// Write the device cache back to memory (and drop it).
     pub(crate) fn clean_cache(&self) -> Result {
         self.io(|bar| {
-            bar.write_reg(
-                regs::CACHE_CMD::zeroed().with_command(regs::CACHE_CLEAN | regs::CACHE_INVALIDATE),
-            )
+            clean_cache(bar);
+            crate::mmu::sync(bar);
         })
     }
 
@@ -359,6 +358,11 @@ impl Gpu {
                     self.stats.tlb_flushes.add(1, Relaxed);
                 }
                 if live.locked.get() {
+                    // Jobs running in the VM may have left dirty lines of
+                    // the pages just unmapped: write them back while the
+                    // pages are still the VM's (a later eviction would
+                    // write them into freed memory).
+                    clean_cache(bar);
                     crate::mmu::unlock(bar, s);
                 }
                 // The caller frees the pages of removed mappings next.
@@ -394,4 +398,12 @@ impl Gpu {
         self.slots.lock().forget_all();
         crate::queue::flush_watchdog(self);
     }
+}
+
+/// Write the device cache back to memory and drop it (posted: follow with
+/// [`crate::mmu::sync`] before relying on it).
+pub(crate) fn clean_cache(bar: &Bar0<'_>) {
+    bar.write_reg(
+        regs::CACHE_CMD::zeroed().with_command(regs::CACHE_CLEAN | regs::CACHE_INVALIDATE),
+    );
 }

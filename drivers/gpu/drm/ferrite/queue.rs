@@ -353,8 +353,11 @@ impl HwQueue {
                 if tail != 0 {
                     self.doorbell(bar, tail);
                 }
-                // The failed job must have stopped before its fence
-                // signals and userspace may free what it used.
+                // The failed job never ran its final cache clean: write
+                // back what it left dirty while its pages are still held,
+                // and make sure it stopped, before its fence signals and
+                // userspace may free what it used.
+                crate::gpu::clean_cache(bar);
                 crate::mmu::sync(bar);
             });
             st.head_since = Instant::now();

@@ -268,7 +268,15 @@ impl DriverGpuVm for VmCore {
         let node = kernel::rbtree::RBTreeNode::new(addr, info, GFP_KERNEL)?;
         if let Some(pt) = ctx.pt {
             let sgt = bo_sgt(op.obj(), ctx.dev)?;
-            map_plan(pt, sgt, off, addr, len, ctx.prot)?;
+            // io-pgtable frees tables while mapping (a block replacing an
+            // emptied table) and undoing a failed map: no walk of a busy
+            // VM may read them meanwhile.
+            ctx.before_change();
+            if let Err(e) = map_plan(pt, sgt, off, addr, len, ctx.prot) {
+                // A job may have cached the entries of the undone prefix.
+                ctx.touch(addr, len);
+                return Err(e);
+            }
         }
         self.maps.insert(node);
         // New entries where nothing was mapped: no TLB flush needed.
