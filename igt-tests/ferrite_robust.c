@@ -198,8 +198,214 @@ static void test_remove_while_busy(void)
 	close(fd2);
 }
 
+static void write_file(const char *path, const char *v)
+{
+	int f = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (f < 0)
+		ftest_fail("open %s: %s", path, strerror(errno));
+	if (write(f, v, strlen(v)) != (ssize_t)strlen(v))
+		ftest_fail("write %s to %s: %s", v, path, strerror(errno));
+	close(f);
+}
+
+/* One round of the driver's allocating paths, with `cmd` (a BO holding a
+ * NOP) as the job; any call may fail (the caller injects failures), none
+ * may splat or leak. Returns how many calls failed. */
+static int alloc_round(int fd, uint32_t cmd)
+{
+	struct drm_ferrite_vm_create vc = { 0 };
+	struct drm_ferrite_gem_create gc = { .size = 64 * 1024 };
+	struct drm_ferrite_queue_create qc = { 0 };
+	struct drm_ferrite_vm_destroy vd = { 0 };
+	struct drm_syncobj_create sc = { 0 };
+	int failed = 0, mapped;
+
+	if (ioctl(fd, DRM_IOCTL_FERRITE_VM_CREATE, &vc))
+		return 1;
+	if (ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &gc))
+		failed++;
+	if (gc.handle && fx_map_flags(fd, vc.vm_id, gc.handle, 0, FX_VA(1), 64 * 1024, 0))
+		failed++;
+	mapped = !fx_map_flags(fd, vc.vm_id, cmd, 0, FX_VA(2), FX_PAGE, 0);
+	failed += !mapped;
+	qc.vm_id = vc.vm_id;
+	if (ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &qc)) {
+		failed++;
+	} else if (mapped && !ioctl(fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc)) {
+		struct drm_ferrite_sync_op so = { .flags = DRM_FERRITE_SYNC_SIGNAL, .handle = sc.handle };
+
+		if (fx_submit_full(fd, qc.queue_id, FX_VA(2), 4, &so, 1, NULL, 0))
+			failed++;
+		else
+			fx_syncobj_wait(fd, sc.handle, 5000);
+		struct drm_syncobj_destroy sd = { .handle = sc.handle };
+		ioctl(fd, DRM_IOCTL_SYNCOBJ_DESTROY, &sd);
+	} else {
+		failed++;
+	}
+	if (gc.handle) {
+		fx_unmap(fd, vc.vm_id, FX_VA(1), 64 * 1024);
+		struct drm_gem_close cl = { .handle = gc.handle };
+		ioctl(fd, DRM_IOCTL_GEM_CLOSE, &cl);
+	}
+	/* Destroying the VM frees what is left (mappings, the queue). */
+	vd.vm_id = vc.vm_id;
+	if (ioctl(fd, DRM_IOCTL_FERRITE_VM_DESTROY, &vd))
+		failed++;
+	return failed;
+}
+
+/*
+ * Fault injection (debug kernel: CONFIG_FAILSLAB): this task's slab
+ * allocations fail at random (one in four) while it creates, binds,
+ * submits, unbinds and destroys; every failure must be a clean error. The
+ * boot's kmemleak scan and console scan then find no leak and no splat,
+ * and with injection off the device still works.
+ */
+static void test_fault_injection(void)
+{
+	const char *dir = "/sys/kernel/debug/failslab";
+	int fd, failed = 0, before;
+	uint32_t cmd, *p;
+	char path[256];
+
+	if (access(dir, F_OK))
+		ftest_skip("no %s (CONFIG_FAILSLAB, the debug kernel)", dir);
+	fd = fdev_open_or_skip(0);
+	before = fx_debugfs_bos();
+	cmd = fx_bo(fd, FX_PAGE);
+	p = fx_mmap(fd, cmd, FX_PAGE);
+	p[0] = FX_OP_NOP | (1u << 16);
+	munmap(p, FX_PAGE);
+	snprintf(path, sizeof(path), "%s/probability", dir);
+	write_file(path, "25");
+	snprintf(path, sizeof(path), "%s/interval", dir);
+	write_file(path, "1");
+	snprintf(path, sizeof(path), "%s/times", dir);
+	write_file(path, "-1");
+	snprintf(path, sizeof(path), "%s/verbose", dir);
+	write_file(path, "0");
+	snprintf(path, sizeof(path), "%s/task-filter", dir);
+	write_file(path, "Y");
+	write_file("/proc/self/make-it-fail", "1");
+	for (int i = 0; i < 200; i++)
+		failed += alloc_round(fd, cmd);
+	write_file("/proc/self/make-it-fail", "0");
+	snprintf(path, sizeof(path), "%s/probability", dir);
+	write_file(path, "0");
+	printf("%d calls failed under injection\n", failed);
+	ftest_assert(failed > 0);
+	/* Everything works again, and nothing is left over. */
+	ftest_assert_eq(alloc_round(fd, cmd), 0);
+	struct drm_gem_close cl = { .handle = cmd };
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_GEM_CLOSE, &cl));
+	if (before >= 0)
+		ftest_assert_eq(fx_debugfs_bos(), before);
+	close(fd);
+}
+
+/*
+ * Memory pressure: a BO twice the size of the guest's memory cannot be
+ * bound; the bind fails with ENOMEM (no OOM kill: a sibling process that
+ * holds memory survives), the BO and the VM stay usable, nothing is
+ * left bound.
+ */
+static void test_memory_pressure(void)
+{
+	int fd = fdev_open_or_skip(0);
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t mem = (uint64_t)pages * psz, big = (2 * mem + 0xfffff) & ~0xfffffull;
+	uint32_t vm = fx_vm(fd), bo, small = fx_bo(fd, 64 * 1024);
+	struct drm_ferrite_counters c0, c1;
+	int pipefd[2], status;
+	pid_t victim;
+	char b;
+
+	ftest_assert_ok(pipe(pipefd));
+	victim = fork();
+	if (victim == 0) {
+		/* Holds 64 MiB and waits to be released. */
+		size_t n = 64 << 20;
+		char *p = malloc(n);
+
+		if (!p)
+			_exit(3);
+		memset(p, 1, n);
+		close(pipefd[1]);
+		if (read(pipefd[0], &b, 1) < 0)
+			_exit(4);
+		_exit(p[n - 1] == 1 ? 0 : 5);
+	}
+	close(pipefd[0]);
+	c0 = fx_counters(fd);
+	bo = fx_bo(fd, big);
+	ftest_assert_errno(fx_map_flags(fd, vm, bo, 0, FX_VA(4), big, 0), ENOMEM);
+	c1 = fx_counters(fd);
+	ftest_assert_eq(c1.bytes_bound, c0.bytes_bound);
+	/* The victim is still alive, the VM still binds. */
+	ftest_assert_eq(waitpid(victim, &status, WNOHANG), 0);
+	fx_map(fd, vm, small, FX_VA(1), 64 * 1024);
+	ftest_assert_ok(write(pipefd[1], "x", 1));
+	fx_reap(victim);
+	close(pipefd[1]);
+	close(fd);
+}
+
+/*
+ * Surprise removal by killing the device: the host kills GPU 1's model
+ * process (scripts/vm.sh does, when the guest creates kill-gpu1 in the
+ * run directory, $FERRITE_SHARE) while a job hangs on it and another
+ * process waits for the job's fence. The waiter gets -ENODEV instead of
+ * hanging, new work is refused with ENODEV, and every file still closes.
+ * GPU 1 stays dead for the rest of the boot: this runs in a boot of its
+ * own.
+ */
+static void test_model_killed(void)
+{
+	const char *share = getenv("FERRITE_SHARE");
+	int fd = fdev_open_or_skip(1), fd2;
+	uint32_t vm, q, gate, so, cmd;
+	struct fx_cmd c = { .n = 0 };
+	char path[512];
+	pid_t waiter;
+	int f;
+
+	if (!share)
+		ftest_skip("FERRITE_SHARE unset: the host side of scripts/vm.sh kills the model");
+	vm = fx_vm(fd);
+	q = fx_queue(fd, vm, 1000);
+	gate = fx_bo(fd, FX_PAGE);
+	so = fx_syncobj(fd);
+	fx_map(fd, vm, gate, FX_VA(2), FX_PAGE);
+	fx_wait(&c, FX_VA(2), 1);
+	cmd = fx_cmdbuf(fd, vm, FX_VA(4), &c);
+	ftest_assert_ok(fx_submit(fd, q, FX_VA(4), c.n * 4, so));
+	fd2 = fdev_open_or_skip(1);
+	waiter = fork();
+	if (waiter == 0) {
+		/* Waits much longer than it may take to fail the job. */
+		int r = fx_syncobj_wait(fd, so, 60000);
+
+		_exit(r ? 10 : fx_syncobj_status(fd, so) == -ENODEV ? 0 : 11);
+	}
+	snprintf(path, sizeof(path), "%s/kill-gpu1", share);
+	f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ftest_assert(f >= 0);
+	close(f);
+	fx_reap(waiter);
+	/* The device is gone: new work is refused, files close. */
+	ftest_assert_errno(fx_submit(fd, q, FX_VA(4), c.n * 4, so), ENODEV);
+	(void)cmd;
+	close(fd2);
+	close(fd);
+}
+
 FTEST_MAIN(
 	{ "isolation", test_isolation, "another process's ids, handles and memory are out of reach" },
 	{ "hangs-under-load", test_hangs_under_load, "4 processes, hanging and faulting jobs among good ones" },
+	{ "fault-injection", test_fault_injection, "slab allocations failing at random: clean errors, no leak (debug kernel)" },
+	{ "memory-pressure", test_memory_pressure, "binding twice the guest's memory: ENOMEM, no OOM kill, nothing leaked" },
+	{ "model-killed", test_model_killed, "GPU 1's device process killed under a hung job: -ENODEV, files close" },
 	{ "remove-while-busy", test_remove_while_busy, "PCI remove during a hung job: -ENODEV, no hang, rescan works" },
 )

@@ -7,6 +7,7 @@
  * and must see stale data; the others must see fresh data.
  */
 #define _GNU_SOURCE
+#include <linux/dma-buf.h>
 #include <linux/udmabuf.h>
 #include <sys/mman.h>
 
@@ -268,6 +269,99 @@ static void test_stale_import_gpu_to_cpu(void)
 	ftest_assert(!import_gpu_to_cpu(0));
 }
 
+/*
+ * A BO exported as a dma-buf, with the CPU going through the dma-buf's own
+ * mapping and DMA_BUF_IOCTL_SYNC: the exporter hands its device's mapping
+ * of the BO over (dma_sync_sgtable_for_cpu / _for_device), as GEM_SYNC.
+ */
+static int dmabuf_sync(int dmabuf, uint64_t flags)
+{
+	struct dma_buf_sync s = { .flags = flags };
+
+	return ioctl(dmabuf, DMA_BUF_IOCTL_SYNC, &s);
+}
+
+static int export_of(struct ctx *c, uint8_t **m)
+{
+	struct drm_prime_handle p = { .handle = c->bo, .flags = DRM_CLOEXEC | DRM_RDWR };
+
+	ftest_assert_ok(ioctl(c->fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p));
+	*m = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
+	ftest_assert(*m != MAP_FAILED);
+	return p.fd;
+}
+
+/* The GPU fills the BO; the CPU reads it through the dma-buf. `sync` 0
+ * omits DMA_BUF_IOCTL_SYNC. */
+static int export_gpu_to_cpu(int sync)
+{
+	struct ctx c = setup();
+	struct fx_cmd cmd = { 0 };
+	uint8_t *m;
+	int dmabuf = export_of(&c, &m), fresh = 1;
+
+	fx_fill(&cmd, FX_VA(1), SZ, 0x44444444);
+	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
+	if (sync)
+		ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
+	for (int k = 0; k < SZ; k++)
+		fresh &= m[k] == 0x44;
+	if (sync)
+		ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
+	close(dmabuf);
+	close(c.fd);
+	return fresh;
+}
+
+/* The CPU writes through the dma-buf; the GPU checksums. `sync` 0 omits
+ * the END sync. */
+static int export_cpu_to_gpu(int sync)
+{
+	struct ctx c = setup();
+	struct fx_cmd cmd = { 0 };
+	uint8_t *m;
+	int dmabuf = export_of(&c, &m), fresh;
+	uint64_t want;
+
+	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE));
+	for (int k = 0; k < SZ; k++)
+		m[k] = (uint8_t)(k * 7 + 1);
+	want = fx_fnv1a(m, SZ);
+	if (sync)
+		ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE));
+	fx_checksum(&cmd, FX_VA(2), FX_VA(1), SZ);
+	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
+	ftest_assert_ok(gem_sync(c.fd, c.res, BEGIN_R));
+	fresh = c.r[0] == want;
+	close(dmabuf);
+	close(c.fd);
+	return fresh;
+}
+
+static void test_export_gpu_to_cpu(void)
+{
+	ftest_assert(export_gpu_to_cpu(1));
+}
+
+static void test_export_cpu_to_gpu(void)
+{
+	ftest_assert(export_cpu_to_gpu(1));
+}
+
+static void test_stale_export_gpu_to_cpu(void)
+{
+	if (!bounced())
+		ftest_skip("needs a guest booted with swiotlb=force");
+	ftest_assert(!export_gpu_to_cpu(0));
+}
+
+static void test_stale_export_cpu_to_gpu(void)
+{
+	if (!bounced())
+		ftest_skip("needs a guest booted with swiotlb=force");
+	ftest_assert(!export_cpu_to_gpu(0));
+}
+
 static void test_bad(void)
 {
 	int fd = fdev_open_or_skip(0);
@@ -295,6 +389,10 @@ FTEST_MAIN(
 	{ "import-gpu-to-cpu", test_import_gpu_to_cpu, "an imported buffer: the GPU writes, BEGIN(READ), the CPU reads fresh data" },
 	{ "stale-import-cpu-to-gpu", test_stale_import_cpu_to_gpu, "an import without END: the GPU reads stale data (swiotlb=force)" },
 	{ "stale-import-gpu-to-cpu", test_stale_import_gpu_to_cpu, "an import without BEGIN: the CPU reads stale data (swiotlb=force)" },
+	{ "export-gpu-to-cpu", test_export_gpu_to_cpu, "an exported BO: the GPU writes, DMA_BUF_IOCTL_SYNC, the CPU reads fresh data" },
+	{ "export-cpu-to-gpu", test_export_cpu_to_gpu, "an exported BO: the CPU writes, DMA_BUF_IOCTL_SYNC, the GPU reads fresh data" },
+	{ "stale-export-gpu-to-cpu", test_stale_export_gpu_to_cpu, "an export without the sync: the CPU reads stale data (swiotlb=force)" },
+	{ "stale-export-cpu-to-gpu", test_stale_export_cpu_to_gpu, "an export without END: the GPU reads stale data (swiotlb=force)" },
 	{ "begin-waits", test_begin_waits, "BEGIN waits for the job writing the BO" },
 	{ "bad", test_bad, "GEM_SYNC bad flags and handles" },
 )

@@ -8,6 +8,9 @@ share=$PWD
 igt=/opt/igt/usr/libexec/igt-gpu-tools
 export LD_LIBRARY_PATH=/opt/igt/usr/lib/x86_64-linux-gnu
 export IGT_FORCE_DRIVER=ferrite
+# The run directory, shared with the host (ferrite_robust@model-killed asks
+# the host to kill a device model through it).
+export FERRITE_SHARE=$share
 
 # KUnit suites built into the kernel ran at boot; keep their results.
 mkdir -p "$share/kunit"
@@ -61,7 +64,7 @@ fi
 echo "guest: $(wc -l <"$share/testlist") subtests"
 
 /opt/igt/usr/bin/igt_runner -o -l quiet --test-list "$share/testlist" \
-	--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH \
+	--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH -e FERRITE_SHARE \
 	"$root" "$share/results" >"$share/runner.log" 2>&1
 rc=$?
 echo "guest: igt_runner exited $rc"

@@ -120,7 +120,9 @@ run_guest() {
 
 if [ $build_rc -eq 0 ]; then
 	# Everything, except the subtests that need every DMA mapping bounced.
-	run_guest tests main "" "$IGT_GENERIC" "" '^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-' 1 "$FLAVOUR" 100000
+	# Subtests with a boot of their own, or the debug kernel's.
+	own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection)'
+	run_guest tests main "" "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
 	# dma_sync shows as stale data. The ownership-transfer tests only (the
 	# others read GPU results without GEM_SYNC, as is fine on coherent x86).
@@ -128,13 +130,17 @@ if [ $build_rc -eq 0 ]; then
 	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
 	# dma-buf reach tests (allocation on attach, refusal) run here only.
 	GUEST_MEM=6G run_guest tests-highmem 6G "" "" '^igt@ferrite_prime@reach-' "" 0
+	# Surprise removal: GPU 1's device process is killed under a hung job;
+	# GPU 1 stays dead, so nothing else runs in this boot.
+	run_guest tests-kill model-killed "" "" '^igt@ferrite_robust@model-killed' "" 0
 	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
 	# Ferrite's own tests, the driver reload and a kmemleak scan. The
 	# generic IGT tests stay on the main kernel: under KASAN and TCG the
 	# syncobj ones alone take over 20 minutes.
 	if [ "$FLAVOUR" = main ] && [ "${FERRITE_SKIP_DEBUG:-0}" != 1 ]; then
 		if "$FERRITE_REPO/scripts/kernel.sh" debug && "$FERRITE_REPO/scripts/module.sh" debug; then
-			run_guest tests-debug debug "" "" '^igt@ferrite_' '^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-' 1 debug 20000
+			run_guest tests-debug debug "" "" '^igt@ferrite_' \
+				'^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed' 1 debug 20000
 		else
 			report "FAIL build: debug kernel or module"
 		fi

@@ -111,6 +111,21 @@ cmdline+=" init=$FERRITE_REPO/scripts/guest-init.sh ferrite_share=$D panic=-1 oo
 # at 0.009 s of boot, before any driver (seen with 7.3.4 under TCG).
 cmdline+=" loglevel=7 no5lvl $append"
 
+# Surprise removal: the guest asks for GPU N's device process to die by
+# creating kill-gpuN in the run directory (ferrite_robust@model-killed).
+(
+	while sleep 0.2; do
+		for i in "${!pids[@]}"; do
+			if [ -e "$D/kill-gpu$i" ]; then
+				kill -9 "${pids[$i]}" 2>/dev/null
+				rm -f "$D/kill-gpu$i"
+				echo "vm: killed the device model of GPU $i" >>"$D/qemu.log"
+			fi
+		done
+	done
+) &
+pids+=($!)
+
 echo "vm: $accel, kernel $krel, ${#gpus[@]} GPU(s) (${gpus[*]}), run dir $D"
 set +e
 with_timeout "$timeout" unshare --mount --propagation private -- /bin/bash -c '

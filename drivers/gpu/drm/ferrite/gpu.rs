@@ -273,6 +273,30 @@ impl Gpu {
         self.dead.load(Relaxed)
     }
 
+    /// Whether the device still answers: reads of a device that is gone
+    /// (surprise removal, or its model process died) return all-ones.
+    pub(crate) fn responds(&self) -> bool {
+        self.io(|bar| bar.read(regs::ID).id() == regs::FERRITE_ID)
+            .unwrap_or(false)
+    }
+
+    /// The device stopped answering: fail every job with `ENODEV` and refuse
+    /// new work, as at unbind, without relying on the hardware. Files stay
+    /// usable for closing; unbind cleans up the rest.
+    pub(crate) fn lose(&self) {
+        if self.dead.xchg(true, Relaxed) {
+            return;
+        }
+        dev_err!(
+            self.dev,
+            "the device stopped responding: failing its jobs\n"
+        );
+        for q in self.hwq.iter() {
+            q.fail_all(ENODEV);
+        }
+        self.slots.lock().forget_all();
+    }
+
     /// Write the 64-bit value of a `_LO`/`_HI` register pair.
     pub(crate) fn split(v: u64) -> (u32, u32) {
         (v as u32, (v >> 32) as u32)

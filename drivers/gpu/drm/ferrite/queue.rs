@@ -513,6 +513,11 @@ impl WorkItem for Gpu {
         let mut next: Option<Delta> = None;
         for q in gpu.hwq.iter() {
             let (expired, wait) = q.check_timeout();
+            if expired && !gpu.responds() {
+                // Not a hang: the device is gone.
+                gpu.lose();
+                return;
+            }
             if expired {
                 gpu.stats.jobs_timedout.add(1, Relaxed);
                 q.fail_head(
@@ -789,7 +794,9 @@ impl Queue {
                 h.doorbell(bar, new_tail);
             });
             drop(st);
-            if r.is_err() {
+            // The device went away (unbind, or lost) while the job went on
+            // the ring: whoever failed the jobs may have missed it.
+            if r.is_err() || gpu.is_dead() {
                 h.fail_all(ENODEV);
             }
             arm_watchdog(gpu, WATCHDOG_PERIOD.min(self.timeout));
