@@ -11,7 +11,6 @@
  * above 4 GiB (FERRITE_GUEST_MEM=6G) and skip elsewhere, saying so.
  */
 #define _GNU_SOURCE
-#include <linux/dma-buf.h>
 #include <linux/udmabuf.h>
 #include <drm/vgem_drm.h>
 #include <poll.h>
@@ -46,25 +45,6 @@ static uint32_t import_ok(int fd, int dmabuf)
 	if (h < 0)
 		ftest_fail("import: errno %d (%s)", errno, strerror(errno));
 	return (uint32_t)h;
-}
-
-static int gem_sync(int fd, uint32_t h, uint32_t flags)
-{
-	struct drm_ferrite_gem_sync s = { .handle = h, .flags = flags };
-
-	return ioctl(fd, DRM_IOCTL_FERRITE_GEM_SYNC, &s);
-}
-
-#define BEGIN_R (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_READ)
-#define END_R (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_READ)
-#define BEGIN_W (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_WRITE)
-#define END_W (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_WRITE)
-
-static int dmabuf_sync(int dmabuf, uint64_t flags)
-{
-	struct dma_buf_sync s = { .flags = flags };
-
-	return ioctl(dmabuf, DMA_BUF_IOCTL_SYNC, &s);
 }
 
 /* A GPU context: a VM and a queue on one Ferrite GPU. */
@@ -134,6 +114,23 @@ static void fill_u32(void *p, uint64_t size, uint32_t pattern)
 		w[i] = pattern;
 }
 
+/* GPU 1 fills its import imp of GPU 0's bo (both mapped at FX_VA(1) here);
+ * the CPU reads the pattern through GPU 0's handle. */
+static void g1_fills_g0_reads(struct gpu *g0, struct gpu *g1, uint32_t bo, uint32_t imp,
+			      uint64_t sz, uint32_t pattern)
+{
+	void *p;
+
+	fx_map(g1->fd, g1->vm, imp, FX_VA(1), sz);
+	fx_map(g0->fd, g0->vm, bo, FX_VA(1), sz);
+	gpu_fill(g1, FX_VA(8), imp, FX_VA(1), sz, pattern);
+	p = fx_mmap(g0->fd, bo, sz);
+	ftest_assert_ok(fx_gem_sync(g0->fd, bo, FX_BEGIN_R));
+	check_u32(p, sz, pattern);
+	ftest_assert_ok(fx_gem_sync(g0->fd, bo, FX_END_R));
+	munmap(p, sz);
+}
+
 /* Exporting and importing a BO on its own device gives back the same
  * object (the same handle), every time, even from another file. */
 static void test_self_import(void)
@@ -177,31 +174,22 @@ static void test_cross_gpu(void)
 	uint32_t imp = import_ok(g1.fd, dmabuf);
 	struct drm_ferrite_bo_ref refs[2];
 	struct fx_cmd c = { .n = 0 };
-	void *p, *q;
+	void *q;
 
-	fx_map(g1.fd, g1.vm, imp, FX_VA(1), sz);
+	g1_fills_g0_reads(&g0, &g1, bo, imp, sz, 0x11c0ffee);
 	fx_map(g1.fd, g1.vm, own, FX_VA(2), sz);
-	fx_map(g0.fd, g0.vm, bo, FX_VA(1), sz);
-
-	gpu_fill(&g1, FX_VA(8), imp, FX_VA(1), sz, 0x11c0ffee);
-	p = fx_mmap(g0.fd, bo, sz);
-	ftest_assert_ok(gem_sync(g0.fd, bo, BEGIN_R));
-	check_u32(p, sz, 0x11c0ffee);
-	ftest_assert_ok(gem_sync(g0.fd, bo, END_R));
-
 	gpu_fill(&g0, FX_VA(8), bo, FX_VA(1), sz, 0x22beef00);
 	refs[0] = (struct drm_ferrite_bo_ref){ .handle = imp };
 	refs[1] = (struct drm_ferrite_bo_ref){ .handle = own, .flags = DRM_FERRITE_BO_REF_WRITE };
 	fx_copy(&c, FX_VA(2), FX_VA(1), sz);
 	wait_done(&g1, submit_bos(&g1, FX_VA(9), &c, refs, 2));
 	q = fx_mmap(g1.fd, own, sz);
-	ftest_assert_ok(gem_sync(g1.fd, own, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(g1.fd, own, FX_BEGIN_R));
 	check_u32(q, sz, 0x22beef00);
-	ftest_assert_ok(gem_sync(g1.fd, own, END_R));
+	ftest_assert_ok(fx_gem_sync(g1.fd, own, FX_END_R));
 	/* The importer syncs its own mapping of the shared buffer too. */
-	ftest_assert_ok(gem_sync(g1.fd, imp, BEGIN_R));
-	ftest_assert_ok(gem_sync(g1.fd, imp, END_R));
-	munmap(p, sz);
+	ftest_assert_ok(fx_gem_sync(g1.fd, imp, FX_BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(g1.fd, imp, FX_END_R));
 	munmap(q, sz);
 	close(dmabuf);
 	close(g1.fd);
@@ -253,7 +241,7 @@ static void test_implicit_sync(void)
 	ftest_assert_eq(poll(&pfd, 1, 5000), 1);
 	ftest_assert(pfd.revents & POLLIN);
 	p = fx_mmap(g1.fd, own, sz);
-	ftest_assert_ok(gem_sync(g1.fd, own, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(g1.fd, own, FX_BEGIN_R));
 	check_u32(p, sz, 0x33a11ce5);
 	munmap(p, sz);
 	munmap((void *)g, FX_PAGE);
@@ -283,11 +271,11 @@ static void test_cpu_access_waits(void)
 	so = submit_bos(&g0, FX_VA(8), &c, &r, 1);
 	ftest_assert_eq(poll(&pfd, 1, 100), 0);
 	t0 = ftest_now();
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
 	/* It returned because the job ended (reset by the timeout). */
 	ftest_assert(ftest_now() - t0 > 0.2);
 	ftest_assert_eq(fx_syncobj_status(g0.fd, so), -ETIMEDOUT);
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
 	ftest_assert_eq(poll(&pfd, 1, 0), 1);
 	close(dmabuf);
 	close(g0.fd);
@@ -323,23 +311,23 @@ static void test_udmabuf(void)
 	fx_map(g0.fd, g0.vm, imp, FX_VA(1), sz);
 	fx_map(g0.fd, g0.vm, own, FX_VA(2), sz);
 	gpu_fill(&g0, FX_VA(8), imp, FX_VA(1), sz, 0x44d0a1b0);
-	ftest_assert_ok(gem_sync(g0.fd, imp, BEGIN_R));
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
+	ftest_assert_ok(fx_gem_sync(g0.fd, imp, FX_BEGIN_R));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
 	check_u32(m, sz, 0x44d0a1b0);
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
-	ftest_assert_ok(gem_sync(g0.fd, imp, END_R));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
+	ftest_assert_ok(fx_gem_sync(g0.fd, imp, FX_END_R));
 
-	ftest_assert_ok(gem_sync(g0.fd, imp, BEGIN_W));
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE));
+	ftest_assert_ok(fx_gem_sync(g0.fd, imp, FX_BEGIN_W));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE));
 	fill_u32(m, sz, 0x55f00d00);
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE));
-	ftest_assert_ok(gem_sync(g0.fd, imp, END_W));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE));
+	ftest_assert_ok(fx_gem_sync(g0.fd, imp, FX_END_W));
 	refs[0] = (struct drm_ferrite_bo_ref){ .handle = imp };
 	refs[1] = (struct drm_ferrite_bo_ref){ .handle = own, .flags = DRM_FERRITE_BO_REF_WRITE };
 	fx_copy(&c, FX_VA(2), FX_VA(1), sz);
 	wait_done(&g0, submit_bos(&g0, FX_VA(9), &c, refs, 2));
 	q = fx_mmap(g0.fd, own, sz);
-	ftest_assert_ok(gem_sync(g0.fd, own, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(g0.fd, own, FX_BEGIN_R));
 	check_u32(q, sz, 0x55f00d00);
 	munmap(q, sz);
 	munmap(m, sz);
@@ -398,11 +386,11 @@ static void test_vgem_import(void)
 	imp = import_ok(g0.fd, dmabuf);
 	fx_map(g0.fd, g0.vm, imp, FX_VA(1), d.size);
 	gpu_fill(&g0, FX_VA(8), imp, FX_VA(1), d.size, 0x66e0e0e0);
-	ftest_assert_ok(gem_sync(g0.fd, imp, BEGIN_R));
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
+	ftest_assert_ok(fx_gem_sync(g0.fd, imp, FX_BEGIN_R));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
 	p = vgem_mmap(vgem, d.handle, d.size);
 	check_u32(p, d.size, 0x66e0e0e0);
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
 	munmap(p, d.size);
 	close(dmabuf);
 	close(g0.fd);
@@ -447,7 +435,7 @@ static void test_vgem_export(void)
 	ftest_assert_ok(ioctl(vgem, DRM_IOCTL_VGEM_FENCE_SIGNAL, &fs));
 	wait_done(&g0, so);
 	q = fx_mmap(g0.fd, own, sz);
-	ftest_assert_ok(gem_sync(g0.fd, own, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(g0.fd, own, FX_BEGIN_R));
 	check_u32(q, sz, 0x88fedcba);
 	munmap(q, sz);
 	close(dmabuf);
@@ -486,15 +474,8 @@ static void test_reach_before_first_use(void)
 	uint32_t bo = fx_bo(g0.fd, sz);
 	int dmabuf = export_fd(g0.fd, bo);
 	uint32_t imp = import_ok(g1.fd, dmabuf);
-	void *p;
 
-	fx_map(g1.fd, g1.vm, imp, FX_VA(1), sz);
-	fx_map(g0.fd, g0.vm, bo, FX_VA(1), sz);
-	gpu_fill(&g1, FX_VA(8), imp, FX_VA(1), sz, 0x99000099);
-	p = fx_mmap(g0.fd, bo, sz);
-	ftest_assert_ok(gem_sync(g0.fd, bo, BEGIN_R));
-	check_u32(p, sz, 0x99000099);
-	munmap(p, sz);
+	g1_fills_g0_reads(&g0, &g1, bo, imp, sz, 0x99000099);
 	close(dmabuf);
 	close(g1.fd);
 	close(g0.fd);
@@ -546,7 +527,7 @@ static void test_bad(void)
 	close(dmabuf);
 	/* A closed fd is gone, even though the BO's export lives on. */
 	ftest_assert_errno(import_fd(fd, dmabuf), EBADF);
-	ftest_assert_errno(gem_sync(fd, bo, DRM_FERRITE_GEM_SYNC_BEGIN), EINVAL);
+	ftest_assert_errno(fx_gem_sync(fd, bo, DRM_FERRITE_GEM_SYNC_BEGIN), EINVAL);
 	close(pipefd[0]);
 	close(pipefd[1]);
 	close(fd);

@@ -7,25 +7,12 @@
  * and must see stale data; the others must see fresh data.
  */
 #define _GNU_SOURCE
-#include <linux/dma-buf.h>
 #include <linux/udmabuf.h>
 #include <sys/mman.h>
 
 #include "lib/fexec.h"
 
 #define SZ (64 * 1024)
-
-static int gem_sync(int fd, uint32_t h, uint32_t flags)
-{
-	struct drm_ferrite_gem_sync s = { .handle = h, .flags = flags };
-
-	return ioctl(fd, DRM_IOCTL_FERRITE_GEM_SYNC, &s);
-}
-
-#define BEGIN_R (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_READ)
-#define BEGIN_W (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_WRITE)
-#define END_R (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_READ)
-#define END_W (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_WRITE)
 
 static int bounced(void)
 {
@@ -72,11 +59,11 @@ static int gpu_to_cpu(int sync)
 	fx_fill(&cmd, FX_VA(1), SZ, 0xabababab);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
 	if (sync)
-		ftest_assert_ok(gem_sync(c.fd, c.bo, BEGIN_R));
+		ftest_assert_ok(fx_gem_sync(c.fd, c.bo, FX_BEGIN_R));
 	for (int i = 0; i < SZ; i++)
 		fresh &= c.p[i] == 0xab;
 	if (sync)
-		ftest_assert_ok(gem_sync(c.fd, c.bo, END_R));
+		ftest_assert_ok(fx_gem_sync(c.fd, c.bo, FX_END_R));
 	close(c.fd);
 	return fresh;
 }
@@ -90,18 +77,18 @@ static int cpu_to_gpu(int sync)
 	uint64_t want;
 	int fresh;
 
-	ftest_assert_ok(gem_sync(c.fd, c.bo, BEGIN_W));
+	ftest_assert_ok(fx_gem_sync(c.fd, c.bo, FX_BEGIN_W));
 	for (int i = 0; i < SZ; i++)
 		c.p[i] = (uint8_t)(i * 13 + 5);
 	want = fx_fnv1a(c.p, SZ);
 	if (sync)
-		ftest_assert_ok(gem_sync(c.fd, c.bo, END_W));
+		ftest_assert_ok(fx_gem_sync(c.fd, c.bo, FX_END_W));
 	fx_checksum(&cmd, FX_VA(2), FX_VA(1), SZ);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
 	/* The result always comes back properly. */
-	ftest_assert_ok(gem_sync(c.fd, c.res, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(c.fd, c.res, FX_BEGIN_R));
 	fresh = c.r[0] == want;
-	ftest_assert_ok(gem_sync(c.fd, c.res, END_R));
+	ftest_assert_ok(fx_gem_sync(c.fd, c.res, FX_END_R));
 	close(c.fd);
 	return fresh;
 }
@@ -150,14 +137,14 @@ static void test_begin_waits(void)
 		usleep(300000);
 		/* Releases the job: the device must see the write, so it too
 		 * is an ownership transfer. */
-		if (gem_sync(c.fd, g, BEGIN_W))
+		if (fx_gem_sync(c.fd, g, FX_BEGIN_W))
 			_exit(1);
 		pg[0] = 1;
-		_exit(gem_sync(c.fd, g, END_W) ? 2 : 0);
+		_exit(fx_gem_sync(c.fd, g, FX_END_W) ? 2 : 0);
 	}
-	ftest_assert_ok(gem_sync(c.fd, c.bo, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(c.fd, c.bo, FX_BEGIN_R));
 	ftest_assert_eq(c.p[100], 0x5a);
-	ftest_assert_ok(gem_sync(c.fd, c.bo, END_R));
+	ftest_assert_ok(fx_gem_sync(c.fd, c.bo, FX_END_R));
 	fx_reap(pid);
 	close(c.fd);
 }
@@ -210,13 +197,13 @@ static int import_cpu_to_gpu(int sync)
 	struct fx_cmd cmd = { 0 };
 	int fresh = 1;
 
-	ftest_assert_ok(gem_sync(i.c.fd, i.h, BEGIN_W));
+	ftest_assert_ok(fx_gem_sync(i.c.fd, i.h, FX_BEGIN_W));
 	memset(i.m, 0x22, SZ);
 	if (sync)
-		ftest_assert_ok(gem_sync(i.c.fd, i.h, END_W));
+		ftest_assert_ok(fx_gem_sync(i.c.fd, i.h, FX_END_W));
 	fx_copy(&cmd, FX_VA(1), FX_VA(3), SZ);
 	ftest_assert_eq(fx_run(i.c.fd, i.c.vm, i.c.q, FX_VA(4), &cmd), 1);
-	ftest_assert_ok(gem_sync(i.c.fd, i.c.bo, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(i.c.fd, i.c.bo, FX_BEGIN_R));
 	for (int k = 0; k < SZ; k++)
 		fresh &= i.c.p[k] == 0x22;
 	close(i.dmabuf);
@@ -236,7 +223,7 @@ static int import_gpu_to_cpu(int sync)
 	fx_fill(&cmd, FX_VA(3), SZ, 0x33333333);
 	ftest_assert_eq(fx_run(i.c.fd, i.c.vm, i.c.q, FX_VA(4), &cmd), 1);
 	if (sync)
-		ftest_assert_ok(gem_sync(i.c.fd, i.h, BEGIN_R));
+		ftest_assert_ok(fx_gem_sync(i.c.fd, i.h, FX_BEGIN_R));
 	for (int k = 0; k < SZ; k++)
 		fresh &= i.m[k] == 0x33;
 	close(i.dmabuf);
@@ -274,13 +261,6 @@ static void test_stale_import_gpu_to_cpu(void)
  * mapping and DMA_BUF_IOCTL_SYNC: the exporter hands its device's mapping
  * of the BO over (dma_sync_sgtable_for_cpu / _for_device), as GEM_SYNC.
  */
-static int dmabuf_sync(int dmabuf, uint64_t flags)
-{
-	struct dma_buf_sync s = { .flags = flags };
-
-	return ioctl(dmabuf, DMA_BUF_IOCTL_SYNC, &s);
-}
-
 static int export_of(struct ctx *c, uint8_t **m)
 {
 	struct drm_prime_handle p = { .handle = c->bo, .flags = DRM_CLOEXEC | DRM_RDWR };
@@ -303,11 +283,11 @@ static int export_gpu_to_cpu(int sync)
 	fx_fill(&cmd, FX_VA(1), SZ, 0x44444444);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
 	if (sync)
-		ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
+		ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ));
 	for (int k = 0; k < SZ; k++)
 		fresh &= m[k] == 0x44;
 	if (sync)
-		ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
+		ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ));
 	close(dmabuf);
 	close(c.fd);
 	return fresh;
@@ -323,15 +303,15 @@ static int export_cpu_to_gpu(int sync)
 	int dmabuf = export_of(&c, &m), fresh;
 	uint64_t want;
 
-	ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE));
+	ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE));
 	for (int k = 0; k < SZ; k++)
 		m[k] = (uint8_t)(k * 7 + 1);
 	want = fx_fnv1a(m, SZ);
 	if (sync)
-		ftest_assert_ok(dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE));
+		ftest_assert_ok(fx_dmabuf_sync(dmabuf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE));
 	fx_checksum(&cmd, FX_VA(2), FX_VA(1), SZ);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &cmd), 1);
-	ftest_assert_ok(gem_sync(c.fd, c.res, BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(c.fd, c.res, FX_BEGIN_R));
 	fresh = c.r[0] == want;
 	close(dmabuf);
 	close(c.fd);
@@ -369,14 +349,14 @@ static void test_bad(void)
 	const uint32_t bad[] = {
 		0, DRM_FERRITE_GEM_SYNC_READ, DRM_FERRITE_GEM_SYNC_BEGIN,
 		DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_READ,
-		BEGIN_R | (1 << 9),
+		FX_BEGIN_R | (1 << 9),
 	};
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ftest_assert_errno(gem_sync(fd, bo, bad[i]), EINVAL);
-	ftest_assert_errno(gem_sync(fd, 999, BEGIN_R), ENOENT);
-	ftest_assert_ok(gem_sync(fd, bo, BEGIN_R | DRM_FERRITE_GEM_SYNC_WRITE));
-	ftest_assert_ok(gem_sync(fd, bo, END_W | DRM_FERRITE_GEM_SYNC_READ));
+		ftest_assert_errno(fx_gem_sync(fd, bo, bad[i]), EINVAL);
+	ftest_assert_errno(fx_gem_sync(fd, 999, FX_BEGIN_R), ENOENT);
+	ftest_assert_ok(fx_gem_sync(fd, bo, FX_BEGIN_R | DRM_FERRITE_GEM_SYNC_WRITE));
+	ftest_assert_ok(fx_gem_sync(fd, bo, FX_END_W | DRM_FERRITE_GEM_SYNC_READ));
 	close(fd);
 }
 

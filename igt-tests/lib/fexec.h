@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <time.h>
 #include <sys/wait.h>
+#include <linux/dma-buf.h>
 #include <linux/sync_file.h>
 #include <drm/ferrite_drm.h>
 
@@ -195,6 +196,27 @@ static inline int fx_syncobj_status(int fd, uint32_t h)
 	ftest_assert_ok(ioctl(e.fd, SYNC_IOC_FILE_INFO, &info));
 	close(e.fd);
 	return info.status;
+}
+
+/* GEM_SYNC: hand a BO between the GPU and the CPU. */
+static inline int fx_gem_sync(int fd, uint32_t h, uint32_t flags)
+{
+	struct drm_ferrite_gem_sync s = { .handle = h, .flags = flags };
+
+	return ioctl(fd, DRM_IOCTL_FERRITE_GEM_SYNC, &s);
+}
+
+#define FX_BEGIN_R (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_READ)
+#define FX_BEGIN_W (DRM_FERRITE_GEM_SYNC_BEGIN | DRM_FERRITE_GEM_SYNC_WRITE)
+#define FX_END_R (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_READ)
+#define FX_END_W (DRM_FERRITE_GEM_SYNC_END | DRM_FERRITE_GEM_SYNC_WRITE)
+
+/* DMA_BUF_IOCTL_SYNC on a dma-buf fd. */
+static inline int fx_dmabuf_sync(int dmabuf, uint64_t flags)
+{
+	struct dma_buf_sync s = { .flags = flags };
+
+	return ioctl(dmabuf, DMA_BUF_IOCTL_SYNC, &s);
 }
 
 /* A command buffer BO mapped at va, holding c. */
