@@ -291,7 +291,13 @@ impl DriverGpuVm for VmCore {
     ) -> Result<OpUnmapped<'op, Self>, Error> {
         let va = op.va();
         let (addr, len, off) = (va.addr(), va.length(), va.gem_offset());
-        ctx.removed.reserve(1, GFP_KERNEL)?;
+        // A live VM keeps removed mappings until the TLB flush; a VM being
+        // torn down (no tables, no slot) drops them at once, so that its
+        // teardown needs no memory.
+        let live = ctx.pt.is_some();
+        if live {
+            ctx.removed.reserve(1, GFP_KERNEL)?;
+        }
         if let Some(pt) = ctx.pt {
             let sgt = bo_sgt(va.obj(), ctx.dev)?;
             ctx.before_change();
@@ -301,8 +307,10 @@ impl DriverGpuVm for VmCore {
         ctx.touch(addr, len);
         ctx.bytes_unmapped += len;
         let (done, removed) = op.remove();
-        // Cannot fail: reserved above.
-        let _ = ctx.removed.push(removed, GFP_NOWAIT);
+        if live {
+            // Cannot fail: reserved above.
+            let _ = ctx.removed.push(removed, GFP_NOWAIT);
+        }
         Ok(done)
     }
 
