@@ -655,7 +655,7 @@ impl FileData {
         let dev = bound(dev);
         // The BO's DMA mapping (made on first use; mapping it now makes the
         // CPU's data visible to the device at once).
-        let sgt = bo.sg_table(dev)?;
+        let sgt = gem::pinned_sgt(&bo, dev)?;
         if begin {
             // The jobs that write the BO (for a CPU read), or that use it
             // at all (for a CPU write), must be done.

@@ -4,11 +4,16 @@
 //! into the kernel's address space by the driver.
 
 use kernel::{
+    device::{Bound, Device},
     drm::gem::{self, shmem, BaseObject},
     prelude::*,
     scatterlist::SGTable,
     sizes::SZ_4K,
-    sync::{aref::ARef, Arc},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 
 use crate::{
@@ -24,6 +29,8 @@ pub(crate) struct BoData {
     pub(crate) id: u64,
     /// The device's BO list, which lists this one.
     gpu: Option<Arc<Gpu>>,
+    /// Whether the driver pinned and DMA-mapped the pages (first use).
+    pinned: Atomic<bool>,
 }
 
 impl gem::DriverObject for BoData {
@@ -36,7 +43,11 @@ impl gem::DriverObject for BoData {
             // Best effort: a BO missing from debugfs is no error.
             let _ = g.bos.lock().push((id, size as u64), GFP_KERNEL);
         }
-        try_pin_init!(Self { id, gpu })
+        try_pin_init!(Self {
+            id,
+            gpu,
+            pinned: Atomic::new(false),
+        })
     }
 
     fn import_args(dev: &FerriteDevice, _size: usize, sgt: &SGTable) -> Result<Self::Args> {
@@ -103,6 +114,26 @@ pub(crate) fn create(dev: &FerriteDevice, gpu: Option<&Arc<Gpu>>, size: u64) -> 
         },
         gpu.cloned(),
     )
+}
+
+/// The BO's DMA-mapped pages, pinned on first use. Pinning must leave the
+/// system memory to work with: without swap, a GPU that pins most of
+/// memory makes the OOM killer pick unrelated processes. So a first use
+/// that would leave less than an eighth of the available memory (at least
+/// 64 MiB) free fails with `ENOMEM` before allocating anything.
+pub(crate) fn pinned_sgt<'a>(bo: &'a Bo, dev: &'a Device<Bound>) -> Result<&'a SGTable> {
+    if !bo.is_imported() && !bo.pinned.load(Relaxed) {
+        // SAFETY: reads the memory counters, callable from any context.
+        let avail = unsafe { kernel::bindings::si_mem_available() }.max(0) as u64
+            * kernel::page::PAGE_SIZE as u64;
+        let keep = (avail / 8).max(64 << 20);
+        if (bo.size() as u64).saturating_add(keep) > avail {
+            return Err(ENOMEM);
+        }
+    }
+    let sgt = bo.sg_table(dev)?;
+    bo.pinned.store(true, Relaxed);
+    Ok(sgt)
 }
 
 /// Look up a handle of `file`.

@@ -242,7 +242,7 @@ fn unmap_plan(pt: &PageTable<'_>, sgt: &SGTable, gem_offset: u64, iova: u64, len
 }
 
 fn bo_sgt<'a>(bo: &'a Bo, dev: Option<&'a Device<Bound>>) -> Result<&'a SGTable> {
-    bo.sg_table(dev.ok_or(ENODEV)?)
+    gem::pinned_sgt(bo, dev.ok_or(ENODEV)?)
 }
 
 impl DriverGpuVm for VmCore {
