@@ -382,13 +382,13 @@ impl Gpu {
                 if let Some((start, end)) = range {
                     crate::mmu::flush_range(bar, s, start, end - start);
                     self.stats.tlb_flushes.add(1, Relaxed);
+                    // Jobs of the VM may have left dirty lines of the pages
+                    // just unmapped: write them back while the pages are
+                    // still the VM's (a later eviction would write them
+                    // into freed memory).
+                    clean_cache(bar);
                 }
                 if live.locked.get() {
-                    // Jobs running in the VM may have left dirty lines of
-                    // the pages just unmapped: write them back while the
-                    // pages are still the VM's (a later eviction would
-                    // write them into freed memory).
-                    clean_cache(bar);
                     crate::mmu::unlock(bar, s);
                 }
                 // The caller frees the pages of removed mappings next.
