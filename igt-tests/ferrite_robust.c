@@ -284,19 +284,16 @@ static void test_fault_injection(void)
 	p = fx_mmap(fd, cmd, FX_PAGE);
 	p[0] = FX_OP_NOP | (1u << 16);
 	munmap(p, FX_PAGE);
-	snprintf(path, sizeof(path), "%s/probability", dir);
-	write_file(path, "10");
-	snprintf(path, sizeof(path), "%s/interval", dir);
-	write_file(path, "1");
-	snprintf(path, sizeof(path), "%s/times", dir);
-	write_file(path, "-1");
-	snprintf(path, sizeof(path), "%s/verbose", dir);
-	write_file(path, "0");
-	snprintf(path, sizeof(path), "%s/task-filter", dir);
-	write_file(path, "Y");
-	/* Sleeping allocations too: the driver's are GFP_KERNEL. */
-	snprintf(path, sizeof(path), "%s/ignore-gfp-wait", dir);
-	write_file(path, "N");
+	/* One failure in ten, for every slab allocation of this task,
+	 * sleeping ones too (the driver's are GFP_KERNEL), silently. */
+	const char *knobs[][2] = {
+		{ "probability", "10" }, { "interval", "1" }, { "times", "-1" },
+		{ "verbose", "0" }, { "task-filter", "Y" }, { "ignore-gfp-wait", "N" },
+	};
+	for (unsigned i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, knobs[i][0]);
+		write_file(path, knobs[i][1]);
+	}
 	write_file("/proc/self/make-it-fail", "1");
 	for (int i = 0; i < 200; i++)
 		failed += alloc_round(fd, cmd);
