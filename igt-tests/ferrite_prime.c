@@ -340,23 +340,15 @@ static void test_udmabuf(void)
 /* The vgem device (loaded on demand): its primary node, for dumb buffers. */
 static int vgem_open(void)
 {
-	char path[64], name[64];
+	int fd;
 
 	if (system("modprobe vgem 2>/dev/null")) {
 		/* the module may be built in; the search below decides */
 	}
-	for (int minor = 0; minor < 64; minor++) {
-		int fd;
-
-		snprintf(path, sizeof(path), "/dev/dri/card%d", minor);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (!fdev_driver_name(fd, name, sizeof(name)) && !strcmp(name, "vgem"))
-			return fd;
-		close(fd);
-	}
-	ftest_skip("no vgem device (CONFIG_DRM_VGEM)");
+	fd = fdev_open_node("/dev/dri/card", 0, 64, "vgem", 0);
+	if (fd < 0)
+		ftest_skip("no vgem device (CONFIG_DRM_VGEM)");
+	return fd;
 }
 
 static void *vgem_mmap(int fd, uint32_t handle, uint64_t size)

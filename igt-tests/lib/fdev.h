@@ -39,26 +39,36 @@ static inline int fdev_driver_name(int fd, char *buf, size_t len)
 }
 
 /*
- * Open the index'th Ferrite render node (in renderD order); -ENOENT when
- * there is none.
+ * Open the index'th DRM node named prefix<minor> (minors first..last-1)
+ * whose driver is `driver`; -ENOENT when there is none.
  */
-static inline int fdev_open_render(int index)
+static inline int fdev_open_node(const char *prefix, int first, int last, const char *driver,
+				 int index)
 {
 	char path[64], name[64];
 
-	for (int minor = 128; minor < 192; minor++) {
+	for (int minor = first; minor < last; minor++) {
 		int fd;
 
-		snprintf(path, sizeof(path), "/dev/dri/renderD%d", minor);
+		snprintf(path, sizeof(path), "%s%d", prefix, minor);
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!fdev_driver_name(fd, name, sizeof(name)) && !strcmp(name, "ferrite") &&
+		if (!fdev_driver_name(fd, name, sizeof(name)) && !strcmp(name, driver) &&
 		    index-- == 0)
 			return fd;
 		close(fd);
 	}
 	return -ENOENT;
+}
+
+/*
+ * Open the index'th Ferrite render node (in renderD order); -ENOENT when
+ * there is none.
+ */
+static inline int fdev_open_render(int index)
+{
+	return fdev_open_node("/dev/dri/renderD", 128, 192, "ferrite", index);
 }
 
 /* Like fdev_open_render, but skip the subtest when there is no such GPU. */
