@@ -3,6 +3,7 @@
  * ferrite_robust: isolation between processes, hangs and faults under
  * load, and removal of the device while jobs run.
  */
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "lib/fexec.h"
@@ -269,10 +270,64 @@ static int alloc_round(int fd, uint32_t cmd)
  * boot's kmemleak scan and console scan then find no leak and no splat,
  * and with injection off the device still works.
  */
+/* A job writing the driver's own pages (the top of every VM, where the
+ * rings and the fence pages the ring's commands write are mapped) must
+ * fault: a job that could write its queue's fence page would signal itself
+ * (and the jobs behind it) done while still running, and the kernel would
+ * free their buffers under them. */
+static void test_driver_pages(void)
+{
+	struct drm_ferrite_dev_info info = { 0 };
+	struct drm_ferrite_dev_query qi = {
+		.type = DRM_FERRITE_DEV_QUERY_INFO, .size = sizeof(info), .pointer = (uintptr_t)&info,
+	};
+	int fd = fdev_open_or_skip(0);
+	uint32_t vm, q, bo;
+	volatile uint64_t *p;
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &qi));
+	vm = fx_vm(fd);
+	q = fx_queue(fd, vm, 3000);
+	bo = fx_bo(fd, FX_PAGE);
+	p = fx_mmap(fd, bo, FX_PAGE);
+	fx_map(fd, vm, bo, FX_VA(1), FX_PAGE);
+	/* The ring (64 KiB) and the fence page after it, and a bit more. */
+	for (uint64_t pg = 0; pg < 20; pg++) {
+		uint64_t target = info.va_end + pg * FX_PAGE;
+		struct drm_ferrite_queue_get_state st;
+		struct fx_cmd c = { 0 };
+
+		/* Write "everything done" and raise the interrupt the driver
+		 * completes jobs on, then hang. */
+		fx_write64(&c, target, ~0ull, 1);
+		fx_wait(&c, FX_VA(1), 1);
+		ftest_assert_eq(fx_run(fd, vm, q, FX_VA(4), &c), -EFAULT);
+		st = fx_state(fd, q, DRM_FERRITE_QUEUE_STATE_CLEAR);
+		ftest_assert_eq_u64(st.fault_addr, target);
+	}
+	/* The queue still works. */
+	{
+		struct fx_cmd c = { 0 };
+
+		fx_write64(&c, FX_VA(1), 0x600d, FX_W64_FLUSH);
+		ftest_assert_eq(fx_run(fd, vm, q, FX_VA(4), &c), 1);
+		ftest_assert_eq_u64(p[0], 0x600d);
+	}
+	close(fd);
+}
+
+static void __attribute__((noinline)) prefault_stack(void)
+{
+	volatile char buf[256 * 1024];
+
+	for (size_t i = 0; i < sizeof(buf); i += 4096)
+		buf[i] = 0;
+}
+
 static void test_fault_injection(void)
 {
 	const char *dir = "/sys/kernel/debug/failslab";
-	int fd, failed = 0, before;
+	int fd, mif, failed = 0, before;
 	uint32_t cmd, *p;
 	char path[256];
 
@@ -294,10 +349,20 @@ static void test_fault_injection(void)
 		snprintf(path, sizeof(path), "%s/%s", dir, knobs[i][0]);
 		write_file(path, knobs[i][1]);
 	}
-	write_file("/proc/self/make-it-fail", "1");
+	/* The root filesystem is 9p: a page fault on this program's text or
+	 * stack while its slab allocations fail would read through 9p and
+	 * die of SIGBUS. Fault everything in, and keep it, first. */
+	prefault_stack();
+	ftest_assert(mlockall(MCL_CURRENT | MCL_FUTURE) == 0);
+	/* Opened before: an open() under injection may fail itself. */
+	mif = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
+	ftest_assert(mif >= 0);
+	ftest_assert(pwrite(mif, "1", 1, 0) == 1);
 	for (int i = 0; i < 200; i++)
 		failed += alloc_round(fd, cmd);
-	write_file("/proc/self/make-it-fail", "0");
+	ftest_assert(pwrite(mif, "0", 1, 0) == 1);
+	close(mif);
+	munlockall();
 	snprintf(path, sizeof(path), "%s/probability", dir);
 	write_file(path, "0");
 	printf("%d of the calls failed under injection\n", failed);
@@ -414,6 +479,7 @@ static void test_model_killed(void)
 FTEST_MAIN(
 	{ "isolation", test_isolation, "another process's ids, handles and memory are out of reach" },
 	{ "hangs-under-load", test_hangs_under_load, "4 processes, hanging and faulting jobs among good ones" },
+	{ "driver-pages", test_driver_pages, "jobs cannot write the driver's rings and fence pages: a permission fault, not a fake completion" },
 	{ "fault-injection", test_fault_injection, "slab allocations failing at random: clean errors, no leak (debug kernel)" },
 	{ "memory-pressure", test_memory_pressure, "binding twice the guest's memory: ENOMEM, no OOM kill, nothing leaked" },
 	{ "model-killed", test_model_killed, "GPU 1's device process killed under a hung job: -ENODEV, files close" },

@@ -48,6 +48,9 @@ struct Ctx<'a> {
     /// The last translation for data and for fetch, with the TLB
     /// generation it was valid in.
     utlb: [Option<(u64, mmu::Mapping)>; 2],
+    /// Accesses are unprivileged: the commands come from an indirect
+    /// buffer, not from the ring.
+    unpriv: bool,
 }
 
 fn u64_of(lo: u32, hi: u32) -> u64 {
@@ -149,7 +152,7 @@ impl<'a> Ctx<'a> {
             let ui = usize::from(access == Access::Exec);
             let tlb_gen = self.s().tlb.gen;
             if let Some((g, m)) = self.utlb[ui] {
-                if g == tlb_gen && va >= m.va_base && va - m.va_base < m.size && m.permits(access) {
+                if g == tlb_gen && va >= m.va_base && va - m.va_base < m.size && m.permits(access, self.unpriv) {
                     self.dev.count(counter::TLB_HITS, 1);
                     return Ok((m.pa(va), m.va_base + m.size - va));
                 }
@@ -178,7 +181,7 @@ impl<'a> Ctx<'a> {
                     }
                 }
             };
-            if !m.permits(access) {
+            if !m.permits(access, self.unpriv) {
                 self.fault(FaultKind::Permission, va, access)?;
                 continue;
             }
@@ -449,6 +452,19 @@ impl<'a> Ctx<'a> {
                 if size % 4 != 0 || size > RING_MAX {
                     return Err(Stop::Error(q_error::BAD_SIZE));
                 }
+                // The indirect buffer, and everything it does, is
+                // unprivileged: it reaches only pages with AP[1] set.
+                let outer = core::mem::replace(&mut self.unpriv, true);
+                let r = self.call(ib, size, depth);
+                self.unpriv = outer;
+                r
+            }
+            _ => Err(Stop::Error(q_error::BAD_OPCODE)),
+        }
+    }
+
+    /// Execute the `size` bytes of commands at `ib` (a CALL at `depth`).
+    fn call(&mut self, ib: u64, size: u32, depth: usize) -> Res<()> {
                 let mut off = 0u32;
                 while off < size {
                     let va = ib.wrapping_add(u64::from(off));
@@ -464,9 +480,6 @@ impl<'a> Ctx<'a> {
                     off += len * 4;
                 }
                 Ok(())
-            }
-            _ => Err(Stop::Error(q_error::BAD_OPCODE)),
-        }
     }
 }
 
@@ -500,6 +513,7 @@ fn run_one<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
         gen: r.gen,
         slot: r.as_slot as usize,
         utlb: [None; 2],
+        unpriv: false,
     };
     ctx.set_status(q_status::BUSY, 0);
     let res = (|| -> Res<u32> {

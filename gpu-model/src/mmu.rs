@@ -57,6 +57,8 @@ pub struct Mapping {
     pub pa_base: u64,
     pub writable: bool,
     pub executable: bool,
+    /// AP[1]: unprivileged (indirect-buffer) accesses are allowed.
+    pub user: bool,
 }
 
 impl Mapping {
@@ -64,7 +66,12 @@ impl Mapping {
         self.pa_base + (va - self.va_base)
     }
 
-    pub fn permits(&self, access: Access) -> bool {
+    /// Whether `access` is allowed; `unprivileged` accesses (from an
+    /// indirect buffer) need AP[1].
+    pub fn permits(&self, access: Access, unprivileged: bool) -> bool {
+        if unprivileged && !self.user {
+            return false;
+        }
         match access {
             Access::Read => true,
             Access::Write => self.writable,
@@ -79,7 +86,7 @@ pub mod desc {
     pub const TABLE: u64 = 1 << 1;
     /// AP[2]: read-only.
     pub const AP_RDONLY: u64 = 1 << 7;
-    /// AP[1]: accessible from EL0 (ignored by the device).
+    /// AP[1]: accessible to unprivileged accesses (indirect buffers).
     pub const AP_UNPRIV: u64 = 1 << 6;
     pub const AF: u64 = 1 << 10;
     /// XN / UXN.
@@ -165,6 +172,7 @@ pub fn walk(
             pa_base,
             writable: d & desc::AP_RDONLY == 0,
             executable: d & desc::XN == 0,
+            user: d & desc::AP_UNPRIV != 0,
         });
     }
 }
@@ -403,6 +411,7 @@ pub mod tests {
             pa_base: 0xa000,
             writable: true,
             executable: true,
+            user: true,
         };
         t.insert(0, m);
         assert_eq!(t.lookup(0, 0x1abc), Some(m));
@@ -417,6 +426,7 @@ pub mod tests {
             pa_base: 0x40_0000,
             writable: false,
             executable: true,
+            user: true,
         };
         t.insert(2, blk);
         assert_eq!(t.lookup(2, 0x3f_ffff), Some(blk));

@@ -104,7 +104,7 @@ pub fn encode_map(
         lvl += 1;
     }
     let idx = (va >> (12 + 9 * (3 - lvl))) & 0x1ff;
-    let mut d = pa | desc::AF | if lvl == 3 { 3 } else { 1 };
+    let mut d = pa | desc::AF | desc::AP_UNPRIV | if lvl == 3 { 3 } else { 1 };
     if ro {
         d |= desc::AP_RDONLY;
     }
@@ -198,6 +198,21 @@ impl Gpu {
     pub fn map_range(&mut self, slot: usize, va: u64, pa: u64, len: u64) {
         for off in (0..len).step_by(4096) {
             self.map(slot, va + off, pa + off, 3, false, false);
+        }
+    }
+
+    /// Map a 4K page for privileged (ring) accesses only: AP[1] clear.
+    pub fn map_privileged(&mut self, slot: usize, va: u64, pa: u64) {
+        self.map(slot, va, pa, 3, false, true);
+        let mut table = self.roots[slot];
+        for lvl in 0..4 {
+            let at = table + ((va >> (12 + 9 * (3 - lvl))) & 0x1ff) * 8;
+            let d = self.pread64(at);
+            if lvl == 3 {
+                self.pwrite64(at, d & !desc::AP_UNPRIV);
+                return;
+            }
+            table = d & desc::ADDR_MASK;
         }
     }
 

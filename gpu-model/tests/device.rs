@@ -204,6 +204,30 @@ fn permission_fault_on_read_only_page() {
 }
 
 #[test]
+fn privileged_pages_are_out_of_reach_of_indirect_buffers() {
+    let mut g = gpu_with_data(0x2000);
+    g.map_privileged(0, VA + 0x2000, DATA_PA + 0x2000);
+    // From the ring: allowed.
+    g.submit(0, &write64(VA + 0x2000, 7, write64::FLUSH));
+    assert_eq!(g.wait_idle(0) & q_status::FAULTED, 0);
+    assert_eq!(g.pread64(DATA_PA + 0x2000), 7);
+    // From an indirect buffer: a permission fault, and memory unchanged.
+    let ib = write64(VA + 0x2000, 9, write64::FLUSH);
+    g.pwrite(
+        DATA_PA,
+        &ib.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>(),
+    );
+    expect_fault(
+        &mut g,
+        &call(VA, 4 * ib.len() as u32),
+        fault::PERMISSION,
+        VA + 0x2000,
+        true,
+    );
+    assert_eq!(g.pread64(DATA_PA + 0x2000), 7);
+}
+
+#[test]
 fn no_execute_pages_cannot_hold_commands() {
     let mut g = gpu_with_data(0x1000);
     g.map(0, VA + 0x2000, DATA_PA + 0x2000, 3, false, true);

@@ -596,8 +596,9 @@ impl Queue {
     ) -> Result<Arc<Self>> {
         let ring = Coherent::<u32>::zeroed_slice(dev, RING_BYTES / 4, GFP_KERNEL)?;
         let fence = Coherent::<u64>::zeroed_slice(dev, 512, GFP_KERNEL)?;
-        let ring_va = vm.map_kernel(dev, ring.dma_address(), RING_BYTES as u64, false)?;
-        let fence_va = vm.map_kernel(dev, fence.dma_address(), 4096, true)?;
+        let (ring_bus, fence_bus) = (ring.dma_address(), fence.dma_address());
+        let ring_va = vm.reserve_kernel_va(RING_BYTES as u64)?;
+        let fence_va = vm.reserve_kernel_va(4096)?;
         let mem = QueueMem {
             gpu: gpu.clone(),
             ring: Devres::new(dev, ring)?,
@@ -610,8 +611,11 @@ impl Queue {
             .kmap_kernel_bytes
             .add((RING_BYTES + 4096) as u64, Relaxed);
         let mem = Arc::new(mem, GFP_KERNEL)?;
-        // The VM keeps the ring mapped (and so alive) until it goes.
+        // The VM keeps the memory alive until it goes, so that no entry of
+        // the maps below (even of one that failed half-way) outlives it.
         vm.kernel_objs.lock().push(mem.clone(), GFP_KERNEL)?;
+        vm.map_kernel(dev, ring_va, ring_bus, RING_BYTES as u64, false)?;
+        vm.map_kernel(dev, fence_va, fence_bus, 4096, true)?;
         let timeout_ms = if timeout_ms == 0 {
             DEFAULT_TIMEOUT_MS
         } else {

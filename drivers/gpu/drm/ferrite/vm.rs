@@ -511,27 +511,40 @@ impl Vm {
         self.gpu.stats.bytes_bound.fetch_sub(unmapped, Relaxed);
     }
 
-    /// Map a kernel object (`size` bytes at bus address `bus`) into the
-    /// kernel region; returns its GPU VA. `writable` objects are not
-    /// executable; read-only ones are (rings).
-    pub(crate) fn map_kernel(
-        &self,
-        dev: &Device<Bound>,
-        bus: u64,
-        size: u64,
-        writable: bool,
-    ) -> Result<u64> {
-        let pt = self.pt.access(dev)?;
+    /// Reserve `size` bytes of the kernel region; returns their GPU VA.
+    pub(crate) fn reserve_kernel_va(&self, size: u64) -> Result<u64> {
         let size = size.next_multiple_of(SZ_4K as u64);
         let va = self.kernel_next.fetch_add(size, Relaxed);
         if va.checked_add(size).is_none_or(|e| e > KERNEL_VA_END) {
             return Err(ENOSPC);
         }
-        let p = if writable {
-            prot::READ | prot::WRITE | prot::NOEXEC
-        } else {
-            prot::READ
-        };
+        Ok(va)
+    }
+
+    /// Map a kernel object (`size` bytes at bus address `bus`) at `va`, which
+    /// [`Self::reserve_kernel_va`] returned. The object must already be in
+    /// `kernel_objs` (it outlives its entries, even those of a failed map).
+    /// `writable` objects are not executable; read-only ones are (rings).
+    pub(crate) fn map_kernel(
+        &self,
+        dev: &Device<Bound>,
+        va: u64,
+        bus: u64,
+        size: u64,
+        writable: bool,
+    ) -> Result {
+        let pt = self.pt.access(dev)?;
+        let size = size.next_multiple_of(SZ_4K as u64);
+        // Privileged (AP[1] clear): only the ring's own commands reach
+        // them, never a job's indirect buffer. A job that could write its
+        // queue's fence page could signal itself done while it still runs,
+        // and have its buffers freed under it.
+        let p = prot::PRIVILEGED
+            | if writable {
+                prot::READ | prot::WRITE | prot::NOEXEC
+            } else {
+                prot::READ
+            };
         let _guard = self.gpuvm.lock();
         // Fresh entries in the driver's region: nothing to flush or lock.
         self.gpu.update_vm(&self.hw, |_| {
@@ -541,7 +554,7 @@ impl Vm {
             while off < size as usize {
                 // SAFETY: the kernel region is allocated by `kernel_next`
                 // only, so the range is unmapped; the object outlives the
-                // mapping (the VM keeps it in `kernel_objs`).
+                // mapping (the caller put it in `kernel_objs`).
                 let (mapped, r) = unsafe {
                     pt.map_pages(
                         va as usize + off,
@@ -559,8 +572,7 @@ impl Vm {
                 }
             }
             (ret, None)
-        })?;
-        Ok(va)
+        })
     }
 }
 
