@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use log::{debug, trace};
+use log::{debug, trace, warn};
 
 use crate::device::{Device, Guard, State};
 use crate::mmu::{self, Access, FaultKind, PhysRead, WalkStats};
@@ -52,6 +52,10 @@ struct Ctx<'a> {
     /// buffer, not from the ring.
     unpriv: bool,
 }
+
+/// Check cached translations against the tables (a debugging aid).
+static AUDIT: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("FERRITE_MODEL_AUDIT").is_some());
 
 fn u64_of(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
@@ -127,6 +131,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// With `FERRITE_MODEL_AUDIT` set: check a cached translation against the
+    /// tables, and report one the driver changed without invalidating it
+    /// (outside a LOCKed range, the device would use a stale entry).
+    fn audit(&mut self, root: u64, va_bits: u32, va: u64, m: &mmu::Mapping) {
+        if !*AUDIT {
+            return;
+        }
+        let oas = self.dev.opts.dma_addr_bits;
+        let mut st = WalkStats::default();
+        let fresh = mmu::walk(&Phys(&self.dev.dma), root, va_bits, oas, va, &mut st);
+        let same = match fresh {
+            Ok(f) => f.pa(va) == m.pa(va) && f.writable == m.writable && f.user == m.user,
+            Err(_) => false,
+        };
+        if !same {
+            warn!(
+                "audit: queue {} slot {} va {va:#x}: cached {m:?}, tables {fresh:?}",
+                self.q, self.slot
+            );
+        }
+    }
+
     /// Translate `va` for `access`; returns the bus address and how many
     /// bytes from `va` on lie in the same mapping.
     fn translate(&mut self, va: u64, access: Access) -> Res<(u64, u64)> {
@@ -154,6 +180,7 @@ impl<'a> Ctx<'a> {
             if let Some((g, m)) = self.utlb[ui] {
                 if g == tlb_gen && va >= m.va_base && va - m.va_base < m.size && m.permits(access, self.unpriv) {
                     self.dev.count(counter::TLB_HITS, 1);
+                    self.audit(root, va_bits, va, &m);
                     return Ok((m.pa(va), m.va_base + m.size - va));
                 }
             }
@@ -161,6 +188,7 @@ impl<'a> Ctx<'a> {
             let m = match cached {
                 Some(m) => {
                     self.dev.count(counter::TLB_HITS, 1);
+                    self.audit(root, va_bits, va, &m);
                     m
                 }
                 None => {

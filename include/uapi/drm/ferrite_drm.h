@@ -248,6 +248,19 @@ enum drm_ferrite_vm_bind_op_type {
 /* Flags of &drm_ferrite_vm_bind_op.flags. */
 #define DRM_FERRITE_VM_BIND_READONLY	(1 << 0)
 #define DRM_FERRITE_VM_BIND_NOEXEC	(1 << 1)
+/*
+ * DRM_FERRITE_VM_BIND_USERPTR: MAP the calling process's memory at
+ * [@va, @va + @size) at the same GPU VA (GPU VA == CPU VA); @handle and
+ * @bo_offset must be zero. The VM must belong to the calling process (its
+ * process VM, or a VM it created): else -EPERM. Pages that are not mapped
+ * (or not writable, without DRM_FERRITE_VM_BIND_READONLY) fail with
+ * -EFAULT. A userptr may not overlap another mapping (-EEXIST), and an
+ * UNMAP must cover whole userptrs (-EINVAL). The kernel follows the
+ * process's page tables: after munmap, mremap, fork (copy-on-write) or
+ * migration, the next SUBMIT on the VM maps the range's current pages,
+ * and a range that is no longer mapped faults on GPU access.
+ */
+#define DRM_FERRITE_VM_BIND_USERPTR	(1 << 2)
 
 /**
  * struct drm_ferrite_vm_bind_op - one VM_BIND operation

@@ -18,6 +18,7 @@ mod irq;
 mod mmu;
 mod queue;
 mod regs;
+mod userptr;
 mod vm;
 
 kernel::module_pci_driver! {

@@ -381,6 +381,19 @@ fn check_va(va: u64, size: u64) -> Result {
     Ok(())
 }
 
+/// The page protection of a MAP's flags.
+fn bind_prot(flags: u32) -> u32 {
+    use kernel::iommu::pgtable::prot;
+    let mut p = prot::READ;
+    if flags & uapi::DRM_FERRITE_VM_BIND_READONLY == 0 {
+        p |= prot::WRITE;
+    }
+    if flags & uapi::DRM_FERRITE_VM_BIND_NOEXEC != 0 {
+        p |= prot::NOEXEC;
+    }
+    p
+}
+
 fn resv_of(bo: &Bo) -> &Resv {
     // SAFETY: a GEM object's `resv` points to its reservation object (its
     // own or an imported buffer's), valid as long as the object.
@@ -421,7 +434,9 @@ impl FileData {
         if req.flags != 0 {
             return Err(EINVAL);
         }
-        let vm = Vm::new(&reg.gpu, dev, bound(dev))?;
+        // The VM belongs to the creating process (userptrs).
+        let task = kernel::current!();
+        let vm = Vm::new(&reg.gpu, dev, bound(dev), task.mm().map(|m| &**m))?;
         req.vm_id = file.inner().vms.lock().insert(vm)?;
         Ok(0)
     }
@@ -469,6 +484,21 @@ impl FileData {
             }
             check_va(va, size)?;
             let op = match op {
+                uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP
+                    if flags & uapi::DRM_FERRITE_VM_BIND_USERPTR != 0 =>
+                {
+                    let known = uapi::DRM_FERRITE_VM_BIND_READONLY
+                        | uapi::DRM_FERRITE_VM_BIND_NOEXEC
+                        | uapi::DRM_FERRITE_VM_BIND_USERPTR;
+                    if flags & !known != 0 || handle != 0 || bo_offset != 0 {
+                        return Err(EINVAL);
+                    }
+                    BindOp::MapUser {
+                        va,
+                        size,
+                        prot: bind_prot(flags),
+                    }
+                }
                 uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP => {
                     let known =
                         uapi::DRM_FERRITE_VM_BIND_READONLY | uapi::DRM_FERRITE_VM_BIND_NOEXEC;
@@ -480,19 +510,12 @@ impl FileData {
                     if end > bo.size() as u64 {
                         return Err(EINVAL);
                     }
-                    let mut prot = kernel::iommu::pgtable::prot::READ;
-                    if flags & uapi::DRM_FERRITE_VM_BIND_READONLY == 0 {
-                        prot |= kernel::iommu::pgtable::prot::WRITE;
-                    }
-                    if flags & uapi::DRM_FERRITE_VM_BIND_NOEXEC != 0 {
-                        prot |= kernel::iommu::pgtable::prot::NOEXEC;
-                    }
                     BindOp::Map {
                         bo,
                         bo_offset,
                         va,
                         size,
-                        prot,
+                        prot: bind_prot(flags),
                     }
                 }
                 uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP => {
@@ -562,7 +585,7 @@ impl FileData {
 
     /// DRM_IOCTL_FERRITE_SUBMIT.
     pub(crate) fn submit(
-        _dev: &FerriteDevice<Registered>,
+        dev: &FerriteDevice<Registered>,
         _reg: &RegistrationData<'_>,
         req: &mut uapi::drm_ferrite_submit,
         file: &File,
@@ -614,6 +637,9 @@ impl FileData {
             }
             v
         };
+        // Userptrs whose pages changed are mapped again, and all are given
+        // to the device, before the job.
+        q.vm.prepare_userptrs(bound(dev))?;
         let job = Job {
             stats: file.inner().stats.clone(),
             vm: q.vm.clone(),

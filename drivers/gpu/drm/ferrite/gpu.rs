@@ -245,7 +245,7 @@ impl Gpu {
                 e.vm.clone()
             }
             None => {
-                let vm = Vm::new(self, drm, dev)?;
+                let vm = Vm::new(self, drm, dev, Some(mm))?;
                 pv.entries.push(
                     ProcessVm {
                         mm: mm.into(),

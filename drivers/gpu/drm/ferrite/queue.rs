@@ -594,34 +594,15 @@ impl Queue {
         dev: &Device<Bound>,
         timeout_ms: u32,
     ) -> Result<Arc<Self>> {
-        let ring = Coherent::<u32>::zeroed_slice(dev, RING_BYTES / 4, GFP_KERNEL)?;
-        let fence = Coherent::<u64>::zeroed_slice(dev, 512, GFP_KERNEL)?;
-        let (ring_bus, fence_bus) = (ring.dma_address(), fence.dma_address());
-        let ring_va = vm.reserve_kernel_va(RING_BYTES as u64)?;
-        let fence_va = vm.reserve_kernel_va(4096)?;
-        let mem = QueueMem {
-            gpu: gpu.clone(),
-            ring: Devres::new(dev, ring)?,
-            fence: Devres::new(dev, fence)?,
-            ring_va,
-            fence_va,
-        };
-        // Counted until `QueueMem::drop`.
-        gpu.stats
-            .kmap_kernel_bytes
-            .add((RING_BYTES + 4096) as u64, Relaxed);
-        let mem = Arc::new(mem, GFP_KERNEL)?;
-        // The VM keeps the memory alive until it goes, so that no entry of
-        // the maps below (even of one that failed half-way) outlives it.
-        vm.kernel_objs.lock().push(mem.clone(), GFP_KERNEL)?;
-        vm.map_kernel(dev, ring_va, ring_bus, RING_BYTES as u64, false)?;
-        vm.map_kernel(dev, fence_va, fence_bus, 4096, true)?;
         let timeout_ms = if timeout_ms == 0 {
             DEFAULT_TIMEOUT_MS
         } else {
             timeout_ms
         };
+        // Claimed first: a queue that cannot get one costs no memory (the
+        // VM would keep its ring until it goes).
         let hwq = gpu.hwq.iter().position(|h| h.reserve()).ok_or(EBUSY)?;
+        let mem = Self::new_mem(gpu, vm, dev).inspect_err(|_| gpu.hwq[hwq].unreserve())?;
         let q = Arc::pin_init(
             try_pin_init!(Self {
                 gpu: gpu.clone(),
@@ -648,6 +629,34 @@ impl Queue {
             return Err(e);
         }
         Ok(q)
+    }
+
+    /// The ring and fence page of a new queue, mapped in `vm`'s kernel
+    /// region.
+    fn new_mem(gpu: &Arc<Gpu>, vm: &Arc<Vm>, dev: &Device<Bound>) -> Result<Arc<QueueMem>> {
+        let ring = Coherent::<u32>::zeroed_slice(dev, RING_BYTES / 4, GFP_KERNEL)?;
+        let fence = Coherent::<u64>::zeroed_slice(dev, 512, GFP_KERNEL)?;
+        let (ring_bus, fence_bus) = (ring.dma_address(), fence.dma_address());
+        let ring_va = vm.reserve_kernel_va(RING_BYTES as u64)?;
+        let fence_va = vm.reserve_kernel_va(4096)?;
+        let mem = QueueMem {
+            gpu: gpu.clone(),
+            ring: Devres::new(dev, ring)?,
+            fence: Devres::new(dev, fence)?,
+            ring_va,
+            fence_va,
+        };
+        // Counted until `QueueMem::drop`.
+        gpu.stats
+            .kmap_kernel_bytes
+            .add((RING_BYTES + 4096) as u64, Relaxed);
+        let mem = Arc::new(mem, GFP_KERNEL)?;
+        // The VM keeps the memory alive until it goes, so that no entry of
+        // the maps below (even of one that failed half-way) outlives it.
+        vm.kernel_objs.lock().push(mem.clone(), GFP_KERNEL)?;
+        vm.map_kernel(dev, ring_va, ring_bus, RING_BYTES as u64, false)?;
+        vm.map_kernel(dev, fence_va, fence_bus, 4096, true)?;
+        Ok(mem)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

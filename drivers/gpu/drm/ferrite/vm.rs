@@ -13,6 +13,7 @@ use kernel::{
         OpRemapped, OpUnmap, OpUnmapped, UniqueRefGpuVm,
     },
     iommu::pgtable::{prot, Config, IoPageTable, ARM64LPAES1},
+    mm::{mmu_notifier::IntervalNotifier, user_pages::DmaPages, Mm},
     new_mutex,
     prelude::*,
     rbtree::RBTree,
@@ -21,7 +22,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
     },
     types::CovariantForLt,
 };
@@ -31,6 +32,7 @@ use crate::{
     gem::{self, Bo},
     gpu::{Gpu, LiveUpdate},
     mmu::VmAs,
+    userptr::{self, Range, Userptr},
 };
 
 /// The page table of a VM, valid while the device is bound.
@@ -67,6 +69,26 @@ impl MapInfo {
 /// The driver side of the GPUVM: the mappings as userspace sees them.
 pub(crate) struct VmCore {
     pub(crate) maps: RBTree<u64, MapInfo>,
+    /// Userptrs, outside GPUVM (they have no GEM object).
+    pub(crate) userptrs: KVec<Userptr>,
+}
+
+impl VmCore {
+    /// Whether a BO mapping intersects `[va, va + len)`.
+    fn maps_overlap(&self, va: u64, len: u64) -> bool {
+        let end = va.saturating_add(len);
+        // The mapping starting at or before `va`, and any starting inside.
+        if let Some((a, m)) = self.maps.iter().filter(|(a, _)| **a <= va).last() {
+            if a + m.len > va {
+                return true;
+            }
+        }
+        self.maps.iter().any(|(a, _)| *a >= va && *a < end)
+    }
+
+    fn userptrs_overlap(&self, va: u64, len: u64) -> bool {
+        self.userptrs.iter().any(|u| u.data().overlaps(va, len))
+    }
 }
 
 /// What the split/merge callbacks of one VM_BIND operation need.
@@ -82,6 +104,8 @@ pub(crate) struct BindCtx<'a> {
     touched: Option<(u64, u64)>,
     /// Mappings removed, dropped only after the TLB flush.
     removed: KVec<GpuVaRemoved<VmCore>>,
+    /// Userptrs removed, and their pages, dropped only after the TLB flush.
+    removed_user: KVec<(Userptr, Option<DmaPages>)>,
     bytes_mapped: u64,
     bytes_unmapped: u64,
 }
@@ -99,6 +123,7 @@ impl<'a> BindCtx<'a> {
             prot: 0,
             touched: None,
             removed: KVec::new(),
+            removed_user: KVec::new(),
             bytes_mapped: 0,
             bytes_unmapped: 0,
         }
@@ -370,6 +395,10 @@ pub(crate) struct Vm {
     #[pin]
     pub(crate) kernel_objs: Mutex<KVec<Arc<crate::queue::QueueMem>>>,
     pub(crate) bytes_bound: Atomic<u64>,
+    /// The address space of the process the VM belongs to (userptrs).
+    mm: Option<ARef<Mm>>,
+    /// Longest DMA segment of the device (userptr tables).
+    max_segment: u32,
 }
 
 /// One VM_BIND operation, validated.
@@ -385,6 +414,12 @@ pub(crate) enum BindOp {
         va: u64,
         size: u64,
     },
+    /// Map the caller's memory at `va` (GPU VA == CPU VA).
+    MapUser {
+        va: u64,
+        size: u64,
+        prot: u32,
+    },
 }
 
 impl Vm {
@@ -392,6 +427,7 @@ impl Vm {
         gpu: &Arc<Gpu>,
         drm: &FerriteDevice<kernel::drm::Registered>,
         dev: &Device<Bound>,
+        mm: Option<&Mm>,
     ) -> Result<Arc<Self>> {
         let oas = gpu.info.dma_addr_bits.min(48);
         let cfg = Config {
@@ -422,6 +458,7 @@ impl Vm {
             KERNEL_VA_START..KERNEL_VA_END,
             VmCore {
                 maps: RBTree::new(),
+                userptrs: KVec::new(),
             },
         )?;
         let id = gpu.new_id();
@@ -435,6 +472,8 @@ impl Vm {
                 kernel_next: Atomic::new(KERNEL_VA_START),
                 kernel_objs <- new_mutex!(KVec::new()),
                 bytes_bound: Atomic::new(0),
+                mm: mm.map(ARef::from),
+                max_segment: gpu.info.dma_max_segment,
             }),
             GFP_KERNEL,
         )?;
@@ -456,52 +495,236 @@ impl Vm {
     pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
         let pt = self.pt.access(dev)?;
         let mut gpuvm = self.gpuvm.lock();
-        let (ret, removed, mapped, unmapped) = self.gpu.update_vm(&self.hw, |live| {
-            let mut ctx = BindCtx::new(Some(pt), Some(live), Some(dev));
-            let mut ret = Ok(());
-            for op in ops {
-                ret = match op {
-                    BindOp::Map {
-                        bo,
-                        bo_offset,
-                        va,
-                        size,
-                        prot,
-                    } => {
-                        ctx.prot = *prot;
-                        gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
-                            gpuvm.sm_map(OpMapRequest {
-                                addr: *va,
-                                range: *size,
-                                gem_offset: *bo_offset,
-                                vm_bo: &vm_bo,
-                                context: &mut ctx,
-                            })
-                        })
-                    }
-                    BindOp::Unmap { va, size } => gpuvm.sm_unmap(*va, *size, &mut ctx),
-                };
-                if ret.is_err() {
-                    break;
-                }
+        let mut i = 0;
+        while i < ops.len() {
+            if let BindOp::MapUser { va, size, prot } = ops[i] {
+                self.map_user(&mut gpuvm, pt, dev, va, size, prot)?;
+                i += 1;
+                continue;
             }
-            let touched = ctx.touched;
-            (
+            // A run of BO operations: one TLB invalidation for all of them.
+            let j = ops[i..]
+                .iter()
+                .position(|o| matches!(o, BindOp::MapUser { .. }))
+                .map_or(ops.len(), |p| i + p);
+            self.bind_bos(&mut gpuvm, pt, dev, &ops[i..j])?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn bind_bos(
+        &self,
+        gpuvm: &mut MutexGuard<'_, UniqueRefGpuVm<VmCore>>,
+        pt: &PageTable<'_>,
+        dev: &Device<Bound>,
+        ops: &[BindOp],
+    ) -> Result {
+        let (ret, removed, removed_user, mapped, unmapped) =
+            self.gpu.update_vm(&self.hw, |live| {
+                let mut ctx = BindCtx::new(Some(pt), Some(live), Some(dev));
+                let mut ret = Ok(());
+                for op in ops {
+                    ret = match op {
+                        BindOp::Map {
+                            bo,
+                            bo_offset,
+                            va,
+                            size,
+                            prot,
+                        } => {
+                            ctx.prot = *prot;
+                            if gpuvm.data_ref().userptrs_overlap(*va, *size) {
+                                Err(EEXIST)
+                            } else {
+                                gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
+                                    gpuvm.sm_map(OpMapRequest {
+                                        addr: *va,
+                                        range: *size,
+                                        gem_offset: *bo_offset,
+                                        vm_bo: &vm_bo,
+                                        context: &mut ctx,
+                                    })
+                                })
+                            }
+                        }
+                        BindOp::Unmap { va, size } => {
+                            Self::unmap_user(gpuvm.data(), pt, &mut ctx, *va, *size)
+                                .and_then(|()| gpuvm.sm_unmap(*va, *size, &mut ctx))
+                        }
+                        BindOp::MapUser { .. } => Err(EINVAL),
+                    };
+                    if ret.is_err() {
+                        break;
+                    }
+                }
+                let touched = ctx.touched;
                 (
-                    ret,
-                    core::mem::take(&mut ctx.removed),
-                    ctx.bytes_mapped,
-                    ctx.bytes_unmapped,
-                ),
-                touched,
-            )
-        });
+                    (
+                        ret,
+                        core::mem::take(&mut ctx.removed),
+                        core::mem::take(&mut ctx.removed_user),
+                        ctx.bytes_mapped,
+                        ctx.bytes_unmapped,
+                    ),
+                    touched,
+                )
+            });
         // The TLB no longer holds the old translations: the pages of the
         // removed mappings may go.
         drop(removed);
+        drop(removed_user);
         gpuvm.deferred_cleanup();
         self.account(mapped, unmapped);
         ret
+    }
+
+    /// Remove the userptrs inside `[va, va + size)` (for an UNMAP); one
+    /// that only partly is refuses the whole operation.
+    fn unmap_user(
+        core: &mut VmCore,
+        pt: &PageTable<'_>,
+        ctx: &mut BindCtx<'_>,
+        va: u64,
+        size: u64,
+    ) -> Result {
+        let ups = &mut core.userptrs;
+        if ups
+            .iter()
+            .any(|u| u.data().overlaps(va, size) && !u.data().inside(va, size))
+        {
+            return Err(EINVAL);
+        }
+        let n = ups.iter().filter(|u| u.data().inside(va, size)).count();
+        ctx.removed_user.reserve(n, GFP_KERNEL)?;
+        let mut k = 0;
+        while k < ups.len() {
+            if !ups[k].data().inside(va, size) {
+                k += 1;
+                continue;
+            }
+            let u = ups.remove(k).map_err(|_| EINVAL)?;
+            let r = u.data();
+            let pages = r.state.lock().mapped.take();
+            if let Some(p) = pages.as_ref() {
+                ctx.before_change();
+                // The range was mapped with this table's plan.
+                let _ = unmap_plan(pt, p.sgt(), 0, r.va, r.len);
+                ctx.touch(r.va, r.len);
+            }
+            ctx.bytes_unmapped += r.len;
+            // Cannot fail: reserved above.
+            let _ = ctx.removed_user.push((u, pages), GFP_NOWAIT);
+        }
+        Ok(())
+    }
+
+    /// DRM_FERRITE_VM_BIND_USERPTR: register, look up and map the calling
+    /// process's memory at `[va, va + size)`.
+    fn map_user(
+        &self,
+        gpuvm: &mut MutexGuard<'_, UniqueRefGpuVm<VmCore>>,
+        pt: &PageTable<'_>,
+        dev: &Device<Bound>,
+        va: u64,
+        size: u64,
+        prot: u32,
+    ) -> Result {
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(EFAULT)?;
+        // Only the VM's own process may put its memory there: a file passed
+        // to another process cannot mirror the receiver's memory into the
+        // opener's GPU address space.
+        if !self
+            .mm
+            .as_ref()
+            .is_some_and(|m| core::ptr::eq(m.as_raw(), mm.as_raw()))
+        {
+            return Err(EPERM);
+        }
+        let core = gpuvm.data();
+        if core.maps_overlap(va, size) || core.userptrs_overlap(va, size) {
+            return Err(EEXIST);
+        }
+        core.userptrs.reserve(1, GFP_KERNEL)?;
+        let (Ok(start), Ok(len)) = (usize::try_from(va), usize::try_from(size)) else {
+            return Err(EINVAL);
+        };
+        let u: Userptr = KBox::pin_init(
+            IntervalNotifier::new(mm, start, len, Range::new(va, size, prot, self.hw.clone())),
+            GFP_KERNEL,
+        )?;
+        self.validate(&u, pt, dev)?;
+        // Cannot fail: reserved above.
+        let _ = gpuvm.data().userptrs.push(u, GFP_NOWAIT);
+        self.account(size, 0);
+        Ok(())
+    }
+
+    /// Make the GPU page table of userptr `u` point at its current pages:
+    /// unmap stale ones, look the range up again and map it. Called with the
+    /// VM's lock held.
+    fn validate(
+        &self,
+        u: &IntervalNotifier<Range>,
+        pt: &PageTable<'_>,
+        dev: &Device<Bound>,
+    ) -> Result {
+        let r = u.data();
+        loop {
+            let stale = {
+                let mut st = r.state.lock();
+                if st.valid && st.mapped.is_some() {
+                    return Ok(());
+                }
+                st.mapped.take()
+            };
+            if let Some(old) = stale {
+                self.gpu.update_vm(&self.hw, |live| {
+                    live.before_change();
+                    // The range was mapped with this table's plan.
+                    let _ = unmap_plan(pt, old.sgt(), 0, r.va, r.len);
+                    ((), Some((r.va, r.end())))
+                });
+                // Flushed, cleaned and synced: the references may go.
+                drop(old);
+            }
+            let (pages, seq) = userptr::fetch(u, dev, self.max_segment)?;
+            self.gpu.update_vm(&self.hw, |live| {
+                // io-pgtable may free tables while mapping.
+                live.before_change();
+                match map_plan(pt, pages.sgt(), 0, r.va, r.len, r.prot) {
+                    // Fresh entries where nothing was mapped: no flush.
+                    Ok(()) => (Ok(()), None),
+                    Err(e) => (Err(e), Some((r.va, r.end()))),
+                }
+            })?;
+            let mut st = r.state.lock();
+            st.mapped = Some(pages);
+            if u.read_retry(seq) {
+                // Changed meanwhile: unmap these and look again.
+                continue;
+            }
+            st.valid = true;
+            return Ok(());
+        }
+    }
+
+    /// Before a job of this VM: map the current pages of every userptr
+    /// (a range that can no longer be looked up stays unmapped, and the job
+    /// faults on it), and give them to the device.
+    pub(crate) fn prepare_userptrs(&self, dev: &Device<Bound>) -> Result {
+        let pt = self.pt.access(dev)?;
+        let gpuvm = self.gpuvm.lock();
+        for u in gpuvm.data_ref().userptrs.iter() {
+            if self.validate(u, pt, dev).is_err() {
+                continue;
+            }
+            if let Some(p) = u.data().state.lock().mapped.as_ref() {
+                p.sync_for_device();
+            }
+        }
+        Ok(())
     }
 
     fn account(&self, mapped: u64, unmapped: u64) {
@@ -583,6 +806,9 @@ impl PinnedDrop for Vm {
         // Leave the slot: the page table is freed with `pt`.
         self.gpu.release(&self.hw);
         let mut gpuvm = self.gpuvm.lock();
+        // Out of the slot: the userptrs' pages may go with their notifiers.
+        let users = core::mem::take(&mut gpuvm.data().userptrs);
+        drop(users);
         let mut ctx = BindCtx::new(None, None, None);
         // Empty the GPUVM so that it frees cleanly; the tables go with `pt`.
         // Userspace mappings only: the kernel region is GPUVM's reserved node.
