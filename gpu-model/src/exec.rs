@@ -53,9 +53,14 @@ struct Ctx<'a> {
     unpriv: bool,
 }
 
-/// Check cached translations against the tables (a debugging aid).
+/// Check cached translations against the tables, and writes against the
+/// page-table pages walked since the last invalidation (a debugging aid).
 static AUDIT: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("FERRITE_MODEL_AUDIT").is_some());
+
+/// Page-table pages walked in TLB generation `.0`.
+static AUDIT_TABLES: std::sync::Mutex<(u64, Option<std::collections::HashSet<u64>>)> =
+    std::sync::Mutex::new((0, None));
 
 fn u64_of(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
@@ -153,6 +158,34 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// With `FERRITE_MODEL_AUDIT` set: report a write into a page the
+    /// walker read as a page table (since the last invalidation): the
+    /// driver mapped a page it also uses, or freed, as a table.
+    fn audit_write(&mut self, pa: u64, va: u64, len: u64) {
+        if !*AUDIT {
+            return;
+        }
+        if len < 8 && pa & 0xfff == 0 {
+            warn!(
+                "audit: queue {} slot {} small write pa {pa:#x} len {len} va {va:#x}",
+                self.q, self.slot
+            );
+        }
+        let gen = self.s().tlb.gen;
+        let t = AUDIT_TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = |set: &std::collections::HashSet<u64>| {
+            (pa & !0xfff..pa + len.max(1))
+                .step_by(4096)
+                .any(|p| set.contains(&(p & !0xfff)))
+        };
+        if t.0 == gen && t.1.as_ref().is_some_and(hit) {
+            warn!(
+                "audit: queue {} slot {} writes page-table page {pa:#x} at va {va:#x}",
+                self.q, self.slot
+            );
+        }
+    }
+
     /// Translate `va` for `access`; returns the bus address and how many
     /// bytes from `va` on lie in the same mapping.
     fn translate(&mut self, va: u64, access: Access) -> Res<(u64, u64)> {
@@ -178,7 +211,11 @@ impl<'a> Ctx<'a> {
             let ui = usize::from(access == Access::Exec);
             let tlb_gen = self.s().tlb.gen;
             if let Some((g, m)) = self.utlb[ui] {
-                if g == tlb_gen && va >= m.va_base && va - m.va_base < m.size && m.permits(access, self.unpriv) {
+                if g == tlb_gen
+                    && va >= m.va_base
+                    && va - m.va_base < m.size
+                    && m.permits(access, self.unpriv)
+                {
                     self.dev.count(counter::TLB_HITS, 1);
                     self.audit(root, va_bits, va, &m);
                     return Ok((m.pa(va), m.va_base + m.size - va));
@@ -197,6 +234,16 @@ impl<'a> Ctx<'a> {
                     let r = mmu::walk(&Phys(&self.dev.dma), root, va_bits, oas, va, &mut st);
                     self.dev.count(counter::PT_READS, st.descriptor_reads);
                     trace!("walk as{slot} {va:#x}: {r:?}");
+                    if *AUDIT && r.is_ok() {
+                        let gen = self.s().tlb.gen;
+                        let mut t = AUDIT_TABLES.lock().unwrap_or_else(|e| e.into_inner());
+                        if t.0 != gen || t.1.is_none() {
+                            *t = (gen, Some(Default::default()));
+                        }
+                        if let Some(set) = t.1.as_mut() {
+                            set.extend(st.tables[..st.ntables].iter().copied());
+                        }
+                    }
                     match r {
                         Ok(m) => {
                             self.s().tlb.insert(slot, m);
@@ -245,6 +292,7 @@ impl<'a> Ctx<'a> {
         while done < buf.len() {
             let (pa, room) = self.translate(va, Access::Write)?;
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.audit_write(pa, va, n as u64);
             let dma = &self.dev.dma;
             if self.s().cache.write(dma, pa, &buf[done..done + n]).is_err() {
                 return self.fault(FaultKind::Bus, va, Access::Write);
@@ -259,10 +307,17 @@ impl<'a> Ctx<'a> {
     /// Fetch a command dword: through the MMU (execute permission), from
     /// memory directly (the command streamer does not use the cache).
     fn fetch(&mut self, va: u64) -> Res<u32> {
-        let (pa, _) = self.translate(va, Access::Exec)?;
         let mut b = [0u8; 4];
-        if self.dev.dma.read(pa, &mut b).is_err() {
-            self.fault(FaultKind::Bus, va, Access::Exec)?;
+        // A dword may straddle two pages: translate each part.
+        let mut done = 0;
+        while done < b.len() {
+            let at = va.wrapping_add(done as u64);
+            let (pa, room) = self.translate(at, Access::Exec)?;
+            let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
+            if self.dev.dma.read(pa, &mut b[done..done + n]).is_err() {
+                self.fault(FaultKind::Bus, at, Access::Exec)?;
+            }
+            done += n;
         }
         Ok(u32::from_le_bytes(b))
     }
@@ -292,11 +347,22 @@ impl<'a> Ctx<'a> {
 
     /// Read a u64 for WAIT: the freshest value, without caching it.
     fn read_u64_coherent(&mut self, va: u64) -> Res<u64> {
-        let (pa, _) = self.translate(va, Access::Read)?;
         let mut b = [0u8; 8];
-        let dma = &self.dev.dma;
-        if self.s().cache.read_coherent(dma, pa, &mut b).is_err() {
-            self.fault(FaultKind::Bus, va, Access::Read)?;
+        let mut done = 0;
+        while done < b.len() {
+            let at = va.wrapping_add(done as u64);
+            let (pa, room) = self.translate(at, Access::Read)?;
+            let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
+            let dma = &self.dev.dma;
+            if self
+                .s()
+                .cache
+                .read_coherent(dma, pa, &mut b[done..done + n])
+                .is_err()
+            {
+                self.fault(FaultKind::Bus, at, Access::Read)?;
+            }
+            done += n;
         }
         Ok(u64::from_le_bytes(b))
     }
@@ -331,6 +397,7 @@ impl<'a> Ctx<'a> {
             let (spa, sroom) = self.translate(s, Access::Read)?;
             let (dpa, droom) = self.translate(d, Access::Write)?;
             let n = (size - off).min(sroom).min(droom).min(CHUNK as u64) as usize;
+            self.audit_write(dpa, d, n as u64);
             let dma = &self.dev.dma;
             if let Err(crate::dma::DmaError::Unmapped(bad)) = self.s().cache.copy(dma, dpa, spa, n)
             {
@@ -418,10 +485,22 @@ impl<'a> Ctx<'a> {
                 if flags & write64::FLUSH != 0 {
                     let dev = self.dev;
                     dev.cache_cmd(self.s(), cache::CLEAN | cache::INVALIDATE);
-                    // Written through: translate, then straight to memory.
-                    let (pa, _) = self.translate(dst, Access::Write)?;
-                    if self.dev.dma.write(pa, &val.to_le_bytes()).is_err() {
-                        return self.fault(FaultKind::Bus, dst, Access::Write);
+                    // Written through: translate, then straight to memory,
+                    // each page's part through its own translation (the
+                    // value may straddle two pages, which need not be
+                    // contiguous in memory, or both mapped).
+                    let bytes = val.to_le_bytes();
+                    let mut done = 0;
+                    while done < bytes.len() {
+                        let at = dst.wrapping_add(done as u64);
+                        let (pa, room) = self.translate(at, Access::Write)?;
+                        let n =
+                            (bytes.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
+                        self.audit_write(pa, at, n as u64);
+                        if self.dev.dma.write(pa, &bytes[done..done + n]).is_err() {
+                            return self.fault(FaultKind::Bus, at, Access::Write);
+                        }
+                        done += n;
                     }
                     self.dev.count(counter::BYTES_WRITTEN, 8);
                 } else {
@@ -493,21 +572,21 @@ impl<'a> Ctx<'a> {
 
     /// Execute the `size` bytes of commands at `ib` (a CALL at `depth`).
     fn call(&mut self, ib: u64, size: u32, depth: usize) -> Res<()> {
-                let mut off = 0u32;
-                while off < size {
-                    let va = ib.wrapping_add(u64::from(off));
-                    let hdr = self.fetch(va)?;
-                    let len = hdr >> 16;
-                    if len == 0 || off + len * 4 > size {
-                        return Err(Stop::Error(q_error::BAD_LENGTH));
-                    }
-                    let mut cmd = vec![0u32; len as usize];
-                    cmd[0] = hdr;
-                    self.fetch_span(va.wrapping_add(4), &mut cmd[1..])?;
-                    self.execute(&cmd, depth + 1)?;
-                    off += len * 4;
-                }
-                Ok(())
+        let mut off = 0u32;
+        while off < size {
+            let va = ib.wrapping_add(u64::from(off));
+            let hdr = self.fetch(va)?;
+            let len = hdr >> 16;
+            if len == 0 || off + len * 4 > size {
+                return Err(Stop::Error(q_error::BAD_LENGTH));
+            }
+            let mut cmd = vec![0u32; len as usize];
+            cmd[0] = hdr;
+            self.fetch_span(va.wrapping_add(4), &mut cmd[1..])?;
+            self.execute(&cmd, depth + 1)?;
+            off += len * 4;
+        }
+        Ok(())
     }
 }
 

@@ -114,6 +114,9 @@ pub fn start_level(va_bits: u32) -> u32 {
 #[derive(Default, Debug, Clone, Copy)]
 pub struct WalkStats {
     pub descriptor_reads: u64,
+    /// The tables the walk read, root first.
+    pub tables: [u64; 4],
+    pub ntables: usize,
 }
 
 /// Walk the table at `root` for `va`. `va_bits` is the slot's VA size
@@ -142,6 +145,10 @@ pub fn walk(
         }
         let shift = level_shift(level);
         let idx = (va >> shift) & 0x1ff;
+        if stats.ntables < stats.tables.len() {
+            stats.tables[stats.ntables] = table;
+            stats.ntables += 1;
+        }
         let d = mem.read_u64(table + idx * 8).ok_or(FaultKind::Bus)?;
         stats.descriptor_reads += 1;
         if d & desc::VALID == 0 {

@@ -204,6 +204,36 @@ fn permission_fault_on_read_only_page() {
 }
 
 #[test]
+fn a_write_through_straddling_pages_follows_each_translation() {
+    let mut g = gpu_with_data(0x1000);
+    // VA + 0x1000 maps DATA_PA + 0x3000: not contiguous with the first page.
+    g.map(0, VA + 0x1000, DATA_PA + 0x3000, 3, false, false);
+    g.submit(
+        0,
+        &write64(VA + 0xffc, 0x1122_3344_5566_7788, write64::FLUSH),
+    );
+    assert_eq!(g.wait_idle(0) & q_status::FAULTED, 0);
+    let mut b = [0u8; 4];
+    g.pread(DATA_PA + 0xffc, &mut b);
+    assert_eq!(u32::from_le_bytes(b), 0x5566_7788);
+    g.pread(DATA_PA + 0x3000, &mut b);
+    assert_eq!(u32::from_le_bytes(b), 0x1122_3344);
+    // The physically next page is not touched.
+    assert_eq!(g.pread64(DATA_PA + 0x1000), 0);
+    // Into an unmapped page: a fault at its first byte, nothing beyond.
+    g.unmap(0, VA + 0x1000);
+    g.flush_range(0, VA + 0x1000, 0x1000);
+    expect_fault(
+        &mut g,
+        &write64(VA + 0xffe, u64::MAX, write64::FLUSH),
+        fault::TRANSLATION,
+        VA + 0x1000,
+        true,
+    );
+    assert_eq!(g.pread64(DATA_PA + 0x1000), 0);
+}
+
+#[test]
 fn privileged_pages_are_out_of_reach_of_indirect_buffers() {
     let mut g = gpu_with_data(0x2000);
     g.map_privileged(0, VA + 0x2000, DATA_PA + 0x2000);

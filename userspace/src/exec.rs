@@ -44,6 +44,19 @@ impl BindOp {
         })
     }
 
+    /// Map the caller's memory `[va, va + size)` at the same GPU VA
+    /// (`DRM_FERRITE_VM_BIND_USERPTR`), with other `DRM_FERRITE_VM_BIND_*`
+    /// flags.
+    pub fn userptr(va: u64, size: u64, flags: u32) -> Self {
+        BindOp(uapi::drm_ferrite_vm_bind_op {
+            op: uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP,
+            flags: flags | uapi::DRM_FERRITE_VM_BIND_USERPTR,
+            va,
+            size,
+            ..Default::default()
+        })
+    }
+
     /// Unmap `[va, va + size)`.
     pub fn unmap(va: u64, size: u64) -> Self {
         BindOp(uapi::drm_ferrite_vm_bind_op {
@@ -172,6 +185,11 @@ impl Device {
         flags: u32,
     ) -> io::Result<()> {
         self.vm_bind(vm, &[BindOp::map(bo, bo_offset, va, size, flags)], &[])
+    }
+
+    /// Map the caller's memory `[va, va + size)` at the same GPU VA.
+    pub fn vm_map_user(&self, vm: u32, va: u64, size: u64, flags: u32) -> io::Result<()> {
+        self.vm_bind(vm, &[BindOp::userptr(va, size, flags)], &[])
     }
 
     /// Unmap `[va, va + size)`.

@@ -19,13 +19,7 @@
 //!
 //! C header: [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h)
 
-use crate::{
-    bindings,
-    error::to_result,
-    mm::Mm,
-    prelude::*,
-    types::Opaque,
-};
+use crate::{bindings, error::to_result, mm::Mm, prelude::*, types::Opaque};
 
 /// The callbacks of an [`IntervalNotifier`].
 pub trait IntervalNotifierOps: Sized + Send + Sync {

@@ -51,7 +51,9 @@ impl UserPages {
         }
         let mut pages = KVVec::<*mut bindings::page>::with_capacity(npages, GFP_KERNEL)?;
         let flags = if write { bindings::FOLL_WRITE } else { 0 };
-        let mut this = Self { pages: KVVec::new() };
+        let mut this = Self {
+            pages: KVVec::new(),
+        };
         let lock = mm.mmap_read_lock();
         while pages.len() < npages {
             let done = pages.len();
@@ -74,7 +76,11 @@ impl UserPages {
                 drop(lock);
                 // The references taken so far go with `this`.
                 this.pages = pages;
-                return Err(if got == 0 { EFAULT } else { Error::from_errno(got as i32) });
+                return Err(if got == 0 {
+                    EFAULT
+                } else {
+                    Error::from_errno(got as i32)
+                });
             }
             // SAFETY: `get_user_pages_remote` filled `got` more entries, each with a reference.
             unsafe { pages.inc_len(got as usize) };
@@ -125,7 +131,8 @@ impl UserPages {
             0
         };
         // SAFETY: `sgt` was just allocated from the pages; `dev` is bound.
-        let r = unsafe { bindings::dma_map_sgtable(dev.as_raw(), sgt.get(), dir.into(), attrs as _) };
+        let r =
+            unsafe { bindings::dma_map_sgtable(dev.as_raw(), sgt.get(), dir.into(), attrs as _) };
         if r != 0 {
             // SAFETY: the table was allocated above and is not mapped.
             unsafe { bindings::sg_free_table(sgt.get()) };
@@ -193,7 +200,11 @@ impl DmaPages {
         // it was mapped for, still bound while the mapping exists (it is unmapped in `drop`,
         // which drivers run before unbind completes).
         unsafe {
-            bindings::dma_sync_sgtable_for_device(self.dev.as_raw(), self.sgt.get(), self.dir.into())
+            bindings::dma_sync_sgtable_for_device(
+                self.dev.as_raw(),
+                self.sgt.get(),
+                self.dir.into(),
+            )
         };
     }
 

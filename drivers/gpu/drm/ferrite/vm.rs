@@ -520,56 +520,55 @@ impl Vm {
         dev: &Device<Bound>,
         ops: &[BindOp],
     ) -> Result {
-        let (ret, removed, removed_user, mapped, unmapped) =
-            self.gpu.update_vm(&self.hw, |live| {
-                let mut ctx = BindCtx::new(Some(pt), Some(live), Some(dev));
-                let mut ret = Ok(());
-                for op in ops {
-                    ret = match op {
-                        BindOp::Map {
-                            bo,
-                            bo_offset,
-                            va,
-                            size,
-                            prot,
-                        } => {
-                            ctx.prot = *prot;
-                            if gpuvm.data_ref().userptrs_overlap(*va, *size) {
-                                Err(EEXIST)
-                            } else {
-                                gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
-                                    gpuvm.sm_map(OpMapRequest {
-                                        addr: *va,
-                                        range: *size,
-                                        gem_offset: *bo_offset,
-                                        vm_bo: &vm_bo,
-                                        context: &mut ctx,
-                                    })
+        let (ret, removed, removed_user, mapped, unmapped) = self.gpu.update_vm(&self.hw, |live| {
+            let mut ctx = BindCtx::new(Some(pt), Some(live), Some(dev));
+            let mut ret = Ok(());
+            for op in ops {
+                ret = match op {
+                    BindOp::Map {
+                        bo,
+                        bo_offset,
+                        va,
+                        size,
+                        prot,
+                    } => {
+                        ctx.prot = *prot;
+                        if gpuvm.data_ref().userptrs_overlap(*va, *size) {
+                            Err(EEXIST)
+                        } else {
+                            gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
+                                gpuvm.sm_map(OpMapRequest {
+                                    addr: *va,
+                                    range: *size,
+                                    gem_offset: *bo_offset,
+                                    vm_bo: &vm_bo,
+                                    context: &mut ctx,
                                 })
-                            }
+                            })
                         }
-                        BindOp::Unmap { va, size } => {
-                            Self::unmap_user(gpuvm.data(), pt, &mut ctx, *va, *size)
-                                .and_then(|()| gpuvm.sm_unmap(*va, *size, &mut ctx))
-                        }
-                        BindOp::MapUser { .. } => Err(EINVAL),
-                    };
-                    if ret.is_err() {
-                        break;
                     }
+                    BindOp::Unmap { va, size } => {
+                        Self::unmap_user(gpuvm.data(), pt, &mut ctx, *va, *size)
+                            .and_then(|()| gpuvm.sm_unmap(*va, *size, &mut ctx))
+                    }
+                    BindOp::MapUser { .. } => Err(EINVAL),
+                };
+                if ret.is_err() {
+                    break;
                 }
-                let touched = ctx.touched;
+            }
+            let touched = ctx.touched;
+            (
                 (
-                    (
-                        ret,
-                        core::mem::take(&mut ctx.removed),
-                        core::mem::take(&mut ctx.removed_user),
-                        ctx.bytes_mapped,
-                        ctx.bytes_unmapped,
-                    ),
-                    touched,
-                )
-            });
+                    ret,
+                    core::mem::take(&mut ctx.removed),
+                    core::mem::take(&mut ctx.removed_user),
+                    ctx.bytes_mapped,
+                    ctx.bytes_unmapped,
+                ),
+                touched,
+            )
+        });
         // The TLB no longer holds the old translations: the pages of the
         // removed mappings may go.
         drop(removed);
