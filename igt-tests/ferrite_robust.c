@@ -324,28 +324,25 @@ static void __attribute__((noinline)) prefault_stack(void)
 		buf[i] = 0;
 }
 
-static void test_fault_injection(void)
+/* Fail the allocations of this task that the fault-injection facility in
+ * dir covers, one in ten, while it runs 200 rounds of driver calls; then
+ * everything must work again and nothing be left over. */
+static void run_injection(const char *dir, const char *config, const char *const (*knobs)[2],
+			  unsigned int nknobs)
 {
-	const char *dir = "/sys/kernel/debug/failslab";
 	int fd, mif, failed = 0, before;
 	uint32_t cmd, *p;
 	char path[256];
 
 	if (access(dir, F_OK))
-		ftest_skip("no %s (CONFIG_FAILSLAB, the debug kernel)", dir);
+		ftest_skip("no %s (%s, the debug kernel)", dir, config);
 	fd = fdev_open_or_skip(0);
 	before = fx_debugfs_bos();
 	cmd = fx_bo(fd, FX_PAGE);
 	p = fx_mmap(fd, cmd, FX_PAGE);
 	p[0] = FX_OP_NOP | (1u << 16);
 	munmap(p, FX_PAGE);
-	/* One failure in ten, for every slab allocation of this task,
-	 * sleeping ones too (the driver's are GFP_KERNEL), silently. */
-	const char *knobs[][2] = {
-		{ "probability", "10" }, { "interval", "1" }, { "times", "-1" },
-		{ "verbose", "0" }, { "task-filter", "Y" }, { "ignore-gfp-wait", "N" },
-	};
-	for (unsigned i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+	for (unsigned int i = 0; i < nknobs; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, knobs[i][0]);
 		write_file(path, knobs[i][1]);
 	}
@@ -378,6 +375,35 @@ static void test_fault_injection(void)
 		usleep(100000);
 	if (before >= 0)
 		ftest_assert_eq(fx_debugfs_bos(), before);
+}
+
+
+/* One failure in ten, for every allocation of this task, sleeping ones too
+ * (the driver's are GFP_KERNEL), silently. */
+static const char *const inject_common[][2] = {
+	{ "probability", "10" }, { "interval", "1" }, { "times", "-1" },
+	{ "verbose", "0" }, { "task-filter", "Y" }, { "ignore-gfp-wait", "N" },
+};
+
+static void test_fault_injection(void)
+{
+	run_injection("/sys/kernel/debug/failslab", "CONFIG_FAILSLAB", inject_common,
+		      sizeof(inject_common) / sizeof(inject_common[0]));
+}
+
+/* Page allocations: the BOs' shmem pages, page tables, queue rings. The
+ * kernel reports each failed allocation (warn_alloc); the console scan
+ * expects those during this subtest only. */
+static void test_page_fault_injection(void)
+{
+	static const char *const knobs[][2] = {
+		{ "probability", "10" }, { "interval", "1" }, { "times", "-1" },
+		{ "verbose", "0" }, { "task-filter", "Y" }, { "ignore-gfp-wait", "N" },
+		{ "ignore-gfp-highmem", "N" }, { "min-order", "0" },
+	};
+
+	run_injection("/sys/kernel/debug/fail_page_alloc", "CONFIG_FAIL_PAGE_ALLOC", knobs,
+		      sizeof(knobs) / sizeof(knobs[0]));
 }
 
 /*
@@ -480,6 +506,7 @@ FTEST_MAIN(
 	{ "isolation", test_isolation, "another process's ids, handles and memory are out of reach" },
 	{ "hangs-under-load", test_hangs_under_load, "4 processes, hanging and faulting jobs among good ones" },
 	{ "driver-pages", test_driver_pages, "jobs cannot write the driver's rings and fence pages: a permission fault, not a fake completion" },
+	{ "page-fault-injection", test_page_fault_injection, "page allocations failing at random: clean errors, no leak (debug kernel)" },
 	{ "fault-injection", test_fault_injection, "slab allocations failing at random: clean errors, no leak (debug kernel)" },
 	{ "memory-pressure", test_memory_pressure, "binding twice the guest's memory: ENOMEM, no OOM kill, nothing leaked" },
 	{ "model-killed", test_model_killed, "GPU 1's device process killed under a hung job: -ENODEV, files close" },

@@ -121,7 +121,7 @@ run_guest() {
 if [ $build_rc -eq 0 ]; then
 	# Everything, except the subtests that need every DMA mapping bounced.
 	# Subtests with a boot of their own, or the debug kernel's.
-	own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection)'
+	own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
 	run_guest tests main "" "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
 	# dma_sync shows as stale data. The ownership-transfer tests only (the
