@@ -10,10 +10,13 @@
 FLAVOUR=${1:-${FERRITE_KERNEL:-main}}
 
 # The generic IGT tests that apply to a render-only driver (see README).
-IGT_GENERIC="core_getversion core_getclient core_getstats syncobj_basic syncobj_wait syncobj_timeline vgem_basic dmabuf_sync_file sw_sync"
+IGT_GENERIC="core_getversion core_getclient core_getstats core_hotunplug syncobj_basic syncobj_wait syncobj_timeline vgem_basic dmabuf_sync_file sw_sync"
 
 mkdir -p "$FERRITE_CACHE"
 results=$FERRITE_CACHE/results.txt
+# The device model checks the driver's TLB discipline in every boot (see
+# gpu-model/src/exec.rs, audit): reported in each boot's results.
+export FERRITE_MODEL_AUDIT=1
 : >"$results"
 report() { echo "$*" | tee -a "$results"; }
 
@@ -110,6 +113,14 @@ run_guest() {
 				echo "PASS guest: kmemleak scan after the tests found no leak"
 			fi
 		fi
+		# The device model's audit (FERRITE_MODEL_AUDIT, set below): a
+		# translation the driver changed without invalidating it, or a
+		# device write into a page-table page.
+		if grep -h 'audit:' "$D"/gpu*.log 2>/dev/null | head -1 | grep -q .; then
+			echo "FAIL guest: the device model's audit reported: $(grep -h -m1 'audit:' "$D"/gpu*.log)"
+		else
+			echo "PASS guest: the device model's audit found no stale translation or page-table write"
+		fi
 		if first=$("$FERRITE_REPO/scripts/console-scan.sh" "$D/console.log"); then
 			echo "PASS guest: console has no kernel report"
 		else
@@ -122,7 +133,9 @@ if [ $build_rc -eq 0 ]; then
 	# Everything, except the subtests that need every DMA mapping bounced.
 	# Subtests with a boot of their own, or the debug kernel's.
 	own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
-	run_guest tests main "" "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
+	# slub_debug: poisoned and red-zoned slab objects, so that a stray
+	# write (a device's included) is reported where it lands.
+	run_guest tests main slub_debug=FZP "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
 	# dma_sync shows as stale data. The ownership-transfer tests only (the
 	# others read GPU results without GEM_SYNC, as is fine on coherent x86).

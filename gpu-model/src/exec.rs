@@ -165,12 +165,6 @@ impl<'a> Ctx<'a> {
         if !*AUDIT {
             return;
         }
-        if len < 8 && pa & 0xfff == 0 {
-            warn!(
-                "audit: queue {} slot {} small write pa {pa:#x} len {len} va {va:#x}",
-                self.q, self.slot
-            );
-        }
         let gen = self.s().tlb.gen;
         let t = AUDIT_TABLES.lock().unwrap_or_else(|e| e.into_inner());
         let hit = |set: &std::collections::HashSet<u64>| {
