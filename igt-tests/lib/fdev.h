@@ -40,31 +40,54 @@ static inline int fdev_driver_name(int fd, char *buf, size_t len)
 
 /*
  * Open the index'th DRM node named prefix<minor> (minors first..last-1)
- * whose driver is `driver`; -ENOENT when there is none.
+ * whose driver is `driver`, counting in the order of the devices' sysfs
+ * paths (PCI address order: GPU 0 is the first device on the bus, as
+ * scripts/vm.sh adds them), not of minors, which change when a device is
+ * unbound and bound again; -ENOENT when there is none.
  */
 static inline int fdev_open_node(const char *prefix, int first, int last, const char *driver,
 				 int index)
 {
-	char path[64], name[64];
+	char path[64], name[64], link[96], dev[16][PATH_MAX];
+	int fds[16], n = 0, pick = -1;
 
-	for (int minor = first; minor < last; minor++) {
+	for (int minor = first; minor < last && n < 16; minor++) {
+		struct stat st;
 		int fd;
 
 		snprintf(path, sizeof(path), "%s%d", prefix, minor);
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!fdev_driver_name(fd, name, sizeof(name)) && !strcmp(name, driver) &&
-		    index-- == 0)
-			return fd;
-		close(fd);
+		if (fdev_driver_name(fd, name, sizeof(name)) || strcmp(name, driver) ||
+		    fstat(fd, &st)) {
+			close(fd);
+			continue;
+		}
+		snprintf(link, sizeof(link), "/sys/dev/char/%u:%u/device", major(st.st_rdev),
+			 minor(st.st_rdev));
+		if (!realpath(link, dev[n]))
+			snprintf(dev[n], sizeof(dev[n]), "%s", path);
+		fds[n++] = fd;
 	}
-	return -ENOENT;
+	/* The index'th smallest path. */
+	for (int i = 0; i < n; i++) {
+		int smaller = 0;
+
+		for (int j = 0; j < n; j++)
+			smaller += strcmp(dev[j], dev[i]) < 0;
+		if (smaller == index)
+			pick = i;
+	}
+	for (int i = 0; i < n; i++)
+		if (i != pick)
+			close(fds[i]);
+	return pick < 0 ? -ENOENT : fds[pick];
 }
 
 /*
- * Open the index'th Ferrite render node (in renderD order); -ENOENT when
- * there is none.
+ * Open the index'th Ferrite render node (GPU index, in PCI address order);
+ * -ENOENT when there is none.
  */
 static inline int fdev_open_render(int index)
 {
