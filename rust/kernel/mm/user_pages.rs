@@ -49,14 +49,14 @@ impl UserPages {
         if start % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
-        let mut pages = KVVec::<*mut bindings::page>::with_capacity(npages, GFP_KERNEL)?;
-        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        // References taken so far are given back by `drop` if a later call fails.
         let mut this = Self {
-            pages: KVVec::new(),
+            pages: KVVec::with_capacity(npages, GFP_KERNEL)?,
         };
-        let lock = mm.mmap_read_lock();
-        while pages.len() < npages {
-            let done = pages.len();
+        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let _lock = mm.mmap_read_lock();
+        while this.pages.len() < npages {
+            let done = this.pages.len();
             let addr = start + done * PAGE_SIZE;
             // At most this many per call, to bound the time the lock is held in one go.
             let n = (npages - done).min(512);
@@ -68,14 +68,11 @@ impl UserPages {
                     addr as _,
                     n as _,
                     flags as _,
-                    pages.as_mut_ptr().add(done),
+                    this.pages.as_mut_ptr().add(done),
                     core::ptr::null_mut(),
                 )
             };
             if got <= 0 {
-                drop(lock);
-                // The references taken so far go with `this`.
-                this.pages = pages;
                 return Err(if got == 0 {
                     EFAULT
                 } else {
@@ -83,10 +80,8 @@ impl UserPages {
                 });
             }
             // SAFETY: `get_user_pages_remote` filled `got` more entries, each with a reference.
-            unsafe { pages.inc_len(got as usize) };
+            unsafe { this.pages.inc_len(got as usize) };
         }
-        drop(lock);
-        this.pages = pages;
         Ok(this)
     }
 

@@ -77,13 +77,7 @@ impl VmCore {
     /// Whether a BO mapping intersects `[va, va + len)`.
     fn maps_overlap(&self, va: u64, len: u64) -> bool {
         let end = va.saturating_add(len);
-        // The mapping starting at or before `va`, and any starting inside.
-        if let Some((a, m)) = self.maps.iter().filter(|(a, _)| **a <= va).last() {
-            if a + m.len > va {
-                return true;
-            }
-        }
-        self.maps.iter().any(|(a, _)| *a >= va && *a < end)
+        self.maps.iter().any(|(a, m)| *a < end && a + m.len > va)
     }
 
     fn userptrs_overlap(&self, va: u64, len: u64) -> bool {
