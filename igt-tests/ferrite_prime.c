@@ -281,6 +281,41 @@ static void test_cpu_access_waits(void)
 	close(g0.fd);
 }
 
+/*
+ * A process that may only read a memfd (a read-only file of it, opened
+ * again through /proc/self/fd) gets no dma-buf of it: a dma-buf is
+ * writable by every device it reaches (Ferrite's GPU would write the
+ * pages through a writable binding). patches/0018: EACCES.
+ */
+static void test_udmabuf_readonly_memfd(void)
+{
+	const uint64_t sz = 64 * 1024;
+	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	int memfd = memfd_create("ferrite-ro", MFD_ALLOW_SEALING);
+	struct udmabuf_create uc = { .offset = 0, .size = sz };
+	char path[64];
+	int ro, dmabuf;
+
+	if (dev < 0)
+		ftest_skip("no /dev/udmabuf (CONFIG_UDMABUF)");
+	ftest_assert(memfd >= 0);
+	ftest_assert_ok(ftruncate(memfd, sz));
+	ftest_assert_ok(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	ftest_assert(ro >= 0);
+	uc.memfd = ro;
+	ftest_assert_errno(ioctl(dev, UDMABUF_CREATE, &uc), EACCES);
+	/* The writable file of the same memfd still works. */
+	uc.memfd = memfd;
+	dmabuf = ioctl(dev, UDMABUF_CREATE, &uc);
+	ftest_assert(dmabuf >= 0);
+	close(dmabuf);
+	close(ro);
+	close(memfd);
+	close(dev);
+}
+
 /* A memfd exported by udmabuf: the GPU writes it, the CPU reads the memfd;
  * the CPU writes it, the GPU copies it. */
 static void test_udmabuf(void)
@@ -550,6 +585,7 @@ FTEST_MAIN(
 	{ "implicit-sync", test_implicit_sync, "the importer's job and poll() wait for the exporter's job" },
 	{ "cpu-access-waits", test_cpu_access_waits, "DMA_BUF_IOCTL_SYNC waits for the GPU's job" },
 	{ "udmabuf", test_udmabuf, "a memfd imported through udmabuf, written by GPU and CPU" },
+	{ "udmabuf-readonly-memfd", test_udmabuf_readonly_memfd, "no dma-buf of a memfd the caller may only read (EACCES)" },
 	{ "vgem-import", test_vgem_import, "a vgem buffer imported, written by the GPU" },
 	{ "vgem-export", test_vgem_export, "a Ferrite BO imported by vgem; Ferrite's job waits for vgem's fence" },
 	{ "reach-before-first-use", test_reach_before_first_use, "pages both GPUs reach when the 32-bit GPU attaches first" },

@@ -6,6 +6,13 @@
  * fork's copy-on-write the GPU gets the current pages, or faults, never the
  * old ones; read-only memory stays read-only; only the VM's own process may
  * bind its memory; and no kernel mapping of user memory is ever made.
+ *
+ * The read-only subtests that bind the shared zero page and file pages
+ * (readonly-zero-page, readonly-file) run on every GPU of the guest (GPU 1
+ * has 32-bit DMA and 64 KiB segments) and read the GPU's results only
+ * through GEM_SYNC, so they also hold in a guest booted with swiotlb=force,
+ * where every userptr page is bounced: nothing the device saw may ever be
+ * copied back into memory that the process could only read.
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -52,12 +59,41 @@ static uint64_t kmap_user(int fd)
 	return fx_counters(fd).kmap_user_bytes;
 }
 
+/* The u64 the GPU wrote at the start of BO bo (mapped at p), read as the
+ * driver documentation requires: between GEM_SYNC BEGIN(READ) and END. */
+static uint64_t bo_read64(int fd, uint32_t bo, const volatile uint64_t *p)
+{
+	uint64_t v;
+
+	ftest_assert_ok(fx_gem_sync(fd, bo, FX_BEGIN_R));
+	v = p[0];
+	ftest_assert_ok(fx_gem_sync(fd, bo, FX_END_R));
+	return v;
+}
+
+/*
+ * The GPU the running subtest uses: every subtest runs on each GPU of the
+ * guest in turn, so the 32-bit, 64 KiB-segment GPU 1 sees every case too
+ * (in the 6 GiB boot, through bounce buffers).
+ */
+static int cur_gpu;
+
+static void each_gpu(void (*fn)(void))
+{
+	int fd = fdev_open_or_skip(0);
+
+	for (cur_gpu = 0; fd >= 0; fd = fdev_open_render(++cur_gpu)) {
+		close(fd);
+		fn();
+	}
+}
+
 /* The GPU fills memory from malloc() that the CPU then reads, and hashes
  * what the CPU wrote: both directions, at the same addresses. */
-static void test_gpu_fills_malloc(void)
+static void gpu_fills_malloc_on(void)
 {
 	const uint64_t size = 1 << 20;
-	int fd = fdev_open_or_skip(0);
+	int fd = fdev_open_or_skip(cur_gpu);
 	uint32_t *p, sum_bo;
 	volatile uint64_t *sum;
 	struct fx_cmd c = { 0 };
@@ -77,17 +113,22 @@ static void test_gpu_fills_malloc(void)
 	ftest_assert_eq(run(fd, &c), 1);
 	for (uint64_t i = 0; i < size / 8; i++)
 		ftest_assert_eq_u64(p[i], 0xc0ffee00);
-	ftest_assert_eq_u64(sum[0], fx_fnv1a(p + size / 8, size / 2));
+	ftest_assert_eq_u64(bo_read64(fd, sum_bo, sum), fx_fnv1a(p + size / 8, size / 2));
 	ftest_assert_eq_u64(kmap_user(fd), 0);
 	free(mem);
 	close(fd);
 }
 
+static void test_gpu_fills_malloc(void)
+{
+	each_gpu(gpu_fills_malloc_on);
+}
+
 /* File-backed memory (a memfd, shared): what the GPU writes is in the
  * file. */
-static void test_file_backed(void)
+static void file_backed_on(void)
 {
-	int fd = fdev_open_or_skip(0), mfd = memfd_create("ferrite-userptr", 0);
+	int fd = fdev_open_or_skip(cur_gpu), mfd = memfd_create("ferrite-userptr", 0);
 	struct fx_cmd c = { 0 };
 	uint64_t v = 0;
 	uint64_t *p;
@@ -106,11 +147,16 @@ static void test_file_backed(void)
 	close(fd);
 }
 
+static void test_file_backed(void)
+{
+	each_gpu(file_backed_on);
+}
+
 /* After munmap, a job touching the range faults: the GPU never reaches
  * the pages the process gave back. */
-static void test_munmap_faults(void)
+static void munmap_faults_on(void)
 {
-	int fd = fdev_open_or_skip(0);
+	int fd = fdev_open_or_skip(cur_gpu);
 	uint64_t *p = anon(2 * FX_PAGE);
 	struct fx_cmd c = { 0 }, w = { 0 };
 	uint32_t q;
@@ -128,11 +174,16 @@ static void test_munmap_faults(void)
 	close(fd);
 }
 
+static void test_munmap_faults(void)
+{
+	each_gpu(munmap_faults_on);
+}
+
 /* MADV_DONTNEED drops the pages: the next job writes the new
  * (zero-filled) page the CPU sees, not the dropped one. */
-static void test_dontneed(void)
+static void dontneed_on(void)
 {
-	int fd = fdev_open_or_skip(0);
+	int fd = fdev_open_or_skip(cur_gpu);
 	volatile uint64_t *p = anon(FX_PAGE);
 	struct fx_cmd c = { 0 };
 
@@ -147,12 +198,17 @@ static void test_dontneed(void)
 	close(fd);
 }
 
+static void test_dontneed(void)
+{
+	each_gpu(dontneed_on);
+}
+
 /* After fork, the parent's write breaks copy-on-write: the GPU, working
  * for the parent, writes the parent's new page, and the child's memory
  * keeps what it had. */
-static void test_fork_cow(void)
+static void fork_cow_on(void)
 {
-	int fd = fdev_open_or_skip(0), go[2], done[2];
+	int fd = fdev_open_or_skip(cur_gpu), go[2], done[2];
 	volatile uint64_t *p = anon(FX_PAGE);
 	struct fx_cmd c = { 0 };
 	char b = 0;
@@ -183,11 +239,16 @@ static void test_fork_cow(void)
 	close(fd);
 }
 
+static void test_fork_cow(void)
+{
+	each_gpu(fork_cow_on);
+}
+
 /* Read-only memory: a writable bind is refused, a read-only bind works
  * for reads and faults on GPU writes. */
-static void test_read_only(void)
+static void read_only_on(void)
 {
-	int fd = fdev_open_or_skip(0), mfd = memfd_create("ferrite-ro", 0);
+	int fd = fdev_open_or_skip(cur_gpu), mfd = memfd_create("ferrite-ro", 0);
 	const uint64_t v = 0x0123456789abcdefull;
 	uint32_t bo = fx_bo(fd, FX_PAGE);
 	volatile uint64_t *out = fx_mmap(fd, bo, FX_PAGE);
@@ -206,7 +267,7 @@ static void test_read_only(void)
 	fx_copy(&r, FX_VA(2), (uintptr_t)p, 8);
 	fx_write64(&r, FX_VA(2) + 8, 1, FX_W64_FLUSH);
 	ftest_assert_eq(run(fd, &r), 1);
-	ftest_assert_eq_u64(out[0], v);
+	ftest_assert_eq_u64(bo_read64(fd, bo, out), v);
 	fx_write64(&w, (uintptr_t)p, 0xbad, FX_W64_FLUSH);
 	ftest_assert_eq(run(fd, &w), -EFAULT);
 	ftest_assert_eq_u64(p[0], v);
@@ -214,12 +275,17 @@ static void test_read_only(void)
 	close(fd);
 }
 
+static void test_read_only(void)
+{
+	each_gpu(read_only_on);
+}
+
 /* Only the VM's own process binds its memory there: a child sharing the
  * file (as one that received it over a socket would) cannot put its memory
  * into the parent's VMs, but can into its own process VM. */
-static void test_foreign_mm(void)
+static void foreign_mm_on(void)
 {
-	int fd = fdev_open_or_skip(0);
+	int fd = fdev_open_or_skip(cur_gpu);
 	uint32_t vm = fx_vm(fd);
 	pid_t pid = fork();
 
@@ -238,9 +304,14 @@ static void test_foreign_mm(void)
 	close(fd);
 }
 
-static void test_bad(void)
+static void test_foreign_mm(void)
 {
-	int fd = fdev_open_or_skip(0);
+	each_gpu(foreign_mm_on);
+}
+
+static void bad_on(void)
+{
+	int fd = fdev_open_or_skip(cur_gpu);
 	uint8_t *p = anon(8 * FX_PAGE), *hole = anon(FX_PAGE);
 	uint32_t bo = fx_bo(fd, FX_PAGE);
 	struct drm_ferrite_vm_bind_op op = {
@@ -277,6 +348,207 @@ static void test_bad(void)
 	close(fd);
 }
 
+static void test_bad(void)
+{
+	each_gpu(bad_on);
+}
+
+/* Run fn on GPU 0 and then on every other GPU of the guest. */
+static void on_every_gpu(void (*fn)(int fd))
+{
+	int fd = fdev_open_or_skip(0);
+
+	for (int i = 1; fd >= 0; i++) {
+		fn(fd);
+		close(fd);
+		fd = fdev_open_render(i);
+	}
+}
+
+/* Fail unless the size bytes at p are all zero, naming the first that is
+ * not. */
+static void assert_zero(const volatile uint8_t *p, uint64_t size, const char *what)
+{
+	for (uint64_t i = 0; i < size; i++)
+		if (p[i])
+			ftest_fail("%s: byte %#llx is %#x, expected 0 (the shared zero page was written)",
+				   what, (unsigned long long)i, p[i]);
+}
+
+/* Fresh anonymous memory reads as zeros: read-only (the zero page itself)
+ * and private read-write before the first write (the zero page too). */
+static void assert_fresh_anon_zero(uint64_t size)
+{
+	volatile uint8_t *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ftest_assert(p != MAP_FAILED);
+	assert_zero(p, size, "fresh read-only anonymous memory");
+	ftest_assert_ok(munmap((void *)p, size));
+	p = anon(size);
+	assert_zero(p, size, "fresh private anonymous memory");
+	ftest_assert_ok(munmap((void *)p, size));
+}
+
+static void zero_page_on(int fd)
+{
+	const uint64_t size = 2 * FX_PAGE;
+	static const uint8_t zeros[2 * FX_PAGE];
+	uint32_t bo = fx_bo(fd, FX_PAGE);
+	const volatile uint64_t *out = fx_mmap(fd, bo, FX_PAGE);
+	struct fx_cmd r = { 0 }, w = { 0 };
+	volatile uint8_t *p;
+
+	p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ftest_assert(p != MAP_FAILED);
+	/* A read fault on never-written anonymous memory maps the shared
+	 * zero page: both pages are that one page now. */
+	for (uint64_t i = 0; i < size; i += FX_PAGE)
+		ftest_assert_eq(p[i], 0);
+	ftest_assert_errno(bind_user(fd, PVM, (void *)p, size, 0), EFAULT);
+	ftest_assert_ok(bind_user(fd, PVM, (void *)p, size, DRM_FERRITE_VM_BIND_READONLY));
+	fx_map(fd, PVM, bo, FX_VA(2), FX_PAGE);
+	/* The GPU reads it: zeros. */
+	fx_checksum(&r, FX_VA(2), (uintptr_t)p, size);
+	fx_write64(&r, FX_VA(2) + 8, 1, FX_W64_FLUSH);
+	ftest_assert_eq(run(fd, &r), 1);
+	ftest_assert_eq_u64(bo_read64(fd, bo, out), fx_fnv1a(zeros, size));
+	/* A GPU write to it faults, and the zero page stays zero. */
+	fx_write64(&w, (uintptr_t)p + FX_PAGE + 64, 0xbad, FX_W64_FLUSH);
+	ftest_assert_eq(run(fd, &w), -EFAULT);
+	assert_zero(p, size, "the bound zero-page range");
+	/* Unbind (the DMA unmap must not write into the zero page) and give
+	 * the memory back. */
+	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)p, size));
+	ftest_assert_ok(munmap((void *)p, size));
+	assert_fresh_anon_zero(size);
+	ftest_assert_eq_u64(kmap_user(fd), 0);
+	munmap((void *)out, FX_PAGE);
+}
+
+/* The shared zero page bound read-only (8 KiB of PROT_READ anonymous
+ * memory, read once): the GPU reads zeros, its writes fault, and after the
+ * unbind fresh anonymous memory still reads zeros. */
+static void test_readonly_zero_page(void)
+{
+	on_every_gpu(zero_page_on);
+}
+
+/* Longer than GPU 1's 64 KiB DMA segments. */
+#define RO_FILE_SIZE (256 * 1024)
+
+static uint8_t file_byte(uint64_t i)
+{
+	return (uint8_t)(i * 7 + (i >> 12) * 13 + 1);
+}
+
+/* Read all of the file rfd with read(2) and compare it with want. */
+static void assert_file_is(int rfd, const uint8_t *want, const char *what)
+{
+	static uint8_t got[RO_FILE_SIZE];
+	size_t n = 0;
+
+	ftest_assert_eq(lseek(rfd, 0, SEEK_SET), 0);
+	while (n < RO_FILE_SIZE) {
+		ssize_t k = read(rfd, got + n, RO_FILE_SIZE - n);
+
+		if (k <= 0)
+			ftest_fail("%s: read(2) returned %zd at %zu: %s", what, k, n, strerror(errno));
+		n += k;
+	}
+	for (size_t i = 0; i < RO_FILE_SIZE; i++)
+		if (got[i] != want[i])
+			ftest_fail("%s: file byte %#zx is %#x, expected %#x", what, i, got[i], want[i]);
+}
+
+/* Map the read-only file rfd with `flags` (MAP_SHARED or MAP_PRIVATE),
+ * PROT_READ, and bind it read-only. */
+static uint8_t *map_ro_file(int fd, int rfd, int flags)
+{
+	uint8_t *p = mmap(NULL, RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
+
+	ftest_assert(p != MAP_FAILED);
+	ftest_assert_ok(bind_user(fd, PVM, p, RO_FILE_SIZE, DRM_FERRITE_VM_BIND_READONLY));
+	return p;
+}
+
+static void ro_file_round(int fd, int flags)
+{
+	static uint8_t want[RO_FILE_SIZE];
+	char path[] = "/tmp/ferrite-userptr-XXXXXX";
+	int wfd = mkstemp(path), rfd;
+	uint32_t bo = fx_bo(fd, FX_PAGE);
+	const volatile uint64_t *out = fx_mmap(fd, bo, FX_PAGE);
+	struct fx_cmd r = { 0 }, w = { 0 }, r2 = { 0 };
+	const uint64_t patch_at = 3 * FX_PAGE + 100;
+	uint8_t patch[300];
+	uint8_t *p;
+
+	ftest_assert(wfd >= 0);
+	for (uint64_t i = 0; i < RO_FILE_SIZE; i++)
+		want[i] = file_byte(i);
+	ftest_assert_eq(write(wfd, want, RO_FILE_SIZE), RO_FILE_SIZE);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	ftest_assert(rfd >= 0);
+	ftest_assert_ok(unlink(path));
+	fx_map(fd, PVM, bo, FX_VA(2), FX_PAGE);
+
+	/* Read-only memory cannot be bound writable. */
+	p = mmap(NULL, RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
+	ftest_assert(p != MAP_FAILED);
+	ftest_assert_errno(bind_user(fd, PVM, p, RO_FILE_SIZE, 0), EFAULT);
+	ftest_assert_ok(munmap(p, RO_FILE_SIZE));
+
+	/* Bound read-only: the GPU reads the file's bytes; its writes fault. */
+	p = map_ro_file(fd, rfd, flags);
+	fx_checksum(&r, FX_VA(2), (uintptr_t)p, RO_FILE_SIZE);
+	fx_write64(&r, FX_VA(2) + 8, 1, FX_W64_FLUSH);
+	ftest_assert_eq(run(fd, &r), 1);
+	ftest_assert_eq_u64(bo_read64(fd, bo, out), fx_fnv1a(want, RO_FILE_SIZE));
+	fx_fill(&w, (uintptr_t)p + FX_PAGE, 2 * FX_PAGE, 0xbadbad00);
+	fx_write64(&w, (uintptr_t)p + RO_FILE_SIZE - 8, 0xbad, FX_W64_FLUSH);
+	ftest_assert_eq(run(fd, &w), -EFAULT);
+	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)p, RO_FILE_SIZE));
+	ftest_assert_ok(munmap(p, RO_FILE_SIZE));
+	assert_file_is(rfd, want, "after the read-only bind");
+
+	/* The file changes (through another descriptor) while it is bound and
+	 * after the GPU has read it: the unbind must not write what the
+	 * device saw back over the new bytes. */
+	p = map_ro_file(fd, rfd, flags);
+	fx_checksum(&r2, FX_VA(2), (uintptr_t)p, RO_FILE_SIZE);
+	fx_write64(&r2, FX_VA(2) + 8, 2, FX_W64_FLUSH);
+	ftest_assert_eq(run(fd, &r2), 1);
+	ftest_assert_eq_u64(bo_read64(fd, bo, out), fx_fnv1a(want, RO_FILE_SIZE));
+	for (size_t i = 0; i < sizeof(patch); i++)
+		patch[i] = (uint8_t)~want[patch_at + i];
+	ftest_assert_eq(pwrite(wfd, patch, sizeof(patch), patch_at), sizeof(patch));
+	memcpy(want + patch_at, patch, sizeof(patch));
+	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)p, RO_FILE_SIZE));
+	ftest_assert_ok(munmap(p, RO_FILE_SIZE));
+	assert_file_is(rfd, want, "after a write to the file while it was bound");
+
+	ftest_assert_ok(fx_unmap(fd, PVM, FX_VA(2), FX_PAGE));
+	munmap((void *)out, FX_PAGE);
+	close(rfd);
+	close(wfd);
+}
+
+static void ro_file_on(int fd)
+{
+	ro_file_round(fd, MAP_SHARED);
+	ro_file_round(fd, MAP_PRIVATE);
+	ftest_assert_eq_u64(kmap_user(fd), 0);
+}
+
+/* A real file (in /tmp), written, then opened O_RDONLY and mapped
+ * PROT_READ, shared and then private: a writable bind fails with EFAULT; a
+ * read-only one lets the GPU read the file's bytes and fault on writes; and
+ * after the unbind the file holds exactly what the CPU last wrote to it. */
+static void test_readonly_file(void)
+{
+	on_every_gpu(ro_file_on);
+}
+
 FTEST_MAIN(
 	{ "gpu-fills-malloc", test_gpu_fills_malloc, "the GPU fills and hashes malloc'd memory at its CPU address; no kernel mapping" },
 	{ "file-backed", test_file_backed, "a shared memfd mapping: GPU writes land in the file" },
@@ -286,4 +558,6 @@ FTEST_MAIN(
 	{ "read-only", test_read_only, "read-only memory: writable bind refused, GPU reads work, GPU writes fault" },
 	{ "foreign-mm", test_foreign_mm, "another process cannot bind its memory into a VM that is not its own" },
 	{ "bad", test_bad, "bad userptr binds: clear errnos" },
+	{ "readonly-zero-page", test_readonly_zero_page, "the shared zero page bound read-only: GPU reads zeros, writes fault, fresh anonymous memory still reads zeros after the unbind" },
+	{ "readonly-file", test_readonly_file, "a PROT_READ file mapping (shared, private): writable bind EFAULT, GPU reads it read-only, the file is unchanged after the unbind" },
 )

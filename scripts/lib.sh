@@ -27,10 +27,31 @@ export FERRITE_T0
 die() { echo "error: $*" >&2; exit 1; }
 now() { date +%s; }
 
-# stage NAME: print a stage header with the time elapsed since the command began.
+# stage NAME: print a stage header with the time elapsed since the command
+# began. With $FERRITE_TIMES set (make test sets it), also record it there:
+# stage_summary tells where the time went.
 stage() {
 	local t=$(( $(now) - FERRITE_T0 ))
 	printf '==> [%3d:%02d] %s\n' $((t / 60)) $((t % 60)) "$*"
+	[ -z "${FERRITE_TIMES:-}" ] || printf '%s %s\n' "$(now)" "$*" >>"$FERRITE_TIMES"
+}
+
+# stage_summary: one line per stage of this command (stages named alike
+# up to their first ':' are one: "kernel(main)", "guest(main kernel, swiotlb=force)"),
+# with the time from its first header to the next stage's.
+stage_summary() {
+	[ -n "${FERRITE_TIMES:-}" ] && [ -f "$FERRITE_TIMES" ] || return 0
+	printf '%s done\n' "$(now)" >>"$FERRITE_TIMES"
+	FERRITE_TIMES= stage "where the time went"
+	awk '
+	{ t = $1; $1 = ""; name = substr($0, 2); key = name; sub(/:.*/, "", key) }
+	NR > 1 { if (!(prev in secs)) order[++n] = prev; secs[prev] += t - pt }
+	{ prev = key; pt = t }
+	END {
+		for (i = 1; i <= n; i++) { s = secs[order[i]]; total += s
+			printf "time: %-44s %3dm%02ds\n", order[i], s / 60, s % 60 }
+		printf "time: %-44s %3dm%02ds\n", "total", total / 60, total % 60
+	}' "$FERRITE_TIMES"
 }
 
 # in_rootfs CMD...: run CMD inside the trixie rootfs in a private mount

@@ -14,6 +14,10 @@ IGT_GENERIC="core_getversion core_getclient core_getstats core_hotunplug syncobj
 
 mkdir -p "$FERRITE_CACHE"
 results=$FERRITE_CACHE/results.txt
+# Every stage's start, for the summary of where the time went.
+export FERRITE_TIMES=$FERRITE_CACHE/times.txt
+: >"$FERRITE_TIMES"
+stage "setup: make test ($FLAVOUR) with FERRITE_CACHE=$FERRITE_CACHE"
 # The device model checks the driver's TLB discipline in every boot (see
 # gpu-model/src/exec.rs, audit): reported in each boot's results.
 export FERRITE_MODEL_AUDIT=1
@@ -137,12 +141,18 @@ if [ $build_rc -eq 0 ]; then
 	# write (a device's included) is reported where it lands.
 	run_guest tests main slub_debug=FZP "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
-	# dma_sync shows as stale data. The ownership-transfer tests only (the
-	# others read GPU results without GEM_SYNC, as is fine on coherent x86).
-	run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_sync@' "" 0
+	# dma_sync shows as stale data, a wrong DMA direction as data copied
+	# back where it must not be (read-only userptrs of shared pages). The
+	# ownership-transfer tests and every path that takes user memory
+	# (the others read GPU results without GEM_SYNC, as is fine on
+	# coherent x86), and the fuzzer, which makes read-only, zero-page and
+	# file-backed userptrs.
+	run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_(sync|userptr)@' "" 0 "$FLAVOUR" 20000
 	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
-	# dma-buf reach tests (allocation on attach, refusal) run here only.
-	GUEST_MEM=6G run_guest tests-highmem 6G "" "" '^igt@ferrite_prime@reach-' "" 0
+	# dma-buf reach tests (allocation on attach, refusal) run here only,
+	# and the userptr tests (every subtest on each GPU) see pages the
+	# 32-bit GPU reaches only through bounce buffers.
+	GUEST_MEM=6G run_guest tests-highmem 6G "" "" '^igt@ferrite_prime@reach-|^igt@ferrite_userptr@' "" 0
 	# Surprise removal: GPU 1's device process is killed under a hung job;
 	# GPU 1 stays dead, so nothing else runs in this boot.
 	run_guest tests-kill model-killed "" "" '^igt@ferrite_robust@model-killed' "" 0
@@ -160,6 +170,7 @@ if [ $build_rc -eq 0 ]; then
 	fi
 fi
 
+stage_summary
 p=$(grep -c '^PASS' "$results" || true)
 f=$(grep -c '^FAIL' "$results" || true)
 s=$(grep -c '^SKIP' "$results" || true)

@@ -259,6 +259,14 @@ enum drm_ferrite_vm_bind_op_type {
  * process's page tables: after munmap, mremap, fork (copy-on-write) or
  * migration, the next SUBMIT on the VM maps the range's current pages,
  * and a range that is no longer mapped faults on GPU access.
+ * With DRM_FERRITE_VM_BIND_READONLY the memory may be read-only or shared
+ * (untouched anonymous memory, a read-only file mapping): the device
+ * never writes it, not even through a bounce buffer. The memory belongs
+ * to the GPU from the SUBMIT of a job of the VM until no job of the VM
+ * submitted since is running: then (all their out-fences signalled) the
+ * CPU sees what they wrote, and jobs submitted later see what the CPU
+ * wrote. When the DMA layer cannot map the memory
+ * (bounce buffers or DMA address space exhausted), -ENOMEM.
  */
 #define DRM_FERRITE_VM_BIND_USERPTR	(1 << 2)
 

@@ -10,6 +10,14 @@
 //!
 //! [`DmaPages`] maps such pages for a device as a scatter-gather table.
 //!
+//! What the device may do with the pages, [`Access`], is chosen once, when they are looked up,
+//! and decides both the lookup and the DMA direction, so the two cannot disagree. Pages looked
+//! up for reading may be shared with other processes and with the kernel (the shared zero page,
+//! page-cache pages of a read-only file mapping, KSM pages); they are mapped `DMA_TO_DEVICE`, so
+//! no unmap or sync ever copies a bounce buffer back into them or invalidates CPU caches over
+//! them. Pages looked up for writing are the process's own (`FOLL_WRITE` breaks copy-on-write)
+//! and are mapped `DMA_BIDIRECTIONAL`.
+//!
 //! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h),
 //! [`include/linux/scatterlist.h`](srctree/include/linux/scatterlist.h)
 
@@ -23,17 +31,48 @@ use crate::{
     page::PAGE_SIZE,
     prelude::*,
     scatterlist::SGTable,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
     types::Opaque,
 };
+
+/// What a device may do with user pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The device only reads the pages. They are looked up without `FOLL_WRITE`, so they may be
+    /// shared (zero page, page cache, KSM), and are mapped `DMA_TO_DEVICE`.
+    Read,
+    /// The device reads and writes the pages. They are looked up with `FOLL_WRITE` (each is the
+    /// process's own, writable page) and mapped `DMA_BIDIRECTIONAL`.
+    ReadWrite,
+}
+
+impl Access {
+    /// The DMA direction of a mapping for this access.
+    pub fn dma_direction(self) -> DataDirection {
+        match self {
+            Access::Read => DataDirection::ToDevice,
+            Access::ReadWrite => DataDirection::Bidirectional,
+        }
+    }
+
+    /// Whether the device may write.
+    pub fn writes(self) -> bool {
+        self == Access::ReadWrite
+    }
+}
 
 /// References to the pages of a page-aligned user range, in order.
 ///
 /// # Invariants
 ///
-/// Every entry of `pages` is a page this object holds one reference on.
+/// Every entry of `pages` is a page this object holds one reference on. If `access` is
+/// [`Access::ReadWrite`], the pages were looked up with `FOLL_WRITE`.
 pub struct UserPages {
     pages: KVVec<*mut bindings::page>,
+    access: Access,
 }
 
 // SAFETY: the page references may be dropped from any thread.
@@ -42,18 +81,24 @@ unsafe impl Send for UserPages {}
 unsafe impl Sync for UserPages {}
 
 impl UserPages {
-    /// Reference the `npages` pages from `start` (page aligned) of `mm`, faulting them in;
-    /// `write` asks for writable pages (breaking copy-on-write). Fails with `EFAULT` if a page
-    /// is not mapped, or not writable when `write` is set.
-    pub fn get(mm: &MmWithUser, start: usize, npages: usize, write: bool) -> Result<Self> {
+    /// Reference the `npages` pages from `start` (page aligned) of `mm`, faulting them in, for
+    /// a device that will access them as `access` says ([`Access::ReadWrite`] breaks
+    /// copy-on-write). Fails with `EFAULT` if a page is not mapped, or not writable for
+    /// [`Access::ReadWrite`].
+    pub fn get(mm: &MmWithUser, start: usize, npages: usize, access: Access) -> Result<Self> {
         if start % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
         // References taken so far are given back by `drop` if a later call fails.
         let mut this = Self {
             pages: KVVec::with_capacity(npages, GFP_KERNEL)?,
+            access,
         };
-        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let flags = if access.writes() {
+            bindings::FOLL_WRITE
+        } else {
+            0
+        };
         let _lock = mm.mmap_read_lock();
         while this.pages.len() < npages {
             let done = this.pages.len();
@@ -95,16 +140,23 @@ impl UserPages {
         self.pages.is_empty()
     }
 
+    /// What the device may do with the pages.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
     /// Map the pages for `dev` as a scatter-gather table of segments no longer than
-    /// `max_segment`. With `skip_cpu_sync`, no cache maintenance is done now: the caller syncs
-    /// before the device first uses the table (`DMA_ATTR_SKIP_CPU_SYNC`).
+    /// `max_segment`, in the direction their [`Access`] implies. With `skip_cpu_sync`, no cache
+    /// maintenance is done now: the caller syncs before the device first uses the table
+    /// (`DMA_ATTR_SKIP_CPU_SYNC`). Fails as `dma_map_sgtable()` does: `ENOMEM` when the DMA
+    /// layer lacks the resources (memory, bounce buffers, address space).
     pub fn dma_map(
         self,
         dev: &Device<Bound>,
         max_segment: u32,
-        dir: DataDirection,
         skip_cpu_sync: bool,
     ) -> Result<DmaPages> {
+        let dir = self.access.dma_direction();
         let sgt = KBox::new(Opaque::<bindings::sg_table>::zeroed(), GFP_KERNEL)?;
         let max_segment = max_segment.max(PAGE_SIZE as u32) & !(PAGE_SIZE as u32 - 1);
         let n = u32::try_from(self.pages.len()).map_err(|_| EINVAL)?;
@@ -137,6 +189,7 @@ impl UserPages {
             dev: dev.into(),
             sgt,
             dir,
+            device_owned: Atomic::new(!skip_cpu_sync),
             pages: self,
         })
     }
@@ -163,11 +216,18 @@ impl Drop for UserPages {
 ///
 /// # Invariants
 ///
-/// `sgt` is a table of `pages`, mapped for `dev` in direction `dir`, until `drop`.
+/// `sgt` is a table of `pages`, mapped for `dev` in direction `dir`, until `drop`; `dir` is
+/// `pages.access().dma_direction()`.
+///
+/// The pages belong to the CPU or to the device for DMA: [`DmaPages::sync_for_device`] gives
+/// them to the device, [`DmaPages::sync_for_cpu`] back to the CPU, and `device_owned` records
+/// which. The unmap in `drop` syncs for the CPU only while the device owns them: once they are
+/// the CPU's, a sync (a bounce-buffer copy) would overwrite what the CPU wrote since.
 pub struct DmaPages {
     dev: ARef<Device>,
     sgt: KBox<Opaque<bindings::sg_table>>,
     dir: DataDirection,
+    device_owned: Atomic<bool>,
     pages: UserPages,
 }
 
@@ -189,8 +249,9 @@ impl DmaPages {
     }
 
     /// Give the pages to the device: cache maintenance (and bounce-buffer copies) for a device
-    /// access after CPU accesses.
+    /// access after CPU accesses. Callers serialise this with [`Self::sync_for_cpu`].
     pub fn sync_for_device(&self) {
+        self.device_owned.store(true, Relaxed);
         // SAFETY: the table is mapped for `dev` in `dir` (type invariant); `dev` is the device
         // it was mapped for, still bound while the mapping exists (it is unmapped in `drop`,
         // which drivers run before unbind completes).
@@ -203,8 +264,18 @@ impl DmaPages {
         };
     }
 
-    /// Give the pages back to the CPU after device accesses.
+    /// What the device may do with the pages.
+    pub fn access(&self) -> Access {
+        self.pages.access
+    }
+
+    /// Give the pages back to the CPU after device accesses. Nothing to do for pages the
+    /// device only reads: there is nothing to copy back, and a read-only page may be shared.
     pub fn sync_for_cpu(&self) {
+        self.device_owned.store(false, Relaxed);
+        if !self.pages.access.writes() {
+            return;
+        }
         // SAFETY: as in `sync_for_device`.
         unsafe {
             bindings::dma_sync_sgtable_for_cpu(self.dev.as_raw(), self.sgt.get(), self.dir.into())
@@ -215,15 +286,22 @@ impl DmaPages {
 impl Drop for DmaPages {
     fn drop(&mut self) {
         let sgt = self.sgt.get();
-        // SAFETY: the table is mapped for `dev` in `dir` (type invariant); unmapping syncs it for
-        // the CPU, so what the device wrote reaches the pages before they are released.
+        // Pages the device owns are synced for the CPU by the unmap, so what the device wrote
+        // reaches them before they are released (for `DMA_TO_DEVICE`, nothing is copied back);
+        // pages the CPU owns were synced when it got them, and are not synced again.
+        let attrs = if self.device_owned.load(Relaxed) {
+            0
+        } else {
+            bindings::DMA_ATTR_SKIP_CPU_SYNC as usize
+        };
+        // SAFETY: the table is mapped for `dev` in `dir` (type invariant).
         unsafe {
             bindings::dma_unmap_sg_attrs(
                 self.dev.as_raw(),
                 (*sgt).sgl,
                 (*sgt).orig_nents as _,
                 self.dir.into(),
-                0,
+                attrs as _,
             );
             bindings::sg_free_table(sgt);
         }

@@ -639,13 +639,14 @@ impl FileData {
         };
         // Userptrs whose pages changed are mapped again, and all are given
         // to the device, before the job.
-        q.vm.prepare_userptrs(bound(dev))?;
+        let userptrs = q.vm.prepare_userptrs(bound(dev))?;
         let job = Job {
             stats: file.inner().stats.clone(),
             vm: q.vm.clone(),
             cmd_va: req.cmd_va,
             cmd_size: req.cmd_size,
             _bos: refs,
+            userptrs,
         };
         let fence = q.submit(job, deps)?;
         for (bo, write) in bos.iter().zip(writes.iter()) {

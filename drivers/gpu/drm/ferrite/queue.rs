@@ -41,6 +41,7 @@ use crate::{
     gpu::{Bar0, Gpu},
     mmu,
     regs::{self, cmd},
+    userptr::DeviceLease,
     vm::Vm,
 };
 
@@ -157,12 +158,26 @@ pub(crate) struct Job {
     pub(crate) cmd_size: u32,
     /// BOs of the job (implicit sync), held until it completes.
     pub(crate) _bos: KVec<ARef<Bo>>,
+    /// The userptr pages the job may use, owned by the device until it ends.
+    pub(crate) userptrs: DeviceLease,
 }
 
+impl Job {
+    /// The job is over (done, failed or cancelled): what it wrote goes
+    /// back to the CPU. Called before its fence signals, so a waiter sees
+    /// the data; needs no memory and takes no lock held while allocating.
+    fn retire(&mut self) {
+        self.userptrs.release();
+    }
+}
+
+/// A job on the hardware. `job` comes before `fence`: dropped without an
+/// explicit signal, it still gives its memory back before the fence
+/// signals (cancelled).
 struct Inflight {
     seqno: u64,
-    fence: SignalFence,
     job: Job,
+    fence: SignalFence,
     timeout: Delta,
 }
 
@@ -296,6 +311,8 @@ impl HwQueue {
             let Some(done) = done else {
                 return;
             };
+            let mut done = done;
+            done.job.retire();
             done.job.vm.hw.job_done();
             done.fence.signal();
         }
@@ -370,7 +387,8 @@ impl HwQueue {
             drop(owner);
             failed
         };
-        if let Some(f) = failed {
+        if let Some(mut f) = failed {
+            f.job.retire();
             f.job.vm.hw.job_done();
             f.fence.signal_error(err);
         }
@@ -445,9 +463,10 @@ impl HwQueue {
                 }
                 st.inflight.remove(0).ok()
             };
-            let Some(j) = j else {
+            let Some(mut j) = j else {
                 return;
             };
+            j.job.retire();
             j.job.vm.hw.job_done();
             j.fence.signal_error(err);
         }
@@ -550,6 +569,8 @@ fn arm_watchdog(gpu: &Arc<Gpu>, after: Delta) {
 }
 
 /// A job waiting for its dependencies.
+/// A job waiting for its dependencies; as for [`Inflight`], `job` comes
+/// before `fence`.
 struct Pending {
     job: Job,
     fence: SignalFence,
@@ -704,11 +725,12 @@ impl Queue {
         let ready =
             !sub.busy && sub.pending.is_empty() && deps.iter().all(|d| d.status() == Ok(true));
         if ready {
-            if let Err((p, e)) = self.emit(Pending {
+            if let Err((mut p, e)) = self.emit(Pending {
                 job,
                 fence,
                 deps: KVec::new(),
             }) {
+                p.job.retire();
                 p.fence.signal_error(e);
             }
             return Ok(out);
@@ -855,7 +877,7 @@ impl WorkItem for Queue {
                 sub.busy = true;
                 sub.pending.remove(0).ok()
             };
-            let Some(p) = p else {
+            let Some(mut p) = p else {
                 return;
             };
             let mut dep_err = None;
@@ -867,10 +889,12 @@ impl WorkItem for Queue {
             }
             if let Some(e) = dep_err {
                 // A failed dependency fails the job, as drm_sched does.
+                p.job.retire();
                 p.fence.signal_error(e);
                 continue;
             }
-            if let Err((p, e)) = this.emit(p) {
+            if let Err((mut p, e)) = this.emit(p) {
+                p.job.retire();
                 p.fence.signal_error(e);
             }
         }

@@ -20,20 +20,36 @@
 //! references lets the notifier return without touching the page table,
 //! and keeps "GPU never touches a freed page" true in between.
 //!
-//! Pages are DMA-mapped with `DMA_ATTR_SKIP_CPU_SYNC` and given to the
-//! device (`dma_sync_sgtable_for_device`) before each job of the VM; the
-//! unmap (when the range goes stale or is unbound) syncs them for the CPU.
+//! The DMA direction follows the binding: a read-only userptr's pages are
+//! looked up without `FOLL_WRITE` and may be shared with other processes
+//! and the kernel (the zero page, the page cache of a read-only file
+//! mapping, KSM pages), so they are mapped `DMA_TO_DEVICE` and nothing is
+//! ever copied or synced back into them; a writable one's pages are the
+//! process's own (copy-on-write broken) and mapped `DMA_BIDIRECTIONAL`
+//! (`kernel::mm::user_pages::Access` ties the two together).
+//!
+//! Ownership for DMA follows the jobs: pages are mapped with
+//! `DMA_ATTR_SKIP_CPU_SYNC`, given to the device (`sync_for_device`) when
+//! the first job that may use them is submitted and given back to the CPU
+//! (`sync_for_cpu`, a no-op for read-only ones) when the last such job
+//! ends, before its fence signals. In between, the device owns them: CPU
+//! writes made while a job of the VM runs may not be seen by jobs
+//! submitted before that job ends (on a bounced or non-coherent system),
+//! as for BOs between GEM_SYNC END and BEGIN. The unmap (when the range
+//! goes stale or is unbound, and no job holds the pages) does not sync
+//! them again: they are the CPU's by then, and a second bounce-buffer
+//! copy would overwrite what the CPU wrote since the last job ended.
 
 use kernel::{
     device::{Bound, Device},
-    dma::DataDirection,
     mm::{
         mmu_notifier::{IntervalNotifier, IntervalNotifierOps, Invalidation},
-        user_pages::{DmaPages, UserPages},
+        user_pages::{Access, DmaPages, UserPages},
     },
     new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
+    scatterlist::SGTable,
     sync::{Arc, SpinLock},
     time::{delay::fsleep, Delta},
 };
@@ -45,9 +61,91 @@ use crate::mmu::VmAs;
 /// under a job that is still running).
 const WAIT_JOBS_MS: i64 = 2000;
 
+/// A userptr's pages as its GPU page-table entries map them, and whether
+/// the device owns them.
+#[pin_data]
+pub(crate) struct Mapped {
+    pages: DmaPages,
+    /// Submitted jobs that may use the pages and have not ended: the
+    /// device owns the pages while this is not zero.
+    #[pin]
+    device_jobs: SpinLock<u32>,
+}
+
+impl Mapped {
+    fn new(pages: DmaPages) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                pages,
+                device_jobs <- new_spinlock!(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The DMA-mapped table.
+    pub(crate) fn sgt(&self) -> &SGTable {
+        self.pages.sgt()
+    }
+
+    /// A job that may use the pages was submitted: the first one takes
+    /// them from the CPU.
+    fn get(&self) {
+        let mut n = self.device_jobs.lock();
+        if *n == 0 {
+            self.pages.sync_for_device();
+        }
+        *n += 1;
+    }
+
+    /// Such a job ended: the last one gives them back to the CPU.
+    fn put(&self) {
+        let mut n = self.device_jobs.lock();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.pages.sync_for_cpu();
+        }
+    }
+}
+
+/// The userptr pages a job may use, owned by the device from its
+/// submission until [`DeviceLease::release`] (before its fence signals),
+/// and kept mapped until then even if the range goes stale.
+pub(crate) struct DeviceLease(KVec<Arc<Mapped>>);
+
+impl DeviceLease {
+    pub(crate) fn new() -> Self {
+        Self(KVec::new())
+    }
+
+    /// Take `m` for the device, for the job this lease belongs to.
+    pub(crate) fn add(&mut self, m: &Arc<Mapped>) -> Result {
+        self.0.reserve(1, GFP_KERNEL)?;
+        m.get();
+        // Cannot fail: reserved above.
+        let _ = self.0.push_within_capacity(m.clone());
+        Ok(())
+    }
+
+    /// The job ended: give the pages back to the CPU (what the job wrote
+    /// becomes visible to it). Needs no memory; called before the job's
+    /// fence signals.
+    pub(crate) fn release(&mut self) {
+        while let Some(m) = self.0.pop() {
+            m.put();
+        }
+    }
+}
+
+impl Drop for DeviceLease {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 pub(crate) struct RangeState {
     /// The pages the GPU page table points at, if any.
-    pub(crate) mapped: Option<DmaPages>,
+    pub(crate) mapped: Option<Arc<Mapped>>,
     /// No invalidation since `mapped` was looked up.
     pub(crate) valid: bool,
 }
@@ -93,8 +191,13 @@ impl Range {
         self.va >= va && self.end() <= va.saturating_add(len)
     }
 
-    pub(crate) fn writable(&self) -> bool {
-        self.prot & kernel::iommu::pgtable::prot::WRITE != 0
+    /// What the GPU may do with the range's pages.
+    pub(crate) fn access(&self) -> Access {
+        if self.prot & kernel::iommu::pgtable::prot::WRITE != 0 {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        }
     }
 }
 
@@ -129,15 +232,15 @@ pub(crate) fn fetch(
     n: &IntervalNotifier<Range>,
     dev: &Device<Bound>,
     max_segment: u32,
-) -> Result<(DmaPages, u64)> {
+) -> Result<(Arc<Mapped>, u64)> {
     let r = n.data();
     let seq = n.read_begin();
     let mm = n.mm().mmget_not_zero().ok_or(EFAULT)?;
     let npages = usize::try_from(r.len).map_err(|_| EINVAL)? / PAGE_SIZE;
     let va = usize::try_from(r.va).map_err(|_| EINVAL)?;
-    let pages = UserPages::get(&mm, va, npages, r.writable())?;
+    let pages = UserPages::get(&mm, va, npages, r.access())?;
     drop(mm);
     // Cache maintenance is left to the first job (map first, flush later).
-    let dma = pages.dma_map(dev, max_segment, DataDirection::Bidirectional, true)?;
-    Ok((dma, seq))
+    let dma = pages.dma_map(dev, max_segment, true)?;
+    Ok((Mapped::new(dma)?, seq))
 }

@@ -13,7 +13,7 @@ use kernel::{
         OpRemapped, OpUnmap, OpUnmapped, UniqueRefGpuVm,
     },
     iommu::pgtable::{prot, Config, IoPageTable, ARM64LPAES1},
-    mm::{mmu_notifier::IntervalNotifier, user_pages::DmaPages, Mm},
+    mm::{mmu_notifier::IntervalNotifier, Mm},
     new_mutex,
     prelude::*,
     rbtree::RBTree,
@@ -32,7 +32,7 @@ use crate::{
     gem::{self, Bo},
     gpu::{Gpu, LiveUpdate},
     mmu::VmAs,
-    userptr::{self, Range, Userptr},
+    userptr::{self, DeviceLease, Mapped, Range, Userptr},
 };
 
 /// The page table of a VM, valid while the device is bound.
@@ -99,7 +99,7 @@ pub(crate) struct BindCtx<'a> {
     /// Mappings removed, dropped only after the TLB flush.
     removed: KVec<GpuVaRemoved<VmCore>>,
     /// Userptrs removed, and their pages, dropped only after the TLB flush.
-    removed_user: KVec<(Userptr, Option<DmaPages>)>,
+    removed_user: KVec<(Userptr, Option<Arc<Mapped>>)>,
     bytes_mapped: u64,
     bytes_unmapped: u64,
 }
@@ -705,19 +705,22 @@ impl Vm {
 
     /// Before a job of this VM: map the current pages of every userptr
     /// (a range that can no longer be looked up stays unmapped, and the job
-    /// faults on it), and give them to the device.
-    pub(crate) fn prepare_userptrs(&self, dev: &Device<Bound>) -> Result {
+    /// faults on it), and give them to the device for the job; the lease
+    /// gives them back when the job ends.
+    pub(crate) fn prepare_userptrs(&self, dev: &Device<Bound>) -> Result<DeviceLease> {
         let pt = self.pt.access(dev)?;
         let gpuvm = self.gpuvm.lock();
+        let mut lease = DeviceLease::new();
         for u in gpuvm.data_ref().userptrs.iter() {
             if self.validate(u, pt, dev).is_err() {
                 continue;
             }
-            if let Some(p) = u.data().state.lock().mapped.as_ref() {
-                p.sync_for_device();
+            let m = u.data().state.lock().mapped.clone();
+            if let Some(m) = m {
+                lease.add(&m)?;
             }
         }
-        Ok(())
+        Ok(lease)
     }
 
     fn account(&self, mapped: u64, unmapped: u64) {

@@ -6,12 +6,23 @@
 //! A worker never holds a pool lock across an ioctl: it picks arguments
 //! under the lock, calls without it and records what was created after,
 //! so threads sharing a file race on the same objects.
+//!
+//! Userptrs: each process keeps up to [`gen::MAX_USER_REGIONS`] regions of
+//! its own memory (see [`gen::MemKind`]) that it binds at GPU VA == CPU VA,
+//! munmaps, mprotects, madvises, reads and writes, unbinds and runs jobs
+//! on. A worker takes a region out of the process's list while it works on
+//! it, so the fuzzer knows which regions are bound where, and holds the
+//! kernel to the UAPI's errnos for them. That knowledge is exact on the
+//! process VM (which nothing else of the process can destroy); on explicit
+//! VMs, which a forked child sharing the file or a raw VM_DESTROY may
+//! destroy (and a later VM_CREATE reuse the id), outcomes that only a
+//! vanished VM explains are tolerated.
 
 use std::fmt::Debug;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Instant;
 
 use ferrite::device::{IOCTL_DEV_QUERY, IOCTL_GEM_CREATE, IOCTL_GEM_MMAP_OFFSET};
@@ -22,7 +33,9 @@ use ferrite::exec::{
 use ferrite::uapi::{self, drm_ferrite_counters, drm_ferrite_dev_info, drm_ferrite_obj_array};
 use ferrite::{drm, Mmap};
 
-use crate::gen::{self, BindOp, BoInfo, BoRef, Element, Layout, Ptr, SyncInfo, SyncOp, VaRange};
+use crate::gen::{
+    self, BindOp, BoInfo, BoRef, Element, Layout, MemKind, Ptr, SyncInfo, SyncOp, VaRange,
+};
 use crate::gen::{MIB, PAGE};
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -172,6 +185,9 @@ impl Pools {
 pub struct FileCtx {
     pub fd: OwnedFd,
     pub range: VaRange,
+    /// The device (index into [`Env::devs`]): files of one device share
+    /// the process VM.
+    pub dev: usize,
     pools: Mutex<Pools>,
 }
 
@@ -184,6 +200,7 @@ impl FileCtx {
         Ok(FileCtx {
             fd: f.into(),
             range: devs[dev].range,
+            dev,
             pools: Mutex::default(),
         })
     }
@@ -214,6 +231,22 @@ pub fn touch(m: &MapEnt) {
     }
 }
 
+/// Read one byte of each page of a readable region (faulting it in).
+fn read_pages(r: &Region) {
+    for off in (0..r.size).step_by(PAGE as usize) {
+        // SAFETY: inside a region mapped readable.
+        unsafe { ((r.va + off) as *const u8).read_volatile() };
+    }
+}
+
+/// Write a word into each page of a writable region.
+fn write_pages(r: &Region, v: u64) {
+    for off in (0..r.size).step_by(PAGE as usize) {
+        // SAFETY: inside a region mapped writable.
+        unsafe { ((r.va + off) as *mut u64).write_volatile(v ^ off) };
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FdKind {
     DmaBuf,
@@ -230,6 +263,183 @@ struct ExtFd {
     size: u64,
 }
 
+/// A userptr binding of (part of) a region.
+#[derive(Debug, Clone)]
+struct UBinding {
+    /// The file it was made through (its explicit VMs die with it).
+    file: Weak<FileCtx>,
+    /// Its device: the process VM of a device is one for all its files.
+    dev: usize,
+    vm: u32,
+    va: u64,
+    size: u64,
+    readonly: bool,
+}
+
+impl UBinding {
+    /// Whether it is in `vm` as `f` names it.
+    fn in_vm(&self, f: &FileCtx, vm: u32) -> bool {
+        self.vm == vm
+            && if vm == uapi::DRM_FERRITE_VM_PROCESS {
+                self.dev == f.dev
+            } else {
+                std::ptr::eq(self.file.as_ptr(), f)
+            }
+    }
+
+    fn overlaps(&self, va: u64, size: u64) -> bool {
+        self.va < va.saturating_add(size) && va < self.va + self.size
+    }
+}
+
+/// A region of the process's memory for userptr binds.
+#[derive(Debug)]
+struct Region {
+    kind: MemKind,
+    va: u64,
+    size: u64,
+    /// Where in the userptr file a file-backed region starts.
+    file_off: u64,
+    /// Its protection (PROT_*), while mapped.
+    prot: i32,
+    /// False once munmapped: its addresses are then never touched or bound
+    /// again; it stays listed until its bindings are gone.
+    mapped: bool,
+    /// A writable binding of it was forgotten (its file closed) and may
+    /// still be registered in a VM that lives on.
+    lost_writable: bool,
+    bindings: Vec<UBinding>,
+    /// The process that made it (a forked child leaves its parent's alone).
+    owner: u32,
+}
+
+impl Region {
+    /// Whether a writable userptr may still be registered on it: then it is
+    /// never munmapped (the userptr would map whatever the process puts at
+    /// those addresses next, writable), but its pages are replaced by a
+    /// PROT_NONE mapping, which keeps the addresses.
+    fn maybe_bound_writable(&self) -> bool {
+        self.lost_writable || self.bindings.iter().any(|b| !b.readonly)
+    }
+}
+
+/// The userptr regions of a process and the file the file-backed ones map.
+#[derive(Default)]
+struct UserMem {
+    regions: Vec<Region>,
+    /// Regions a worker has taken out of `regions` (or is making).
+    out: usize,
+    /// A sealed memfd of [`gen::USER_FILE_SIZE`] bytes of
+    /// [`gen::user_file_byte`], and the process that made it.
+    file: Option<(OwnedFd, u32)>,
+    file_failed: bool,
+}
+
+impl UserMem {
+    /// Forget the bindings made through closed files and the munmapped
+    /// regions without bindings.
+    fn prune(&mut self) {
+        for r in &mut self.regions {
+            r.lost_writable |= r
+                .bindings
+                .iter()
+                .any(|b| !b.readonly && b.file.strong_count() == 0);
+            r.bindings.retain(|b| b.file.strong_count() > 0);
+        }
+        self.regions.retain(|r| r.mapped || !r.bindings.is_empty());
+    }
+
+    fn owned_by(&self, pid: u32) -> usize {
+        self.regions.iter().filter(|r| r.owner == pid).count()
+    }
+}
+
+impl Drop for UserMem {
+    /// Runs after the files are closed (the field comes last in [`Env`]),
+    /// so no job can start on these addresses once they are given back.
+    fn drop(&mut self) {
+        let me = std::process::id();
+        for r in self.regions.iter().filter(|r| r.owner == me && r.mapped) {
+            // SAFETY: a region this process mapped and still has mapped;
+            // nothing refers to its memory any more.
+            unsafe { libc::munmap(r.va as *mut libc::c_void, r.size as usize) };
+        }
+    }
+}
+
+/// Read `len` bytes of the userptr file at `off` and compare them with
+/// what was written; a description of the first difference.
+fn user_file_diff(fd: RawFd, off: u64, len: u64) -> Option<String> {
+    let mut buf = vec![0u8; len as usize];
+    let mut got = 0usize;
+    while got < buf.len() {
+        // SAFETY: reading into the rest of our own buffer.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+                (off + got as u64) as libc::off_t,
+            )
+        };
+        if n <= 0 {
+            return Some(format!(
+                "reading the userptr file at {:#x} failed: {}",
+                off + got as u64,
+                std::io::Error::last_os_error()
+            ));
+        }
+        got += n as usize;
+    }
+    let i = (0..buf.len()).find(|&i| buf[i] != gen::user_file_byte(off + i as u64))?;
+    let at = off + i as u64;
+    Some(format!(
+        "the read-only userptr file changed: byte {at:#x} is {:#04x}, was written {:#04x}",
+        buf[i],
+        gen::user_file_byte(at)
+    ))
+}
+
+/// The sealed memfd the file-backed regions map: written once, then no
+/// write, shrink or growth possible, so only the kernel can change it.
+fn make_user_file() -> std::io::Result<OwnedFd> {
+    // SAFETY: a new memfd; the name is a valid C string.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"ferrite-fuzz-userptr".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just created and is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let data: Vec<u8> = (0..gen::USER_FILE_SIZE).map(gen::user_file_byte).collect();
+    let mut done = 0usize;
+    while done < data.len() {
+        // SAFETY: writing from our own buffer.
+        let n = unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                data[done..].as_ptr().cast(),
+                data.len() - done,
+                done as libc::off_t,
+            )
+        };
+        if n <= 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        done += n as usize;
+    }
+    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl on our descriptor.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 /// What the threads of one process share.
 pub struct Env {
     pub devs: Vec<DevDesc>,
@@ -241,6 +451,57 @@ pub struct Env {
     /// Weight of each operation of [`OPS`].
     pub weights: Vec<u32>,
     replay_extra: String,
+    /// Userptr regions; last, so that they are unmapped after the files
+    /// are closed.
+    user: Mutex<UserMem>,
+}
+
+impl Drop for Env {
+    /// Unbind the userptrs still bound and check that the read-only file
+    /// is what was written to it.
+    fn drop(&mut self) {
+        let me = std::process::id();
+        let u = self.user.get_mut().unwrap_or_else(|e| e.into_inner());
+        for r in u.regions.iter().filter(|r| r.owner == me) {
+            for b in &r.bindings {
+                let Some(f) = b.file.upgrade() else { continue };
+                let op = BindOp {
+                    op: UNMAP,
+                    va: b.va,
+                    size: b.size,
+                    ..Default::default()
+                };
+                let bytes = op.to_bytes();
+                let mut arg = uapi::drm_ferrite_vm_bind {
+                    vm_id: b.vm,
+                    flags: 0,
+                    ops: drm_ferrite_obj_array {
+                        count: 1,
+                        stride: bytes.len() as u32,
+                        array: bytes.as_ptr() as u64,
+                    },
+                    syncs: drm_ferrite_obj_array::default(),
+                };
+                // SAFETY: the argument and the op array it points to are
+                // ours and alive for the call.
+                let _ = unsafe {
+                    drm::ioctl_raw(
+                        f.raw(),
+                        IOCTL_VM_BIND,
+                        (&mut arg as *mut uapi::drm_ferrite_vm_bind).cast(),
+                    )
+                };
+            }
+        }
+        if let Some((fd, owner)) = &u.file {
+            if *owner == me {
+                if let Some(d) = user_file_diff(fd.as_raw_fd(), 0, gen::USER_FILE_SIZE) {
+                    self.budget.shared.findings.fetch_add(1, Relaxed);
+                    println!("FINDING pid {me} at the end of its run: {d}");
+                }
+            }
+        }
+    }
 }
 
 impl Env {
@@ -256,7 +517,12 @@ impl Env {
             trace: opts.trace,
             weights: opts.weights.clone(),
             replay_extra: opts.replay_extra.clone(),
+            user: Mutex::default(),
         }
+    }
+
+    fn user(&self) -> MutexGuard<'_, UserMem> {
+        self.user.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn file(&self, i: usize) -> Arc<FileCtx> {
@@ -469,10 +735,14 @@ enum Op {
     PastLast,
     ReopenPeer,
     CloseFd,
+    UserptrBind,
+    UserptrUnbind,
+    UserptrMm,
+    UserptrJob,
 }
 
 /// Operations and their weights (in tenths).
-const OPS: [(Op, u32); 32] = [
+const OPS: [(Op, u32); 36] = [
     (Op::DevQuery, 30),
     (Op::GemCreate, 60),
     (Op::GemClose, 30),
@@ -505,15 +775,54 @@ const OPS: [(Op, u32); 32] = [
     (Op::PastLast, 8),
     (Op::ReopenPeer, 2),
     (Op::CloseFd, 10),
+    (Op::UserptrBind, 40),
+    (Op::UserptrUnbind, 25),
+    (Op::UserptrMm, 25),
+    (Op::UserptrJob, 25),
 ];
 
 const EIO_OK: &[i32] = &[libc::EIO];
+/// VM_BIND: a MAP over a userptr is refused with EEXIST (and, with WAIT
+/// sync ops, a failed fence's error comes back).
+const BIND_EXTRA: &[i32] = &[libc::EEXIST];
+const BIND_WAIT_EXTRA: &[i32] = &[libc::EEXIST, libc::EIO];
+// The errors userptr VM_BINDs may return (ferrite_drm.h,
+// DRM_FERRITE_VM_BIND_USERPTR), on the process VM (`_PVM`, which is the
+// caller's and cannot be destroyed: no EPERM or ENOENT) and on explicit
+// VMs (a forked child's VMs are its parent's: EPERM; destroyed: ENOENT).
+// Never EIO: no userptr VM_BIND waits for a fence.
+/// A MAP that must fail: read-only memory bound writable, or unreadable
+/// memory (EFAULT); or a range that is bound already (EEXIST).
+const UP_FAIL_PVM: &[i32] = &[libc::EFAULT, libc::EEXIST, libc::ENOMEM];
+const UP_FAIL: &[i32] = &[
+    libc::EFAULT,
+    libc::EEXIST,
+    libc::EPERM,
+    libc::ENOENT,
+    libc::ENOMEM,
+];
+/// A MAP of memory the process may map so: EEXIST only where a userptr
+/// the fuzzer forgot (its file closed, the VM living on through another)
+/// or one of memory since unmapped is still there.
+const UP_MAP_PVM: &[i32] = &[libc::EEXIST, libc::ENOMEM];
+const UP_MAP: &[i32] = &[libc::EEXIST, libc::EPERM, libc::ENOENT, libc::ENOMEM];
+/// An UNMAP of part of a userptr: EINVAL.
+const UP_PARTIAL_PVM: &[i32] = &[libc::EINVAL];
+const UP_PARTIAL: &[i32] = &[libc::EINVAL, libc::ENOENT];
+/// An UNMAP of a whole userptr.
+const UP_UNMAP_PVM: &[i32] = &[libc::ENOMEM];
+const UP_UNMAP: &[i32] = &[libc::ENOENT, libc::ENOMEM];
+/// A range outside the VA range userspace may bind.
+const UP_RANGE: &[i32] = &[libc::EINVAL];
+/// mmap, munmap, mprotect, madvise of the process's own regions.
+const ENOMEM_ONLY: &[i32] = &[libc::ENOMEM];
 const PAST_LAST_ERRNOS: &[i32] = &[libc::ENOTTY, libc::EINVAL];
 const INFO: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_INFO;
 const COUNTERS: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_COUNTERS;
 const SIGNAL: u32 = uapi::DRM_FERRITE_SYNC_SIGNAL;
 const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
 const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
+const PVM: u32 = uapi::DRM_FERRITE_VM_PROCESS;
 
 fn nothing() -> String {
     String::new()
@@ -539,6 +848,8 @@ pub struct Worker<'e> {
     hold: Vec<Arc<MapEnt>>,
     ncalls: u64,
     steps: u64,
+    /// The process the worker runs in (userptr regions are per process).
+    pid: u32,
 }
 
 impl<'e> Worker<'e> {
@@ -553,6 +864,7 @@ impl<'e> Worker<'e> {
             hold: Vec::new(),
             ncalls: 0,
             steps: 0,
+            pid: std::process::id(),
         }
     }
 
@@ -676,8 +988,8 @@ impl<'e> Worker<'e> {
         self.scratch.reset();
         self.hold.clear();
         let op = OPS[self.rng.weighted(&self.env.weights)].0;
-        let f = self.file();
-        let f = &*f;
+        let fa = self.file();
+        let f = &*fa;
         match op {
             Op::DevQuery => self.op_dev_query(f),
             Op::GemCreate => self.op_gem_create(f),
@@ -686,7 +998,7 @@ impl<'e> Worker<'e> {
             Op::VmCreate => self.op_vm_create(f),
             Op::VmDestroy => self.op_vm_destroy(f),
             Op::VmBind => self.op_vm_bind(f),
-            Op::QueueCreate => self.op_queue_create(f),
+            Op::QueueCreate => self.op_queue_create(f, None),
             Op::QueueDestroy => self.op_queue_destroy(f),
             Op::QueueState => self.op_queue_state(f, None),
             Op::GemSync => self.op_gem_sync(f),
@@ -711,6 +1023,10 @@ impl<'e> Worker<'e> {
             Op::PastLast => self.op_past_last(f),
             Op::ReopenPeer => self.op_reopen_peer(),
             Op::CloseFd => self.op_close_fd(),
+            Op::UserptrBind => self.op_userptr_bind(&fa),
+            Op::UserptrUnbind => self.op_userptr_unbind(),
+            Op::UserptrMm => self.op_userptr_mm(),
+            Op::UserptrJob => self.op_userptr_job(f),
         }
     }
 
@@ -1276,6 +1592,9 @@ impl<'e> Worker<'e> {
             ex,
             &nothing,
         );
+        if r.is_ok() {
+            self.forget_vm(f, vm);
+        }
         let mut p = f.pools();
         match r {
             Ok(_) => {
@@ -1325,7 +1644,7 @@ impl<'e> Worker<'e> {
         let waits = syncs.iter().any(|s| s.flags & SIGNAL == 0);
         let ex = Expect {
             must_fail: fl.bad || oa.bad || sa.bad,
-            extra: if waits { EIO_OK } else { &[] },
+            extra: if waits { BIND_WAIT_EXTRA } else { BIND_EXTRA },
             ..Default::default()
         };
         let (ol, sl) = (oa.layout, sa.layout);
@@ -1355,11 +1674,11 @@ impl<'e> Worker<'e> {
         p.signalled(&syncs);
     }
 
-    fn op_queue_create(&mut self, f: &FileCtx) {
-        let vm = {
+    fn op_queue_create(&mut self, f: &FileCtx, vm: Option<u32>) {
+        let vm = vm.unwrap_or_else(|| {
             let p = f.pools();
             gen::vm_id(&mut self.rng, &p.vms)
-        };
+        });
         let fl = gen::flags(&mut self.rng, 0);
         let mut c = uapi::drm_ferrite_queue_create {
             vm_id: vm,
@@ -1695,9 +2014,12 @@ impl<'e> Worker<'e> {
                 p.queues.is_empty(),
             )
         };
-        let (q, cb, bound, syncs_pool, bos_pool, no_queues) = pick;
+        let (q, cb, mut bound, syncs_pool, bos_pool, no_queues) = pick;
+        if let Some(q) = q {
+            bound.extend(self.user_ranges(f, q.vm));
+        }
         if no_queues && self.rng.chance(3, 4) {
-            return self.op_queue_create(f);
+            return self.op_queue_create(f, None);
         }
         if let (Some(q), None) = (q, &cb) {
             if self.rng.chance(3, 4) {
@@ -2601,6 +2923,14 @@ impl<'e> Worker<'e> {
             let r = self.raw_call(f, "RAW_FERRITE", req, &mut buf, Expect::default());
             // Release what a successful create made (when its id came back).
             let u32_at = |o: usize| u32::from_le_bytes(buf[o..o + 4].try_into().unwrap());
+            if r.is_ok() && id == 4 && dir & sys::IOC_WRITE != 0 {
+                // A VM_DESTROY that worked: the kernel read the id from the
+                // first bytes (zeros past `size`).
+                let mut b = [0u8; 4];
+                let n = size.min(4);
+                b[..n].copy_from_slice(&buf[..n]);
+                self.forget_vm(f, u32::from_le_bytes(b));
+            }
             if r.is_ok() && read_back {
                 match id {
                     1 if size >= 16 => self.gem_close(f, u32_at(12)),
@@ -2727,6 +3057,582 @@ impl<'e> Worker<'e> {
         }
     }
 
+    // ---- userptrs -----------------------------------------------------
+
+    /// The (va, size) of this process's userptr bindings in `vm` as `f`
+    /// names it (the ranges of regions no worker has taken out).
+    fn user_ranges(&self, f: &FileCtx, vm: u32) -> Vec<(u64, u64)> {
+        let me = self.pid;
+        let u = self.env.user();
+        u.regions
+            .iter()
+            .filter(|r| r.owner == me)
+            .flat_map(|r| r.bindings.iter())
+            .filter(|b| b.file.strong_count() > 0 && b.in_vm(f, vm))
+            .map(|b| (b.va, b.size))
+            .collect()
+    }
+
+    /// VM `vm` of `f` was destroyed: its userptrs went with it.
+    fn forget_vm(&self, f: &FileCtx, vm: u32) {
+        if vm == PVM {
+            return;
+        }
+        let mut u = self.env.user();
+        for r in &mut u.regions {
+            r.bindings.retain(|b| !b.in_vm(f, vm));
+        }
+    }
+
+    /// With probability `num / den`, take one of this process's regions
+    /// that `ok` accepts out of the list, so that no other thread works on
+    /// it; give it back with [`Self::put_region`].
+    fn take_region(&mut self, ok: impl Fn(&Region) -> bool, num: u64, den: u64) -> Option<Region> {
+        let env = self.env;
+        let me = self.pid;
+        let mut u = env.user();
+        u.prune();
+        let idx: Vec<usize> = (0..u.regions.len())
+            .filter(|&i| u.regions[i].owner == me && ok(&u.regions[i]))
+            .collect();
+        if idx.is_empty() || !self.rng.chance(num, den) {
+            return None;
+        }
+        let i = idx[self.rng.index(idx.len())];
+        u.out += 1;
+        Some(u.regions.swap_remove(i))
+    }
+
+    /// Give back a region taken out (or made); one munmapped and no longer
+    /// bound anywhere is forgotten.
+    fn put_region(&mut self, r: Region) {
+        let mut u = self.env.user();
+        u.out = u.out.saturating_sub(1);
+        if r.mapped || !r.bindings.is_empty() {
+            u.regions.push(r);
+        }
+    }
+
+    /// A new region, if the process has fewer than the most it keeps.
+    fn new_region(&mut self) -> Option<Region> {
+        {
+            let mut u = self.env.user();
+            if u.owned_by(self.pid) + u.out >= gen::MAX_USER_REGIONS {
+                return None;
+            }
+            u.out += 1;
+        }
+        let kind = gen::mem_kind(&mut self.rng);
+        let size = gen::user_region_size(&mut self.rng);
+        let r = self.map_region(kind, size);
+        if r.is_none() {
+            let mut u = self.env.user();
+            u.out = u.out.saturating_sub(1);
+        }
+        r
+    }
+
+    /// The descriptor of the process's sealed userptr file, made on first
+    /// use.
+    fn user_file(&mut self) -> Option<RawFd> {
+        let made = {
+            let mut u = self.env.user();
+            if let Some((fd, _)) = &u.file {
+                return Some(fd.as_raw_fd());
+            }
+            if u.file_failed {
+                return None;
+            }
+            match make_user_file() {
+                Ok(fd) => {
+                    let raw = fd.as_raw_fd();
+                    u.file = Some((fd, self.pid));
+                    Ok(raw)
+                }
+                Err(e) => {
+                    u.file_failed = true;
+                    Err(e)
+                }
+            }
+        };
+        match made {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                self.finding(&format!("cannot make the userptr file (memfd): {e}"), "");
+                None
+            }
+        }
+    }
+
+    /// Count a libc call on a region (`ret` 0, or -1 with errno) and check
+    /// it: on the process's own memory only ENOMEM may happen.
+    fn region_call(&mut self, name: &'static str, ret: i32, r: &Region) -> bool {
+        let res = if ret == 0 {
+            Ok(0)
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        };
+        self.count_call();
+        let ex = Expect {
+            only: Some(ENOMEM_ONLY),
+            ..Default::default()
+        };
+        let what = format!(
+            " userptr region {:?} at {:#x}+{:#x} prot {:#x}",
+            r.kind, r.va, r.size, r.prot
+        );
+        self.check(name, res, ex, &|| what.clone());
+        ret == 0
+    }
+
+    /// Map a region of `kind` and put its pages in the state the kind
+    /// says.
+    fn map_region(&mut self, kind: MemKind, size: u64) -> Option<Region> {
+        let file = if kind.is_file() {
+            Some(self.user_file()?)
+        } else {
+            None
+        };
+        let file_off = match file {
+            Some(_) => PAGE * self.rng.below((gen::USER_FILE_SIZE - size) / PAGE + 1),
+            None => 0,
+        };
+        let prot = match kind {
+            MemKind::ZeroPage | MemKind::FileShared | MemKind::FilePrivate => libc::PROT_READ,
+            _ => libc::PROT_READ | libc::PROT_WRITE,
+        };
+        let flags = match kind {
+            MemKind::FileShared => libc::MAP_SHARED,
+            MemKind::FilePrivate => libc::MAP_PRIVATE,
+            _ => libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        };
+        // SAFETY: a new mapping at an address the kernel picks; nothing
+        // existing is replaced (no MAP_FIXED).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size as usize,
+                prot,
+                flags,
+                file.unwrap_or(-1),
+                file_off as libc::off_t,
+            )
+        };
+        let mut r = Region {
+            kind,
+            va: p as u64,
+            size,
+            file_off,
+            prot,
+            mapped: p != libc::MAP_FAILED,
+            lost_writable: false,
+            bindings: Vec::new(),
+            owner: self.pid,
+        };
+        if !self.region_call("mmap", if r.mapped { 0 } else { -1 }, &r) {
+            return None;
+        }
+        match kind {
+            // Read faults on never-written anonymous memory: the zero page.
+            MemKind::ZeroPage => read_pages(&r),
+            MemKind::AnonRw => write_pages(&r, self.rng.next_u64()),
+            MemKind::AnonRo => {
+                write_pages(&r, self.rng.next_u64());
+                // SAFETY: the region just mapped.
+                let ret = unsafe { libc::mprotect(p, size as usize, libc::PROT_READ) };
+                if self.region_call("mprotect", ret, &r) {
+                    r.prot = libc::PROT_READ;
+                } else {
+                    self.region_reserve(&mut r);
+                }
+            }
+            MemKind::FileShared | MemKind::FilePrivate if self.rng.chance(1, 2) => read_pages(&r),
+            _ => {}
+        }
+        Some(r)
+    }
+
+    /// Replace a region's pages as munmap would, but keep its addresses
+    /// (a fresh PROT_NONE anonymous mapping over them): what a region on
+    /// which writable userptrs may still be registered gets instead of a
+    /// munmap. If even that fails, the region is given up (never touched
+    /// or bound again).
+    fn region_reserve(&mut self, r: &mut Region) {
+        let va = r.va as *mut libc::c_void;
+        // SAFETY: MAP_FIXED over exactly this region, which only this
+        // worker uses now.
+        let p = unsafe {
+            libc::mmap(
+                va,
+                r.size as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if self.region_call("mmap", if p == va { 0 } else { -1 }, r) {
+            r.prot = libc::PROT_NONE;
+            r.kind = MemKind::AnonUntouched;
+            r.file_off = 0;
+        } else {
+            r.mapped = false;
+        }
+    }
+
+    /// The shared zero page still reads zeros: check a new read-only
+    /// anonymous page.
+    fn check_zero_page(&mut self, after: &str) {
+        let len = PAGE as usize;
+        // SAFETY: a new private anonymous page at an address the kernel
+        // picks.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return;
+        }
+        let words = p.cast::<u64>().cast_const();
+        // SAFETY: reading inside the page just mapped readable.
+        let bad = (0..len / 8).find_map(|i| match unsafe { words.add(i).read_volatile() } {
+            0 => None,
+            v => Some((i * 8, v)),
+        });
+        // SAFETY: the page mapped above.
+        unsafe { libc::munmap(p, len) };
+        if let Some((at, v)) = bad {
+            self.finding(
+                &format!(
+                    "the shared zero page is not zero after {after}: a new read-only \
+                     anonymous page has {v:#x} at {at:#x}"
+                ),
+                "",
+            );
+        }
+    }
+
+    /// VM_BIND with the single operation `o` and no sync ops.
+    fn vm_bind_one(&mut self, fd: RawFd, vm: u32, o: BindOp, ex: Expect) -> Result<i32, i32> {
+        let bytes = o.to_bytes();
+        let p = self.place_valid(&bytes, bytes.len() as u64);
+        let mut b = uapi::drm_ferrite_vm_bind {
+            vm_id: vm,
+            flags: 0,
+            ops: drm_ferrite_obj_array {
+                count: 1,
+                stride: bytes.len() as u32,
+                array: p.ptr,
+            },
+            syncs: drm_ferrite_obj_array::default(),
+        };
+        self.ioctl(fd, "VM_BIND_USERPTR", IOCTL_VM_BIND, &mut b, ex, &|| {
+            format!("\n  op {o:?}")
+        })
+    }
+
+    /// Bind (part of) a region, made now or one of the process's, on the
+    /// process VM or an explicit VM of `f`: read-only or not, as the
+    /// memory allows, and now and then writable where it must fail.
+    fn op_userptr_bind(&mut self, fa: &Arc<FileCtx>) {
+        let f = &**fa;
+        let vm = {
+            let p = f.pools();
+            match self.rng.pick(&p.vms) {
+                Some(&v) if self.rng.chance(1, 4) => v,
+                _ => PVM,
+            }
+        };
+        let r = match self.take_region(|r| r.mapped, 3, 4) {
+            Some(r) => Some(r),
+            None => self.new_region(),
+        };
+        let Some(mut r) = r else { return };
+        let (va, size) = gen::user_bind_range(&mut self.rng, r.va, r.size);
+        let fl = gen::user_bind_flags(
+            &mut self.rng,
+            r.prot & libc::PROT_READ != 0,
+            r.prot & libc::PROT_WRITE != 0,
+        );
+        let pvm = vm == PVM;
+        let overlap = r
+            .bindings
+            .iter()
+            .any(|b| b.file.strong_count() > 0 && b.in_vm(f, vm) && b.overlaps(va, size));
+        let ex = if !f.range.allows(va, size) {
+            Expect {
+                must_fail: true,
+                only: Some(UP_RANGE),
+                ..Default::default()
+            }
+        } else {
+            Expect {
+                // An overlap is certain only in the process VM.
+                must_fail: fl.bad || (overlap && pvm),
+                only: Some(match (pvm, fl.bad) {
+                    (true, true) => UP_FAIL_PVM,
+                    (true, false) => UP_MAP_PVM,
+                    (false, true) => UP_FAIL,
+                    (false, false) => UP_MAP,
+                }),
+                ..Default::default()
+            }
+        };
+        let o = BindOp {
+            op: MAP,
+            flags: fl.v,
+            va,
+            size,
+            ..Default::default()
+        };
+        if self.vm_bind_one(f.raw(), vm, o, ex).is_ok() {
+            let readonly = fl.v & uapi::DRM_FERRITE_VM_BIND_READONLY != 0;
+            r.bindings
+                .retain(|b| !(b.in_vm(f, vm) && b.overlaps(va, size)));
+            r.bindings.push(UBinding {
+                file: Arc::downgrade(fa),
+                dev: f.dev,
+                vm,
+                va,
+                size,
+                readonly,
+            });
+        }
+        self.put_region(r);
+    }
+
+    /// Unbind a userptr: all of it, which must work, or part of it, which
+    /// must fail with EINVAL. After a read-only anonymous one the zero page
+    /// must still be zeros, after a file-backed one the file unchanged.
+    fn op_userptr_unbind(&mut self) {
+        let Some(mut r) = self.take_region(|r| !r.bindings.is_empty(), 1, 1) else {
+            return;
+        };
+        let i = self.rng.index(r.bindings.len());
+        let b = r.bindings[i].clone();
+        let Some(bf) = b.file.upgrade() else {
+            r.lost_writable |= !b.readonly;
+            r.bindings.swap_remove(i);
+            return self.put_region(r);
+        };
+        let partial = if self.rng.chance(1, 3) {
+            gen::partial_range(&mut self.rng, b.va, b.size)
+        } else {
+            None
+        };
+        let (va, size) = partial.unwrap_or((b.va, b.size));
+        let pvm = b.vm == PVM;
+        let ex = Expect {
+            must_fail: partial.is_some() && pvm,
+            only: Some(match (partial.is_some(), pvm) {
+                (true, true) => UP_PARTIAL_PVM,
+                (true, false) => UP_PARTIAL,
+                (false, true) => UP_UNMAP_PVM,
+                (false, false) => UP_UNMAP,
+            }),
+            ..Default::default()
+        };
+        let o = BindOp {
+            op: UNMAP,
+            va,
+            size,
+            ..Default::default()
+        };
+        let res = self.vm_bind_one(bf.raw(), b.vm, o, ex);
+        drop(bf);
+        // Gone: unbound, or (explicit VMs) the VM with it.
+        if res.is_ok() || res == Err(libc::ENOENT) {
+            r.bindings.swap_remove(i);
+        }
+        if res.is_ok() && partial.is_none() {
+            if b.readonly && !r.kind.is_file() {
+                self.check_zero_page("unbinding a read-only anonymous userptr");
+            }
+            if r.kind.is_file() {
+                let fd = self.env.user().file.as_ref().map(|f| f.0.as_raw_fd());
+                let off = r.file_off + (b.va - r.va);
+                if let Some(d) = fd.and_then(|fd| user_file_diff(fd, off, b.size)) {
+                    self.finding(
+                        &format!(
+                            "after unbinding a userptr of the file at {off:#x}+{:#x}: {d}",
+                            b.size
+                        ),
+                        "",
+                    );
+                }
+            }
+        }
+        self.put_region(r);
+    }
+
+    /// Change a region under its userptrs: munmap it, mprotect it,
+    /// MADV_DONTNEED part of it, or read or write it from the CPU.
+    fn op_userptr_mm(&mut self) {
+        let Some(mut r) = self.take_region(|r| r.mapped, 1, 1) else {
+            return;
+        };
+        let (va, len) = (r.va as *mut libc::c_void, r.size as usize);
+        match self.rng.below(12) {
+            0..=2 if r.maybe_bound_writable() => self.region_reserve(&mut r),
+            0..=2 => {
+                // SAFETY: the region, which only this worker uses now; its
+                // addresses are never touched again.
+                let ret = unsafe { libc::munmap(va, len) };
+                if self.region_call("munmap", ret, &r) {
+                    r.mapped = false;
+                }
+            }
+            3..=5 => {
+                const NONE: i32 = libc::PROT_NONE;
+                const RO: i32 = libc::PROT_READ;
+                const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
+                // The sealed file cannot be mapped shared and writable.
+                let choices: &[i32] = if r.kind == MemKind::FileShared {
+                    &[NONE, RO]
+                } else {
+                    &[NONE, RO, RW]
+                };
+                let prot = *self.rng.pick(choices).unwrap();
+                // SAFETY: the region, which only this worker uses now.
+                let ret = unsafe { libc::mprotect(va, len, prot) };
+                if self.region_call("mprotect", ret, &r) {
+                    r.prot = prot;
+                } else {
+                    // Maybe changed in part: start again from known state.
+                    self.region_reserve(&mut r);
+                }
+            }
+            6..=7 => {
+                let (at, n) = gen::user_bind_range(&mut self.rng, r.va, r.size);
+                // SAFETY: part of the region, which only this worker uses
+                // now; dropping its pages is what is tested.
+                let ret = unsafe {
+                    libc::madvise(at as *mut libc::c_void, n as usize, libc::MADV_DONTNEED)
+                };
+                self.region_call("madvise", ret, &r);
+            }
+            8..=9 => {
+                if r.prot & libc::PROT_READ != 0 {
+                    read_pages(&r);
+                }
+            }
+            _ => {
+                if r.prot & libc::PROT_WRITE != 0 {
+                    let off = 8 * self.rng.below(r.size / 8);
+                    let v = self.rng.next_u64();
+                    // SAFETY: inside the region, which is writable.
+                    unsafe { ((r.va + off) as *mut u64).write_volatile(v) };
+                }
+            }
+        }
+        self.put_region(r);
+    }
+
+    /// A job on a userptr bound in a VM of `f`: reads of it and sometimes
+    /// writes to it (which fault where it is read-only); then maybe a wait
+    /// for it, and the zero-page check after a write to a read-only
+    /// anonymous one.
+    fn op_userptr_job(&mut self, f: &FileCtx) {
+        let me = self.pid;
+        let cands: Vec<(u32, u64, u64, bool, bool)> = {
+            let u = self.env.user();
+            u.regions
+                .iter()
+                .filter(|r| r.owner == me)
+                .flat_map(|r| r.bindings.iter().map(move |b| (r, b)))
+                .filter(|(_, b)| b.file.strong_count() > 0 && b.in_vm(f, b.vm))
+                .map(|(r, b)| (b.vm, b.va, b.size, b.readonly, !r.kind.is_file()))
+                .collect()
+        };
+        let Some(&(vm, va, size, readonly, anon)) = self.rng.pick(&cands) else {
+            return;
+        };
+        let (queue, cb, syncs) = {
+            let p = f.pools();
+            let qs: Vec<u32> = p
+                .queues
+                .iter()
+                .filter(|q| q.vm == vm)
+                .map(|q| q.id)
+                .collect();
+            let q = self.rng.pick(&qs).copied();
+            let cbs: Vec<&CmdBuf> = p.cmdbufs.iter().filter(|c| c.vm == vm).collect();
+            let cb = self.rng.pick(&cbs).map(|c| {
+                (
+                    c.map.clone(),
+                    (c.cmd_va, c.cmd_size),
+                    (c.data_va, c.data_size),
+                )
+            });
+            (q, cb, p.sync_handles())
+        };
+        let Some(queue_id) = queue else {
+            return self.op_queue_create(f, Some(vm));
+        };
+        let Some((map, cmd, data)) = cb else {
+            return self.op_cmdbuf_setup(f, Some(vm));
+        };
+        let write = self.rng.chance(1, 3);
+        let dw = gen::userptr_commands(&mut self.rng, (va, size), data, write);
+        let len = dw.len() as u64 * 4;
+        if len > cmd.1 {
+            return;
+        }
+        let off = 64 * self.rng.below((cmd.1 - len) / 64 + 1);
+        let bytes: Vec<u8> = dw.iter().flat_map(|d| d.to_le_bytes()).collect();
+        map.write(off as usize, &bytes);
+        let sig = match self.rng.pick(&syncs) {
+            Some(&h) if self.rng.chance(2, 3) => Some(h),
+            _ => None,
+        };
+        let so = SyncOp {
+            flags: SIGNAL,
+            handle: sig.unwrap_or(0),
+            point: 0,
+        };
+        let sb = so.to_bytes();
+        let sp = self.place_valid(&sb, sb.len() as u64);
+        let mut s = uapi::drm_ferrite_submit {
+            queue_id,
+            flags: 0,
+            cmd_va: cmd.0 + off,
+            cmd_size: len as u32,
+            pad: 0,
+            syncs: drm_ferrite_obj_array {
+                count: u32::from(sig.is_some()),
+                stride: sb.len() as u32,
+                array: sp.ptr,
+            },
+            bos: drm_ferrite_obj_array::default(),
+        };
+        let r = self.ioctl(
+            f.raw(),
+            "SUBMIT",
+            IOCTL_SUBMIT,
+            &mut s,
+            Expect::default(),
+            &|| format!(" userptr job on {va:#x}+{size:#x} in vm {vm} (writes {write})"),
+        );
+        if r.is_err() {
+            return;
+        }
+        if let Some(h) = sig {
+            f.pools().signalled(&[so]);
+            if self.rng.chance(1, 2) {
+                self.op_sync_wait(f, Some((h, 0)));
+            }
+        }
+        if write && readonly && anon {
+            self.check_zero_page("a GPU write to a read-only anonymous userptr");
+        }
+    }
+
     // ---- files --------------------------------------------------------
 
     /// Close file 1 (once nothing uses it) and open a new one, maybe on
@@ -2823,6 +3729,123 @@ mod tests {
                 point: 5
             }
         );
+    }
+
+    fn test_file(dev: usize) -> Arc<FileCtx> {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        Arc::new(FileCtx {
+            fd: null.into(),
+            range: VaRange {
+                start: 0x1_0000,
+                end: (1 << 48) - (1 << 32),
+            },
+            dev,
+            pools: Mutex::default(),
+        })
+    }
+
+    #[test]
+    fn userptr_bindings_follow_vms_and_files() {
+        let (a, b, c) = (test_file(0), test_file(0), test_file(1));
+        let bind = |f: &Arc<FileCtx>, vm| UBinding {
+            file: Arc::downgrade(f),
+            dev: f.dev,
+            vm,
+            va: 0x7f00_0000_0000,
+            size: 2 * PAGE,
+            readonly: true,
+        };
+        // The process VM of a device is one for all its files.
+        assert!(bind(&a, PVM).in_vm(&b, PVM));
+        assert!(!bind(&a, PVM).in_vm(&c, PVM));
+        // An explicit VM is its file's.
+        assert!(bind(&a, 1).in_vm(&a, 1));
+        assert!(!bind(&a, 1).in_vm(&b, 1));
+        assert!(!bind(&a, 1).in_vm(&a, 2));
+        assert!(bind(&a, 1).overlaps(0x7f00_0000_1000, PAGE));
+        assert!(!bind(&a, 1).overlaps(0x7f00_0000_2000, PAGE));
+        let region = |mapped, bindings| Region {
+            kind: MemKind::ZeroPage,
+            va: 0x7f00_0000_0000,
+            size: 2 * PAGE,
+            file_off: 0,
+            prot: libc::PROT_READ,
+            mapped,
+            lost_writable: false,
+            bindings,
+            owner: 0,
+        };
+        let mut u = UserMem::default();
+        u.regions
+            .push(region(true, vec![bind(&a, PVM), bind(&c, 3)]));
+        u.regions.push(region(false, vec![bind(&c, PVM)]));
+        u.regions.push(region(false, vec![bind(&a, 1)]));
+        drop(c);
+        u.prune();
+        // The bindings through the closed file are forgotten, and with
+        // them the munmapped region bound only through it.
+        assert_eq!(u.regions.len(), 2);
+        assert_eq!(u.regions[0].bindings.len(), 1);
+        assert_eq!(u.owned_by(0), 2);
+        // Not unmapped by the drop: the addresses are not ours.
+        u.regions.clear();
+    }
+
+    #[test]
+    fn userptr_regions_under_mm_ops() {
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
+            calls: AtomicU64::new(0),
+            findings: AtomicU64::new(0),
+        }));
+        let budget = Budget {
+            shared,
+            limit: u64::MAX,
+            deadline: Instant::now() + std::time::Duration::from_secs(3600),
+        };
+        let opts = RunOpts {
+            trace: false,
+            weights: weights(&[]).unwrap(),
+            replay_extra: String::new(),
+        };
+        let file = Arc::into_inner(test_file(0)).unwrap();
+        let env = Env::new(Vec::new(), vec![file], budget, &opts);
+        let mut w = Worker::new(&env, 7, "test".into());
+        let (mut made, mut files) = (0, 0);
+        for i in 0..3000 {
+            w.rng = Rng::new(crate::rng::step_seed(7, i));
+            if w.rng.chance(1, 3) {
+                if let Some(mut r) = w.new_region() {
+                    made += 1;
+                    files += u32::from(r.kind.is_file());
+                    // As if a writable binding had been forgotten (no
+                    // device here): the region is then never munmapped.
+                    r.lost_writable = w.rng.chance(1, 20);
+                    w.put_region(r);
+                }
+            } else {
+                w.op_userptr_mm();
+            }
+            if i % 100 == 0 {
+                w.check_zero_page("a test step");
+            }
+            let u = env.user();
+            assert!(u.owned_by(w.pid) <= gen::MAX_USER_REGIONS);
+            assert_eq!(u.out, 0);
+        }
+        assert_eq!(w.stats.findings, 0);
+        assert!(
+            made > 60 && files > 10,
+            "{made} regions, {files} of the file"
+        );
+        // The file is sealed: what was written stays.
+        let fd = env.user().file.as_ref().unwrap().0.as_raw_fd();
+        assert_eq!(user_file_diff(fd, 0, gen::USER_FILE_SIZE), None);
+        // SAFETY: a write attempt from a local buffer.
+        let r = unsafe { libc::pwrite(fd, [1u8].as_ptr().cast(), 1, 0) };
+        assert_eq!(r, -1);
+        drop(w);
+        drop(env);
+        assert_eq!(shared.findings.load(Relaxed), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Everything here is a pure function of the PRNG and its inputs, so the
 //! generators are unit-tested without a device.
 
-use ferrite::cmds::{header, op};
+use ferrite::cmds::{header, op, write64, Cmds};
 use ferrite::uapi;
 
 use crate::rng::Rng;
@@ -235,6 +235,9 @@ pub type BoRef = uapi::drm_ferrite_bo_ref;
 const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
 const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
 const BIND_FLAGS: u32 = uapi::DRM_FERRITE_VM_BIND_READONLY | uapi::DRM_FERRITE_VM_BIND_NOEXEC;
+const READONLY: u32 = uapi::DRM_FERRITE_VM_BIND_READONLY;
+const NOEXEC: u32 = uapi::DRM_FERRITE_VM_BIND_NOEXEC;
+const USERPTR: u32 = uapi::DRM_FERRITE_VM_BIND_USERPTR;
 
 /// One VM_BIND operation: a plausible MAP of a live BO or UNMAP of a
 /// recent range, with each field mutated now and then.
@@ -306,6 +309,11 @@ pub fn bind_op_bad(o: &BindOp, r: VaRange) -> bool {
         return true;
     }
     match o.op {
+        // A userptr MAP (handle and offset zero) succeeds or not depending
+        // on what the process has mapped at `va`: only its form counts.
+        MAP if o.flags & USERPTR != 0 => {
+            o.flags & !(BIND_FLAGS | USERPTR) != 0 || o.handle != 0 || o.bo_offset != 0
+        }
         MAP => {
             o.flags & !BIND_FLAGS != 0
                 || !o.bo_offset.is_multiple_of(PAGE)
@@ -803,6 +811,180 @@ pub fn commands(rng: &mut Rng, c: &CmdCtx, max_dwords: usize) -> Vec<u32> {
     out
 }
 
+// ---- userptrs ---------------------------------------------------------
+
+/// The most memory regions one process keeps for userptr binds.
+pub const MAX_USER_REGIONS: usize = 16;
+/// The largest such region.
+pub const MAX_USER_REGION: u64 = 256 << 10;
+/// The size of the sealed file the file-backed regions map.
+pub const USER_FILE_SIZE: u64 = 512 << 10;
+
+/// What memory a userptr region is, when it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemKind {
+    /// Anonymous, PROT_READ, read once: every page is the shared zero page.
+    ZeroPage,
+    /// Anonymous, written, then made PROT_READ: its own read-only pages.
+    AnonRo,
+    /// Anonymous, PROT_READ | PROT_WRITE, written.
+    AnonRw,
+    /// Anonymous, PROT_READ | PROT_WRITE, never touched: a read-only bind
+    /// gets the zero page, a writable one fresh pages.
+    AnonUntouched,
+    /// A PROT_READ MAP_SHARED mapping of the sealed file.
+    FileShared,
+    /// A PROT_READ MAP_PRIVATE mapping of the file (made writable by
+    /// mprotect, its pages become the process's copies).
+    FilePrivate,
+}
+
+impl MemKind {
+    pub fn is_file(self) -> bool {
+        matches!(self, MemKind::FileShared | MemKind::FilePrivate)
+    }
+}
+
+pub fn mem_kind(rng: &mut Rng) -> MemKind {
+    match rng.below(16) {
+        0..=3 => MemKind::ZeroPage,
+        4..=5 => MemKind::AnonRo,
+        6..=8 => MemKind::AnonRw,
+        9 => MemKind::AnonUntouched,
+        10..=12 => MemKind::FileShared,
+        _ => MemKind::FilePrivate,
+    }
+}
+
+/// The size of a new region: 4 KiB to [`MAX_USER_REGION`], mostly small.
+pub fn user_region_size(rng: &mut Rng) -> u64 {
+    let max = MAX_USER_REGION / PAGE;
+    PAGE * match rng.below(10) {
+        0..=3 => rng.range(1, 4),
+        4..=6 => 1 << rng.below(u64::from(max.trailing_zeros()) + 1),
+        _ => rng.range(1, max),
+    }
+}
+
+/// The byte at `off` of the file the file-backed regions map.
+pub fn user_file_byte(off: u64) -> u8 {
+    (off.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8 ^ (off >> 12) as u8
+}
+
+/// The piece of a region `[va, va + size)` to bind: all of it mostly, else
+/// whole pages of it.
+pub fn user_bind_range(rng: &mut Rng, va: u64, size: u64) -> (u64, u64) {
+    let pages = size / PAGE;
+    if pages < 2 || rng.chance(3, 4) {
+        return (va, size);
+    }
+    let first = rng.below(pages);
+    (va + first * PAGE, PAGE * rng.range(1, pages - first))
+}
+
+/// The flags of a userptr MAP of memory the process can read (`readable`)
+/// and write (`writable`): read-only mostly for read-only memory, and now
+/// and then not, which the UAPI says must fail (-EFAULT), as must any bind
+/// of memory the process cannot read.
+pub fn user_bind_flags(rng: &mut Rng, readable: bool, writable: bool) -> Val<u32> {
+    let ro = if writable {
+        rng.chance(1, 3)
+    } else {
+        !rng.chance(1, 6)
+    };
+    let mut f = USERPTR | if ro { READONLY } else { 0 };
+    if rng.chance(1, 4) {
+        f |= NOEXEC;
+    }
+    Val {
+        v: f,
+        bad: !readable || (!ro && !writable),
+    }
+}
+
+/// A range that overlaps the userptr `[va, va + size)` without covering
+/// all of it, which an UNMAP must refuse (-EINVAL): inside it, or across
+/// one of its ends. None for a single page.
+pub fn partial_range(rng: &mut Rng, va: u64, size: u64) -> Option<(u64, u64)> {
+    let pages = size / PAGE;
+    if pages < 2 {
+        return None;
+    }
+    Some(match rng.below(3) {
+        0 => {
+            let first = rng.below(pages);
+            let max = if first == 0 { pages - 1 } else { pages - first };
+            (va + first * PAGE, PAGE * rng.range(1, max))
+        }
+        1 => {
+            let before = PAGE * rng.range(1, 2);
+            (va - before, before + PAGE * rng.range(1, pages - 1))
+        }
+        _ => {
+            let first = rng.range(1, pages - 1);
+            (
+                va + first * PAGE,
+                size - first * PAGE + PAGE * rng.range(1, 2),
+            )
+        }
+    })
+}
+
+/// A job on the userptr range `user` (bound in the job's VM), with `data`
+/// the command buffer's data area: reads of the range (checksums and
+/// copies into the data area) and, with `write`, writes to it (fills,
+/// copies from the data area, WRITE64s), which fault where it is bound
+/// read-only. Ends with a flushing WRITE64 into the data area.
+pub fn userptr_commands(
+    rng: &mut Rng,
+    user: (u64, u64),
+    data: (u64, u64),
+    write: bool,
+) -> Vec<u32> {
+    let mut c = Cmds::new();
+    // An 8-byte aligned piece of the range, of at most `max` bytes.
+    let piece = |rng: &mut Rng, max: u64| -> (u64, u64) {
+        let len = match rng.below(3) {
+            0 => user.1,
+            1 => PAGE,
+            _ => 8 * rng.range(1, user.1 / 8),
+        }
+        .min(max)
+        .min(user.1);
+        (user.0 + 8 * rng.below((user.1 - len) / 8 + 1), len)
+    };
+    let data_at = |rng: &mut Rng| data.0 + 8 * rng.below(data.1 / 8 - 1);
+    for _ in 0..rng.range(1, 4) {
+        match rng.below(if write { 6 } else { 3 }) {
+            0 => {
+                let (src, len) = piece(rng, u64::MAX);
+                c.checksum(data_at(rng), src, len);
+            }
+            1 => {
+                let (src, len) = piece(rng, data.1);
+                c.copy(data.0, src, len);
+            }
+            2 => {
+                c.checksum(data_at(rng), user.0, user.1);
+            }
+            3 => {
+                let (dst, len) = piece(rng, u64::MAX);
+                c.fill(dst, len, rng.next_u32());
+            }
+            4 => {
+                let (dst, len) = piece(rng, data.1);
+                c.copy(dst, data.0, len);
+            }
+            _ => {
+                let (dst, _) = piece(rng, 8);
+                c.write64(dst, rng.next_u64(), write64::FLUSH);
+            }
+        }
+    }
+    c.write64(data.0 + data.1 - 8, 1, write64::FLUSH);
+    c.dwords().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -926,6 +1108,29 @@ mod tests {
         assert!(!bind_op_bad(&ok, R));
         assert!(bind_op_bad(&BindOp { pad: 1, ..ok }, R));
         assert!(bind_op_bad(&BindOp { flags: 4, ..ok }, R));
+        assert!(bind_op_bad(&BindOp { flags: 8, ..ok }, R));
+        // A userptr: handle and offset zero, else it must fail.
+        let up = BindOp {
+            flags: USERPTR | READONLY,
+            handle: 0,
+            ..ok
+        };
+        assert!(!bind_op_bad(&up, R));
+        assert!(bind_op_bad(&BindOp { handle: 1, ..up }, R));
+        assert!(bind_op_bad(
+            &BindOp {
+                bo_offset: PAGE,
+                ..up
+            },
+            R
+        ));
+        assert!(bind_op_bad(
+            &BindOp {
+                flags: up.flags | 8,
+                ..up
+            },
+            R
+        ));
         assert!(bind_op_bad(&BindOp { bo_offset: 1, ..ok }, R));
         assert!(bind_op_bad(&BindOp { handle: 0, ..ok }, R));
         assert!(bind_op_bad(&BindOp { op: 2, ..ok }, R));
@@ -1167,6 +1372,90 @@ mod tests {
         let a = commands(&mut Rng::new(9), &c, 256);
         let b = commands(&mut Rng::new(9), &c, 256);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn userptr_regions_and_binds() {
+        let mut r = Rng::new(21);
+        let mut kinds = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            kinds.insert(format!("{:?}", mem_kind(&mut r)));
+            let size = user_region_size(&mut r);
+            assert!(size.is_multiple_of(PAGE) && (PAGE..=MAX_USER_REGION).contains(&size));
+            let va = 0x7f00_0000_0000;
+            let (bva, bsize) = user_bind_range(&mut r, va, size);
+            assert!(bva >= va && bsize > 0 && bva + bsize <= va + size);
+            assert!(bva.is_multiple_of(PAGE) && bsize.is_multiple_of(PAGE));
+            match partial_range(&mut r, va, size) {
+                None => assert_eq!(size, PAGE),
+                Some((pva, psize)) => {
+                    assert!(pva.is_multiple_of(PAGE) && psize.is_multiple_of(PAGE));
+                    assert!(psize > 0, "{pva:#x}+{psize:#x}");
+                    // Overlaps the userptr without covering it.
+                    assert!(pva < va + size && va < pva + psize, "{pva:#x}+{psize:#x}");
+                    assert!(pva > va || pva + psize < va + size, "{pva:#x}+{psize:#x}");
+                }
+            }
+        }
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
+        // Read-only memory bound writable, or unreadable memory: must fail.
+        let (mut ro_bad, mut n) = (0, 0);
+        for _ in 0..1000 {
+            let f = user_bind_flags(&mut r, true, false);
+            assert_eq!(f.bad, f.v & READONLY == 0);
+            assert_ne!(f.v & USERPTR, 0);
+            ro_bad += u32::from(f.bad);
+            n += 1;
+            assert!(!user_bind_flags(&mut r, true, true).bad);
+            assert!(user_bind_flags(&mut r, false, false).bad);
+        }
+        assert!(ro_bad > 50 && ro_bad < n / 3, "{ro_bad}");
+        assert_ne!(user_file_byte(0), user_file_byte(PAGE));
+    }
+
+    #[test]
+    fn userptr_jobs_stay_in_their_ranges() {
+        let user = (0x7f00_0001_0000, 3 * PAGE);
+        let data = (0x8000_0040_0000, 64 << 10);
+        let inside = |a: u64, len: u64, (va, size): (u64, u64)| a >= va && a + len <= va + size;
+        let mut r = Rng::new(22);
+        let mut wrote = 0;
+        for i in 0..2000 {
+            let write = i % 2 == 0;
+            let dw = userptr_commands(&mut r, user, data, write);
+            let mut k = 0;
+            let arg = |k: usize, n: usize| u64::from(dw[k + n]) | u64::from(dw[k + n + 1]) << 32;
+            while k < dw.len() {
+                let h = dw[k];
+                let len = (h >> 16) as usize;
+                let (dst, src, size) = match (h & 0xff) as u8 {
+                    op::CHECKSUM => (arg(k, 1), Some(arg(k, 3)), 8),
+                    op::COPY => (arg(k, 1), Some(arg(k, 3)), arg(k, 5)),
+                    op::FILL => (arg(k, 1), None, arg(k, 3)),
+                    op::WRITE64 => (arg(k, 1), None, 8),
+                    o => panic!("opcode {o}"),
+                };
+                if let Some(src) = src {
+                    let n = if h & 0xff == u32::from(op::CHECKSUM) {
+                        arg(k, 5)
+                    } else {
+                        size
+                    };
+                    assert!(inside(src, n, user) || inside(src, n, data), "{dw:x?}");
+                }
+                if inside(dst, size, user) {
+                    assert!(write, "a write to the userptr: {dw:x?}");
+                    wrote += 1;
+                } else {
+                    assert!(inside(dst, size, data), "{dw:x?}");
+                }
+                k += len;
+            }
+            assert_eq!(k, dw.len());
+        }
+        assert!(wrote > 300, "{wrote}");
+        let a = userptr_commands(&mut Rng::new(5), user, data, true);
+        assert_eq!(a, userptr_commands(&mut Rng::new(5), user, data, true));
     }
 
     #[test]

@@ -6,6 +6,41 @@
 //! ioctls a client uses, check every result against the UAPI's rules and
 //! the allowed errors, and report what does not fit as findings. After the
 //! run, with every file closed, no bytes may stay bound in any GPU VM.
+//!
+//! Userptrs (DRM_FERRITE_VM_BIND_USERPTR, GPU VA == CPU VA): each process
+//! keeps up to 16 regions of its own memory, 4 KiB to 256 KiB each, made as
+//! one of: `PROT_READ` anonymous memory read once (the shared zero page),
+//! anonymous memory written then made `PROT_READ`, written read/write
+//! anonymous memory, untouched read/write anonymous memory, and
+//! `PROT_READ` `MAP_SHARED` and `MAP_PRIVATE` mappings of a sealed memfd
+//! (`F_SEAL_WRITE`, so nothing but a kernel bug can change it). The
+//! operations (names for `--skip`):
+//!
+//! - `userptrbind`: bind a region (or whole pages of it) on the process VM
+//!   of the file's device or on an explicit VM of the file: read-only
+//!   mostly where the memory is read-only, and now and then writable,
+//!   which must fail (`EFAULT`), as must any bind of `PROT_NONE` memory or
+//!   (on the process VM) of a range that is bound already (`EEXIST`);
+//! - `userptrunbind`: unbind a userptr, all of it (must succeed) or part of
+//!   it, inside or across one end (must fail with `EINVAL`);
+//! - `userptrmm`: munmap a region (or, while a writable userptr may still
+//!   be registered on it, replace its pages by a `PROT_NONE` mapping, so
+//!   that nothing else ever lands at those addresses), mprotect it
+//!   (none, read, read/write), `MADV_DONTNEED` part of it, or read or write
+//!   it from the CPU, whether bound or not;
+//! - `userptrjob`: a job that checksums and copies a bound range into its
+//!   command buffer's data BO and sometimes fills, copies into or writes
+//!   it (faulting where it is read-only); the jobs of `submit` may also
+//!   pick the bound ranges of their VM.
+//!
+//! The allowed errnos are the UAPI's for userptrs (`EFAULT`, `EEXIST`,
+//! `EINVAL`, `ENOMEM`, and on explicit VMs `EPERM` and `ENOENT`, which a
+//! forked child sharing the file or a destroyed VM explains); never `EIO`.
+//! The fuzzer knows exactly what is bound on the process VM and holds the
+//! kernel to it there. After each unbind of a read-only anonymous userptr,
+//! and after each job writing one, a new read-only anonymous page must
+//! read zeros (the zero page is intact); after each unbind of a file-backed
+//! one, and when the process ends, the memfd must hold what was written.
 
 mod engine;
 mod gen;
@@ -28,8 +63,8 @@ use rng::{stream_seed, Rng};
 use stats::Stats;
 
 const USAGE: &str = "usage: ferrite-fuzz [options]
-  --calls N      total ioctl (and mmap) count over all processes (default 200000,
-                 about 2 minutes under TCG emulation)
+  --calls N      total ioctl (and mmap, munmap, mprotect, madvise) count over
+                 all processes (default 200000, about 2 minutes under TCG)
   --seconds S    wall-clock cap (default 120); whichever comes first ends the run
   --seed X       PRNG seed, decimal or 0x hex (default: from the clock)
   --threads N    threads per fuzz process, sharing its files (default 1)
