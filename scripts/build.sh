@@ -16,7 +16,7 @@ stage "host: cargo build --release (device model, userspace)"
 (cd "$FERRITE_REPO" && cargo build --release --quiet --workspace) ||
 	die "cargo build failed"
 
-stage "guest: building igt-tests/ (gcc in the rootfs)"
+stage "igt-tests: building (gcc in the rootfs)"
 out=$KBUILD/igt-tests
 mkdir -p "$out"
 in_rootfs make -s -C "$FERRITE_REPO/igt-tests" O="$out" \

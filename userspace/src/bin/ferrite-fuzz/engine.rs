@@ -940,6 +940,8 @@ impl<'e> Worker<'e> {
                     .map(|&e| errno_name(e))
                     .collect::<Vec<_>>()
             )),
+            // `only` names the errors allowed here, in place of the global set.
+            Err(_) if ex.only.is_some() => None,
             Err(e) if !sys::errno_allowed(e) && !ex.extra.contains(&e) => Some(format!(
                 "returned {} ({e}), not an allowed error",
                 errno_name(e)
