@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "lib/fexec.h"
@@ -124,6 +125,38 @@ static void test_gpu_fills_malloc(void)
 	each_gpu(gpu_fills_malloc_on);
 }
 
+/*
+ * What the CPU writes after the GPU's last job survives the unbind: the
+ * pages are the CPU's once that job's fence has signalled, and the DMA
+ * unmap must not copy the device's view (a bounce buffer under
+ * swiotlb=force) back over them.
+ */
+static void cpu_writes_survive_unbind_on(void)
+{
+	const uint64_t size = 64 * 1024;
+	int fd = fdev_open_or_skip(cur_gpu);
+	uint32_t *p = anon(size);
+	struct fx_cmd c = { 0 };
+
+	ftest_assert_ok(bind_user(fd, PVM, p, size, 0));
+	fx_fill(&c, (uintptr_t)p, size, 0x6e0d0e00);
+	ftest_assert_eq(run(fd, &c), 1);
+	for (uint64_t i = 0; i < size / 4; i++)
+		ftest_assert_eq_u64(p[i], 0x6e0d0e00);
+	for (uint64_t i = 0; i < size / 4; i++)
+		p[i] = (uint32_t)(i ^ 0xc0de);
+	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)p, size));
+	for (uint64_t i = 0; i < size / 4; i++)
+		ftest_assert_eq_u64(p[i], i ^ 0xc0de);
+	ftest_assert_ok(munmap(p, size));
+	close(fd);
+}
+
+static void test_cpu_writes_survive_unbind(void)
+{
+	each_gpu(cpu_writes_survive_unbind_on);
+}
+
 /* File-backed memory (a memfd, shared): what the GPU writes is in the
  * file. */
 static void file_backed_on(void)
@@ -220,6 +253,8 @@ static void fork_cow_on(void)
 	ftest_assert_ok(pipe(done));
 	pid = fork();
 	if (pid == 0) {
+		/* Die with the parent: a parent that failed never writes the pipe. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (read(go[0], &b, 1) != 1)
 			_exit(1);
 		/* The child's copy: untouched by the parent's job. */
@@ -551,6 +586,7 @@ static void test_readonly_file(void)
 
 FTEST_MAIN(
 	{ "gpu-fills-malloc", test_gpu_fills_malloc, "the GPU fills and hashes malloc'd memory at its CPU address; no kernel mapping" },
+	{ "cpu-writes-survive-unbind", test_cpu_writes_survive_unbind, "what the CPU wrote after the GPU's last job is still there after the unbind" },
 	{ "file-backed", test_file_backed, "a shared memfd mapping: GPU writes land in the file" },
 	{ "munmap-faults", test_munmap_faults, "after munmap a job touching the range faults" },
 	{ "dontneed", test_dontneed, "after MADV_DONTNEED the GPU writes the new page the CPU sees" },

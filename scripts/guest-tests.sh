@@ -11,20 +11,22 @@ export IGT_FORCE_DRIVER=ferrite
 # The run directory, shared with the host (ferrite_robust@model-killed asks
 # the host to kill a device model through it).
 export FERRITE_SHARE=$share
+# Progress lines carry the guest's uptime, so a slow phase shows in job.log.
+say() { echo "guest: [$(cut -d' ' -f1 /proc/uptime)] $*"; }
 
 # KUnit suites built into the kernel ran at boot; keep their results.
 mkdir -p "$share/kunit"
 for d in /sys/kernel/debug/kunit/*/; do
 	[ -f "$d/results" ] && cp "$d/results" "$share/kunit/$(basename "$d").ktap"
 done
-echo "guest: $(ls "$share/kunit" | wc -l) KUnit suites"
+say "$(ls "$share/kunit" | wc -l) KUnit suites"
 
 # With kmemleak (debug kernel): forget what boot left, so the scan at the
 # end reports only what the tests leaked.
 kmemleak=/sys/kernel/debug/kmemleak
-[ -w "$kmemleak" ] && echo clear >"$kmemleak"
+[ -w "$kmemleak" ] && echo clear >"$kmemleak" && say "kmemleak: cleared"
 
-echo "guest: insmod ferrite.ko"
+say "insmod ferrite.ko"
 insmod "$FERRITE_KO" || { echo "guest: insmod failed"; exit 1; }
 for _ in $(seq 50); do ls /dev/dri/renderD* >/dev/null 2>&1 && break; sleep 0.1; done
 ls -l /dev/dri
@@ -32,6 +34,7 @@ ls -l /dev/dri
 # vgem: a second, kernel-only DRM driver for the dma-buf tests (Ferrite's
 # and IGT's generic ones).
 modprobe vgem || echo "guest: modprobe vgem failed"
+say "vgem loaded; listing subtests"
 
 root=/tmp/igt-root
 mkdir -p "$root"
@@ -41,39 +44,52 @@ for t in "$FERRITE_TESTS"/*; do [ -x "$t" ] && ln -s "$t" "$root/$(basename "$t"
 # igt_runner checks test names against test_root/test-list.txt.
 { echo TESTLIST; (cd "$root" && ls | tr '\n' ' '); echo; echo "END TESTLIST"; } >"$root/test-list.txt"
 
-: >"$share/testlist"
+: >/tmp/testlist
+# Built in tmpfs and copied to the share once: an append per line over 9p
+# costs about a second under KASAN and TCG.
 for t in "$root"/*; do
 	b=$(basename "$t")
 	[ "$b" = test-list.txt ] && continue
 	subs=$("$t" --list-subtests 2>/dev/null)
 	if [ -z "$subs" ]; then
-		echo "igt@$b" >>"$share/testlist"
+		echo "igt@$b"
 	else
-		for s in $subs; do echo "igt@$b@$s" >>"$share/testlist"; done
+		for s in $subs; do echo "igt@$b@$s"; done
 	fi
-done
+done >/tmp/testlist
 # Keep only what this boot runs.
 if [ -n "${FERRITE_TEST_FILTER:-}" ]; then
-	grep -E "$FERRITE_TEST_FILTER" "$share/testlist" >"$share/testlist.f" || true
-	mv "$share/testlist.f" "$share/testlist"
+	grep -E "$FERRITE_TEST_FILTER" /tmp/testlist >/tmp/testlist.f || true
+	mv /tmp/testlist.f /tmp/testlist
 fi
 if [ -n "${FERRITE_TEST_EXCLUDE:-}" ]; then
-	grep -vE "$FERRITE_TEST_EXCLUDE" "$share/testlist" >"$share/testlist.f" || true
-	mv "$share/testlist.f" "$share/testlist"
+	grep -vE "$FERRITE_TEST_EXCLUDE" /tmp/testlist >/tmp/testlist.f || true
+	mv /tmp/testlist.f /tmp/testlist
 fi
-echo "guest: $(wc -l <"$share/testlist") subtests"
+cp /tmp/testlist "$share/testlist"
+say "$(wc -l <"$share/testlist") subtests"
 
-/opt/igt/usr/bin/igt_runner -o -l quiet --test-list "$share/testlist" \
+# FERRITE_IGT_MULTIPLE=1: one execution of each test binary runs all its
+# subtests (each still in a process of its own, forked by ftest), instead
+# of one execution per subtest: under KASAN and TCG an exec costs about a
+# second, more than most subtests.
+say "igt_runner starts"
+/opt/igt/usr/bin/igt_runner -o -l quiet ${FERRITE_IGT_MULTIPLE:+--multiple-mode} --test-list "$share/testlist" \
 	--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH -e FERRITE_SHARE \
-	"$root" "$share/results" >"$share/runner.log" 2>&1
+	"$root" /tmp/results >/tmp/runner.log 2>&1
 rc=$?
-echo "guest: igt_runner exited $rc"
+# Results too are written to tmpfs and copied once (igt_runner writes
+# several small files per subtest). If the guest dies first, the
+# console's [IGT] markers show how far it got.
+cp -r /tmp/results "$share/results"
+cp /tmp/runner.log "$share/runner.log"
+say "igt_runner exited $rc"
 
 # The ioctl fuzzer (userspace/src/bin/ferrite-fuzz): random and structured
 # sequences of every ioctl from 2 threads and 2 processes (plus one that
 # opens and closes files, and one that forks), bounded in calls and time.
 if [ -n "${FERRITE_FUZZ_CALLS:-}" ]; then
-	echo "guest: ferrite-fuzz --calls $FERRITE_FUZZ_CALLS"
+	say "ferrite-fuzz --calls $FERRITE_FUZZ_CALLS"
 	"$FERRITE_BIN/ferrite-fuzz" --calls "$FERRITE_FUZZ_CALLS" \
 		--seconds "${FERRITE_FUZZ_SECONDS:-150}" --threads 2 --procs 2 \
 		</dev/null >"$share/fuzz.log" 2>&1
@@ -86,7 +102,7 @@ if [ -n "${FERRITE_FUZZ_CALLS:-}" ]; then
 	fi >"$share/fuzz.result"
 fi
 
-echo "guest: rmmod ferrite"
+say "rmmod ferrite"
 rmmod ferrite || { echo "guest: rmmod failed"; exit 1; }
 
 # Bind again (the probe resets the device and self-tests MSI-X) and unbind:
@@ -104,6 +120,6 @@ if [ -w "$kmemleak" ]; then
 	# in consecutive scans.
 	echo scan >"$kmemleak"; sleep 6; echo scan >"$kmemleak"
 	cat "$kmemleak" >"$share/kmemleak.txt"
-	echo "guest: kmemleak: $(grep -c '^unreferenced object' "$share/kmemleak.txt") leak(s)"
+	say "kmemleak: $(grep -c '^unreferenced object' "$share/kmemleak.txt") leak(s)"
 fi
 exit 0
