@@ -157,6 +157,40 @@ static void test_cpu_writes_survive_unbind(void)
 	each_gpu(cpu_writes_survive_unbind_on);
 }
 
+/*
+ * A transparent huge page: 2 MiB of physically contiguous memory, which
+ * must still be split into segments the DMA layer can map (a bounce
+ * buffer holds at most 256 KiB under swiotlb=force) and the device takes.
+ */
+static void huge_page_on(void)
+{
+	const uint64_t huge = 2 << 20;
+	int fd = fdev_open_or_skip(cur_gpu);
+	uint8_t *raw = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint32_t *p;
+	struct fx_cmd c = { 0 };
+
+	ftest_assert(raw != MAP_FAILED);
+	p = (uint32_t *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	/* Best effort: without a huge page the pages are merely many. */
+	madvise(p, huge, MADV_HUGEPAGE);
+	memset(p, 0x5a, huge);
+	ftest_assert_ok(bind_user(fd, PVM, p, huge, 0));
+	fx_fill(&c, (uintptr_t)p, huge, 0x2b1d0e00);
+	ftest_assert_eq(run(fd, &c), 1);
+	for (uint64_t i = 0; i < huge / 4; i++)
+		ftest_assert_eq_u64(p[i], 0x2b1d0e00);
+	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)p, huge));
+	ftest_assert_ok(munmap(raw, 2 * huge));
+	close(fd);
+}
+
+static void test_huge_page(void)
+{
+	each_gpu(huge_page_on);
+}
+
 /* File-backed memory (a memfd, shared): what the GPU writes is in the
  * file. */
 static void file_backed_on(void)
@@ -587,6 +621,7 @@ static void test_readonly_file(void)
 FTEST_MAIN(
 	{ "gpu-fills-malloc", test_gpu_fills_malloc, "the GPU fills and hashes malloc'd memory at its CPU address; no kernel mapping" },
 	{ "cpu-writes-survive-unbind", test_cpu_writes_survive_unbind, "what the CPU wrote after the GPU's last job is still there after the unbind" },
+	{ "huge-page", test_huge_page, "2 MiB of contiguous memory (a transparent huge page) split into segments the DMA layer and the device take" },
 	{ "file-backed", test_file_backed, "a shared memfd mapping: GPU writes land in the file" },
 	{ "munmap-faults", test_munmap_faults, "after munmap a job touching the range faults" },
 	{ "dontneed", test_dontneed, "after MADV_DONTNEED the GPU writes the new page the CPU sees" },

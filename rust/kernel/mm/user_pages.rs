@@ -146,10 +146,11 @@ impl UserPages {
     }
 
     /// Map the pages for `dev` as a scatter-gather table of segments no longer than
-    /// `max_segment`, in the direction their [`Access`] implies. With `skip_cpu_sync`, no cache
-    /// maintenance is done now: the caller syncs before the device first uses the table
-    /// (`DMA_ATTR_SKIP_CPU_SYNC`). Fails as `dma_map_sgtable()` does: `ENOMEM` when the DMA
-    /// layer lacks the resources (memory, bounce buffers, address space).
+    /// `max_segment` (nor than `dma_max_mapping_size()`), in the direction their [`Access`]
+    /// implies. With `skip_cpu_sync`, no cache maintenance is done now: the caller syncs before
+    /// the device first uses the table (`DMA_ATTR_SKIP_CPU_SYNC`). Fails as `dma_map_sgtable()`
+    /// does: `ENOMEM` when the DMA layer lacks the resources (memory, bounce buffers, address
+    /// space).
     pub fn dma_map(
         self,
         dev: &Device<Bound>,
@@ -158,6 +159,12 @@ impl UserPages {
     ) -> Result<DmaPages> {
         let dir = self.access.dma_direction();
         let sgt = KBox::new(Opaque::<bindings::sg_table>::zeroed(), GFP_KERNEL)?;
+        // No segment longer than the DMA layer can map in one piece either: a bounce buffer
+        // (swiotlb) holds at most 256 KiB, and physically contiguous pages would otherwise merge
+        // into longer segments that cannot be bounced.
+        // SAFETY: `dev` is a valid, bound device.
+        let dma_max = unsafe { bindings::dma_max_mapping_size(dev.as_raw()) };
+        let max_segment = u32::try_from(dma_max).map_or(max_segment, |m| max_segment.min(m));
         let max_segment = max_segment.max(PAGE_SIZE as u32) & !(PAGE_SIZE as u32 - 1);
         let n = u32::try_from(self.pages.len()).map_err(|_| EINVAL)?;
         // SAFETY: `sgt` is a valid, zeroed table; `pages` holds `n` referenced pages.

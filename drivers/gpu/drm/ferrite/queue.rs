@@ -443,9 +443,11 @@ impl HwQueue {
             let _ = writeln!(d, "  {:08x}", owner.mem.read_ring(ring_off + 4 * i));
         }
         let _ = writeln!(d, "vm {} mappings:", failed.job.vm.id);
-        failed.job.vm.for_each_mapping(|va, m| {
+        if !failed.job.vm.try_for_each_mapping(|va, m| {
             let _ = m.write_line(&mut d, va);
-        });
+        }) {
+            let _ = writeln!(d, "  (not captured: the VM was being changed)");
+        }
         kernel::devcoredump::dev_coredump(&gpu.dev, d.0);
     }
 

@@ -484,6 +484,22 @@ impl Vm {
         }
     }
 
+    /// The mappings, if the VM's lock is free: for a failing job's
+    /// coredump, taken before its fence signals. The lock's holder may be
+    /// waiting for that very fence (a bind looking up user pages, whose
+    /// fault runs a userptr notifier that waits for the VM's jobs), so the
+    /// fence-signalling path never waits for the lock. Returns whether the
+    /// mappings were visited.
+    pub(crate) fn try_for_each_mapping(&self, mut f: impl FnMut(u64, &MapInfo)) -> bool {
+        let Some(gpuvm) = self.gpuvm.try_lock() else {
+            return false;
+        };
+        for (va, info) in gpuvm.data_ref().maps.iter() {
+            f(*va, info);
+        }
+        true
+    }
+
     /// Apply `ops` in order. On an error, the operations before the failing
     /// one stay applied.
     pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
