@@ -31,6 +31,11 @@ bash "$share/job.sh" </dev/null 2>&1 | tee "$share/job.log"
 echo "${PIPESTATUS[0]}" >"$share/exit-code"
 echo "ferrite-init: job exited $(cat "$share/exit-code")"
 sync
+cd /
 umount "$share"
+# PID 1 must not exit before the power-off completes (the kernel panics
+# when init dies), and nothing may need the 9p root by then: the waiting
+# process is started before the power-off is asked for.
+sleep 30 &
 echo o >/proc/sysrq-trigger
-sleep 10
+wait
