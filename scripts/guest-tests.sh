@@ -44,9 +44,8 @@ for t in "$FERRITE_TESTS"/*; do [ -x "$t" ] && ln -s "$t" "$root/$(basename "$t"
 # igt_runner checks test names against test_root/test-list.txt.
 { echo TESTLIST; (cd "$root" && ls | tr '\n' ' '); echo; echo "END TESTLIST"; } >"$root/test-list.txt"
 
-: >/tmp/testlist
-# Built in tmpfs and copied to the share once: an append per line over 9p
-# costs about a second under KASAN and TCG.
+# Built in tmpfs and copied to the share once, instead of an append over
+# 9p per line.
 for t in "$root"/*; do
 	b=$(basename "$t")
 	[ "$b" = test-list.txt ] && continue
@@ -71,18 +70,13 @@ say "$(wc -l <"$share/testlist") subtests"
 
 # FERRITE_IGT_MULTIPLE=1: one execution of each test binary runs all its
 # subtests (each still in a process of its own, forked by ftest), instead
-# of one execution per subtest: under KASAN and TCG an exec costs about a
-# second, more than most subtests.
+# of one execution per subtest: under KASAN and TCG an exec costs more
+# than most subtests.
 say "igt_runner starts"
 /opt/igt/usr/bin/igt_runner -o -l quiet ${FERRITE_IGT_MULTIPLE:+--multiple-mode} --test-list "$share/testlist" \
 	--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH -e FERRITE_SHARE \
-	"$root" /tmp/results >/tmp/runner.log 2>&1
+	"$root" "$share/results" >"$share/runner.log" 2>&1
 rc=$?
-# Results too are written to tmpfs and copied once (igt_runner writes
-# several small files per subtest). If the guest dies first, the
-# console's [IGT] markers show how far it got.
-cp -r /tmp/results "$share/results"
-cp /tmp/runner.log "$share/runner.log"
 say "igt_runner exited $rc"
 
 # The ioctl fuzzer (userspace/src/bin/ferrite-fuzz): random and structured

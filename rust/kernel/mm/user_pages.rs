@@ -140,11 +140,6 @@ impl UserPages {
         self.pages.is_empty()
     }
 
-    /// What the device may do with the pages.
-    pub fn access(&self) -> Access {
-        self.access
-    }
-
     /// Map the pages for `dev` as a scatter-gather table of segments no longer than
     /// `max_segment` (nor than `dma_max_mapping_size()`), in the direction their [`Access`]
     /// implies. With `skip_cpu_sync`, no cache maintenance is done now: the caller syncs before
@@ -195,7 +190,6 @@ impl UserPages {
         Ok(DmaPages {
             dev: dev.into(),
             sgt,
-            dir,
             device_owned: Atomic::new(!skip_cpu_sync),
             pages: self,
         })
@@ -223,8 +217,8 @@ impl Drop for UserPages {
 ///
 /// # Invariants
 ///
-/// `sgt` is a table of `pages`, mapped for `dev` in direction `dir`, until `drop`; `dir` is
-/// `pages.access().dma_direction()`.
+/// `sgt` is a table of `pages`, mapped for `dev` in the direction their [`Access`] decides
+/// (`dir()`) until `drop`.
 ///
 /// The pages belong to the CPU or to the device for DMA: [`DmaPages::sync_for_device`] gives
 /// them to the device, [`DmaPages::sync_for_cpu`] back to the CPU, and `device_owned` records
@@ -233,7 +227,6 @@ impl Drop for UserPages {
 pub struct DmaPages {
     dev: ARef<Device>,
     sgt: KBox<Opaque<bindings::sg_table>>,
-    dir: DataDirection,
     device_owned: Atomic<bool>,
     pages: UserPages,
 }
@@ -255,25 +248,25 @@ impl DmaPages {
         &self.pages
     }
 
+    /// The direction the table is mapped in.
+    fn dir(&self) -> DataDirection {
+        self.pages.access.dma_direction()
+    }
+
     /// Give the pages to the device: cache maintenance (and bounce-buffer copies) for a device
     /// access after CPU accesses. Callers serialise this with [`Self::sync_for_cpu`].
     pub fn sync_for_device(&self) {
         self.device_owned.store(true, Relaxed);
-        // SAFETY: the table is mapped for `dev` in `dir` (type invariant); `dev` is the device
+        // SAFETY: the table is mapped for `dev` in `dir()` (type invariant); `dev` is the device
         // it was mapped for, still bound while the mapping exists (it is unmapped in `drop`,
         // which drivers run before unbind completes).
         unsafe {
             bindings::dma_sync_sgtable_for_device(
                 self.dev.as_raw(),
                 self.sgt.get(),
-                self.dir.into(),
+                self.dir().into(),
             )
         };
-    }
-
-    /// What the device may do with the pages.
-    pub fn access(&self) -> Access {
-        self.pages.access
     }
 
     /// Give the pages back to the CPU after device accesses. Nothing to do for pages the
@@ -285,7 +278,7 @@ impl DmaPages {
         }
         // SAFETY: as in `sync_for_device`.
         unsafe {
-            bindings::dma_sync_sgtable_for_cpu(self.dev.as_raw(), self.sgt.get(), self.dir.into())
+            bindings::dma_sync_sgtable_for_cpu(self.dev.as_raw(), self.sgt.get(), self.dir().into())
         };
     }
 }
@@ -301,13 +294,13 @@ impl Drop for DmaPages {
         } else {
             bindings::DMA_ATTR_SKIP_CPU_SYNC as usize
         };
-        // SAFETY: the table is mapped for `dev` in `dir` (type invariant).
+        // SAFETY: the table is mapped for `dev` in `dir()` (type invariant).
         unsafe {
             bindings::dma_unmap_sg_attrs(
                 self.dev.as_raw(),
                 (*sgt).sgl,
                 (*sgt).orig_nents as _,
-                self.dir.into(),
+                self.dir().into(),
                 attrs as _,
             );
             bindings::sg_free_table(sgt);

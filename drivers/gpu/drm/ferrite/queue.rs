@@ -162,15 +162,6 @@ pub(crate) struct Job {
     pub(crate) userptrs: DeviceLease,
 }
 
-impl Job {
-    /// The job is over (done, failed or cancelled): what it wrote goes
-    /// back to the CPU. Called before its fence signals, so a waiter sees
-    /// the data; needs no memory and takes no lock held while allocating.
-    fn retire(&mut self) {
-        self.userptrs.release();
-    }
-}
-
 /// A job on the hardware. `job` comes before `fence`: dropped without an
 /// explicit signal, it still gives its memory back before the fence
 /// signals (cancelled).
@@ -179,6 +170,20 @@ struct Inflight {
     job: Job,
     fence: SignalFence,
     timeout: Delta,
+}
+
+impl Inflight {
+    /// The job is over, done (`err` is `None`) or failed: what it wrote
+    /// goes back to the CPU, then its fence signals, so a waiter sees the
+    /// data. Needs no memory and takes no lock held while allocating.
+    fn finish(mut self, err: Option<Error>) {
+        self.job.userptrs.release();
+        self.job.vm.hw.job_done();
+        match err {
+            None => self.fence.signal(),
+            Some(e) => self.fence.signal_error(e),
+        }
+    }
 }
 
 /// A failure record (QUEUE_GET_STATE).
@@ -311,10 +316,7 @@ impl HwQueue {
             let Some(done) = done else {
                 return;
             };
-            let mut done = done;
-            done.job.retire();
-            done.job.vm.hw.job_done();
-            done.fence.signal();
+            done.finish(None);
         }
     }
 
@@ -387,10 +389,8 @@ impl HwQueue {
             drop(owner);
             failed
         };
-        if let Some(mut f) = failed {
-            f.job.retire();
-            f.job.vm.hw.job_done();
-            f.fence.signal_error(err);
+        if let Some(f) = failed {
+            f.finish(Some(err));
         }
         self.release_if_done();
     }
@@ -465,12 +465,10 @@ impl HwQueue {
                 }
                 st.inflight.remove(0).ok()
             };
-            let Some(mut j) = j else {
+            let Some(j) = j else {
                 return;
             };
-            j.job.retire();
-            j.job.vm.hw.job_done();
-            j.fence.signal_error(err);
+            j.finish(Some(err));
         }
     }
 
@@ -570,13 +568,21 @@ fn arm_watchdog(gpu: &Arc<Gpu>, after: Delta) {
     let _ = workqueue::system().enqueue_delayed(gpu.clone(), msecs_to_jiffies(ms));
 }
 
-/// A job waiting for its dependencies.
 /// A job waiting for its dependencies; as for [`Inflight`], `job` comes
 /// before `fence`.
 struct Pending {
     job: Job,
     fence: SignalFence,
     deps: KVec<ARef<Fence>>,
+}
+
+impl Pending {
+    /// The job fails before it reached the hardware: its memory goes back
+    /// to the CPU, then its fence signals `err`.
+    fn fail(mut self, err: Error) {
+        self.job.userptrs.release();
+        self.fence.signal_error(err);
+    }
 }
 
 struct SubState {
@@ -727,13 +733,12 @@ impl Queue {
         let ready =
             !sub.busy && sub.pending.is_empty() && deps.iter().all(|d| d.status() == Ok(true));
         if ready {
-            if let Err((mut p, e)) = self.emit(Pending {
+            if let Err((p, e)) = self.emit(Pending {
                 job,
                 fence,
                 deps: KVec::new(),
             }) {
-                p.job.retire();
-                p.fence.signal_error(e);
+                p.fail(e);
             }
             return Ok(out);
         }
@@ -879,7 +884,7 @@ impl WorkItem for Queue {
                 sub.busy = true;
                 sub.pending.remove(0).ok()
             };
-            let Some(mut p) = p else {
+            let Some(p) = p else {
                 return;
             };
             let mut dep_err = None;
@@ -891,13 +896,11 @@ impl WorkItem for Queue {
             }
             if let Some(e) = dep_err {
                 // A failed dependency fails the job, as drm_sched does.
-                p.job.retire();
-                p.fence.signal_error(e);
+                p.fail(e);
                 continue;
             }
-            if let Err((mut p, e)) = this.emit(p) {
-                p.job.retire();
-                p.fence.signal_error(e);
+            if let Err((p, e)) = this.emit(p) {
+                p.fail(e);
             }
         }
     }

@@ -477,9 +477,12 @@ impl Vm {
     }
 
     /// The mappings, for debugfs: (va, info).
-    pub(crate) fn for_each_mapping(&self, mut f: impl FnMut(u64, &MapInfo)) {
-        let gpuvm = self.gpuvm.lock();
-        for (va, info) in gpuvm.data_ref().maps.iter() {
+    pub(crate) fn for_each_mapping(&self, f: impl FnMut(u64, &MapInfo)) {
+        Self::visit_maps(self.gpuvm.lock().data_ref(), f);
+    }
+
+    fn visit_maps(core: &VmCore, mut f: impl FnMut(u64, &MapInfo)) {
+        for (va, info) in core.maps.iter() {
             f(*va, info);
         }
     }
@@ -490,13 +493,11 @@ impl Vm {
     /// fault runs a userptr notifier that waits for the VM's jobs), so the
     /// fence-signalling path never waits for the lock. Returns whether the
     /// mappings were visited.
-    pub(crate) fn try_for_each_mapping(&self, mut f: impl FnMut(u64, &MapInfo)) -> bool {
+    pub(crate) fn try_for_each_mapping(&self, f: impl FnMut(u64, &MapInfo)) -> bool {
         let Some(gpuvm) = self.gpuvm.try_lock() else {
             return false;
         };
-        for (va, info) in gpuvm.data_ref().maps.iter() {
-            f(*va, info);
-        }
+        Self::visit_maps(gpuvm.data_ref(), f);
         true
     }
 
