@@ -26,7 +26,12 @@
 #define FX_OP_CHECKSUM 0x03
 #define FX_OP_WRITE64 0x04
 #define FX_OP_WAIT 0x05
+#define FX_OP_TIMESTAMP 0x06
+#define FX_OP_FLUSH 0x07
+#define FX_OP_CALL 0x08
 #define FX_W64_FLUSH (1 << 1)
+/* The largest indirect buffer a CALL runs, in bytes. */
+#define FX_CALL_MAX (1u << 20)
 
 struct fx_cmd {
 	uint32_t dw[1024];
@@ -78,6 +83,23 @@ static inline void fx_wait(struct fx_cmd *c, uint64_t addr, uint64_t v)
 	uint32_t a[] = { LO(addr), HI(addr), LO(v), HI(v) };
 
 	fx_emit(c, FX_OP_WAIT, 0, a, 4);
+}
+
+/* TIMESTAMP: write the device clock (ns) as a u64 at dst. */
+static inline void fx_timestamp(struct fx_cmd *c, uint64_t dst)
+{
+	uint32_t a[] = { LO(dst), HI(dst) };
+
+	fx_emit(c, FX_OP_TIMESTAMP, 0, a, 2);
+}
+
+/* CALL: run the size bytes of commands at ib (an indirect buffer, at most
+ * FX_CALL_MAX bytes), unprivileged; nesting deeper than 4 is an error. */
+static inline void fx_call(struct fx_cmd *c, uint64_t ib, uint32_t size)
+{
+	uint32_t a[] = { LO(ib), HI(ib), size };
+
+	fx_emit(c, FX_OP_CALL, 0, a, 3);
 }
 
 static inline uint64_t fx_fnv1a(const void *p, size_t n)
@@ -162,6 +184,55 @@ static inline uint32_t fx_queue(int fd, uint32_t vm, uint32_t timeout_ms)
 
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &q));
 	return q.queue_id;
+}
+
+/*
+ * QUEUE_CREATE with a priority (enum drm_ferrite_queue_priority) and
+ * DRM_FERRITE_QUEUE_CREATE_* flags (interface 1.2): the queue id, or
+ * -errno.
+ */
+static inline int fx_queue_prio(int fd, uint32_t vm, uint32_t timeout_ms, uint32_t priority,
+				uint32_t flags)
+{
+	struct drm_ferrite_queue_create q = {
+		.vm_id = vm, .flags = flags, .timeout_ms = timeout_ms, .priority = priority,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &q))
+		return -errno;
+	return (int)q.queue_id;
+}
+
+/* QUEUE_DESTROY: 0 or -errno. */
+static inline int fx_queue_destroy(int fd, uint32_t q)
+{
+	struct drm_ferrite_queue_destroy d = { .queue_id = q };
+
+	return ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_DESTROY, &d) ? -errno : 0;
+}
+
+static inline struct drm_ferrite_dev_info fx_dev_info(int fd)
+{
+	struct drm_ferrite_dev_info i = { 0 };
+	struct drm_ferrite_dev_query q = {
+		.type = DRM_FERRITE_DEV_QUERY_INFO, .size = sizeof(i), .pointer = (uintptr_t)&i,
+	};
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &q));
+	return i;
+}
+
+/* DEV_QUERY_SCHED (interface 1.2): what the scheduler offers the caller. */
+static inline struct drm_ferrite_sched_info fx_sched_info(int fd)
+{
+	struct drm_ferrite_sched_info i = { 0 };
+	struct drm_ferrite_dev_query q = {
+		.type = DRM_FERRITE_DEV_QUERY_SCHED, .size = sizeof(i), .pointer = (uintptr_t)&i,
+	};
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &q));
+	ftest_assert_eq(q.size, sizeof(i));
+	return i;
 }
 
 static inline uint32_t fx_syncobj(int fd)
@@ -299,6 +370,62 @@ static inline void fx_reap(pid_t pid)
 	ftest_assert_eq(waitpid(pid, &status, 0), pid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		ftest_fail("child %d: wait status %#x", (int)pid, status);
+}
+
+static inline void fx_gem_close(int fd, uint32_t h)
+{
+	struct drm_gem_close c = { .handle = h };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_GEM_CLOSE, &c));
+}
+
+static inline void fx_syncobj_destroy(int fd, uint32_t h)
+{
+	struct drm_syncobj_destroy d = { .handle = h };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_DESTROY, &d));
+}
+
+/*
+ * The path of file `name` in the debugfs directory of the GPU behind fd,
+ * /sys/kernel/debug/ferrite-<PCI device name>/<name>, in buf: 0 if it
+ * exists, else -errno (-ENOENT without debugfs) with the path still in buf
+ * for the message.
+ */
+static inline int fx_debugfs_path(int fd, const char *name, char *buf, size_t len)
+{
+	char dir[PATH_MAX];
+	const char *dev;
+
+	fdev_sysfs_dir(fd, dir, sizeof(dir));
+	dev = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	if (snprintf(buf, len, "/sys/kernel/debug/ferrite-%s/%s", dev, name) >= (int)len)
+		return -ENAMETOOLONG;
+	return access(buf, F_OK) ? -errno : 0;
+}
+
+/* The value of drm-engine-queue in fd's fdinfo (the time the file's jobs
+ * spent on the GPU's rings), in ns; -1 when it is not listed. */
+static inline long long fx_fdinfo_engine_ns(int fd)
+{
+	char path[64], buf[4096];
+	unsigned long long ns;
+	const char *k;
+	int f, n, total = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -1;
+	while (total < (int)sizeof(buf) - 1 &&
+	       (n = read(f, buf + total, sizeof(buf) - 1 - total)) > 0)
+		total += n;
+	close(f);
+	buf[total] = 0;
+	k = strstr(buf, "drm-engine-queue:");
+	if (!k || sscanf(k, "drm-engine-queue: %llu ns", &ns) != 1)
+		return -1;
+	return (long long)ns;
 }
 
 /* Buffer objects the driver lists in debugfs, over all Ferrite GPUs; -1
