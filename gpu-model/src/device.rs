@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use log::{debug, trace};
 
 use crate::cache::Cache;
+use crate::context::Position;
 use crate::dma::DmaSpace;
 use crate::exec;
 use crate::mmu::{FaultKind, Tlb};
@@ -79,6 +80,14 @@ pub struct QueueRegs {
     pub seqno: u64,
     pub error: u32,
     pub error_offset: u32,
+    /// GPU VA of the context save area (`Q_CONTEXT`).
+    pub context: u64,
+    /// Where the queue is inside the ring command at HEAD.
+    pub pos: Position,
+    /// A suspend was requested at this device time (`TIMESTAMP`).
+    pub suspend_req: Option<u64>,
+    /// RESTORE was written: read the context before executing anything.
+    pub restore_pending: bool,
     /// Bumped by queue and global reset: work in flight is abandoned.
     pub gen: u64,
 }
@@ -99,8 +108,6 @@ pub struct State {
     pub tlb: Tlb,
     pub cache: Cache,
     pub shutdown: bool,
-    /// Queues executing WAIT: writes must wake them.
-    pub waiters: u32,
 }
 
 /// The device, shared by the vfio-user thread and the queue workers.
@@ -112,6 +119,9 @@ pub struct Device {
     /// and (all of them) on AS commands, resets and writes a WAIT may see.
     qcond: [Condvar; NUM_QUEUES],
     counters: [AtomicU64; NUM_COUNTERS],
+    /// MMIO accesses waiting for the lock: a worker that releases the lock
+    /// between steps lets them in before it takes the lock again.
+    mmio_waiting: AtomicUsize,
     msix: Mutex<Vec<Option<File>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     start: Instant,
@@ -139,10 +149,10 @@ impl Device {
                 tlb: Tlb::new(opts.tlb_entries),
                 cache: Cache::new(opts.cache_lines),
                 shutdown: false,
-                waiters: 0,
             }),
             qcond: Default::default(),
             counters: Default::default(),
+            mmio_waiting: AtomicUsize::new(0),
             msix: Mutex::new((0..MSIX_VECTORS).map(|_| None).collect()),
             workers: Mutex::new(Vec::new()),
             start: Instant::now(),
@@ -181,6 +191,30 @@ impl Device {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The lock for an MMIO access: announced, so that a worker going
+    /// from one step to the next lets it in (a mutex is not fair).
+    fn lock_mmio(&self) -> Guard<'_> {
+        self.mmio_waiting.fetch_add(1, Ordering::SeqCst);
+        let g = self.lock();
+        self.mmio_waiting.fetch_sub(1, Ordering::SeqCst);
+        g
+    }
+
+    /// Called by a worker between two steps, without the lock: let the
+    /// MMIO accesses waiting for the lock take it first (for at most a
+    /// millisecond: waking a thread can take that long).
+    pub fn let_mmio_in(&self) {
+        if self.mmio_waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let t0 = Instant::now();
+        while self.mmio_waiting.load(Ordering::SeqCst) != 0
+            && t0.elapsed() < Duration::from_millis(1)
+        {
+            std::thread::yield_now();
+        }
+    }
+
     pub fn count(&self, c: usize, n: u64) {
         self.counters[c].fetch_add(n, Ordering::Relaxed);
     }
@@ -196,7 +230,7 @@ impl Device {
     /// A 32-bit read of BAR0. Unknown offsets read as zero.
     pub fn mmio_read(&self, offset: u32) -> u32 {
         self.count(counter::MMIO_READS, 1);
-        let mut s = self.lock();
+        let mut s = self.lock_mmio();
         let v = self.read_reg(&mut s, offset);
         trace!("mmio read {offset:#06x} = {v:#x}");
         v
@@ -263,12 +297,26 @@ impl Device {
                     q_reg::AS => q.as_slot,
                     q_reg::HEAD => q.head,
                     q_reg::TAIL => q.tail,
-                    q_reg::CONTROL => u32::from(q.enabled),
+                    q_reg::CONTROL => {
+                        u32::from(q.enabled)
+                            | if q.suspend_req.is_some() {
+                                q_control::SUSPEND
+                            } else {
+                                0
+                            }
+                            | if q.restore_pending {
+                                q_control::RESTORE
+                            } else {
+                                0
+                            }
+                    }
                     q_reg::STATUS => q.status | if q.enabled { q_status::ENABLED } else { 0 },
                     q_reg::SEQNO_LO => q.seqno as u32,
                     q_reg::SEQNO_HI => (q.seqno >> 32) as u32,
                     q_reg::ERROR => q.error,
                     q_reg::ERROR_OFFSET => q.error_offset,
+                    q_reg::CONTEXT_LO => q.context as u32,
+                    q_reg::CONTEXT_HI => (q.context >> 32) as u32,
                     _ => 0,
                 }
             }
@@ -292,7 +340,7 @@ impl Device {
     pub fn mmio_write(&self, offset: u32, val: u32) {
         self.count(counter::MMIO_WRITES, 1);
         trace!("mmio write {offset:#06x} = {val:#x}");
-        let mut s = self.lock();
+        let mut s = self.lock_mmio();
         match offset {
             SCRATCH => s.scratch = val,
             IRQ_STATUS => {
@@ -443,17 +491,49 @@ impl Device {
                 self.count(counter::DOORBELLS, 1);
                 self.wake(n);
             }
+            q_reg::CONTEXT_LO => Self::set_lo(&mut q.context, val & !(save_area::ALIGN as u32 - 1)),
+            q_reg::CONTEXT_HI => Self::set_hi(&mut q.context, val),
             q_reg::CONTROL => {
                 if val & q_control::RESET != 0 {
                     self.reset_queue(s, n);
                     self.count(counter::QUEUE_RESETS, 1);
                 } else {
-                    q.enabled = val & q_control::ENABLE != 0;
-                    self.wake(n);
+                    self.queue_control(s, n, val);
                 }
             }
             _ => {}
         }
+    }
+
+    /// A write of `Q_CONTROL` without RESET.
+    fn queue_control(&self, s: &mut State, n: usize, val: u32) {
+        let q = &mut s.queues[n];
+        let enable = val & q_control::ENABLE != 0;
+        let stopped = q.status & (q_status::FAULTED | q_status::ERROR) != 0;
+        if q.status & q_status::SUSPENDED != 0 {
+            // Nothing but RESET and ENABLE|RESTORE reaches a suspended queue.
+            if !enable || val & q_control::RESTORE == 0 {
+                return;
+            }
+            q.status &= !q_status::SUSPENDED;
+            q.restore_pending = true;
+        } else if !enable {
+            // Clearing ENABLE drops pending requests.
+            q.suspend_req = None;
+            q.restore_pending = false;
+        } else if val & q_control::RESTORE != 0 {
+            // Only a queue that is not executing or stopped restores.
+            let busy = q.status & q_status::BUSY != 0 || q.pos.active;
+            if !busy && !stopped {
+                q.restore_pending = true;
+            }
+        }
+        q.enabled = enable;
+        if enable && val & q_control::SUSPEND != 0 && !stopped && q.suspend_req.is_none() {
+            q.suspend_req = Some(self.timestamp());
+            debug!("queue {n}: suspend requested");
+        }
+        self.wake(n);
     }
 
     fn reset_queue(&self, s: &mut State, n: usize) {
@@ -462,7 +542,9 @@ impl Device {
             gen,
             ..Default::default()
         };
-        s.job_irq_status &= !((1 << n) | (1 << (16 + n)));
+        s.job_irq_status &= !((1 << (job_irq::FENCE + n as u32))
+            | (1 << (job_irq::SUSPENDED + n as u32))
+            | (1 << (job_irq::STOPPED + n as u32)));
         self.wake_all();
     }
 
@@ -538,7 +620,8 @@ impl Device {
         }
     }
 
-    /// Set a queue's bit in `JOB_IRQ_STATUS` (bit q: fence, bit 16+q: error).
+    /// Set a queue's bit in `JOB_IRQ_STATUS` (bit q: fence, bit 8+q:
+    /// suspended, bit 16+q: error).
     pub fn raise_job(&self, s: &mut State, bit: u32) {
         s.job_irq_status |= 1 << bit;
         self.update_irq(s, VECTOR_JOB);

@@ -1,19 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Queue execution: the worker thread of each queue fetches commands from
-//! its ring through the MMU and executes them.
+//! its ring through the MMU and executes them, one *step* at a time.
+//!
+//! A step is one command, one CHUNK of a FILL, COPY or CHECKSUM, or one
+//! poll of a WAIT. Where the queue is inside the ring command at HEAD (the
+//! CALL frames it is in, the progress of a long command) is explicit state,
+//! [`Position`], kept in the queue's registers between steps. The worker
+//! releases the device lock after each step, and at that point serves a
+//! suspend request by writing HEAD, SEQNO and the position to the queue's
+//! context save area; a restore reads them back (see "Preemption" in the
+//! spec).
 
 use std::time::Duration;
 
 use log::{debug, trace, warn};
 
-use crate::device::{Device, Guard, State};
+use crate::context::{Context, Frame, Latched, Position, CALL_BYTES};
+use crate::device::{Device, Guard, QueueRegs, State};
 use crate::mmu::{self, Access, FaultKind, PhysRead, WalkStats};
 use crate::regs::*;
 
 /// How long WAIT sleeps between polls of memory.
 const WAIT_POLL: Duration = Duration::from_micros(50);
-/// Bytes moved between two releases of the device lock.
-const CHUNK: usize = 1 << 20;
+/// Bytes of FILL, COPY or CHECKSUM done between two releases of the device
+/// lock: a multiple of the step.
+const CHUNK: u64 = 1 << 20;
+/// The unit of a long command's progress: its suspend points are between
+/// steps.
+const STEP: u64 = save_area::STEP;
+const STEP_USIZE: usize = STEP as usize;
 
 /// Why a command stopped.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,6 +39,38 @@ pub enum Stop {
     Fault,
     /// A command error (`Q_ERROR` code).
     Error(u32),
+    /// A suspend was requested while the queue was stalled: the stalled
+    /// access is abandoned, and the step containing it is done again after
+    /// a restore. The position holds the steps done before it.
+    Suspend,
+}
+
+/// What a step of the queue leaves to do.
+enum Next {
+    /// Go on at once (after letting MMIO in).
+    Go,
+    /// A WAIT is not satisfied: poll again after a while.
+    Poll,
+}
+
+/// What a command did in one step.
+enum Done {
+    /// Complete: the position moves past it.
+    Complete,
+    /// A CALL entered its indirect buffer.
+    Entered,
+    /// A FILL, COPY or CHECKSUM did a chunk and has more to do.
+    More,
+    /// A WAIT is not satisfied.
+    Unsatisfied,
+}
+
+/// The last translations of a worker, kept from one step to the next for
+/// the slot they were made in.
+#[derive(Default)]
+struct WorkerTlb {
+    slot: usize,
+    utlb: [Option<(u64, mmu::Mapping)>; 2],
 }
 
 type Res<T> = Result<T, Stop>;
@@ -51,6 +98,8 @@ struct Ctx<'a> {
     /// Accesses are unprivileged: the commands come from an indirect
     /// buffer, not from the ring.
     unpriv: bool,
+    /// Faults never stall (accesses to the context save area).
+    no_stall: bool,
 }
 
 /// Check cached translations against the tables, and writes against the
@@ -67,6 +116,21 @@ fn u64_of(lo: u32, hi: u32) -> u64 {
 }
 
 impl<'a> Ctx<'a> {
+    fn new(dev: &'a Device, g: Guard<'a>, q: usize) -> Self {
+        let r = &g.queues[q];
+        let (gen, slot) = (r.gen, r.as_slot as usize);
+        Ctx {
+            dev,
+            g: Some(g),
+            q,
+            gen,
+            slot,
+            utlb: [None; 2],
+            unpriv: false,
+            no_stall: false,
+        }
+    }
+
     fn s(&mut self) -> &mut State {
         self.g
             .as_mut()
@@ -94,13 +158,6 @@ impl<'a> Ctx<'a> {
         self.check()
     }
 
-    /// Let MMIO in between chunks of a long command.
-    fn yield_lock(&mut self) -> Res<()> {
-        drop(self.g.take());
-        self.g = Some(self.dev.lock());
-        self.check()
-    }
-
     fn set_status(&mut self, set: u32, clear: u32) {
         let q = self.q;
         let st = &mut self.s().queues[q].status;
@@ -111,7 +168,7 @@ impl<'a> Ctx<'a> {
         let (dev, slot, q) = (self.dev, self.slot, self.q);
         dev.record_fault(self.s(), slot, q, kind, va, access == Access::Write);
         let stall = self.s().slots.get(slot).is_some_and(|a| a.stall_mode);
-        if !stall || kind == FaultKind::Bus {
+        if !stall || kind == FaultKind::Bus || self.no_stall {
             return Err(Stop::Fault);
         }
         // Stall: wait for RESUME (retry) or ABORT.
@@ -132,6 +189,13 @@ impl<'a> Ctx<'a> {
                 } else {
                     Ok(())
                 };
+            }
+            if self.s().queues[q].suspend_req.is_some() {
+                // A suspend point: abandon the access. The slot stays
+                // stalled until the driver resumes or aborts it.
+                debug!("queue {q} leaves its stall on as{slot} to suspend");
+                self.set_status(0, q_status::STALLED);
+                return Err(Stop::Suspend);
             }
         }
     }
@@ -365,32 +429,125 @@ impl<'a> Ctx<'a> {
         self.write(va, &v.to_le_bytes())
     }
 
-    fn fill(&mut self, dst: u64, size: u64, pattern: u32) -> Res<()> {
-        let pat = pattern.to_le_bytes();
-        let mut buf = vec![0u8; (size as usize).min(CHUNK)];
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = pat[i % 4];
-        }
-        let mut off = 0u64;
-        while off < size {
-            let n = (size - off).min(CHUNK as u64) as usize;
-            self.write(dst.wrapping_add(off), &buf[..n])?;
-            off += n as u64;
-            if off < size {
-                self.yield_lock()?;
+    /// Access the context save area: privileged, page by page, straight
+    /// to or from memory (not through the cache). Faults never stall.
+    fn direct(&mut self, va: u64, buf: &mut [u8], write: bool) -> Res<()> {
+        let access = if write { Access::Write } else { Access::Read };
+        let mut done = 0;
+        while done < buf.len() {
+            let at = va.wrapping_add(done as u64);
+            let (pa, room) = self.translate(at, access)?;
+            let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
+            let part = &mut buf[done..done + n];
+            let ok = if write {
+                self.audit_write(pa, at, n as u64);
+                self.dev.dma.write(pa, part).is_ok()
+            } else {
+                self.dev.dma.read(pa, part).is_ok()
+            };
+            if !ok {
+                self.fault(FaultKind::Bus, at, access)?;
             }
+            done += n;
         }
+        let c = if write {
+            counter::BYTES_WRITTEN
+        } else {
+            counter::BYTES_READ
+        };
+        self.dev.count(c, buf.len() as u64);
         Ok(())
     }
 
-    fn copy(&mut self, dst: u64, src: u64, size: u64) -> Res<()> {
-        let mut off = 0u64;
-        let mut since_yield = 0usize;
-        while off < size {
-            let (s, d) = (src.wrapping_add(off), dst.wrapping_add(off));
+    /// FILL from `pos.progress` on, at most a chunk.
+    fn fill(&mut self, dst: u64, size: u64, pattern: u32, pos: &mut Position) -> Res<Done> {
+        let pat = pattern.to_le_bytes();
+        let mut buf = [0u8; STEP_USIZE];
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = pat[i % 4];
+        }
+        self.steps(size, pos, false, |ctx, off, n, _| {
+            ctx.write(dst.wrapping_add(off), &buf[..n as usize])
+        })
+    }
+
+    /// COPY from `pos.progress` on, at most a chunk: mapping by mapping
+    /// rather than step by step (fewer translations); a stall that ends in
+    /// a suspend leaves the progress at the start of the step it is in.
+    fn copy(&mut self, dst: u64, src: u64, size: u64, pos: &mut Position) -> Res<Done> {
+        let end = pos.progress.saturating_add(CHUNK).min(size);
+        let mut done = pos.progress;
+        match self.copy_range(dst, src, end, &mut done) {
+            Ok(()) if end >= size => Ok(Done::Complete),
+            Ok(()) => {
+                pos.progress = end;
+                Ok(Done::More)
+            }
+            Err(e) => {
+                pos.progress = done - done % STEP;
+                Err(e)
+            }
+        }
+    }
+
+    /// CHECKSUM from `pos.progress` on (with `pos.partial` as the hash so
+    /// far), at most a chunk. The last step writes the result.
+    fn checksum(&mut self, dst: u64, src: u64, size: u64, pos: &mut Position) -> Res<Done> {
+        let mut buf = vec![0u8; STEP_USIZE];
+        self.steps(size, pos, true, |ctx, off, n, h| {
+            let part = &mut buf[..n as usize];
+            ctx.read(src.wrapping_add(off), part)?;
+            *h = fnv1a(*h, part);
+            if off + n >= size {
+                ctx.write_u64(dst, *h)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Run the steps of a long command of `size` bytes from `pos.progress`
+    /// on, at most CHUNK bytes of them. `step(ctx, offset, len, hash)` does
+    /// one; with `hashes` (CHECKSUM), `hash` is the running hash and the
+    /// position records it. The position records each step done but the
+    /// last one: a complete command moves past.
+    fn steps(
+        &mut self,
+        size: u64,
+        pos: &mut Position,
+        hashes: bool,
+        mut step: impl FnMut(&mut Self, u64, u64, &mut u64) -> Res<()>,
+    ) -> Res<Done> {
+        let mut h = match (hashes, pos.progress) {
+            (false, _) => 0,
+            (true, 0) => FNV_OFFSET,
+            (true, _) => pos.partial,
+        };
+        let mut budget = CHUNK;
+        loop {
+            let off = pos.progress;
+            let n = (size - off).min(STEP);
+            step(self, off, n, &mut h)?;
+            if off + n >= size {
+                return Ok(Done::Complete);
+            }
+            pos.progress = off + n;
+            pos.partial = h;
+            budget -= n;
+            if budget == 0 {
+                return Ok(Done::More);
+            }
+        }
+    }
+
+    /// Copy the bytes at offsets `*off..end` of `src` to `dst` through the
+    /// cache, in ascending order; `*off` says how far it got.
+    fn copy_range(&mut self, dst: u64, src: u64, end: u64, off: &mut u64) -> Res<()> {
+        while *off < end {
+            let off_now = *off;
+            let (s, d) = (src.wrapping_add(off_now), dst.wrapping_add(off_now));
             let (spa, sroom) = self.translate(s, Access::Read)?;
             let (dpa, droom) = self.translate(d, Access::Write)?;
-            let n = (size - off).min(sroom).min(droom).min(CHUNK as u64) as usize;
+            let n = (end - off_now).min(sroom).min(droom) as usize;
             self.audit_write(dpa, d, n as u64);
             let dma = &self.dev.dma;
             if let Err(crate::dma::DmaError::Unmapped(bad)) = self.s().cache.copy(dma, dpa, spa, n)
@@ -405,34 +562,14 @@ impl<'a> Ctx<'a> {
             }
             self.dev.count(counter::BYTES_READ, n as u64);
             self.dev.count(counter::BYTES_WRITTEN, n as u64);
-            off += n as u64;
-            since_yield += n;
-            if off < size && since_yield >= CHUNK {
-                since_yield = 0;
-                self.yield_lock()?;
-            }
+            *off += n as u64;
         }
         Ok(())
     }
 
-    fn checksum(&mut self, src: u64, size: u64) -> Res<u64> {
-        let mut h = FNV_OFFSET;
-        let mut buf = vec![0u8; (size as usize).min(CHUNK)];
-        let mut off = 0u64;
-        while off < size {
-            let n = (size - off).min(CHUNK as u64) as usize;
-            self.read(src.wrapping_add(off), &mut buf[..n])?;
-            h = fnv1a(h, &buf[..n]);
-            off += n as u64;
-            if off < size {
-                self.yield_lock()?;
-            }
-        }
-        Ok(h)
-    }
-
-    /// Execute one decoded command.
-    fn execute(&mut self, dw: &[u32], depth: usize) -> Res<()> {
+    /// Execute one step of the decoded command `dw`, the innermost command
+    /// in progress at `pos`. `fresh`: the command was just fetched.
+    fn execute(&mut self, dw: &[u32], pos: &mut Position, fresh: bool) -> Res<Done> {
         let op = dw[0] & 0xff;
         let flags = (dw[0] >> 8) & 0xff;
         let need = |n: usize| {
@@ -449,29 +586,45 @@ impl<'a> Ctx<'a> {
                 Err(Stop::Error(q_error::BAD_SIZE))
             }
         };
-        self.dev.count(counter::COMMANDS, 1);
-        trace!(
-            "queue {} op {op:#x} flags {flags:#x} len {}",
-            self.q,
-            dw.len()
-        );
+        if pos.progress > 0 {
+            // Restored inside this command: it must be a long command
+            // with more to do.
+            let size = match (op, dw.len()) {
+                (op::FILL, 6) => u64_of(dw[3], dw[4]),
+                (op::COPY | op::CHECKSUM, 7) => u64_of(dw[5], dw[6]),
+                _ => 0,
+            };
+            if size > MAX_COMMAND_BYTES
+                || size <= pos.progress
+                || (op != op::CHECKSUM && pos.partial != 0)
+            {
+                return Err(Stop::Error(q_error::BAD_CONTEXT));
+            }
+        } else if fresh {
+            self.dev.count(counter::COMMANDS, 1);
+            trace!(
+                "queue {} op {op:#x} flags {flags:#x} len {} depth {}",
+                self.q,
+                dw.len(),
+                pos.depth
+            );
+        }
         match op {
-            op::NOP => Ok(()),
+            op::NOP => Ok(Done::Complete),
             op::FILL => {
                 need(6)?;
                 let size = size_ok(u64_of(dw[3], dw[4]))?;
-                self.fill(u64_of(dw[1], dw[2]), size, dw[5])
+                self.fill(u64_of(dw[1], dw[2]), size, dw[5], pos)
             }
             op::COPY => {
                 need(7)?;
                 let size = size_ok(u64_of(dw[5], dw[6]))?;
-                self.copy(u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]), size)
+                self.copy(u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]), size, pos)
             }
             op::CHECKSUM => {
                 need(7)?;
                 let size = size_ok(u64_of(dw[5], dw[6]))?;
-                let h = self.checksum(u64_of(dw[3], dw[4]), size)?;
-                self.write_u64(u64_of(dw[1], dw[2]), h)
+                self.checksum(u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]), size, pos)
             }
             op::WRITE64 => {
                 need(5)?;
@@ -492,7 +645,8 @@ impl<'a> Ctx<'a> {
                             (bytes.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
                         self.audit_write(pa, at, n as u64);
                         if self.dev.dma.write(pa, &bytes[done..done + n]).is_err() {
-                            return self.fault(FaultKind::Bus, at, Access::Write);
+                            self.fault(FaultKind::Bus, at, Access::Write)?;
+                            return Err(Stop::Fault);
                         }
                         done += n;
                     }
@@ -506,82 +660,210 @@ impl<'a> Ctx<'a> {
                 }
                 if flags & write64::IRQ != 0 {
                     let dev = self.dev;
-                    dev.raise_job(self.s(), q as u32);
+                    dev.raise_job(self.s(), job_irq::FENCE + q as u32);
                 }
                 // Another queue may be waiting on this value.
-                if self.s().waiters > 0 {
+                if self
+                    .s()
+                    .queues
+                    .iter()
+                    .any(|r| r.status & q_status::WAITING != 0)
+                {
                     self.dev.wake_all();
                 }
-                Ok(())
+                Ok(Done::Complete)
             }
             op::WAIT => {
                 need(5)?;
                 let (addr, val) = (u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]));
-                self.set_status(q_status::WAITING, 0);
-                self.s().waiters += 1;
-                let r = loop {
-                    match self.read_u64_coherent(addr) {
-                        Ok(v) if v >= val => break Ok(()),
-                        Ok(_) => {}
-                        Err(e) => break Err(e),
-                    }
-                    if let Err(e) = self.relax(WAIT_POLL) {
-                        break Err(e);
-                    }
-                };
-                self.s().waiters -= 1;
-                self.set_status(0, q_status::WAITING);
-                r
+                if self.read_u64_coherent(addr)? >= val {
+                    self.set_status(0, q_status::WAITING);
+                    Ok(Done::Complete)
+                } else {
+                    self.set_status(q_status::WAITING, 0);
+                    Ok(Done::Unsatisfied)
+                }
             }
             op::TIMESTAMP => {
                 need(3)?;
                 let t = self.dev.timestamp();
-                self.write_u64(u64_of(dw[1], dw[2]), t)
+                self.write_u64(u64_of(dw[1], dw[2]), t)?;
+                Ok(Done::Complete)
             }
             op::FLUSH => {
                 need(1)?;
                 let dev = self.dev;
                 dev.cache_cmd(self.s(), flags);
-                Ok(())
+                Ok(Done::Complete)
             }
             op::CALL => {
                 need(4)?;
-                if depth + 1 > MAX_CALL_DEPTH {
+                if pos.depth + 1 > MAX_CALL_DEPTH {
                     return Err(Stop::Error(q_error::CALL_DEPTH));
                 }
                 let (ib, size) = (u64_of(dw[1], dw[2]), dw[3]);
                 if size % 4 != 0 || size > RING_MAX {
                     return Err(Stop::Error(q_error::BAD_SIZE));
                 }
+                if size == 0 {
+                    return Ok(Done::Complete);
+                }
                 // The indirect buffer, and everything it does, is
                 // unprivileged: it reaches only pages with AP[1] set.
-                let outer = core::mem::replace(&mut self.unpriv, true);
-                let r = self.call(ib, size, depth);
-                self.unpriv = outer;
-                r
+                pos.frames[pos.depth] = Frame {
+                    ib,
+                    size,
+                    offset: 0,
+                };
+                pos.depth += 1;
+                Ok(Done::Entered)
             }
             _ => Err(Stop::Error(q_error::BAD_OPCODE)),
         }
     }
 
-    /// Execute the `size` bytes of commands at `ib` (a CALL at `depth`).
-    fn call(&mut self, ib: u64, size: u32, depth: usize) -> Res<()> {
-        let mut off = 0u32;
-        while off < size {
-            let va = ib.wrapping_add(u64::from(off));
-            let hdr = self.fetch(va)?;
-            let len = hdr >> 16;
-            if len == 0 || off + len * 4 > size {
-                return Err(Stop::Error(q_error::BAD_LENGTH));
+    /// Fetch the ring command at `head` (privileged).
+    fn fetch_ring(&mut self, r: &QueueRegs, head: u32) -> Res<Vec<u32>> {
+        self.unpriv = false;
+        let mask = r.ring_size - 1;
+        let tail = r.tail & mask & !3;
+        let avail = tail.wrapping_sub(head) & mask;
+        let hdr = self.fetch(r.ring_base + u64::from(head))?;
+        let len = hdr >> 16;
+        if len == 0 || len * 4 > avail {
+            return Err(Stop::Error(q_error::BAD_LENGTH));
+        }
+        let mut cmd = vec![0u32; len as usize];
+        cmd[0] = hdr;
+        // The rest of the command, in at most two spans if it wraps.
+        let first = ((r.ring_size - ((head + 4) & mask)) / 4).min(len - 1) as usize;
+        let start = r.ring_base + u64::from((head + 4) & mask);
+        self.fetch_span(start, &mut cmd[1..1 + first])?;
+        self.fetch_span(r.ring_base, &mut cmd[1 + first..])?;
+        Ok(cmd)
+    }
+
+    /// Fetch the command at frame `f`'s offset (unprivileged).
+    fn fetch_ib(&mut self, f: Frame) -> Res<Vec<u32>> {
+        self.unpriv = true;
+        let va = f.ib.wrapping_add(u64::from(f.offset));
+        let hdr = self.fetch(va)?;
+        let len = hdr >> 16;
+        if len == 0 || f.offset + len * 4 > f.size {
+            return Err(Stop::Error(q_error::BAD_LENGTH));
+        }
+        let mut cmd = vec![0u32; len as usize];
+        cmd[0] = hdr;
+        self.fetch_span(va.wrapping_add(4), &mut cmd[1..])?;
+        Ok(cmd)
+    }
+
+    /// A restored position: the ring command at `head` and the command at
+    /// each frame's offset but the innermost must be the CALLs of the
+    /// frames.
+    fn check_chain(&mut self, r: &QueueRegs, pos: &Position, head: u32) -> Res<()> {
+        let bad = || Stop::Error(q_error::BAD_CONTEXT);
+        let calls = |cmd: &[u32], f: &Frame| {
+            cmd.len() == 4
+                && cmd[0] & 0xff == op::CALL
+                && u64_of(cmd[1], cmd[2]) == f.ib
+                && cmd[3] == f.size
+        };
+        let as_bad = |e: Stop| {
+            if e == Stop::Error(q_error::BAD_LENGTH) {
+                bad()
+            } else {
+                e
             }
-            let mut cmd = vec![0u32; len as usize];
-            cmd[0] = hdr;
-            self.fetch_span(va.wrapping_add(4), &mut cmd[1..])?;
-            self.execute(&cmd, depth + 1)?;
-            off += len * 4;
+        };
+        if pos.depth == 0 {
+            return Ok(());
+        }
+        let cmd = self.fetch_ring(r, head).map_err(as_bad)?;
+        if !calls(&cmd, &pos.frames[0]) {
+            return Err(bad());
+        }
+        for i in 0..pos.depth - 1 {
+            let cmd = self.fetch_ib(pos.frames[i]).map_err(as_bad)?;
+            if !calls(&cmd, &pos.frames[i + 1]) {
+                return Err(bad());
+            }
         }
         Ok(())
     }
+
+    /// One step of the queue: (part of) the innermost command in progress,
+    /// or the next one. Updates `pos` and `head`.
+    fn step(&mut self, r: &QueueRegs, pos: &mut Position, head: &mut u32) -> Res<Next> {
+        if !ring_ok(r.ring_base, r.ring_size, r.as_slot) {
+            return Err(Stop::Error(q_error::BAD_RING));
+        }
+        let mask = r.ring_size - 1;
+        *head &= mask & !3;
+        if pos.unchecked {
+            self.check_chain(r, pos, *head)?;
+            pos.unchecked = false;
+        }
+        pos.active = true;
+        let (cmd, fresh) = match pos.latched {
+            Some(l) => (l.dwords().to_vec(), false),
+            None => {
+                let c = if pos.depth == 0 {
+                    self.fetch_ring(r, *head)
+                } else {
+                    self.fetch_ib(pos.frames[pos.depth - 1])
+                };
+                let c = c.map_err(|e| {
+                    if pos.progress > 0 && e == Stop::Error(q_error::BAD_LENGTH) {
+                        Stop::Error(q_error::BAD_CONTEXT)
+                    } else {
+                        e
+                    }
+                })?;
+                (c, true)
+            }
+        };
+        self.unpriv = pos.depth > 0;
+        let len = cmd.len() as u32;
+        match self.execute(&cmd, pos, fresh)? {
+            Done::Complete => {
+                advance(pos, head, mask, 4 * len);
+                Ok(Next::Go)
+            }
+            Done::Entered => {
+                pos.latched = None;
+                Ok(Next::Go)
+            }
+            Done::More => {
+                pos.latched = Latched::of(&cmd);
+                Ok(Next::Go)
+            }
+            Done::Unsatisfied => {
+                pos.latched = Latched::of(&cmd);
+                Ok(Next::Poll)
+            }
+        }
+    }
+}
+
+/// The innermost command in progress at `pos` (`bytes` long) is complete:
+/// move past it, and past the CALLs whose buffers it completes.
+fn advance(pos: &mut Position, head: &mut u32, mask: u32, mut bytes: u32) {
+    pos.progress = 0;
+    pos.partial = 0;
+    pos.latched = None;
+    while pos.depth > 0 {
+        let f = &mut pos.frames[pos.depth - 1];
+        f.offset += bytes;
+        if f.offset < f.size {
+            return;
+        }
+        *f = Frame::default();
+        pos.depth -= 1;
+        bytes = CALL_BYTES;
+    }
+    *head = head.wrapping_add(bytes) & mask;
+    pos.active = false;
 }
 
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -604,94 +886,184 @@ fn ring_ok(base: u64, size: u32, slot: u32) -> bool {
         && (slot as usize) < NUM_AS
 }
 
-/// Execute the command at the queue's HEAD. Called with the lock held.
-fn run_one<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
-    let r = g.queues[q];
-    let mut ctx = Ctx {
-        dev,
-        g: Some(g),
-        q,
-        gen: r.gen,
-        slot: r.as_slot as usize,
-        utlb: [None; 2],
-        unpriv: false,
+/// Stop queue `q` with a fault or an error at HEAD.
+fn stop_queue(dev: &Device, s: &mut State, q: usize, stop: Stop) {
+    let (status, code) = match stop {
+        Stop::Fault => (q_status::FAULTED, q_error::MMU_FAULT),
+        Stop::Error(c) => (q_status::ERROR, c),
+        Stop::Reset | Stop::Suspend => return,
     };
+    let cur = &mut s.queues[q];
+    debug!(
+        "queue {q} stopped: error {code} at ring offset {:#x}",
+        cur.head
+    );
+    cur.status &= !(q_status::BUSY | q_status::WAITING | q_status::STALLED);
+    cur.status |= status;
+    cur.error = code;
+    cur.error_offset = cur.head;
+    cur.suspend_req = None;
+    cur.restore_pending = false;
+    dev.raise_job(s, job_irq::STOPPED + q as u32);
+    dev.wake_all();
+}
+
+/// One step of queue `q`. Called with the lock held.
+fn run_step<'a>(dev: &'a Device, g: Guard<'a>, q: usize, wt: &mut WorkerTlb) -> (Guard<'a>, Next) {
+    let r = g.queues[q];
+    let mut ctx = Ctx::new(dev, g, q);
+    if wt.slot == ctx.slot {
+        ctx.utlb = wt.utlb;
+    }
     ctx.set_status(q_status::BUSY, 0);
-    let res = (|| -> Res<u32> {
+    let (mut pos, mut head) = (r.pos, r.head);
+    let res = ctx.step(&r, &mut pos, &mut head);
+    *wt = WorkerTlb {
+        slot: ctx.slot,
+        utlb: ctx.utlb,
+    };
+    let mut g = ctx.g.take().expect("the device lock is held after a step");
+    let cur = &mut g.queues[q];
+    if cur.gen != r.gen {
+        return (g, Next::Go); // reset while running: the registers are already clean
+    }
+    cur.pos = pos;
+    cur.head = head;
+    match res {
+        Ok(next) => {
+            if !pos.active {
+                cur.status &= !(q_status::BUSY | q_status::WAITING | q_status::STALLED);
+            }
+            (g, next)
+        }
+        Err(stop) => {
+            stop_queue(dev, &mut g, q, stop);
+            (g, Next::Go)
+        }
+    }
+}
+
+/// Read, check and apply the context at `Q_CONTEXT` (RESTORE).
+fn restore<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
+    let r = g.queues[q];
+    let mut ctx = Ctx::new(dev, g, q);
+    ctx.no_stall = true;
+    let res = (|| -> Res<Context> {
         if !ring_ok(r.ring_base, r.ring_size, r.as_slot) {
             return Err(Stop::Error(q_error::BAD_RING));
         }
-        let mask = r.ring_size - 1;
-        let head = r.head & mask & !3;
-        let tail = r.tail & mask & !3;
-        let avail = tail.wrapping_sub(head) & mask;
-        let hdr = ctx.fetch(r.ring_base + u64::from(head))?;
-        let len = hdr >> 16;
-        if len == 0 || len * 4 > avail {
-            return Err(Stop::Error(q_error::BAD_LENGTH));
+        let mut b = [0u8; save_area::SIZE];
+        ctx.direct(r.context, &mut b, false).map_err(|e| match e {
+            Stop::Fault => Stop::Error(q_error::BAD_CONTEXT),
+            e => e,
+        })?;
+        let c = Context::from_bytes(&b);
+        if !c.is_well_formed(r.ring_size) {
+            debug!("queue {q}: malformed context {c:?}");
+            return Err(Stop::Error(q_error::BAD_CONTEXT));
         }
-        let mut cmd = vec![0u32; len as usize];
-        cmd[0] = hdr;
-        // The rest of the command, in at most two spans if it wraps.
-        let first = ((r.ring_size - ((head + 4) & mask)) / 4).min(len - 1) as usize;
-        let start = r.ring_base + u64::from((head + 4) & mask);
-        ctx.fetch_span(start, &mut cmd[1..1 + first])?;
-        ctx.fetch_span(r.ring_base, &mut cmd[1 + first..])?;
-        ctx.execute(&cmd, 0)?;
-        Ok((head + 4 * len) & mask)
+        Ok(c)
     })();
-    let mut g = ctx
-        .g
-        .take()
-        .expect("the device lock is held after a command");
+    let mut g = ctx.g.take().expect("the device lock is held");
     let cur = &mut g.queues[q];
     if cur.gen != r.gen {
-        return g; // reset while running: the registers are already clean
+        return g;
     }
-    cur.status &= !(q_status::BUSY | q_status::WAITING | q_status::STALLED);
+    cur.restore_pending = false;
     match res {
-        Ok(new_head) => cur.head = new_head,
-        Err(Stop::Reset) => {}
-        Err(stop) => {
-            let (status, code) = match stop {
-                Stop::Fault => (q_status::FAULTED, q_error::MMU_FAULT),
-                Stop::Error(c) => (q_status::ERROR, c),
-                Stop::Reset => unreachable!(),
-            };
-            debug!(
-                "queue {q} stopped: error {code} at ring offset {:#x}",
-                cur.head
-            );
-            cur.status |= status;
-            cur.error = code;
-            cur.error_offset = cur.head;
-            dev.raise_job(&mut g, 16 + q as u32);
-            dev.wake_all();
+        Ok(c) => {
+            debug!("queue {q}: restored {c:?}");
+            cur.head = c.head;
+            cur.seqno = c.seqno;
+            cur.pos = c.position();
+            if cur.pos.active {
+                cur.status |= q_status::BUSY;
+            }
         }
+        Err(stop) => stop_queue(dev, &mut g, q, stop),
+    }
+    g
+}
+
+/// Serve a suspend request: save the context to `Q_CONTEXT`.
+fn suspend<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
+    let r = g.queues[q];
+    let mut ctx = Ctx::new(dev, g, q);
+    ctx.no_stall = true;
+    let mut c = Context::capture(r.head, r.seqno, &r.pos);
+    c.request_ts = r.suspend_req.unwrap_or_default();
+    let res = (|| -> Res<()> {
+        // As WRITE64 with FLUSH: what the job wrote is in memory, and no
+        // cached line shadows the save area.
+        dev.cache_cmd(ctx.s(), cache::CLEAN | cache::INVALIDATE);
+        let mut n = [0u8; 4];
+        let at = r.context.wrapping_add(save_area::OFF_SUSPENDS as u64);
+        ctx.direct(at, &mut n, false)?;
+        c.suspends = u32::from_le_bytes(n).wrapping_add(1);
+        c.saved_ts = dev.timestamp();
+        ctx.direct(r.context, &mut c.to_bytes(), true)
+    })();
+    let mut g = ctx.g.take().expect("the device lock is held");
+    let cur = &mut g.queues[q];
+    if cur.gen != r.gen {
+        return g;
+    }
+    match res {
+        Ok(()) => {
+            debug!("queue {q}: suspended {c:?}");
+            cur.enabled = false;
+            cur.status &= !(q_status::BUSY | q_status::WAITING | q_status::STALLED);
+            cur.status |= q_status::SUSPENDED;
+            cur.pos = Position::default();
+            cur.suspend_req = None;
+            dev.raise_job(&mut g, job_irq::SUSPENDED + q as u32);
+        }
+        Err(Stop::Reset) => {}
+        Err(_) => stop_queue(dev, &mut g, q, Stop::Error(q_error::BAD_CONTEXT)),
     }
     g
 }
 
 /// The worker thread of queue `q`.
 pub fn worker(dev: &Device, q: usize) {
+    let mut wt = WorkerTlb::default();
     let mut g = dev.lock();
     loop {
         if g.shutdown {
             return;
         }
         let r = g.queues[q];
+        let stopped = r.status & (q_status::FAULTED | q_status::ERROR | q_status::SUSPENDED) != 0;
+        if r.restore_pending && !stopped {
+            g = restore(dev, g, q);
+            continue;
+        }
+        if r.suspend_req.is_some() {
+            if !stopped && (r.enabled || r.pos.active) {
+                g = suspend(dev, g, q);
+            } else {
+                g.queues[q].suspend_req = None;
+            }
+            continue;
+        }
         let pending = if ring_ok(r.ring_base, r.ring_size, r.as_slot) {
             r.tail & (r.ring_size - 1) & !3 != r.head
         } else {
             r.tail != r.head
         };
-        let runnable =
-            r.enabled && r.status & (q_status::FAULTED | q_status::ERROR) == 0 && pending;
+        let runnable = !stopped && (r.pos.active || (r.enabled && pending));
         if runnable {
-            g = run_one(dev, g, q);
-            // Let MMIO in between commands.
-            drop(g);
-            g = dev.lock();
+            let next;
+            (g, next) = run_step(dev, g, q, &mut wt);
+            match next {
+                Next::Go => {
+                    // Let MMIO in between steps.
+                    drop(g);
+                    dev.let_mmio_in();
+                    g = dev.lock();
+                }
+                Next::Poll => g = dev.wait(q, g, Some(WAIT_POLL)),
+            }
         } else {
             g = dev.wait(q, g, None);
         }

@@ -3,6 +3,7 @@
 //! so that tests and the fuzz target can drive the device directly.
 
 pub mod cache;
+pub mod context;
 pub mod device;
 pub mod dma;
 pub mod exec;

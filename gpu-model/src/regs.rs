@@ -8,7 +8,7 @@
 /// Value of the `ID` register: "FeRr" in little-endian ASCII.
 pub const FERRITE_ID: u32 = 0x7252_6546;
 /// Hardware interface version: major in bits 31:16, minor in bits 15:0.
-pub const FERRITE_VERSION: u32 = 0x0001_0000;
+pub const FERRITE_VERSION: u32 = 0x0001_0001;
 
 /// PCI identity.
 pub const PCI_VENDOR_ID: u16 = 0x1b36;
@@ -150,6 +150,8 @@ registers! {
         SEQNO_HI = 0x24, ReadOnly;
         ERROR = 0x28, ReadOnly;
         ERROR_OFFSET = 0x2c, ReadOnly;
+        CONTEXT_LO = 0x30, ReadWrite;
+        CONTEXT_HI = 0x34, ReadWrite;
     }
 }
 
@@ -163,7 +165,9 @@ pub mod features {
     pub const BLOCK_1G: u32 = 1 << 2;
     /// The TIMESTAMP command and register.
     pub const TIMESTAMP: u32 = 1 << 3;
-    pub const ALL: u32 = STALL | BLOCK_2M | BLOCK_1G | TIMESTAMP;
+    /// Queue suspend and restore (`Q_CONTROL.SUSPEND`, `RESTORE`).
+    pub const PREEMPT: u32 = 1 << 4;
+    pub const ALL: u32 = STALL | BLOCK_2M | BLOCK_1G | TIMESTAMP | PREEMPT;
 }
 
 /// `IRQ_STATUS` / `IRQ_MASK` bits.
@@ -232,6 +236,10 @@ pub mod fault {
 pub mod q_control {
     pub const ENABLE: u32 = 1 << 0;
     pub const RESET: u32 = 1 << 1;
+    /// Request a suspend at the next suspend point (written with ENABLE).
+    pub const SUSPEND: u32 = 1 << 2;
+    /// Restore the context at `Q_CONTEXT` (written with ENABLE).
+    pub const RESTORE: u32 = 1 << 3;
 }
 
 /// `Q_STATUS` bits.
@@ -242,6 +250,8 @@ pub mod q_status {
     pub const FAULTED: u32 = 1 << 3;
     pub const ERROR: u32 = 1 << 4;
     pub const STALLED: u32 = 1 << 5;
+    /// The context is saved; nothing runs until RESET or RESTORE.
+    pub const SUSPENDED: u32 = 1 << 6;
 }
 
 /// `Q_ERROR` codes.
@@ -254,6 +264,44 @@ pub mod q_error {
     pub const BAD_RING: u32 = 5;
     pub const ABORTED: u32 = 6;
     pub const BAD_SIZE: u32 = 7;
+    pub const BAD_CONTEXT: u32 = 8;
+}
+
+/// `JOB_IRQ_STATUS` bit shifts (add the queue number).
+pub mod job_irq {
+    /// A WRITE64 with the IRQ flag.
+    pub const FENCE: u32 = 0;
+    /// The queue suspended: its context is saved.
+    pub const SUSPENDED: u32 = 8;
+    /// The queue stopped with an error or a fault.
+    pub const STOPPED: u32 = 16;
+}
+
+/// The context save area of a queue (`Q_CONTEXT`), see "Preemption".
+pub mod save_area {
+    /// "FCTX" in little-endian ASCII.
+    pub const MAGIC: u32 = 0x5854_4346;
+    pub const VERSION: u32 = 1;
+    /// Size and alignment in bytes.
+    pub const SIZE: usize = 128;
+    pub const ALIGN: u64 = 64;
+    /// The unit of FILL/COPY/CHECKSUM `progress`.
+    pub const STEP: u64 = 4096;
+    /// Field offsets.
+    pub const OFF_MAGIC: usize = 0x00;
+    pub const OFF_VERSION: usize = 0x04;
+    pub const OFF_HEAD: usize = 0x08;
+    pub const OFF_DEPTH: usize = 0x0c;
+    pub const OFF_PROGRESS: usize = 0x10;
+    pub const OFF_PARTIAL: usize = 0x18;
+    pub const OFF_SEQNO: usize = 0x20;
+    pub const OFF_SUSPENDS: usize = 0x28;
+    pub const OFF_RESERVED: usize = 0x2c;
+    pub const OFF_REQUEST_TS: usize = 0x30;
+    pub const OFF_SAVED_TS: usize = 0x38;
+    /// Frame i is at `OFF_FRAMES + FRAME_SIZE * i`: u64 ib, u32 size, u32 offset.
+    pub const OFF_FRAMES: usize = 0x40;
+    pub const FRAME_SIZE: usize = 16;
 }
 
 /// Counter indices (`COUNTER_LO + 8 * i`).

@@ -290,7 +290,8 @@ impl Gpu {
         loop {
             let st = self.qstatus(q);
             let head = self.r32(q_off(q, q_reg::HEAD));
-            if st & (q_status::FAULTED | q_status::ERROR | q_status::STALLED) != 0
+            if st & (q_status::FAULTED | q_status::ERROR | q_status::STALLED | q_status::SUSPENDED)
+                != 0
                 || (head == self.tails[q] && st & q_status::BUSY == 0)
             {
                 return st;
@@ -301,6 +302,67 @@ impl Gpu {
             );
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// The TAIL the test bed last wrote for queue q.
+    pub fn tail(&self, q: usize) -> u32 {
+        self.tails[q]
+    }
+
+    /// Write queue q's TAIL (and remember it for `wait_idle`).
+    pub fn set_tail(&mut self, q: usize, tail: u32) {
+        self.tails[q] = tail;
+        self.w32(q_off(q, q_reg::TAIL), tail);
+    }
+
+    /// Write dwords to guest memory (an indirect buffer).
+    pub fn pwrite_words(&self, pa: u64, words: &[u32]) {
+        let b: Vec<u8> = words.iter().flat_map(|d| d.to_le_bytes()).collect();
+        self.pwrite(pa, &b);
+    }
+
+    /// Request a suspend of queue q.
+    pub fn suspend(&self, q: usize) {
+        self.w32(
+            q_off(q, q_reg::CONTROL),
+            q_control::ENABLE | q_control::SUSPEND,
+        );
+    }
+
+    /// Wait until q is suspended or stopped; returns Q_STATUS.
+    pub fn wait_suspended(&self, q: usize) -> u32 {
+        let t0 = Instant::now();
+        loop {
+            let st = self.qstatus(q);
+            if st & (q_status::SUSPENDED | q_status::FAULTED | q_status::ERROR) != 0 {
+                return st;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "queue {q} did not suspend: status {st:#x}"
+            );
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Reset queue q, program it with the ring of queue `ring` (its
+    /// addresses in the test bed, and the TAIL last written for it), slot
+    /// `slot` and the context at `ctx_va`, and restore it.
+    pub fn restore_queue(&mut self, q: usize, ring: usize, slot: usize, ctx_va: u64) {
+        self.w32(q_off(q, q_reg::CONTROL), q_control::RESET);
+        self.w64(
+            q_off(q, q_reg::RING_BASE_LO),
+            RING_VA + (ring as u64) * 0x1000,
+        );
+        self.w32(q_off(q, q_reg::RING_SIZE), RING_SIZE);
+        self.w32(q_off(q, q_reg::AS), slot as u32);
+        self.w64(q_off(q, q_reg::CONTEXT_LO), ctx_va);
+        let tail = self.tails[ring];
+        self.set_tail(q, tail);
+        self.w32(
+            q_off(q, q_reg::CONTROL),
+            q_control::ENABLE | q_control::RESTORE,
+        );
     }
 
     pub fn clean_cache(&self) {

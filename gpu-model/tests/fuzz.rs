@@ -92,6 +92,33 @@ fn run_case(seed: u64) {
             g.submit(q, &cmd);
         }
     }
+    // Preemption: suspends and restores at random moments, with save
+    // areas anywhere (mapped, unmapped, holding random data).
+    for _ in 0..r.below(6) {
+        let q = r.below(2) as usize;
+        let ctx = r.addr() & !0x3f;
+        if r.below(2) == 0 {
+            // Sometimes a plausible context: a random head and frames.
+            let mut b = [0u8; 128];
+            b[..4].copy_from_slice(&0x5854_4346u32.to_le_bytes());
+            b[4] = 1;
+            for x in b[8..].iter_mut() {
+                if r.below(4) == 0 {
+                    *x = r.next() as u8;
+                }
+            }
+            g.pwrite(DATA_PA + r.below(0x1_0000 - 128), &b);
+        }
+        g.w64(q_off(q, q_reg::CONTEXT_LO), ctx);
+        let ctl = [
+            q_control::ENABLE | q_control::SUSPEND,
+            q_control::ENABLE | q_control::RESTORE,
+            q_control::ENABLE | q_control::SUSPEND | q_control::RESTORE,
+            r.next() as u32 & 0xf,
+        ][r.below(4) as usize];
+        g.w32(q_off(q, q_reg::CONTROL), ctl);
+        std::thread::sleep(Duration::from_micros(r.below(300)));
+    }
     // Random register writes, anywhere in BAR0 but RESET.
     for _ in 0..r.below(24) {
         let off = (r.below(BAR0_SIZE) as u32) & !3;
