@@ -44,3 +44,46 @@ __rust_helper int rust_helper_dma_resv_lock_interruptible(struct dma_resv *obj,
 {
 	return dma_resv_lock_interruptible(obj, ctx);
 }
+
+__rust_helper int
+rust_helper_dma_resv_lock_slow_interruptible(struct dma_resv *obj,
+					     struct ww_acquire_ctx *ctx)
+{
+	return dma_resv_lock_slow_interruptible(obj, ctx);
+}
+
+__rust_helper bool rust_helper_dma_resv_is_locked(struct dma_resv *obj)
+{
+	return dma_resv_is_locked(obj);
+}
+
+__rust_helper void rust_helper_dma_resv_iter_begin(struct dma_resv_iter *cursor,
+						   struct dma_resv *obj,
+						   enum dma_resv_usage usage)
+{
+	dma_resv_iter_begin(cursor, obj, usage);
+}
+
+__rust_helper bool rust_helper_dma_fence_begin_signalling(void)
+{
+	return dma_fence_begin_signalling();
+}
+
+__rust_helper void rust_helper_dma_fence_end_signalling(bool cookie)
+{
+	dma_fence_end_signalling(cookie);
+}
+
+__rust_helper unsigned long rust_helper_dma_fence_lock_irqsave(struct dma_fence *fence)
+{
+	unsigned long flags;
+
+	dma_fence_lock_irqsave(fence, flags);
+	return flags;
+}
+
+__rust_helper void rust_helper_dma_fence_unlock_irqrestore(struct dma_fence *fence,
+							   unsigned long flags)
+{
+	dma_fence_unlock_irqrestore(fence, flags);
+}

@@ -17,6 +17,11 @@
 //! callback: once signalled they no longer reference the driver's code, and
 //! the fence core frees them with `kfree_rcu()`.
 //!
+//! A driver is told when any fence signals, without polling, through a
+//! [`FenceCallback`] embedded in an [`Arc`]-allocated object (see
+//! [`Fence::add_callback`]); [`SignallingSection`] annotates the code that
+//! a fence's signalling depends on, for lockdep.
+//!
 //! C header: [`include/linux/dma-fence.h`](srctree/include/linux/dma-fence.h)
 
 use crate::{
@@ -24,11 +29,18 @@ use crate::{
     bindings,
     error::to_result,
     prelude::*,
-    sync::aref::{ARef, AlwaysRefCounted},
+    sync::{
+        aref::{ARef, AlwaysRefCounted},
+        atomic::{Acquire, Atomic, Release},
+        Arc,
+    },
     time::Jiffies,
-    types::Opaque,
+    types::{NotThreadSafe, Opaque},
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::{self, NonNull},
+};
 
 /// A reference-counted DMA fence.
 ///
@@ -133,6 +145,462 @@ impl Fence {
         }
         Ok(ret > 0 || self.is_signaled())
     }
+
+    /// Call `T::signalled` once, when the fence signals.
+    ///
+    /// The registration keeps one reference to `obj` (given to
+    /// [`FenceCallbackHandler::signalled`], or back by
+    /// [`Fence::remove_callback`]) and one to the fence, so neither is freed
+    /// while the callback is pending. A fence that never signals keeps `obj`
+    /// forever: every fence must signal eventually.
+    ///
+    /// On error the callback is not registered and `obj` is given back:
+    /// [`AddCallbackError::Signalled`] when the fence has already signalled
+    /// (the caller goes on as the callback would have), and
+    /// [`AddCallbackError::Busy`] when the object's [`FenceCallback`] is
+    /// registered already (on this or another fence): one [`FenceCallback`]
+    /// is on at most one fence at a time.
+    ///
+    /// A driver module must remove or see run all its pending callbacks
+    /// before it is unloaded: the fence calls the module's code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::dma_fence::{
+    ///     impl_has_fence_callback, AddCallbackError, Fence, FenceCallback, FenceCallbackHandler,
+    /// };
+    /// use kernel::{prelude::*, sync::Arc};
+    ///
+    /// #[pin_data]
+    /// struct Waiter {
+    ///     #[pin]
+    ///     cb: FenceCallback,
+    /// }
+    ///
+    /// impl_has_fence_callback! {
+    ///     impl HasFenceCallback for Waiter { self.cb }
+    /// }
+    ///
+    /// impl FenceCallbackHandler for Waiter {
+    ///     fn signalled(_this: Arc<Self>) {
+    ///         // Atomic context, the fence's lock held: only queue work here.
+    ///         pr_info!("dependency signalled\n");
+    ///     }
+    /// }
+    ///
+    /// fn wait_for(fence: &Fence) -> Result {
+    ///     let waiter = Arc::pin_init(pin_init!(Waiter { cb <- FenceCallback::new() }), GFP_KERNEL)?;
+    ///     match fence.add_callback(waiter) {
+    ///         Ok(()) => Ok(()),
+    ///         // Already signalled: nothing to wait for.
+    ///         Err(AddCallbackError::Signalled(_waiter)) => Ok(()),
+    ///         Err(AddCallbackError::Busy(_)) => Err(EBUSY),
+    ///     }
+    /// }
+    /// ```
+    pub fn add_callback<T, const ID: u64>(&self, obj: Arc<T>) -> Result<(), AddCallbackError<T>>
+    where
+        T: FenceCallbackHandler<ID>,
+    {
+        let ptr = Arc::into_raw(obj).cast_mut();
+        // SAFETY: `ptr` points to a valid `T`, kept alive by the reference
+        // that `into_raw` gave us.
+        let slot = unsafe { &*T::raw_get_fence_callback(ptr) };
+        // Claim the slot for this fence. Acquire: if the slot was released
+        // by a callback or a removal, their writes to it happen before ours.
+        if slot
+            .fence
+            .cmpxchg(ptr::null_mut(), self.as_raw(), Acquire)
+            .is_err()
+        {
+            // SAFETY: gives back the reference taken by `into_raw` above.
+            return Err(AddCallbackError::Busy(unsafe { Arc::from_raw(ptr) }));
+        }
+        // INVARIANT: the registration owns a reference to the fence (and,
+        // from here on, the one to `obj` that `into_raw` gave us).
+        let _ = ARef::into_raw(ARef::from(self));
+        // SAFETY: the fence is valid; the slot's `dma_fence_cb` is on no
+        // list (the slot was unclaimed) and does not move (it is in an
+        // `Arc`, pinned, and kept alive by the registration's reference);
+        // `signalled_fn::<T, ID>` expects a `dma_fence_cb` of a
+        // `FenceCallback` in a `T` through `HasFenceCallback<ID>`.
+        let ret = unsafe {
+            bindings::dma_fence_add_callback(
+                self.as_raw(),
+                slot.cb.get(),
+                Some(signalled_fn::<T, ID>),
+            )
+        };
+        if ret == 0 {
+            return Ok(());
+        }
+        // Not added (`-ENOENT`: the fence has signalled). Release the slot
+        // under the fence's lock, where `remove_callback` reads it.
+        {
+            let _guard = self.lock_irqsave();
+            slot.fence.store(ptr::null_mut(), Release);
+        }
+        // SAFETY: gives back the fence reference taken above.
+        drop(unsafe { ARef::from_raw(NonNull::from(self)) });
+        // SAFETY: gives back the reference taken by `into_raw` above.
+        Err(AddCallbackError::Signalled(unsafe { Arc::from_raw(ptr) }))
+    }
+
+    /// Remove `obj`'s pending callback from this fence.
+    ///
+    /// Returns the registration's reference to `obj` when the callback was
+    /// pending on this fence: it is removed and will not run. `None` means
+    /// that it was not pending on this fence: it has run to completion
+    /// already (the fence core calls it with the fence's lock held, which
+    /// this function takes, so it is not running either), or it was never
+    /// added to this fence, or an [`Fence::add_callback`] on another thread
+    /// has not returned yet.
+    ///
+    /// Work that `signalled` queued may still be running or pending.
+    pub fn remove_callback<T, const ID: u64>(&self, obj: &Arc<T>) -> Option<Arc<T>>
+    where
+        T: FenceCallbackHandler<ID>,
+    {
+        let ptr = Arc::as_ptr(obj).cast_mut();
+        // SAFETY: `ptr` points to a valid `T`, kept alive by `obj`.
+        let slot = unsafe { &*T::raw_get_fence_callback(ptr) };
+        let removed = {
+            let _guard = self.lock_irqsave();
+            // By the invariants of `FenceCallback`, a slot that points to
+            // this fence only stops doing so under this fence's lock, which
+            // we hold: the test and the removal below see the same state.
+            if slot.fence.load(Acquire) != self.as_raw() {
+                false
+            } else {
+                // SAFETY: the slot's `dma_fence_cb` is valid.
+                let node = unsafe { &raw mut (*slot.cb.get()).node };
+                // SAFETY: the slot is registered on this fence, whose lock
+                // we hold: its node is either on this fence's callback list
+                // or an empty list head that `dma_fence_add_callback()` has
+                // not put on the list yet (it needs the lock we hold).
+                if unsafe { bindings::list_empty(node) } != 0 {
+                    false
+                } else {
+                    // SAFETY: the node is on this fence's callback list and we
+                    // hold its lock: this is `dma_fence_remove_callback()`,
+                    // with the test above under the same lock.
+                    unsafe { bindings::list_del_init(node) };
+                    slot.fence.store(ptr::null_mut(), Release);
+                    true
+                }
+            }
+        };
+        if !removed {
+            return None;
+        }
+        // SAFETY: the registration owned a reference to this fence, which
+        // we now drop (the caller's `&self` keeps the fence alive).
+        drop(unsafe { ARef::from_raw(NonNull::from(self)) });
+        // SAFETY: the registration owned a reference to `obj`, made by
+        // `Arc::into_raw` in `add_callback`; it is now ours.
+        Some(unsafe { Arc::from_raw(ptr) })
+    }
+
+    /// Lock the fence's spinlock, IRQs disabled, until the guard is dropped.
+    fn lock_irqsave(&self) -> FenceLockGuard<'_> {
+        // SAFETY: by the type invariants the fence is valid.
+        let flags = unsafe { bindings::dma_fence_lock_irqsave(self.as_raw()) };
+        FenceLockGuard {
+            fence: self,
+            flags,
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+/// The fence's spinlock, held with IRQs disabled.
+struct FenceLockGuard<'a> {
+    fence: &'a Fence,
+    flags: c_ulong,
+    _not_send: NotThreadSafe,
+}
+
+impl Drop for FenceLockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold the lock, taken by `Fence::lock_irqsave` on this
+        // CPU with these flags.
+        unsafe { bindings::dma_fence_unlock_irqrestore(self.fence.as_raw(), self.flags) };
+    }
+}
+
+/// A fence callback slot, for [`Fence::add_callback`].
+///
+/// A driver embeds it in a struct that it allocates with [`Arc`] (pinned,
+/// initialised by [`FenceCallback::new`]), declares where it is with
+/// [`impl_has_fence_callback!`] and says what to do with
+/// [`FenceCallbackHandler`]. One slot is registered on at most one fence at a
+/// time ([`Fence::add_callback`] refuses a registered slot); a struct with
+/// several slots (each with its own `ID`) can wait for several fences at
+/// once.
+///
+/// Wraps the kernel's C `struct dma_fence_cb`.
+///
+/// # Invariants
+///
+/// - `fence` is null or points to a fence on which the slot is registered:
+///   the registration owns a reference to that fence and one to the
+///   [`Arc`] that contains the slot, and `cb` is on the fence's callback
+///   list or being put there by [`Fence::add_callback`].
+/// - `fence` changes from non-null to null only with that fence's lock
+///   held, once `cb` is off its list and re-initialised (or was never put
+///   on it), and from null to non-null only by [`Fence::add_callback`].
+/// - While `fence` is null, `cb.node` is an empty list head that nothing
+///   else accesses.
+#[pin_data]
+pub struct FenceCallback {
+    #[pin]
+    cb: Opaque<bindings::dma_fence_cb>,
+    fence: Atomic<*mut bindings::dma_fence>,
+}
+
+// SAFETY: the slot is only accessed through atomics and by the fence core
+// under the lock of the fence it is registered on; it may be used from any
+// thread.
+unsafe impl Send for FenceCallback {}
+// SAFETY: see above.
+unsafe impl Sync for FenceCallback {}
+
+impl FenceCallback {
+    /// A new, unregistered callback slot.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            cb <- Opaque::ffi_init(|cb: *mut bindings::dma_fence_cb| {
+                // SAFETY: `cb` is valid for writes and pinned: the list head
+                // may point to itself. INVARIANT: an empty list head.
+                unsafe {
+                    bindings::INIT_LIST_HEAD(&raw mut (*cb).node);
+                    (*cb).func = None;
+                }
+            }),
+            fence: Atomic::new(ptr::null_mut()),
+        })
+    }
+}
+
+/// Declares that a type contains a [`FenceCallback`].
+///
+/// Implement it with [`impl_has_fence_callback!`]; `ID` tells the slots of a
+/// type with several apart.
+///
+/// # Safety
+///
+/// [`raw_get_fence_callback`] and [`fence_callback_container_of`] must
+/// return valid pointers and be inverses of each other:
+/// `fence_callback_container_of(raw_get_fence_callback(ptr)) == ptr` for any
+/// `ptr: *mut Self`, and `raw_get_fence_callback(fence_callback_container_of(ptr)) == ptr`
+/// for any pointer to the slot of a `Self`.
+///
+/// [`raw_get_fence_callback`]: HasFenceCallback::raw_get_fence_callback
+/// [`fence_callback_container_of`]: HasFenceCallback::fence_callback_container_of
+pub unsafe trait HasFenceCallback<const ID: u64 = 0> {
+    /// The [`FenceCallback`] field of `*ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `Self`.
+    unsafe fn raw_get_fence_callback(ptr: *mut Self) -> *mut FenceCallback;
+
+    /// The `Self` whose [`FenceCallback`] field `ptr` points to.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to the [`FenceCallback`] field of a `Self`.
+    unsafe fn fence_callback_container_of(ptr: *mut FenceCallback) -> *mut Self;
+}
+
+/// Implements [`HasFenceCallback`] for a type from the name of its
+/// [`FenceCallback`] field.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_fence::{impl_has_fence_callback, FenceCallback};
+///
+/// struct Job {
+///     deps: FenceCallback,
+///     done: FenceCallback,
+/// }
+///
+/// impl_has_fence_callback! {
+///     impl HasFenceCallback for Job { self.deps }
+///     impl HasFenceCallback<1> for Job { self.done }
+/// }
+/// ```
+#[macro_export]
+macro_rules! impl_has_fence_callback {
+    ($(impl$({$($generics:tt)*})?
+       HasFenceCallback$(<$id:tt>)?
+       for $self:ty
+       { self.$field:ident }
+    )*) => {$(
+        // SAFETY: `raw_get_fence_callback` only compiles if the field is a
+        // `FenceCallback`, and `container_of!` is its inverse.
+        unsafe impl$(<$($generics)+>)? $crate::dma_fence::HasFenceCallback$(<$id>)? for $self {
+            #[inline]
+            unsafe fn raw_get_fence_callback(
+                ptr: *mut Self,
+            ) -> *mut $crate::dma_fence::FenceCallback {
+                // SAFETY: the caller promises that `ptr` points to a `Self`.
+                unsafe { ::core::ptr::addr_of_mut!((*ptr).$field) }
+            }
+
+            #[inline]
+            unsafe fn fence_callback_container_of(
+                ptr: *mut $crate::dma_fence::FenceCallback,
+            ) -> *mut Self {
+                // SAFETY: the caller promises that `ptr` points to the field
+                // of a `Self`.
+                unsafe { $crate::container_of!(ptr, Self, $field) }
+            }
+        }
+    )*};
+}
+pub use impl_has_fence_callback;
+
+/// What a driver does when a fence it added a callback to signals.
+pub trait FenceCallbackHandler<const ID: u64 = 0>:
+    HasFenceCallback<ID> + Send + Sync + 'static
+{
+    /// Called once when the fence signals, with the registration's
+    /// reference to the object.
+    ///
+    /// It runs in the signaller's context: atomic, possibly in an interrupt
+    /// handler with IRQs off, with the fence's spinlock held. It must not
+    /// sleep, allocate with `GFP_KERNEL`, signal fences, call
+    /// [`Fence::add_callback`] or [`Fence::remove_callback`], or ask a fence
+    /// for its status (those take a fence lock); it should only queue work
+    /// that does the rest (the work may read the fence's
+    /// [`status`](Fence::status)). If it drops the last reference to
+    /// `this`, `Self`'s destructor runs here too, under the same rules.
+    fn signalled(this: Arc<Self>);
+}
+
+/// The `dma_fence_func_t` of a [`FenceCallback`] added through `T`.
+///
+/// # Safety
+///
+/// Called by the fence core only: `_fence` is signalling, its lock held,
+/// and `cb` is the `dma_fence_cb` of a [`FenceCallback`] in a `T` (through
+/// `HasFenceCallback<ID>`) that [`Fence::add_callback`] registered on it.
+unsafe extern "C" fn signalled_fn<T: FenceCallbackHandler<ID>, const ID: u64>(
+    _fence: *mut bindings::dma_fence,
+    cb: *mut bindings::dma_fence_cb,
+) {
+    // SAFETY: `cb` is the `cb` field of a `FenceCallback` (a transparent
+    // `Opaque`), valid while the registration holds its `Arc`.
+    let slot = unsafe {
+        crate::container_of!(
+            cb.cast::<Opaque<bindings::dma_fence_cb>>(),
+            FenceCallback,
+            cb
+        )
+    };
+    // SAFETY: `slot` is in a `T` (the caller's promise).
+    let obj = unsafe { T::fence_callback_container_of(slot) };
+    // The fence core has taken `cb` off the list and re-initialised it, and
+    // we hold the fence's lock. INVARIANT: release the slot; from here on
+    // another `add_callback` may use it (Release: after our accesses).
+    // SAFETY: `slot` is valid (see above).
+    let registered = unsafe { (*slot).fence.xchg(ptr::null_mut(), Release) };
+    if let Some(registered) = NonNull::new(registered) {
+        // SAFETY: the registration's reference to the fence, now ours. The
+        // signaller keeps the fence valid for the whole signalling (as in
+        // C, where drm_sched drops its dependency's reference in its
+        // callback), so this is not the last.
+        drop(unsafe { ARef::<Fence>::from_raw(registered.cast()) });
+    }
+    // SAFETY: the registration's reference to `obj`, made by
+    // `Arc::into_raw` in `add_callback`, is now ours.
+    let obj = unsafe { Arc::from_raw(obj) };
+    T::signalled(obj);
+}
+
+/// Why [`Fence::add_callback`] did not register a callback; holds the object
+/// it was given.
+pub enum AddCallbackError<T> {
+    /// The fence has signalled already (`ENOENT`): the callback will not run.
+    Signalled(Arc<T>),
+    /// The object's [`FenceCallback`] is registered on a fence already
+    /// (`EBUSY`).
+    Busy(Arc<T>),
+}
+
+impl<T> AddCallbackError<T> {
+    /// The object that was not registered.
+    pub fn into_inner(self) -> Arc<T> {
+        match self {
+            Self::Signalled(obj) | Self::Busy(obj) => obj,
+        }
+    }
+}
+
+impl<T> From<AddCallbackError<T>> for Error {
+    fn from(err: AddCallbackError<T>) -> Error {
+        match err {
+            AddCallbackError::Signalled(_) => ENOENT,
+            AddCallbackError::Busy(_) => EBUSY,
+        }
+    }
+}
+
+/// A fence signalling critical section, which ends when the guard is
+/// dropped.
+///
+/// Annotate with it all the code that a published fence's signalling
+/// depends on, from the moment the fence is visible to others (added to a
+/// reservation object or a sync object, returned to user space) to
+/// `dma_fence_signal()`: job submission after publication, the job's
+/// completion handler, the timeout and reset paths. Others may wait for the
+/// fence while holding reservation locks, in shrinkers or in MMU notifiers,
+/// so code inside the section must not take a reservation lock, allocate
+/// memory with `GFP_KERNEL` (or `GFP_NOFS`/`GFP_NOIO`: only `GFP_ATOMIC`
+/// or `GFP_NOWAIT`, which may fail), wait for a fence, or take a lock that
+/// is held elsewhere around any of these. With `CONFIG_LOCKDEP` lockdep
+/// checks all of this (the section is a lockdep map, primed at boot with
+/// those dependencies); without it the guard costs nothing.
+///
+/// Sections nest, in process and interrupt context. The guard stays on the
+/// task that made it.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_fence::{SignalFence, SignallingSection};
+///
+/// fn job_done(fence: SignalFence) {
+///     let _section = SignallingSection::begin();
+///     fence.signal();
+/// }
+/// ```
+#[must_use = "the section ends when the guard is dropped"]
+pub struct SignallingSection {
+    cookie: bool,
+    _not_send: NotThreadSafe,
+}
+
+impl SignallingSection {
+    /// Begin a section (`dma_fence_begin_signalling()`).
+    pub fn begin() -> Self {
+        Self {
+            // SAFETY: may be called from any context.
+            cookie: unsafe { bindings::dma_fence_begin_signalling() },
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+impl Drop for SignallingSection {
+    fn drop(&mut self) {
+        // SAFETY: the cookie comes from `dma_fence_begin_signalling()` on
+        // this task (the guard is not `Send`).
+        unsafe { bindings::dma_fence_end_signalling(self.cookie) };
+    }
 }
 
 /// Names that a driver's fences report (in debugfs, sync_file info and
@@ -161,10 +629,20 @@ impl<T: FenceTimeline> FenceContext<T> {
         set_deadline: None,
     };
 
+    /// The `get_driver_name` operation.
+    ///
+    /// # Safety
+    ///
+    /// Called by the fence core only, on a fence of this context.
     unsafe extern "C" fn driver_name(_fence: *mut bindings::dma_fence) -> *const c_char {
         T::DRIVER_NAME.as_char_ptr()
     }
 
+    /// The `get_timeline_name` operation.
+    ///
+    /// # Safety
+    ///
+    /// Called by the fence core only, on a fence of this context.
     unsafe extern "C" fn timeline_name(_fence: *mut bindings::dma_fence) -> *const c_char {
         T::TIMELINE_NAME.as_char_ptr()
     }
@@ -309,6 +787,184 @@ mod tests {
         let ctx = FenceContext::<Test>::new();
         let signaller = ctx.fence(3, GFP_KERNEL)?;
         assert_eq!(signaller.fence().wait(false, Some(1)), Ok(false));
+        Ok(())
+    }
+
+    use crate::sync::atomic::Relaxed;
+
+    /// Counts its callbacks.
+    #[pin_data]
+    struct Waiter {
+        #[pin]
+        cb: FenceCallback,
+        calls: Atomic<i32>,
+    }
+
+    impl_has_fence_callback! {
+        impl HasFenceCallback for Waiter { self.cb }
+    }
+
+    impl FenceCallbackHandler for Waiter {
+        fn signalled(this: Arc<Self>) {
+            this.calls.add(1, Relaxed);
+        }
+    }
+
+    impl Waiter {
+        fn new() -> Result<Arc<Self>> {
+            Arc::pin_init(
+                pin_init!(Self {
+                    cb <- FenceCallback::new(),
+                    calls: Atomic::new(0),
+                }),
+                GFP_KERNEL,
+            )
+        }
+
+        fn calls(&self) -> i32 {
+            self.calls.load(Relaxed)
+        }
+    }
+
+    /// Two callback slots, counted apart.
+    #[pin_data]
+    struct Pair {
+        #[pin]
+        first: FenceCallback,
+        #[pin]
+        second: FenceCallback,
+        calls: [Atomic<i32>; 2],
+    }
+
+    impl_has_fence_callback! {
+        impl HasFenceCallback<0> for Pair { self.first }
+        impl HasFenceCallback<1> for Pair { self.second }
+    }
+
+    impl FenceCallbackHandler<0> for Pair {
+        fn signalled(this: Arc<Self>) {
+            this.calls[0].add(1, Relaxed);
+        }
+    }
+
+    impl FenceCallbackHandler<1> for Pair {
+        fn signalled(this: Arc<Self>) {
+            this.calls[1].add(1, Relaxed);
+        }
+    }
+
+    /// Whether `obj` is the last reference (no registration holds one).
+    fn unique<T>(obj: Arc<T>) -> bool {
+        Arc::into_unique_or_drop(obj).is_some()
+    }
+
+    #[test]
+    fn callback_runs_on_signal() -> Result {
+        let ctx = FenceContext::<Test>::new();
+        let signaller = ctx.fence(1, GFP_KERNEL)?;
+        let fence = signaller.fence();
+        let w = Waiter::new()?;
+        assert!(fence.add_callback(w.clone()).is_ok());
+        assert_eq!(w.calls(), 0);
+        signaller.signal_error(EIO);
+        assert_eq!(w.calls(), 1);
+        // It ran to completion: nothing left to remove.
+        assert!(fence.remove_callback(&w).is_none());
+        assert!(unique(w));
+        Ok(())
+    }
+
+    #[test]
+    fn callback_after_signal_is_refused() -> Result {
+        let ctx = FenceContext::<Test>::new();
+        let signaller = ctx.fence(1, GFP_KERNEL)?;
+        let fence = signaller.fence();
+        signaller.signal();
+        let w = Waiter::new()?;
+        let err = fence.add_callback(w.clone()).err();
+        assert!(matches!(err, Some(AddCallbackError::Signalled(_))));
+        drop(err);
+        assert_eq!(w.calls(), 0);
+        assert!(unique(w));
+        Ok(())
+    }
+
+    #[test]
+    fn remove_pending_callback() -> Result {
+        let ctx = FenceContext::<Test>::new();
+        let signaller = ctx.fence(1, GFP_KERNEL)?;
+        let fence = signaller.fence();
+        let w = Waiter::new()?;
+        assert!(fence.add_callback(w.clone()).is_ok());
+        let reg = fence.remove_callback(&w);
+        assert!(reg.is_some());
+        drop(reg);
+        assert!(fence.remove_callback(&w).is_none());
+        signaller.signal();
+        assert_eq!(w.calls(), 0);
+        assert!(unique(w));
+        Ok(())
+    }
+
+    #[test]
+    fn one_fence_per_slot() -> Result {
+        let ctx = FenceContext::<Test>::new();
+        let s1 = ctx.fence(1, GFP_KERNEL)?;
+        let s2 = ctx.fence(2, GFP_KERNEL)?;
+        let (f1, f2) = (s1.fence(), s2.fence());
+        let w = Waiter::new()?;
+        assert!(f1.add_callback(w.clone()).is_ok());
+        let err = f2.add_callback(w.clone()).err();
+        assert!(matches!(err, Some(AddCallbackError::Busy(_))));
+        drop(err);
+        // Not registered on `f2`: nothing to remove there.
+        assert!(f2.remove_callback(&w).is_none());
+        s1.signal();
+        assert_eq!(w.calls(), 1);
+        // Free again once it has run: it may wait for the next fence.
+        assert!(f2.add_callback(w.clone()).is_ok());
+        // Dropping an unsignalled `SignalFence` signals it (cancelled).
+        drop(s2);
+        assert_eq!(w.calls(), 2);
+        assert_eq!(f2.status(), Err(ECANCELED));
+        assert!(unique(w));
+        Ok(())
+    }
+
+    #[test]
+    fn two_slots_two_fences() -> Result {
+        let ctx = FenceContext::<Test>::new();
+        let s1 = ctx.fence(1, GFP_KERNEL)?;
+        let s2 = ctx.fence(2, GFP_KERNEL)?;
+        let p = Arc::pin_init(
+            pin_init!(Pair {
+                first <- FenceCallback::new(),
+                second <- FenceCallback::new(),
+                calls: [Atomic::new(0), Atomic::new(0)],
+            }),
+            GFP_KERNEL,
+        )?;
+        assert!(s1.add_callback::<_, 0>(p.clone()).is_ok());
+        assert!(s2.add_callback::<_, 1>(p.clone()).is_ok());
+        s2.signal();
+        assert_eq!((p.calls[0].load(Relaxed), p.calls[1].load(Relaxed)), (0, 1));
+        s1.signal();
+        assert_eq!((p.calls[0].load(Relaxed), p.calls[1].load(Relaxed)), (1, 1));
+        assert!(unique(p));
+        Ok(())
+    }
+
+    #[test]
+    fn signalling_sections_nest() -> Result {
+        let ctx = FenceContext::<Test>::new();
+        let signaller = ctx.fence(1, GFP_KERNEL)?;
+        let fence = signaller.fence();
+        let outer = SignallingSection::begin();
+        let inner = SignallingSection::begin();
+        signaller.signal();
+        drop(inner);
+        drop(outer);
+        assert_eq!(fence.status(), Ok(true));
         Ok(())
     }
 }
