@@ -417,8 +417,8 @@ static void test_debugfs(void)
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/vms", e->d_name);
 		if (slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, want))
 			found++;
-		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/queues", e->d_name);
-		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "queue 7:"));
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/sched", e->d_name);
+		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "ring 7:"));
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/gem", e->d_name);
 		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "id size"));
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/slots", e->d_name);
@@ -482,7 +482,7 @@ static void test_submit_bad(void)
 	s.syncs.array = 8;
 	ftest_assert_errno(ioctl(c.fd, DRM_IOCTL_FERRITE_SUBMIT, &s), EFAULT);
 
-	qc.flags = 1;
+	qc.flags = 1u << 1;
 	ftest_assert_errno(ioctl(c.fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &qc), EINVAL);
 	qc.flags = 0;
 	qc.timeout_ms = 3600 * 1000;

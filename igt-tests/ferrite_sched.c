@@ -39,15 +39,19 @@ static void require_sched(int fd)
 {
 	struct drm_ferrite_dev_info di = fx_dev_info(fd);
 
-	if (di.uapi_version < ((1u << 16) | 2))
+	if (di.uapi_version < 2)
 		ftest_fail("interface %u.%u: the scheduler's UAPI needs 1.2", di.uapi_version >> 16,
 			   di.uapi_version & 0xffff);
 }
 
-/* A BO of size bytes mapped at va in vm, and its CPU mapping. */
+/* A BO of size bytes (rounded up to pages) mapped at va in vm, and its
+ * CPU mapping. */
 static void *bo_at(int fd, uint32_t vm, uint64_t va, uint64_t size, uint32_t *handle)
 {
-	uint32_t h = fx_bo(fd, size);
+	uint32_t h;
+
+	size = (size + FX_PAGE - 1) & ~(uint64_t)(FX_PAGE - 1);
+	h = fx_bo(fd, size);
 	void *p = fx_mmap(fd, h, size);
 
 	fx_map(fd, vm, h, va, size);

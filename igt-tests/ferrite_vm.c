@@ -153,7 +153,6 @@ static void test_slot_eviction(void)
 		for (int i = 0; i < N; i++) {
 			struct fx_cmd c = { 0 };
 
-			/* At most 8 queues at once: the hardware has 8. */
 			q[i] = fx_queue(fd, vm[i], 0);
 			fx_write64(&c, FX_VA(3), 1000 * round + i, 0);
 			ftest_assert_eq(fx_run(fd, vm[i], q[i], FX_VA(4), &c), 1);
@@ -165,21 +164,37 @@ static void test_slot_eviction(void)
 	close(fd);
 }
 
-/* Only 8 hardware queues: the 9th live queue is refused with EBUSY, and
- * destroying one frees it. */
+/* Queues are not hardware rings: 20 live queues of one file (more than
+ * the 8 rings) each run a job that waits for the CPU's go, so all 20 must
+ * be runnable at once and the scheduler must rotate them; all complete. */
 static void test_queue_limit(void)
 {
 	int fd = fdev_open_or_skip(1);
-	uint32_t vm = fx_vm(fd), q[8];
-	struct drm_ferrite_queue_create c = { .vm_id = vm };
-	struct drm_ferrite_queue_destroy d;
+	enum { N = 20 };
+	uint32_t vm = fx_vm(fd), q[N], so[N];
+	uint32_t m = fx_bo(fd, FX_PAGE);
+	volatile uint64_t *pm = fx_mmap(fd, m, FX_PAGE);
 
-	for (int i = 0; i < 8; i++)
+	fx_map(fd, vm, m, FX_VA(3), FX_PAGE);
+	for (int i = 0; i < N; i++) {
+		struct fx_cmd c = { 0 };
+
 		q[i] = fx_queue(fd, vm, 0);
-	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &c), EBUSY);
-	d = (struct drm_ferrite_queue_destroy){ .queue_id = q[3] };
-	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_DESTROY, &d));
-	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_QUEUE_CREATE, &c));
+		fx_wait(&c, FX_VA(3), 1);
+		fx_write64(&c, FX_VA(3) + 8 * (i + 1), 100 + i, FX_W64_FLUSH);
+		fx_cmdbuf(fd, vm, FX_VA(4) + 0x10000ull * i, &c);
+		so[i] = fx_syncobj(fd);
+		ftest_assert_ok(fx_submit(fd, q[i], FX_VA(4) + 0x10000ull * i, c.n * 4, so[i]));
+	}
+	usleep(50 * 1000);
+	for (int i = 0; i < N; i++)
+		ftest_assert_eq_u64(pm[i + 1], 0);
+	pm[0] = 1;
+	for (int i = 0; i < N; i++) {
+		ftest_assert_eq(fx_syncobj_wait(fd, so[i], 20000), 0);
+		ftest_assert_eq(fx_syncobj_status(fd, so[i]), 1);
+		ftest_assert_eq_u64(pm[i + 1], 100 + i);
+	}
 	close(fd);
 }
 
@@ -294,7 +309,7 @@ FTEST_MAIN(
 	{ "bind-many-ops", test_bind_many_ops, "64 ops in one VM_BIND" },
 	{ "bind-syncs", test_bind_syncs, "VM_BIND waits for in-syncobjs and signals out-syncobjs" },
 	{ "slot-eviction", test_slot_eviction, "20 VMs share 16 slots with LRU eviction" },
-	{ "queue-limit", test_queue_limit, "the 9th live queue is EBUSY" },
+	{ "queue-limit", test_queue_limit, "20 queues of one file, more than the rings, all run" },
 	{ "bind-bad", test_bind_bad, "VM_BIND bad-input table" },
 	{ "import", test_import, "imports bind: the same BO on its own GPU, a new one on the other" },
 )

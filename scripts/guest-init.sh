@@ -34,8 +34,8 @@ sync
 cd /
 umount "$share"
 # PID 1 must not exit before the power-off completes (the kernel panics
-# when init dies), and nothing may need the 9p root by then: the waiting
-# process is started before the power-off is asked for.
-sleep 30 &
+# when init dies), and nothing may need the 9p root by then: a `sleep`
+# started from it can die while the machine goes down, so PID 1 waits in
+# a loop of shell builtins.
 echo o >/proc/sysrq-trigger
-wait
+while :; do :; done

@@ -24,7 +24,8 @@ export FERRITE_MODEL_AUDIT=1
 : >"$results"
 report() { echo "$*" | tee -a "$results"; }
 
-# FERRITE_BOOTS picks boots for a quick local run (default: all of them).
+# FERRITE_BOOTS picks boots for a quick local run (default: all of them);
+# FERRITE_ONLY narrows the main boot to matching subtests.
 BOOTS=${FERRITE_BOOTS:-main swiotlb highmem kill debug}
 [ "${FERRITE_SKIP_DEBUG:-0}" = 1 ] && BOOTS=${BOOTS/debug/}
 boot() { case " $BOOTS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -163,7 +164,13 @@ if [ $build_rc -eq 0 ]; then
 	own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
 	# slub_debug: poisoned and red-zoned slab objects, so that a stray
 	# write (a device's included) is reported where it lands.
-	boot main && run_guest tests main slub_debug=FZP "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
+	# FERRITE_ONLY (a local run): only the matching subtests, in the main
+	# boot, without the generic IGT tests and the fuzzer.
+	if [ -n "${FERRITE_ONLY:-}" ]; then
+		boot main && run_guest tests main slub_debug=FZP "" "$FERRITE_ONLY" "$own" 0 "$FLAVOUR" ""
+	else
+		boot main && run_guest tests main slub_debug=FZP "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
+	fi
 	# Every DMA mapping bounced through swiotlb: a missing or misplaced
 	# dma_sync shows as stale data, a wrong DMA direction as data copied
 	# back where it must not be (read-only userptrs of shared pages). The

@@ -83,10 +83,12 @@ struct drm_ferrite_obj_array {
  * enum drm_ferrite_dev_query_type - what DEV_QUERY returns
  * @DRM_FERRITE_DEV_QUERY_INFO: &struct drm_ferrite_dev_info
  * @DRM_FERRITE_DEV_QUERY_COUNTERS: &struct drm_ferrite_counters
+ * @DRM_FERRITE_DEV_QUERY_SCHED: &struct drm_ferrite_sched_info (since 1.2)
  */
 enum drm_ferrite_dev_query_type {
 	DRM_FERRITE_DEV_QUERY_INFO = 0,
 	DRM_FERRITE_DEV_QUERY_COUNTERS = 1,
+	DRM_FERRITE_DEV_QUERY_SCHED = 2,
 };
 
 /**
@@ -167,6 +169,32 @@ struct drm_ferrite_counters {
 	__u64 jobs_timedout;
 	/** @faults: GPU faults reported. */
 	__u64 faults;
+};
+
+/**
+ * struct drm_ferrite_sched_info - what the scheduler offers the caller
+ *
+ * Queues are not hardware rings: any number of them (up to
+ * @max_queues_per_file per file) share the device's @num_rings rings,
+ * which the driver gives to runnable queues by priority, then in turn,
+ * with a timeslice of @timeslice_us.
+ */
+struct drm_ferrite_sched_info {
+	/**
+	 * @priorities: Bit p is set if the caller may create queues of
+	 * priority p (&enum drm_ferrite_queue_priority).
+	 */
+	__u32 priorities;
+	/** @num_rings: Hardware rings the queues share. */
+	__u32 num_rings;
+	/** @max_queues_per_file: Live queues a file may have. */
+	__u32 max_queues_per_file;
+	/** @timeslice_us: Time a queue runs before others of its priority. */
+	__u32 timeslice_us;
+	/** @preempt: 1 if a job can be preempted between any two commands. */
+	__u32 preempt;
+	/** @pad: Zero. */
+	__u32 pad;
 };
 
 /**
@@ -333,20 +361,67 @@ struct drm_ferrite_vm_bind {
 };
 
 /**
+ * enum drm_ferrite_queue_priority - priority of a queue
+ * @DRM_FERRITE_QUEUE_PRIORITY_NORMAL: the default (zero, so that callers
+ *	built against interface 1.1 get it)
+ * @DRM_FERRITE_QUEUE_PRIORITY_LOW: runs when no NORMAL or higher queue
+ *	is runnable on the rings it could use
+ * @DRM_FERRITE_QUEUE_PRIORITY_HIGH: needs CAP_SYS_NICE or DRM master
+ * @DRM_FERRITE_QUEUE_PRIORITY_REALTIME: needs CAP_SYS_NICE or DRM master;
+ *	a job of a REALTIME queue gets a ring at once, preempting the
+ *	lowest-priority queue running, even in the middle of its job
+ *
+ * A queue of a higher priority preempts queues of lower priorities as
+ * soon as it has work and no ring is free; queues of one priority take
+ * turns, a timeslice each (&drm_ferrite_sched_info.timeslice_us).
+ */
+enum drm_ferrite_queue_priority {
+	DRM_FERRITE_QUEUE_PRIORITY_NORMAL = 0,
+	DRM_FERRITE_QUEUE_PRIORITY_LOW = 1,
+	DRM_FERRITE_QUEUE_PRIORITY_HIGH = 2,
+	DRM_FERRITE_QUEUE_PRIORITY_REALTIME = 3,
+};
+
+/*
+ * Flags of &drm_ferrite_queue_create.flags.
+ *
+ * DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL: a job of this queue that faults,
+ * has a command error or times out makes the queue *banned* (GL
+ * robustness' and Vulkan's device-lost model): its queued jobs fail with
+ * -ECANCELED and later SUBMITs fail with -ECANCELED until the queue is
+ * destroyed. Without it, the failing job fails and the next one runs.
+ */
+#define DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL	(1 << 0)
+
+/**
  * struct drm_ferrite_queue_create - create a queue on a VM
+ *
+ * A queue needs no free hardware ring: queues share the rings (see
+ * &struct drm_ferrite_sched_info). A file may have up to
+ * &drm_ferrite_sched_info.max_queues_per_file live queues; one more fails
+ * with -ENOSPC. An unknown @priority fails with -EINVAL; HIGH or REALTIME
+ * without CAP_SYS_NICE or DRM master fails with -EPERM.
  */
 struct drm_ferrite_queue_create {
 	/** @vm_id: VM the queue's jobs run in, or DRM_FERRITE_VM_PROCESS. */
 	__u32 vm_id;
-	/** @flags: Must be zero. */
+	/** @flags: DRM_FERRITE_QUEUE_CREATE_* bits. */
 	__u32 flags;
 	/**
-	 * @timeout_ms: Job timeout in milliseconds; 0 selects the default
-	 * (the module parameter job_timeout_ms).
+	 * @timeout_ms: Job timeout in milliseconds of time on a ring (time
+	 * a job waits for a ring, or spends preempted, does not count); 0
+	 * selects the default (the module parameter job_timeout_ms).
 	 */
 	__u32 timeout_ms;
 	/** @queue_id: Returned queue id, valid in this file. */
 	__u32 queue_id;
+	/**
+	 * @priority: &enum drm_ferrite_queue_priority (since 1.2; zero, the
+	 * default, for callers built against 1.1).
+	 */
+	__u32 priority;
+	/** @pad: Must be zero. */
+	__u32 pad;
 };
 
 /**
@@ -416,11 +491,31 @@ enum drm_ferrite_queue_state {
 };
 
 /**
+ * enum drm_ferrite_queue_reset - how a queue was touched by a reset
+ * @DRM_FERRITE_QUEUE_RESET_NONE: no job of the queue was lost
+ * @DRM_FERRITE_QUEUE_RESET_GUILTY: a job of this queue faulted, had a
+ *	command error or timed out (GL's GUILTY_CONTEXT_RESET)
+ * @DRM_FERRITE_QUEUE_RESET_INNOCENT: a job of this queue that was running
+ *	was lost to a reset of the whole GPU that this queue did not cause
+ *	(GL's INNOCENT_CONTEXT_RESET); it failed with -ECANCELED
+ *
+ * GUILTY wins over INNOCENT. Both are cleared with
+ * DRM_FERRITE_QUEUE_STATE_CLEAR, but a banned queue stays banned.
+ */
+enum drm_ferrite_queue_reset {
+	DRM_FERRITE_QUEUE_RESET_NONE = 0,
+	DRM_FERRITE_QUEUE_RESET_GUILTY = 1,
+	DRM_FERRITE_QUEUE_RESET_INNOCENT = 2,
+};
+
+/**
  * struct drm_ferrite_queue_get_state - read a queue's fault/error record
  *
- * A queue whose job failed keeps running later jobs; the record describes
- * the first failure since creation or since the record was last read with
- * DRM_FERRITE_QUEUE_STATE_CLEAR.
+ * A queue whose job failed keeps running later jobs, unless it was created
+ * with DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL (then it is @banned); the
+ * record describes the first failure since creation or since the record
+ * was last read with DRM_FERRITE_QUEUE_STATE_CLEAR. The fields after
+ * @failed_jobs exist since 1.2.
  */
 struct drm_ferrite_queue_get_state {
 	/** @queue_id: Queue id. */
@@ -437,6 +532,19 @@ struct drm_ferrite_queue_get_state {
 	__u32 fault_status;
 	/** @failed_jobs: Returned number of failed jobs. */
 	__u32 failed_jobs;
+	/** @reset: Returned &enum drm_ferrite_queue_reset. */
+	__u32 reset;
+	/** @banned: Returned 1 if SUBMIT fails with -ECANCELED. */
+	__u32 banned;
+	/** @faults: Returned MMU faults of the queue's jobs, ever. */
+	__u32 faults;
+	/**
+	 * @preemptions: Returned times the device saved the queue's state in
+	 * the middle of its work to give its ring to another queue, ever.
+	 */
+	__u32 preemptions;
+	/** @ring_time_ns: Returned time the queue's jobs spent on a ring. */
+	__u64 ring_time_ns;
 };
 
 #define DRM_FERRITE_QUEUE_STATE_CLEAR	(1 << 0)

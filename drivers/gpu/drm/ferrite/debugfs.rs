@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! debugfs: `/sys/kernel/debug/ferrite-<pci device>/` with `gem` (buffer
-//! objects), `vms` (VMs, their slot and mappings), `queues` (hardware
-//! queue state) and `slots`.
+//! objects), `vms` (VMs, their slot and mappings), `sched` (the hardware
+//! rings and their queues, the runnable queues, the scheduler's counts),
+//! `slots`, and `recover` (writing `1` resets the whole GPU and recovers,
+//! as after a hang: for tests of robustness).
 
 use core::fmt;
 
@@ -11,6 +13,7 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::{atomic::Relaxed, Arc},
+    uaccess::UserSliceReader,
 };
 
 use crate::gpu::Gpu;
@@ -24,9 +27,11 @@ pub(crate) struct Debugfs {
     #[pin]
     vms: File<Arc<Gpu>>,
     #[pin]
-    queues: File<Arc<Gpu>>,
+    sched: File<Arc<Gpu>>,
     #[pin]
     slots: File<Arc<Gpu>>,
+    #[pin]
+    recover: File<Arc<Gpu>>,
 }
 
 fn gem(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,11 +60,17 @@ fn vms(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     ret
 }
 
-fn queues(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    for (i, q) in gpu.hwq.iter().enumerate() {
-        q.describe(i, f)?;
+fn sched(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    crate::sched::describe(gpu, f)
+}
+
+fn recover(gpu: &Arc<Gpu>, r: &mut UserSliceReader) -> Result {
+    let mut b = [0u8; 1];
+    r.read_slice(&mut b)?;
+    if b[0] != b'1' {
+        return Err(EINVAL);
     }
-    Ok(())
+    crate::recovery::recover(gpu)
 }
 
 fn slots(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,8 +93,9 @@ impl Debugfs {
         Ok(try_pin_init!(Self {
             gem <- dir.read_callback_file(c"gem", gpu.clone(), &gem),
             vms <- dir.read_callback_file(c"vms", gpu.clone(), &vms),
-            queues <- dir.read_callback_file(c"queues", gpu.clone(), &queues),
-            slots <- dir.read_callback_file(c"slots", gpu, &slots),
+            sched <- dir.read_callback_file(c"sched", gpu.clone(), &sched),
+            slots <- dir.read_callback_file(c"slots", gpu.clone(), &slots),
+            recover <- dir.write_callback_file(c"recover", gpu, &recover),
             _dir: dir,
         }))
     }

@@ -9,6 +9,7 @@
 
 use crate::driver::FerritePciDriver;
 
+mod coredump;
 mod debugfs;
 mod driver;
 mod file;
@@ -17,7 +18,10 @@ mod gpu;
 mod irq;
 mod mmu;
 mod queue;
+mod recovery;
 mod regs;
+mod ring;
+mod sched;
 mod userptr;
 mod vm;
 
@@ -27,4 +31,10 @@ kernel::module_pci_driver! {
     authors: ["The Ferrite developers"],
     description: "DRM render driver for the Ferrite GPU",
     license: "GPL",
+    params: {
+        sched_tick_ms: u32 {
+            default: 10,
+            description: "Timeslice of a queue when others of its priority wait (ms)",
+        },
+    },
 }

@@ -3,10 +3,11 @@
 //! Per-open-file state of a Ferrite render node and the ioctls.
 
 use kernel::{
+    bindings,
     device::{Bound, Device},
     dma::DataDirection,
     dma_fence::{Fence, FenceContext, FenceTimeline},
-    dma_resv::{Resv, Usage},
+    dma_resv::{LockedResvs, Resv, Usage},
     drm::{
         self,
         gem::{BaseObject, IntoGEMObject},
@@ -15,7 +16,11 @@ use kernel::{
     },
     new_mutex, pci,
     prelude::*,
-    sync::{aref::ARef, Arc, Mutex},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
     uapi,
@@ -26,12 +31,14 @@ use crate::{
     gem::{self, Bo},
     gpu::ProcessVmRef,
     queue::{FileStats, Job, Queue, MAX_TIMEOUT_MS},
+    sched::Priority,
     vm::{BindOp, Vm},
 };
 
-/// Most VMs and queues one file may have.
+/// Most VMs and queues one file may have (queues cost no ring, and an idle
+/// one no DMA memory: see `Queue`).
 const MAX_VMS: usize = 64;
-const MAX_QUEUES: usize = 64;
+pub(crate) const MAX_QUEUES: usize = 256;
 /// Most elements of the arrays of one ioctl.
 const MAX_BIND_OPS: u32 = 4096;
 const MAX_SYNCS: u32 = 64;
@@ -93,6 +100,9 @@ pub(crate) struct FileData {
     #[pin]
     process_vms: Mutex<KVec<ProcessVmRef>>,
     stats: Arc<FileStats>,
+    /// Hardware rings of the device (fdinfo's engine capacity), as seen at
+    /// the last QUEUE_CREATE.
+    rings: Atomic<u32>,
 }
 
 #[pinned_drop]
@@ -119,6 +129,7 @@ impl drm::file::DriverFile for FileData {
                 queues <- new_mutex!(Table::new(MAX_QUEUES)),
                 process_vms <- new_mutex!(KVec::new()),
                 stats: FileStats::new()?,
+                rings: Atomic::new(crate::regs::MAX_QUEUES as u32),
             }),
             GFP_KERNEL,
         )
@@ -132,7 +143,7 @@ impl drm::file::DriverFile for FileData {
         let _ = writeln!(
             printer,
             "drm-engine-capacity-queue:\t{}",
-            crate::regs::MAX_QUEUES
+            self.rings.load(Relaxed)
         );
         printer.memory_stats();
     }
@@ -152,6 +163,47 @@ pub(crate) struct Counters(pub(crate) uapi::drm_ferrite_counters);
 
 // SAFETY: all fields are u64; no padding.
 unsafe impl AsBytes for Counters {}
+
+/// `struct drm_ferrite_sched_info`, as bytes userspace may read.
+#[repr(transparent)]
+pub(crate) struct SchedInfo(pub(crate) uapi::drm_ferrite_sched_info);
+
+// SAFETY: all fields are u32; no padding.
+unsafe impl AsBytes for SchedInfo {}
+
+/// Whether the caller may use the privileged priorities: CAP_SYS_NICE, as
+/// panthor asks (which also accepts DRM master: Ferrite has only a render
+/// node, whose files are never master).
+fn may_use_high_priority(_file: &File) -> bool {
+    // SAFETY: `capable()` only reads the current task's credentials.
+    unsafe { bindings::capable(bindings::CAP_SYS_NICE as i32) }
+}
+
+fn sched_info(reg: &RegistrationData<'_>, file: &File) -> uapi::drm_ferrite_sched_info {
+    let (rings, preempt) = {
+        let s = reg.gpu.sched.lock();
+        (s.num_rings() as u32, s.can_preempt())
+    };
+    let mut prios = 0u32;
+    for p in [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Realtime,
+    ] {
+        if !p.privileged() || may_use_high_priority(file) {
+            prios |= 1 << p.to_uapi();
+        }
+    }
+    uapi::drm_ferrite_sched_info {
+        priorities: prios,
+        num_rings: rings,
+        max_queues_per_file: MAX_QUEUES as u32,
+        timeslice_us: u32::try_from(crate::sched::timeslice().as_micros_ceil()).unwrap_or(u32::MAX),
+        preempt: u32::from(preempt),
+        pad: 0,
+    }
+}
 
 /// Answer a DEV_QUERY: the size with a null pointer, else the bytes.
 fn answer<T: AsBytes>(q: &mut uapi::drm_ferrite_dev_query, value: &T) -> Result<u32> {
@@ -183,7 +235,13 @@ impl FileData {
                 // The driver never maps user memory into the kernel.
                 answer(q, &Counters(reg.gpu.counters(0)))
             }
-            _ => Err(EINVAL),
+            uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_SCHED => {
+                answer(q, &SchedInfo(sched_info(reg, _file)))
+            }
+            _ => {
+                pr_debug!("ferrite: DEV_QUERY: unknown type {}\n", q.type_);
+                Err(EINVAL)
+            }
         }
     }
 
@@ -546,16 +604,41 @@ impl FileData {
         req: &mut uapi::drm_ferrite_queue_create,
         file: &File,
     ) -> Result<u32> {
-        if req.flags != 0 || req.timeout_ms > MAX_TIMEOUT_MS {
+        if req.flags & !uapi::DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL != 0 || req.pad != 0 {
+            pr_debug!(
+                "ferrite: QUEUE_CREATE: unknown flags {:#x} or pad\n",
+                req.flags
+            );
             return Err(EINVAL);
+        }
+        if req.timeout_ms > MAX_TIMEOUT_MS {
+            pr_debug!(
+                "ferrite: QUEUE_CREATE: timeout {} ms too long\n",
+                req.timeout_ms
+            );
+            return Err(EINVAL);
+        }
+        let prio = Priority::from_uapi(req.priority).inspect_err(|_| {
+            pr_debug!("ferrite: QUEUE_CREATE: unknown priority {}\n", req.priority);
+        })?;
+        if prio.privileged() && !may_use_high_priority(file) {
+            pr_debug!(
+                "ferrite: QUEUE_CREATE: priority {:?} needs CAP_SYS_NICE\n",
+                prio
+            );
+            return Err(EPERM);
         }
         let data = file.inner();
         let vm = data.vm(req.vm_id, dev, reg)?;
         let mut queues = data.queues.lock();
         if queues.iter().count() >= MAX_QUEUES {
+            pr_debug!("ferrite: QUEUE_CREATE: {} queues already\n", MAX_QUEUES);
             return Err(ENOSPC);
         }
-        let q = Queue::new(&reg.gpu, &vm, bound(dev), req.timeout_ms)?;
+        let fatal = req.flags & uapi::DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL != 0;
+        data.rings
+            .store(reg.gpu.sched.lock().num_rings() as u32, Relaxed);
+        let q = Queue::new(&reg.gpu, &vm, &data.stats, prio, fatal, req.timeout_ms)?;
         match queues.insert(q.clone()) {
             Ok(id) => {
                 req.queue_id = id;
@@ -614,22 +697,32 @@ impl FileData {
         for b in raw.iter() {
             let (handle, flags) = (u32_at(b, 0), u32_at(b, 4));
             if flags & !uapi::DRM_FERRITE_BO_REF_WRITE != 0 {
+                pr_debug!("ferrite: SUBMIT: unknown BO flags {:#x}\n", flags);
                 return Err(EINVAL);
             }
-            let bo = gem::lookup(file, handle)?;
-            let write = flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0;
-            // Implicit sync: wait for the earlier users that conflict.
-            for f in resv_of(&bo).fences(Usage::wait_for(write))? {
-                deps.push(f, GFP_KERNEL)?;
-            }
-            bos.push(bo, GFP_KERNEL)?;
-            writes.push(write, GFP_KERNEL)?;
+            bos.push(gem::lookup(file, handle)?, GFP_KERNEL)?;
+            writes.push(flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0, GFP_KERNEL)?;
         }
-        // Make room in every reservation object before the job exists, so
-        // that publishing its fence cannot fail.
+        // What may allocate DMA memory or take the VM's lock comes before
+        // the reservation locks: a job slot with its ring buffer, and the
+        // userptrs whose pages changed, mapped again and given to the
+        // device.
+        let slot = q.prepare(bound(dev))?;
+        let userptrs = q.vm.prepare_userptrs(bound(dev))?;
+        let mut resvs = KVec::with_capacity(bos.len(), GFP_KERNEL)?;
         for bo in bos.iter() {
-            resv_of(bo).lock()?.reserve_fences(1)?;
+            resvs.push(resv_of(bo), GFP_KERNEL)?;
         }
+        // Every BO's reservation object locked at once: the conflicting
+        // fences are read, and the job's fence published, under one hold,
+        // so two SUBMITs that write one BO see each other.
+        let mut locked = LockedResvs::lock(&resvs)?;
+        for (i, write) in writes.iter().enumerate() {
+            for f in locked.fences(i, Usage::wait_for(*write))? {
+                deps.push(ARef::from(f), GFP_KERNEL)?;
+            }
+        }
+        let slots = locked.reserve()?;
         let refs: KVec<ARef<Bo>> = {
             let mut v = KVec::with_capacity(bos.len(), GFP_KERNEL)?;
             for bo in bos.iter() {
@@ -637,25 +730,19 @@ impl FileData {
             }
             v
         };
-        // Userptrs whose pages changed are mapped again, and all are given
-        // to the device, before the job.
-        let userptrs = q.vm.prepare_userptrs(bound(dev))?;
         let job = Job {
-            stats: file.inner().stats.clone(),
             vm: q.vm.clone(),
             cmd_va: req.cmd_va,
             cmd_size: req.cmd_size,
             _bos: refs,
             userptrs,
         };
-        let fence = q.submit(job, deps)?;
-        for (bo, write) in bos.iter().zip(writes.iter()) {
-            if let Ok(mut g) = resv_of(bo).lock() {
-                if g.reserve_fences(1).is_ok() {
-                    g.add_fence(&fence, Usage::rw(*write));
-                }
-            }
-        }
+        let fence = q.submit(slot, job, deps)?;
+        // Cannot fail: the slots are reserved and the locks held.
+        slots.publish(&fence, |i| {
+            Usage::rw(writes.get(i).copied().unwrap_or(true))
+        });
+        drop(locked);
         signals.install(&fence);
         Ok(0)
     }
@@ -724,12 +811,18 @@ impl FileData {
             return Err(EINVAL);
         }
         let q = file.inner().queues.lock().get(req.queue_id)?;
-        let r = q.state(req.flags & uapi::DRM_FERRITE_QUEUE_STATE_CLEAR != 0);
+        let st = q.state(req.flags & uapi::DRM_FERRITE_QUEUE_STATE_CLEAR != 0);
+        let r = st.rec;
         req.state = r.state;
         req.error = r.error;
         req.fault_addr = r.fault_addr;
         req.fault_status = r.fault_status;
         req.failed_jobs = r.failed_jobs;
+        req.reset = r.reset;
+        req.banned = u32::from(st.banned);
+        req.faults = r.faults;
+        req.preemptions = st.preemptions;
+        req.ring_time_ns = st.ring_ns;
         Ok(0)
     }
 }

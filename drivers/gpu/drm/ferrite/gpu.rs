@@ -1,30 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The device at run time: register access that survives unbind (it fails
-//! with `ENODEV` instead), address-space slots, hardware queues and driver
-//! counters. Files, VMs and queues hold an `Arc<Gpu>`.
+//! with `ENODEV` instead), address-space slots, the scheduler's state and
+//! driver counters. Files, VMs and queues hold an `Arc<Gpu>`.
 
 use kernel::{
     bindings,
     device::{Bound, Device},
+    impl_has_delayed_work, impl_has_work,
     io::{register::Array, Io},
     mm::Mm,
-    new_mutex, pci,
+    new_mutex, new_spinlock, new_work, pci,
     prelude::*,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, SpinLock,
     },
     uapi,
-    workqueue::DelayedWork,
+    workqueue::{DelayedWork, Work},
 };
 
 use crate::{
     driver::{GpuInfo, VA_BITS},
     mmu::{AsSlots, VmAs},
-    queue::HwQueue,
     regs,
+    sched::Sched,
     vm::Vm,
 };
 
@@ -169,6 +170,18 @@ impl Default for Stats {
 }
 
 /// A Ferrite GPU.
+///
+/// # Locks
+///
+/// In the order they nest (see `Documentation/gpu/ferrite.rst`, Locking):
+///
+/// - `slots`: the address-space slot table; held across a VM's page-table
+///   update (so that no job of the VM starts) and while the scheduler puts
+///   queues on rings.
+/// - `sched`: the scheduler's state and every queue's hardware state
+///   ([`crate::queue::QueueHw`], `LockedBy` it); a spinlock, taken in the
+///   job interrupt; nothing allocates under it but with `GFP_ATOMIC`.
+/// - `vms`, `bos`, `process_vms`: debugfs lists and the per-process VMs.
 #[pin_data]
 pub(crate) struct Gpu {
     bar: DevresBar0,
@@ -177,12 +190,19 @@ pub(crate) struct Gpu {
     pub(crate) info: GpuInfo,
     #[pin]
     pub(crate) slots: Mutex<AsSlots>,
-    pub(crate) hwq: KVec<Arc<HwQueue>>,
+    #[pin]
+    pub(crate) sched: SpinLock<Sched>,
     pub(crate) stats: Stats,
     /// Set when the device is unbound: nothing new reaches the hardware.
     dead: Atomic<bool>,
     #[pin]
-    pub(crate) watchdog: DelayedWork<Gpu>,
+    pub(crate) watchdog: DelayedWork<Gpu, 0>,
+    /// The scheduler's work item ([`crate::sched`]).
+    #[pin]
+    pub(crate) sched_work: Work<Gpu, 1>,
+    /// The scheduler's timeslice tick.
+    #[pin]
+    pub(crate) tick: DelayedWork<Gpu, 2>,
     #[pin]
     pub(crate) vms: Mutex<VmList>,
     /// Buffer objects (id, size), for debugfs.
@@ -195,21 +215,21 @@ pub(crate) struct Gpu {
 
 impl Gpu {
     pub(crate) fn new(dev: ARef<Device>, bar: DevresBar0, info: GpuInfo) -> Result<Arc<Self>> {
-        let mut hwq = KVec::with_capacity(info.num_queues as usize, GFP_KERNEL)?;
-        for q in 0..(info.num_queues as usize).min(regs::MAX_QUEUES) {
-            hwq.push(HwQueue::new(q)?, GFP_KERNEL)?;
-        }
+        let rings = (info.num_queues as usize).min(regs::MAX_QUEUES);
         let num_as = (info.num_as as usize).min(regs::MAX_AS);
+        let preempt = info.features & regs::FEATURE_PREEMPT != 0;
         Arc::pin_init(
             try_pin_init!(Self {
                 bar,
                 dev,
                 info,
                 slots <- new_mutex!(AsSlots::new(num_as)?),
-                hwq,
+                sched <- new_spinlock!(Sched::new(rings, preempt)?),
                 stats: Stats::default(),
                 dead: Atomic::new(false),
                 watchdog <- kernel::new_delayed_work!("ferrite::watchdog"),
+                sched_work <- new_work!("ferrite::sched"),
+                tick <- kernel::new_delayed_work!("ferrite::tick"),
                 vms <- new_mutex!(VmList { entries: KVec::new() }),
                 bos <- new_mutex!(KVec::new()),
                 next_id: Atomic::new(1),
@@ -293,9 +313,7 @@ impl Gpu {
             self.dev,
             "the device stopped responding: failing its jobs\n"
         );
-        for q in self.hwq.iter() {
-            q.fail_all(ENODEV);
-        }
+        crate::recovery::fail_all(self, ENODEV);
         self.slots.lock().forget_all();
     }
 
@@ -339,20 +357,14 @@ impl Gpu {
         })
     }
 
-    /// Enable the job and MMU interrupts (all queues, all slots).
+    /// Enable the job and MMU interrupts (all queues, all slots), and the
+    /// global ones.
     pub(crate) fn enable_irqs(&self) -> Result {
         self.io(|bar| {
+            bar.write_reg(regs::IRQ_MASK::zeroed().with_mask(regs::IRQ_SOFT | regs::IRQ_ERROR));
             bar.write_reg(regs::JOB_IRQ_MASK::zeroed().with_mask(0xffff_ffff_u32));
             bar.write_reg(regs::MMU_IRQ_MASK::zeroed().with_mask(0xffff_ffff_u32));
         })
-    }
-
-    /// Bind `vm` to an address-space slot (evicting the least recently used
-    /// idle VM if none is free) and count one more job on it. `EBUSY` when
-    /// every slot runs jobs.
-    pub(crate) fn activate(&self, vm: &Arc<VmAs>) -> Result<usize> {
-        let mut slots = self.slots.lock();
-        slots.activate(self, vm)
     }
 
     /// Change `vm`'s page tables. `update` gets a [`LiveUpdate`], which it
@@ -418,11 +430,9 @@ impl Gpu {
             // Nothing runs any more when the jobs fail below.
             crate::mmu::sync(bar);
         });
-        for q in self.hwq.iter() {
-            q.fail_all(ENODEV);
-        }
+        crate::recovery::fail_all(self, ENODEV);
         self.slots.lock().forget_all();
-        crate::queue::flush_watchdog(self);
+        crate::recovery::flush_work(self);
     }
 }
 
@@ -432,4 +442,13 @@ pub(crate) fn clean_cache(bar: &Bar0<'_>) {
     bar.write_reg(
         regs::CACHE_CMD::zeroed().with_command(regs::CACHE_CLEAN | regs::CACHE_INVALIDATE),
     );
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Gpu, 0> for Gpu { self.watchdog }
+    impl HasDelayedWork<Gpu, 2> for Gpu { self.tick }
+}
+
+impl_has_work! {
+    impl HasWork<Gpu, 1> for Gpu { self.sched_work }
 }

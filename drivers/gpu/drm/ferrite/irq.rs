@@ -15,7 +15,7 @@ use kernel::{
     time::Delta,
 };
 
-use crate::{gpu::Gpu, queue::Queue, regs};
+use crate::{gpu::Gpu, recovery, regs, sched};
 
 /// MSI-X vectors the driver uses.
 pub(crate) const NUM_VECTORS: u32 = 3;
@@ -74,7 +74,9 @@ impl ThreadedHandler for GlobalIrq {
     }
 }
 
-/// Handler of the job vector: completes fences, fails faulting jobs.
+/// Handler of the job vector: completes fences, fails faulting jobs, and
+/// tells the scheduler about suspended rings. Runs in a fence-signalling
+/// section.
 pub(crate) struct JobIrq {
     gpu: Arc<Gpu>,
 }
@@ -100,14 +102,18 @@ impl ThreadedHandler for JobIrq {
         if status == 0 {
             return IrqReturn::None;
         }
-        for (q, h) in gpu.hwq.iter().enumerate() {
-            if status & (1 << q) != 0 {
-                h.complete();
+        let _signalling = kernel::dma_fence::SignallingSection::begin();
+        for r in 0..regs::MAX_QUEUES {
+            if status & (1 << r) != 0 {
+                sched::complete(gpu, r);
             }
-            if status & regs::job_irq_error(q) != 0 {
-                if let Ok((err, rec)) = gpu.io(|bar| Queue::read_error(gpu, bar, q)) {
-                    h.fail_head(gpu, err, rec);
+            if status & regs::job_irq_error(r) != 0 {
+                if let Ok((err, rec)) = gpu.io(|bar| recovery::read_error(gpu, bar, r)) {
+                    recovery::ring_failed(gpu, r, err, rec);
                 }
+            }
+            if status & regs::job_irq_suspended(r) != 0 {
+                sched::suspended(gpu, r);
             }
         }
         IrqReturn::Handled

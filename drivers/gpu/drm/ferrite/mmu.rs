@@ -25,8 +25,12 @@ pub(crate) struct VmAs {
     mair: u64,
     /// Slot index + 1, or 0; changed only under the slot lock.
     slot: Atomic<u32>,
-    /// Jobs of this VM on the hardware: the VM cannot be evicted meanwhile.
+    /// Jobs of this VM on ring buffers, not ended (userptr invalidations
+    /// wait for them).
     active_jobs: Atomic<u32>,
+    /// Hardware rings running a queue of this VM: the VM cannot be evicted
+    /// meanwhile.
+    resident: Atomic<u32>,
 }
 
 impl VmAs {
@@ -36,6 +40,7 @@ impl VmAs {
             mair,
             slot: Atomic::new(0),
             active_jobs: Atomic::new(0),
+            resident: Atomic::new(0),
         }
     }
 
@@ -53,8 +58,19 @@ impl VmAs {
     }
 
     /// A job of this VM left the hardware.
+    /// A job of the VM went on a ring buffer.
+    pub(crate) fn job_started(&self) {
+        self.active_jobs.add(1, Relaxed);
+    }
+
     pub(crate) fn job_done(&self) {
         self.active_jobs.fetch_sub(1, Relaxed);
+    }
+
+    /// A hardware ring no longer runs a queue of the VM (see
+    /// [`AsSlots::activate`]).
+    pub(crate) fn leave(&self) {
+        self.resident.fetch_sub(1, Relaxed);
     }
 }
 
@@ -90,11 +106,15 @@ impl AsSlots {
         })
     }
 
+    /// Give `vm` a slot for a hardware ring that is about to run one of its
+    /// queues (evicting the least recently used VM that no ring runs if no
+    /// slot is free), and count the ring until [`VmAs::leave`]. `EBUSY`
+    /// when rings run every slot's VM (never with fewer rings than slots).
     pub(crate) fn activate(&mut self, gpu: &Gpu, vm: &Arc<VmAs>) -> Result<usize> {
         self.tick += 1;
         if let Some(s) = vm.slot() {
             self.slots[s].last_used = self.tick;
-            vm.active_jobs.add(1, Relaxed);
+            vm.resident.add(1, Relaxed);
             return Ok(s);
         }
         let free = self.slots.iter().position(|s| s.vm.is_none());
@@ -102,10 +122,7 @@ impl AsSlots {
             self.slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| {
-                    s.vm.as_ref()
-                        .is_some_and(|v| v.active_jobs.load(Relaxed) == 0)
-                })
+                .filter(|(_, s)| s.vm.as_ref().is_some_and(|v| v.resident.load(Relaxed) == 0))
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(i, _)| i)
         });
@@ -117,7 +134,7 @@ impl AsSlots {
         }
         gpu.io(|bar| program(bar, s, vm.ttbr, vm.mair))?;
         vm.slot.store(s as u32 + 1, Relaxed);
-        vm.active_jobs.add(1, Relaxed);
+        vm.resident.add(1, Relaxed);
         self.slots[s] = Slot {
             vm: Some(vm.clone()),
             last_used: self.tick,

@@ -2,62 +2,56 @@
 
 //! Queues and jobs.
 //!
-//! A user queue owns one hardware queue for its life and a ring plus a
-//! fence page of its own, mapped into its VM's kernel region (the ring
-//! read-only, the fence page not executable). A job is two ring commands:
-//! CALL the user's command buffer, then WRITE64 the job's seqno to the fence
-//! page with IRQ | FLUSH | SEQNO, so the device cache is written back before
-//! the fence signals and completion costs no register read.
+//! A queue is a stream of jobs in one VM, with a priority. It does not own
+//! a hardware ring: the scheduler ([`crate::sched`]) lends it one while it
+//! has work, and takes it back (suspending the queue, even in the middle
+//! of a job) to give it to a queue of a higher priority, or to the next
+//! queue of the same priority when a timeslice ends.
 //!
-//! SUBMIT queues the job; a work item waits for its dependencies (in
-//! submission order) and writes it to the ring. The job interrupt signals
-//! completed fences; a queue error or MMU fault fails the job at the head
-//! with an error and a fault record, resets the hardware queue and replays
-//! the jobs behind it; a watchdog does the same for a job that runs longer
-//! than its queue's timeout.
+//! SUBMIT queues a job with its dependencies. A job whose dependencies
+//! have signalled, and whose predecessors are on the ring, is written to
+//! the queue's ring buffer at once: from SUBMIT itself when nothing is in
+//! its way, else from the queue's work item, which a fence callback on the
+//! first unsignalled dependency queues (no polling). If the queue holds a
+//! hardware ring, one doorbell write starts the job; if not, the queue
+//! becomes runnable and the scheduler gives it a ring.
+//!
+//! The job interrupt signals completed fences (inside a fence-signalling
+//! section: no allocation, no lock held elsewhere while allocating); see
+//! [`crate::recovery`] for failures and timeouts and [`crate::coredump`]
+//! for what a failure leaves userspace.
 
 use kernel::{
-    bindings,
     device::{Bound, Device},
-    devres::Devres,
-    dma::Coherent,
-    dma_fence::{Fence, FenceContext, FenceTimeline, SignalFence},
-    impl_has_delayed_work, impl_has_work,
-    io::{register::Array, Io},
+    dma_fence::{Fence, FenceCallback, FenceContext, FenceTimeline, SignalFence},
+    impl_has_fence_callback, impl_has_work,
+    list::{AtomicTracker, ListLinks, TryNewListArc},
     new_mutex, new_spinlock, new_work,
     prelude::*,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, Mutex, SpinLock,
+        Arc, LockedBy, Mutex, SpinLock,
     },
-    time::{msecs_to_jiffies, Delta, Instant, Monotonic},
+    time::{Delta, Instant, Monotonic},
     uapi,
-    workqueue::{self, DelayedWork, Work, WorkItem},
+    workqueue::{self, Work, WorkItem},
 };
 
 use crate::{
+    coredump::DumpInfo,
     gem::Bo,
-    gpu::{Bar0, Gpu},
-    mmu,
-    regs::{self, cmd},
+    gpu::Gpu,
+    ring::{HwRing, QueueMem, JOB_BYTES, RING_BYTES},
+    sched::{self, Priority, Sched},
     userptr::DeviceLease,
     vm::Vm,
 };
 
-/// Ring size: 64 KiB.
-const RING_BYTES: usize = 64 * 1024;
-/// Bytes of ring one job takes: CALL (4 dwords) + WRITE64 (5 dwords).
-const JOB_BYTES: usize = 9 * 4;
-/// Jobs on the hardware per queue (the ring holds more).
-const MAX_INFLIGHT: usize = 256;
+/// Jobs on a queue's ring buffer at once (the ring holds more).
+pub(crate) const MAX_INFLIGHT: usize = 256;
 /// Default job timeout.
 pub(crate) const DEFAULT_TIMEOUT_MS: u32 = 2000;
-/// Longest time between two watchdog checks while jobs run: a delayed
-/// work item cannot be brought forward, so a short timeout is seen at
-/// most this late.
-const WATCHDOG_PERIOD: Delta = Delta::from_millis(50);
-
 /// Largest timeout userspace may ask for.
 pub(crate) const MAX_TIMEOUT_MS: u32 = 60_000;
 
@@ -69,62 +63,9 @@ impl FenceTimeline for QueueTimeline {
     const TIMELINE_NAME: &'static CStr = c"ferrite-queue";
 }
 
-/// A queue's ring and fence page: kernel objects, mapped into its VM.
-///
-/// The DMA allocations are device resources: they are freed when the
-/// device is unbound, even if a file still holds the queue or its VM.
-pub(crate) struct QueueMem {
-    gpu: Arc<Gpu>,
-    ring: Devres<Coherent<[u32]>>,
-    fence: Devres<Coherent<[u64]>>,
-    ring_va: u64,
-    fence_va: u64,
-}
-
-impl QueueMem {
-    /// The last seqno the device wrote; 0 once the device is gone.
-    fn fence_value(&self) -> u64 {
-        self.fence.try_access().map_or(0, |f| {
-            // SAFETY: the fence page is a live coherent allocation of 512
-            // u64s; the device writes it, so read it volatile.
-            unsafe { core::ptr::read_volatile(f.as_ptr().cast::<u64>()) }
-        })
-    }
-
-    fn read_ring(&self, off: usize) -> u32 {
-        self.ring.try_access().map_or(0, |r| {
-            let base = r.as_ptr().cast::<u32>();
-            // SAFETY: the index is reduced modulo the ring's length.
-            unsafe { core::ptr::read_volatile(base.add((off / 4) % (RING_BYTES / 4))) }
-        })
-    }
-
-    fn write_ring(&self, off: usize, dwords: &[u32]) {
-        let Some(r) = self.ring.try_access() else {
-            return;
-        };
-        let base = r.as_mut_ptr().cast::<u32>();
-        let n = RING_BYTES / 4;
-        for (i, d) in dwords.iter().enumerate() {
-            // SAFETY: the index is reduced modulo the ring's length; only the
-            // queue's lock holder writes the ring, and the device reads it.
-            unsafe { core::ptr::write_volatile(base.add((off / 4 + i) % n), *d) };
-        }
-    }
-}
-
-impl Drop for QueueMem {
-    fn drop(&mut self) {
-        self.gpu
-            .stats
-            .kmap_kernel_bytes
-            .fetch_sub((RING_BYTES + 4096) as u64, Relaxed);
-    }
-}
-
 /// Per-file usage, for fdinfo.
 pub(crate) struct FileStats {
-    /// Nanoseconds the file's jobs ran on the queues.
+    /// Nanoseconds the file's jobs ran on a hardware ring.
     pub(crate) engine_ns: Atomic<u64>,
 }
 
@@ -139,20 +80,8 @@ impl FileStats {
     }
 }
 
-/// Text for a coredump.
-struct DumpBuf(VVec<u8>);
-
-impl core::fmt::Write for DumpBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| core::fmt::Error)
-    }
-}
-
 /// A job: a command buffer in a VM, and what it keeps alive.
 pub(crate) struct Job {
-    pub(crate) stats: Arc<FileStats>,
     pub(crate) vm: Arc<Vm>,
     pub(crate) cmd_va: u64,
     pub(crate) cmd_size: u32,
@@ -162,21 +91,20 @@ pub(crate) struct Job {
     pub(crate) userptrs: DeviceLease,
 }
 
-/// A job on the hardware. `job` comes before `fence`: dropped without an
-/// explicit signal, it still gives its memory back before the fence
-/// signals (cancelled).
-struct Inflight {
-    seqno: u64,
-    job: Job,
+/// A job on the queue's ring buffer. `job` comes before `fence`: dropped
+/// without an explicit signal, it still gives its memory back before the
+/// fence signals (cancelled).
+pub(crate) struct Inflight {
+    pub(crate) seqno: u64,
+    pub(crate) job: Job,
     fence: SignalFence,
-    timeout: Delta,
 }
 
 impl Inflight {
     /// The job is over, done (`err` is `None`) or failed: what it wrote
     /// goes back to the CPU, then its fence signals, so a waiter sees the
     /// data. Needs no memory and takes no lock held while allocating.
-    fn finish(mut self, err: Option<Error>) {
+    pub(crate) fn finish(mut self, err: Option<Error>) {
         self.job.userptrs.release();
         self.job.vm.hw.job_done();
         match err {
@@ -186,393 +114,12 @@ impl Inflight {
     }
 }
 
-/// A failure record (QUEUE_GET_STATE).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Record {
-    pub(crate) state: u32,
-    pub(crate) error: u32,
-    pub(crate) fault_addr: u64,
-    pub(crate) fault_status: u32,
-    pub(crate) failed_jobs: u32,
-}
-
-struct HwqState {
-    /// Claimed by a queue being created or alive.
-    reserved: bool,
-    owner: Option<Arc<Queue>>,
-    /// Ring offset of the next command, in bytes.
-    tail: usize,
-    /// Slot programmed in `Q_AS`.
-    slot: Option<usize>,
-    inflight: KVec<Inflight>,
-    /// When the job at the head started executing.
-    head_since: Instant<Monotonic>,
-}
-
-/// A hardware queue.
-#[pin_data]
-pub(crate) struct HwQueue {
-    idx: usize,
-    #[pin]
-    state: SpinLock<HwqState>,
-}
-
-impl HwQueue {
-    pub(crate) fn new(idx: usize) -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(Self {
-                idx,
-                state <- new_spinlock!(HwqState {
-                    reserved: false,
-                    owner: None,
-                    tail: 0,
-                    slot: None,
-                    inflight: KVec::new(),
-                    head_since: Instant::now(),
-                }),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// Reset the queue and point it at `mem`'s ring.
-    fn program(&self, bar: &Bar0<'_>, mem: &QueueMem) {
-        let q = self.idx;
-        let (lo, hi) = Gpu::split(mem.ring_va);
-        let (Some(ctl), Some(b0), Some(b1), Some(sz)) = (
-            regs::Q_CONTROL::try_at(q),
-            regs::Q_RING_BASE_LO::try_at(q),
-            regs::Q_RING_BASE_HI::try_at(q),
-            regs::Q_RING_SIZE::try_at(q),
-        ) else {
-            return;
-        };
-        bar.write(ctl, regs::Q_CONTROL::zeroed().with_reset(true));
-        bar.write(b0, regs::Q_RING_BASE_LO::zeroed().with_value(lo));
-        bar.write(b1, regs::Q_RING_BASE_HI::zeroed().with_value(hi));
-        bar.write(
-            sz,
-            regs::Q_RING_SIZE::zeroed().with_bytes(RING_BYTES as u32),
-        );
-        if let Some(ctl) = regs::Q_CONTROL::try_at(q) {
-            bar.write(ctl, regs::Q_CONTROL::zeroed().with_enable(true));
-        }
-    }
-
-    fn set_slot(&self, bar: &Bar0<'_>, slot: usize) {
-        if let Some(r) = regs::Q_AS::try_at(self.idx) {
-            bar.write(r, regs::Q_AS::zeroed().with_slot(slot as u32));
-        }
-    }
-
-    fn doorbell(&self, bar: &Bar0<'_>, tail: usize) {
-        if let Some(r) = regs::Q_TAIL::try_at(self.idx) {
-            bar.write(r, regs::Q_TAIL::zeroed().with_offset(tail as u32));
-        }
-    }
-
-    fn job_dwords(mem: &QueueMem, job: &Job, seqno: u64) -> [u32; 9] {
-        let (ib_lo, ib_hi) = Gpu::split(job.cmd_va);
-        let (f_lo, f_hi) = Gpu::split(mem.fence_va);
-        let (s_lo, s_hi) = Gpu::split(seqno);
-        [
-            cmd::header(cmd::CALL, 0, 4),
-            ib_lo,
-            ib_hi,
-            job.cmd_size,
-            cmd::header(
-                cmd::WRITE64,
-                cmd::W64_IRQ | cmd::W64_FLUSH | cmd::W64_SEQNO,
-                5,
-            ),
-            f_lo,
-            f_hi,
-            s_lo,
-            s_hi,
-        ]
-    }
-
-    /// Signal the jobs the fence page says are done.
-    pub(crate) fn complete(&self) {
-        loop {
-            let (done, released) = {
-                let mut st = self.state.lock();
-                let value = match st.owner.as_ref() {
-                    Some(o) => o.mem.fence_value(),
-                    None => return,
-                };
-                match st.inflight.first() {
-                    Some(j) if j.seqno <= value => {
-                        let ran = st.head_since.elapsed().as_nanos();
-                        j.job.stats.engine_ns.add(ran.max(0) as u64, Relaxed);
-                        st.head_since = Instant::now();
-                        (st.inflight.remove(0).ok(), None)
-                    }
-                    _ => (None, Self::maybe_release(&mut st)),
-                }
-            };
-            // Dropped outside the lock: the last reference to a queue may go.
-            drop(released);
-            let Some(done) = done else {
-                return;
-            };
-            done.finish(None);
-        }
-    }
-
-    /// Give the hardware queue up once its closed owner has no job left;
-    /// returns the owner, to be dropped without the lock.
-    fn maybe_release(st: &mut HwqState) -> Option<Arc<Queue>> {
-        if st.inflight.is_empty() && st.owner.as_ref().is_some_and(|o| o.is_closed()) {
-            st.reserved = false;
-            return st.owner.take();
-        }
-        None
-    }
-
-    fn release_if_done(&self) {
-        let owner = Self::maybe_release(&mut self.state.lock());
-        drop(owner);
-    }
-
-    /// Fail the job at the head with `err` (recording `rec`), reset the
-    /// queue and replay the jobs behind it.
-    pub(crate) fn fail_head(&self, gpu: &Gpu, err: Error, rec: Record) {
-        self.complete();
-        let failed = {
-            let mut st = self.state.lock();
-            let Some(owner) = st.owner.as_ref() else {
-                return;
-            };
-            let owner = owner.clone();
-            let head_off = (st.tail + RING_BYTES * 2 - st.inflight.len() * JOB_BYTES % RING_BYTES)
-                % RING_BYTES;
-            let failed = if st.inflight.is_empty() {
-                None
-            } else {
-                st.inflight.remove(0).ok()
-            };
-            if failed.is_some() {
-                owner.record(rec);
-            }
-            // Replay the rest from the start of a fresh ring.
-            let _ = gpu.io(|bar| {
-                self.program(bar, &owner.mem);
-                if let Some(s) = st.slot {
-                    self.set_slot(bar, s);
-                }
-                let mut tail = 0;
-                for j in st.inflight.iter() {
-                    owner
-                        .mem
-                        .write_ring(tail, &Self::job_dwords(&owner.mem, &j.job, j.seqno));
-                    tail = (tail + JOB_BYTES) % RING_BYTES;
-                }
-                st.tail = tail;
-                if tail != 0 {
-                    self.doorbell(bar, tail);
-                }
-                // The failed job never ran its final cache clean: write
-                // back what it left dirty while its pages are still held,
-                // and make sure it stopped, before its fence signals and
-                // userspace may free what it used.
-                crate::gpu::clean_cache(bar);
-                crate::mmu::sync(bar);
-            });
-            st.head_since = Instant::now();
-            drop(st);
-            if let Some(f) = failed.as_ref() {
-                if !gpu.is_dead() {
-                    self.coredump(gpu, err, &rec, f, head_off, &owner);
-                }
-            }
-            drop(owner);
-            failed
-        };
-        if let Some(f) = failed {
-            f.finish(Some(err));
-        }
-        self.release_if_done();
-    }
-
-    /// One line of debugfs `queues`.
-    pub(crate) fn describe(&self, i: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let st = self.state.lock();
-        let (owner, done) = match st.owner.as_ref() {
-            Some(o) => (o.vm.id as i64, o.mem.fence_value()),
-            None => (-1, 0),
-        };
-        let slot = st.slot.map_or(-1, |s| s as i64);
-        let head = st.inflight.first().map_or(0, |j| j.seqno);
-        writeln!(
-            f,
-            "queue {i}: vm {owner} slot {slot} tail {:#x} inflight {} head seqno {head} completed {done}",
-            st.tail,
-            st.inflight.len(),
-        )
-    }
-
-    /// Leave userspace a snapshot of a failure: the record, the failing
-    /// job, the ring around it and the VM's mappings (no user memory).
-    fn coredump(
-        &self,
-        gpu: &Gpu,
-        err: Error,
-        rec: &Record,
-        failed: &Inflight,
-        ring_off: usize,
-        owner: &Queue,
-    ) {
-        use core::fmt::Write;
-        let mut d = DumpBuf(VVec::new());
-        let _ = writeln!(d, "ferrite coredump");
-        let _ = writeln!(d, "device: {}", gpu.dev.name().to_str().unwrap_or("?"));
-        let _ = writeln!(d, "queue: {} error: {:?}", self.idx, err);
-        let _ = writeln!(
-            d,
-            "record: state {} q_error {} fault_addr {:#x} fault_status {:#x}",
-            rec.state, rec.error, rec.fault_addr, rec.fault_status
-        );
-        let _ = writeln!(
-            d,
-            "job: seqno {} cmd_va {:#x} cmd_size {}",
-            failed.seqno, failed.job.cmd_va, failed.job.cmd_size
-        );
-        let _ = writeln!(d, "ring at {:#x}:", ring_off);
-        for i in 0..(JOB_BYTES / 4) {
-            let _ = writeln!(d, "  {:08x}", owner.mem.read_ring(ring_off + 4 * i));
-        }
-        let _ = writeln!(d, "vm {} mappings:", failed.job.vm.id);
-        if !failed.job.vm.try_for_each_mapping(|va, m| {
-            let _ = m.write_line(&mut d, va);
-        }) {
-            let _ = writeln!(d, "  (not captured: the VM was being changed)");
-        }
-        kernel::devcoredump::dev_coredump(&gpu.dev, d.0);
-    }
-
-    /// The device is gone: fail every job.
-    pub(crate) fn fail_all(&self, err: Error) {
-        loop {
-            let j = {
-                let mut st = self.state.lock();
-                if st.inflight.is_empty() {
-                    let owner = st.owner.take();
-                    st.reserved = false;
-                    drop(st);
-                    drop(owner);
-                    return;
-                }
-                st.inflight.remove(0).ok()
-            };
-            let Some(j) = j else {
-                return;
-            };
-            j.finish(Some(err));
-        }
-    }
-
-    /// Whether the head job ran longer than its timeout; if not, when to
-    /// look again.
-    fn check_timeout(&self) -> (bool, Option<Delta>) {
-        let st = self.state.lock();
-        let Some(head) = st.inflight.first() else {
-            return (false, None);
-        };
-        let ran = st.head_since.elapsed();
-        if ran >= head.timeout {
-            (true, None)
-        } else {
-            (
-                false,
-                Some(Delta::from_nanos(head.timeout.as_nanos() - ran.as_nanos())),
-            )
-        }
-    }
-
-    /// Reserve this queue for a user queue being created.
-    fn reserve(&self) -> bool {
-        let mut st = self.state.lock();
-        if st.reserved {
-            return false;
-        }
-        st.reserved = true;
-        true
-    }
-
-    fn unreserve(&self) {
-        self.state.lock().reserved = false;
-    }
-
-    fn set_owner(&self, owner: &Arc<Queue>) {
-        let mut st = self.state.lock();
-        st.owner = Some(owner.clone());
-        st.tail = 0;
-        st.slot = None;
-    }
-}
-
-/// Run a pending watchdog check now and wait for it (at unbind: it will
-/// not re-arm).
-pub(crate) fn flush_watchdog(gpu: &Gpu) {
-    let ptr: *const DelayedWork<Gpu> = &gpu.watchdog;
-    // SAFETY: `DelayedWork` is a transparent wrapper of an initialised
-    // `struct delayed_work`, which lives as long as `gpu`.
-    unsafe { bindings::flush_delayed_work(ptr.cast_mut().cast()) };
-}
-
-impl_has_delayed_work! {
-    impl HasDelayedWork<Gpu> for Gpu { self.watchdog }
-}
-
-impl WorkItem for Gpu {
-    type Pointer = Arc<Gpu>;
-
-    fn run(gpu: Arc<Gpu>) {
-        let mut next: Option<Delta> = None;
-        for q in gpu.hwq.iter() {
-            let (expired, wait) = q.check_timeout();
-            if expired && !gpu.responds() {
-                // Not a hang: the device is gone.
-                gpu.lose();
-                return;
-            }
-            if expired {
-                gpu.stats.jobs_timedout.add(1, Relaxed);
-                q.fail_head(
-                    &gpu,
-                    ETIMEDOUT,
-                    Record {
-                        state: uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_TIMEDOUT,
-                        ..Record::default()
-                    },
-                );
-                // The next job starts its own timeout.
-                next = Some(Delta::from_millis(1));
-            } else if let Some(w) = wait {
-                next = Some(next.map_or(w, |n| n.min(w)));
-            }
-        }
-        if let Some(n) = next {
-            arm_watchdog(&gpu, WATCHDOG_PERIOD.min(n));
-        }
-    }
-}
-
-fn arm_watchdog(gpu: &Arc<Gpu>, after: Delta) {
-    if gpu.is_dead() {
-        return;
-    }
-    let ms = u32::try_from(after.as_millis_ceil().max(1)).unwrap_or(u32::MAX);
-    // Already queued: it will look at this queue too.
-    let _ = workqueue::system().enqueue_delayed(gpu.clone(), msecs_to_jiffies(ms));
-}
-
 /// A job waiting for its dependencies; as for [`Inflight`], `job` comes
 /// before `fence`.
 struct Pending {
     job: Job,
     fence: SignalFence,
+    /// Dependencies not yet seen signalled (checked from the end).
     deps: KVec<ARef<Fence>>,
 }
 
@@ -585,42 +132,211 @@ impl Pending {
     }
 }
 
+/// Where a queue is, for the scheduler.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Where {
+    /// Nothing on its ring buffer runs or waits for a ring.
+    Idle,
+    /// In the scheduler's runnable list of its priority.
+    Runnable,
+    /// On hardware ring `.0`.
+    Resident(usize),
+    /// On hardware ring `.0`, which was asked to suspend it.
+    Suspending(usize),
+}
+
+/// A queue's state on the hardware, protected by the scheduler's lock.
+pub(crate) struct QueueHw {
+    /// The ring buffer, held while the queue has jobs or a ring.
+    pub(crate) mem: Option<Arc<QueueMem>>,
+    /// Ring offset where the next job goes.
+    pub(crate) tail: usize,
+    /// Jobs written to the ring buffer, oldest first.
+    pub(crate) inflight: KVec<Inflight>,
+    /// Jobs submitted and not ended (waiting for dependencies or inflight).
+    pub(crate) jobs: u32,
+    pub(crate) at: Where,
+    /// The ring buffer's context was saved by the device in the middle
+    /// of the queue's work: restore it as it is.
+    pub(crate) saved: bool,
+    /// Seqno of the last job that ended.
+    pub(crate) last_done: u64,
+    /// When the head job's current stretch on a ring started.
+    pub(crate) since: Instant<Monotonic>,
+    /// Time on a ring of the head job before `since`.
+    pub(crate) head_ran_ns: i64,
+    /// Time on a ring of all the queue's jobs.
+    pub(crate) ring_ns: u64,
+    /// Saves the device made inside one of the queue's command buffers.
+    pub(crate) preemptions: u32,
+    /// A job is ready but the ring buffer is full: queue the work item
+    /// when a job ends.
+    pub(crate) want_room: bool,
+    /// SUBMIT fails with `ECANCELED` (a fatal error).
+    pub(crate) banned: bool,
+}
+
+impl QueueHw {
+    /// Ring offset of the oldest inflight job.
+    pub(crate) fn head_off(&self) -> usize {
+        (self.tail + RING_BYTES - (self.inflight.len() * JOB_BYTES) % RING_BYTES) % RING_BYTES
+    }
+
+    /// Charge the time since `since` to the head job and the queue.
+    pub(crate) fn charge(&mut self, stats: &FileStats, now: Instant<Monotonic>) {
+        if self.inflight.is_empty() {
+            self.since = now;
+            return;
+        }
+        let ran = (now - self.since).as_nanos().max(0);
+        stats.engine_ns.add(ran as u64, Relaxed);
+        self.ring_ns += ran as u64;
+        self.head_ran_ns += ran;
+        self.since = now;
+    }
+
+    /// Write every inflight job again from the start of the ring buffer
+    /// (after a reset: nothing of theirs ran).
+    pub(crate) fn rewrite(&mut self) {
+        let Some(mem) = self.mem.as_ref() else {
+            return;
+        };
+        let mut tail = 0;
+        for j in self.inflight.iter() {
+            mem.write_job(tail, j.job.cmd_va, j.job.cmd_size, j.seqno);
+            tail = (tail + JOB_BYTES) % RING_BYTES;
+        }
+        self.tail = tail;
+        self.saved = false;
+        self.head_ran_ns = 0;
+    }
+
+    /// The queue is off the hardware: give the ring buffer back if it has
+    /// no job left.
+    pub(crate) fn maybe_put_mem(&mut self) {
+        if self.jobs == 0 && self.at == Where::Idle {
+            if let Some(m) = self.mem.take() {
+                m.put();
+            }
+        }
+    }
+}
+
+/// Room for one job on a queue ([`Queue::prepare`]); given back if the job
+/// is not submitted.
+pub(crate) struct JobSlot<'a> {
+    q: &'a Arc<Queue>,
+    used: bool,
+}
+
+impl Drop for JobSlot<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.q.unhold();
+        }
+    }
+}
+
+/// A failure record (QUEUE_GET_STATE).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Record {
+    pub(crate) state: u32,
+    pub(crate) error: u32,
+    pub(crate) fault_addr: u64,
+    pub(crate) fault_status: u32,
+    pub(crate) failed_jobs: u32,
+    /// `enum drm_ferrite_queue_reset`.
+    pub(crate) reset: u32,
+    pub(crate) faults: u32,
+}
+
+/// What QUEUE_GET_STATE reports.
+pub(crate) struct StateOut {
+    pub(crate) rec: Record,
+    pub(crate) banned: bool,
+    pub(crate) preemptions: u32,
+    pub(crate) ring_ns: u64,
+}
+
 struct SubState {
     next_seqno: u64,
+    /// Jobs not yet on the ring buffer, in submission order.
     pending: KVec<Pending>,
-    /// The worker holds a job it took from `pending`.
-    busy: bool,
+    /// The fence `dep_cb` was last registered on.
+    armed: Option<ARef<Fence>>,
 }
 
 /// A user queue.
+///
+/// # Locks
+///
+/// - `sub`: the jobs waiting for dependencies; held while a job goes to
+///   the ring buffer, so jobs go in submission order. Taken before the
+///   scheduler's lock.
+/// - `hw`: belongs to the scheduler's lock ([`Gpu::sched`]).
+/// - `rec`, `dump`: leaf spinlocks.
 #[pin_data]
 pub(crate) struct Queue {
-    gpu: Arc<Gpu>,
+    pub(crate) gpu: Arc<Gpu>,
     pub(crate) vm: Arc<Vm>,
-    pub(crate) hwq: usize,
-    mem: Arc<QueueMem>,
+    /// A device-wide id, for debugfs.
+    pub(crate) id: u64,
+    pub(crate) prio: Priority,
+    /// Errors ban the queue (`DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL`).
+    pub(crate) fatal: bool,
+    /// Longest time a job may spend on a ring.
+    pub(crate) timeout: Delta,
+    pub(crate) stats: Arc<FileStats>,
     ctx: FenceContext<QueueTimeline>,
-    timeout: Delta,
     closed: Atomic<bool>,
+    pub(crate) hw: LockedBy<QueueHw, Sched>,
     #[pin]
     sub: Mutex<SubState>,
     #[pin]
     rec: SpinLock<Record>,
+    /// What the coredump of the last failure shows, until it is written.
     #[pin]
-    work: Work<Queue>,
+    pub(crate) dump: SpinLock<Option<DumpInfo>>,
+    #[pin]
+    work: Work<Queue, 0>,
+    #[pin]
+    pub(crate) dump_work: Work<Queue, 1>,
+    /// Registered on the first unsignalled dependency of the oldest job.
+    #[pin]
+    dep_cb: FenceCallback,
+    /// In one of the scheduler's lists (runnable, or to be dropped).
+    #[pin]
+    links: ListLinks<0>,
+    #[pin]
+    tracker: AtomicTracker<0>,
 }
 
 impl_has_work! {
-    impl HasWork<Queue> for Queue { self.work }
+    impl HasWork<Queue, 0> for Queue { self.work }
+    impl HasWork<Queue, 1> for Queue { self.dump_work }
+}
+
+impl_has_fence_callback! {
+    impl HasFenceCallback for Queue { self.dep_cb }
+}
+
+kernel::list::impl_list_arc_safe! {
+    impl ListArcSafe<0> for Queue { tracked_by tracker: AtomicTracker<0>; }
+}
+
+kernel::list::impl_list_item! {
+    impl ListItem<0> for Queue { using ListLinks { self.links }; }
 }
 
 impl Queue {
-    /// Create a queue on `vm`, claiming a free hardware queue (`EBUSY` if
-    /// none is free).
+    /// Create a queue on `vm`. It costs no ring and no DMA memory until it
+    /// has a job.
     pub(crate) fn new(
         gpu: &Arc<Gpu>,
         vm: &Arc<Vm>,
-        dev: &Device<Bound>,
+        stats: &Arc<FileStats>,
+        prio: Priority,
+        fatal: bool,
         timeout_ms: u32,
     ) -> Result<Arc<Self>> {
         let timeout_ms = if timeout_ms == 0 {
@@ -628,93 +344,125 @@ impl Queue {
         } else {
             timeout_ms
         };
-        // Claimed first: a queue that cannot get one costs no memory (the
-        // VM would keep its ring until it goes).
-        let hwq = gpu.hwq.iter().position(|h| h.reserve()).ok_or(EBUSY)?;
-        let mem = Self::new_mem(gpu, vm, dev).inspect_err(|_| gpu.hwq[hwq].unreserve())?;
-        let q = Arc::pin_init(
+        Arc::pin_init(
             try_pin_init!(Self {
                 gpu: gpu.clone(),
                 vm: vm.clone(),
-                hwq,
-                mem,
-                ctx: FenceContext::new(),
+                id: gpu.new_id(),
+                prio,
+                fatal,
                 timeout: Delta::from_millis(i64::from(timeout_ms)),
+                stats: stats.clone(),
+                ctx: FenceContext::new(),
                 closed: Atomic::new(false),
+                hw: LockedBy::new(
+                    &gpu.sched,
+                    QueueHw {
+                        mem: None,
+                        tail: 0,
+                        inflight: KVec::new(),
+                        jobs: 0,
+                        at: Where::Idle,
+                        saved: false,
+                        last_done: 0,
+                        since: Instant::now(),
+                        head_ran_ns: 0,
+                        ring_ns: 0,
+                        preemptions: 0,
+                        want_room: false,
+                        banned: false,
+                    }
+                ),
                 sub <- new_mutex!(SubState {
                     next_seqno: 1,
                     pending: KVec::new(),
-                    busy: false,
+                    armed: None,
                 }),
                 rec <- new_spinlock!(Record::default()),
+                dump <- new_spinlock!(None),
                 work <- new_work!("ferrite::queue"),
+                dump_work <- new_work!("ferrite::coredump"),
+                dep_cb <- FenceCallback::new(),
+                links <- ListLinks::new(),
+                tracker <- AtomicTracker::new(),
             }),
             GFP_KERNEL,
         )
-        .inspect_err(|_| gpu.hwq[hwq].unreserve())?;
-        gpu.hwq[hwq].set_owner(&q);
-        if let Err(e) = gpu.io(|bar| gpu.hwq[hwq].program(bar, &q.mem)) {
-            q.close();
-            return Err(e);
-        }
-        Ok(q)
-    }
-
-    /// The ring and fence page of a new queue, mapped in `vm`'s kernel
-    /// region.
-    fn new_mem(gpu: &Arc<Gpu>, vm: &Arc<Vm>, dev: &Device<Bound>) -> Result<Arc<QueueMem>> {
-        let ring = Coherent::<u32>::zeroed_slice(dev, RING_BYTES / 4, GFP_KERNEL)?;
-        let fence = Coherent::<u64>::zeroed_slice(dev, 512, GFP_KERNEL)?;
-        let (ring_bus, fence_bus) = (ring.dma_address(), fence.dma_address());
-        let ring_va = vm.reserve_kernel_va(RING_BYTES as u64)?;
-        let fence_va = vm.reserve_kernel_va(4096)?;
-        let mem = QueueMem {
-            gpu: gpu.clone(),
-            ring: Devres::new(dev, ring)?,
-            fence: Devres::new(dev, fence)?,
-            ring_va,
-            fence_va,
-        };
-        // Counted until `QueueMem::drop`.
-        gpu.stats
-            .kmap_kernel_bytes
-            .add((RING_BYTES + 4096) as u64, Relaxed);
-        let mem = Arc::new(mem, GFP_KERNEL)?;
-        // The VM keeps the memory alive until it goes, so that no entry of
-        // the maps below (even of one that failed half-way) outlives it.
-        vm.kernel_objs.lock().push(mem.clone(), GFP_KERNEL)?;
-        vm.map_kernel(dev, ring_va, ring_bus, RING_BYTES as u64, false)?;
-        vm.map_kernel(dev, fence_va, fence_bus, 4096, true)?;
-        Ok(mem)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
     }
 
-    fn record(&self, rec: Record) {
+    /// Record a failure of one of the queue's jobs.
+    pub(crate) fn record(&self, rec: Record, guilty: bool) {
         let mut r = self.rec.lock();
         if r.state == uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_OK {
-            let failed = r.failed_jobs;
+            let (failed, reset, faults) = (r.failed_jobs, r.reset, r.faults);
             *r = rec;
             r.failed_jobs = failed;
+            r.reset = reset;
+            r.faults = faults;
+        }
+        r.failed_jobs += 1;
+        if rec.state == uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_FAULTED {
+            r.faults += 1;
+        }
+        if guilty {
+            r.reset = uapi::drm_ferrite_queue_reset_DRM_FERRITE_QUEUE_RESET_GUILTY;
+        }
+    }
+
+    /// A job of the queue was lost to a reset it did not cause.
+    pub(crate) fn record_innocent(&self) {
+        let mut r = self.rec.lock();
+        if r.reset != uapi::drm_ferrite_queue_reset_DRM_FERRITE_QUEUE_RESET_GUILTY {
+            r.reset = uapi::drm_ferrite_queue_reset_DRM_FERRITE_QUEUE_RESET_INNOCENT;
         }
         r.failed_jobs += 1;
     }
 
-    /// The failure record; `clear` resets it.
-    pub(crate) fn state(&self, clear: bool) -> Record {
+    /// The failure record; `clear` resets it (not the counts of faults,
+    /// nor a ban).
+    pub(crate) fn state(&self, clear: bool) -> StateOut {
+        let (banned, preemptions, ring_ns) = {
+            let mut s = self.gpu.sched.lock();
+            let hw = self.hw.access_mut(&mut s);
+            (hw.banned, hw.preemptions, hw.ring_ns)
+        };
         let mut r = self.rec.lock();
         let out = *r;
         if clear {
-            *r = Record::default();
+            *r = Record {
+                faults: r.faults,
+                ..Record::default()
+            };
         }
-        out
+        StateOut {
+            rec: out,
+            banned,
+            preemptions,
+            ring_ns,
+        }
     }
 
-    /// Queue a job; returns its fence.
+    /// Make room for one more job: the queue holds a ring buffer (allocated
+    /// for `dev` if it had none) until the job ends or the slot is dropped.
+    pub(crate) fn prepare(self: &Arc<Self>, dev: &Device<Bound>) -> Result<JobSlot<'_>> {
+        if self.is_closed() || self.gpu.is_dead() {
+            return Err(ENODEV);
+        }
+        self.hold_mem(dev)?;
+        Ok(JobSlot {
+            q: self,
+            used: false,
+        })
+    }
+
+    /// Queue a job in the room `slot` made; returns its fence.
     pub(crate) fn submit(
         self: &Arc<Self>,
+        mut slot: JobSlot<'_>,
         job: Job,
         deps: KVec<ARef<Fence>>,
     ) -> Result<ARef<Fence>> {
@@ -722,186 +470,262 @@ impl Queue {
             return Err(ENODEV);
         }
         let mut sub = self.sub.lock();
-        let seqno = sub.next_seqno;
-        let fence = self.ctx.fence(seqno, GFP_KERNEL)?;
+        let fence = self.ctx.fence(sub.next_seqno, GFP_KERNEL)?;
+        sub.pending.reserve(1, GFP_KERNEL)?;
+        // The job is the queue's now: it ends through `emit`/`fail_pending`.
+        slot.used = true;
         let out = fence.fence();
         sub.next_seqno += 1;
         self.gpu.stats.jobs_submitted.add(1, Relaxed);
+        let mut p = Pending { job, fence, deps };
+        p.deps.retain(|d| !(d.is_signaled() && d.status().is_ok()));
         // Fast path: nothing to wait for and nothing queued before it: put
-        // the job on the ring now (the `sub` lock keeps the order with the
-        // worker), saving the hop through the work queue.
-        let ready =
-            !sub.busy && sub.pending.is_empty() && deps.iter().all(|d| d.status() == Ok(true));
-        if ready {
-            if let Err((p, e)) = self.emit(Pending {
-                job,
-                fence,
-                deps: KVec::new(),
-            }) {
-                p.fail(e);
+        // the job on the ring buffer now (the `sub` lock keeps the order
+        // with the work item).
+        if sub.pending.is_empty() && p.deps.is_empty() {
+            match self.emit(p) {
+                Ok(()) => {}
+                Err((p, None)) => {
+                    let _ = sub.pending.push_within_capacity(p);
+                }
+                Err((p, Some(e))) => {
+                    drop(sub);
+                    self.fail_pending(p, e);
+                }
             }
             return Ok(out);
         }
-        sub.pending.push(Pending { job, fence, deps }, GFP_KERNEL)?;
+        // Cannot fail: reserved above.
+        let _ = sub.pending.push_within_capacity(p);
         drop(sub);
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        let _ = workqueue::system_unbound().enqueue::<_, 0>(self.clone());
         Ok(out)
     }
 
-    /// Stop accepting jobs, cancel the ones not yet on the hardware; the
-    /// running ones finish or time out.
-    pub(crate) fn close(self: &Arc<Self>) {
-        self.closed.store(true, Relaxed);
-        let pending = core::mem::take(&mut self.sub.lock().pending);
-        drop(pending);
-        // Wait for the worker to stop using the queue.
-        let ptr: *const Work<Queue> = &self.work;
-        // SAFETY: `Work` wraps an initialised `struct work_struct` that lives
-        // as long as `self`.
-        unsafe { bindings::flush_work(Work::raw_get(ptr)) };
-        self.gpu.hwq[self.hwq].release_if_done();
+    /// One job less, before it was queued.
+    fn unhold(&self) {
+        let mut s = self.gpu.sched.lock();
+        let hw = self.hw.access_mut(&mut s);
+        hw.jobs = hw.jobs.saturating_sub(1);
+        hw.maybe_put_mem();
     }
 
-    /// Wait for `dep`, giving up if the queue closes or the device goes.
-    fn wait_dep(&self, dep: &Fence) -> Result {
-        loop {
-            if self.is_closed() || self.gpu.is_dead() {
+    /// Count one more job, making sure the queue holds a ring buffer.
+    fn hold_mem(self: &Arc<Self>, dev: &Device<Bound>) -> Result {
+        let gpu = &self.gpu;
+        {
+            let mut s = gpu.sched.lock();
+            let hw = self.hw.access_mut(&mut s);
+            if hw.banned {
                 return Err(ECANCELED);
             }
-            if dep.wait(false, Some(msecs_to_jiffies(100)))? {
-                return dep.status().map(|_| ());
+            if hw.mem.is_some() {
+                hw.jobs += 1;
+                return Ok(());
             }
         }
-    }
-
-    /// Put a job on the hardware, waiting for a slot or ring space.
-    fn emit(self: &Arc<Self>, p: Pending) -> core::result::Result<(), (Pending, Error)> {
-        let gpu = &self.gpu;
-        let h = &gpu.hwq[self.hwq];
-        loop {
-            if self.is_closed() || gpu.is_dead() {
-                return Err((p, ECANCELED));
-            }
-            // Ring space: wait for the oldest job if the queue is full.
-            let oldest = {
-                let st = h.state.lock();
-                if st.inflight.len() >= MAX_INFLIGHT {
-                    st.inflight.first().map(|j| j.fence.fence())
-                } else {
-                    None
-                }
-            };
-            if let Some(f) = oldest {
-                let _ = f.wait(false, Some(msecs_to_jiffies(100)));
-                continue;
-            }
-            let slot = match gpu.activate(&p.job.vm.hw) {
-                Ok(s) => s,
-                Err(e) if e == EBUSY => {
-                    // Every slot runs jobs: wait for one to finish.
-                    kernel::time::delay::fsleep(Delta::from_micros(200));
-                    continue;
-                }
-                Err(e) => return Err((p, e)),
-            };
-            let mut st = h.state.lock();
-            let seqno = p.fence.seqno();
-            let need_slot = st.slot != Some(slot);
-            let was_idle = st.inflight.is_empty();
-            if st.inflight.reserve(1, GFP_ATOMIC).is_err() {
-                drop(st);
-                p.job.vm.hw.job_done();
-                return Err((p, ENOMEM));
-            }
-            let dwords = HwQueue::job_dwords(&self.mem, &p.job, seqno);
-            let tail = st.tail;
-            self.mem.write_ring(tail, &dwords);
-            let new_tail = (tail + JOB_BYTES) % RING_BYTES;
-            // Cannot fail: reserved above.
-            let _ = st.inflight.push_within_capacity(Inflight {
-                seqno,
-                fence: p.fence,
-                job: p.job,
-                timeout: self.timeout,
-            });
-            st.tail = new_tail;
-            st.slot = Some(slot);
-            if was_idle {
-                st.head_since = Instant::now();
-            }
-            let r = gpu.io(|bar| {
-                if need_slot {
-                    h.set_slot(bar, slot);
-                }
-                h.doorbell(bar, new_tail);
-            });
-            drop(st);
-            // The device went away (unbind, or lost) while the job went on
-            // the ring: whoever failed the jobs may have missed it.
-            if r.is_err() || gpu.is_dead() {
-                h.fail_all(ENODEV);
-            }
-            arm_watchdog(gpu, WATCHDOG_PERIOD.min(self.timeout));
-            return Ok(());
+        let mem = QueueMem::get(gpu, &self.vm, dev)?;
+        let mut s = gpu.sched.lock();
+        let hw = self.hw.access_mut(&mut s);
+        if hw.mem.is_some() {
+            mem.put();
+        } else {
+            // A fresh ring buffer: it starts at offset 0, with the fence
+            // word at the last seqno that ended.
+            mem.set_fence_value(hw.last_done);
+            hw.mem = Some(mem);
+            hw.tail = 0;
+            hw.saved = false;
         }
+        hw.jobs += 1;
+        Ok(())
     }
 
-    /// Fault handling for the job interrupt: read why queue `q` stopped.
-    pub(crate) fn read_error(gpu: &Gpu, bar: &Bar0<'_>, q: usize) -> (Error, Record) {
-        let h = &gpu.hwq[q];
-        let code = regs::Q_ERROR::try_at(q).map_or(0, |r| bar.read(r).code().into());
-        let mut rec = Record {
-            state: uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_ERROR,
-            error: code,
-            ..Record::default()
+    /// A job that never reached the ring buffer fails.
+    fn fail_pending(&self, p: Pending, err: Error) {
+        {
+            let mut s = self.gpu.sched.lock();
+            let hw = self.hw.access_mut(&mut s);
+            hw.jobs = hw.jobs.saturating_sub(1);
+            hw.last_done = hw.last_done.max(p.fence.seqno());
+            hw.maybe_put_mem();
+        }
+        p.fail(err);
+    }
+
+    /// Stop accepting jobs, cancel the ones not yet on the ring buffer;
+    /// the others run to their end (or time out).
+    pub(crate) fn close(self: &Arc<Self>) {
+        self.closed.store(true, Relaxed);
+        let (pending, armed) = {
+            let mut sub = self.sub.lock();
+            (core::mem::take(&mut sub.pending), sub.armed.take())
         };
-        let mut err = EIO;
-        if code == regs::Q_ERROR_MMU_FAULT {
-            if let Some(s) = h.state.lock().slot {
-                let f = mmu::read_fault(bar, s);
-                rec.fault_addr = f.addr;
-                rec.fault_status = f.status;
-            }
-            rec.state = uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_FAULTED;
-            err = EFAULT;
-            gpu.stats.faults.add(1, Relaxed);
+        // A pending dependency callback holds a reference: take it back.
+        if let Some(f) = armed {
+            drop(f.remove_callback(self));
         }
-        (err, rec)
+        for p in pending {
+            self.fail_pending(p, ECANCELED);
+        }
+        // Wait for the work item to stop using the queue.
+        let ptr: *const Work<Queue, 0> = &self.work;
+        // SAFETY: `Work` wraps an initialised `struct work_struct` that lives
+        // as long as `self`.
+        unsafe { kernel::bindings::flush_work(Work::raw_get(ptr)) };
+        sched::queue_closed(&self.gpu, self);
+    }
+
+    /// Put a ready job on the ring buffer and start it: one doorbell write
+    /// if the queue holds a ring, else the queue becomes runnable. Gives
+    /// the job back with `None` if the ring buffer is full.
+    fn emit(self: &Arc<Self>, p: Pending) -> core::result::Result<(), (Pending, Option<Error>)> {
+        let gpu = &self.gpu;
+        if self.is_closed() || gpu.is_dead() {
+            return Err((p, Some(ECANCELED)));
+        }
+        let mut s = gpu.sched.lock();
+        let hw = self.hw.access_mut(&mut s);
+        if hw.banned {
+            return Err((p, Some(ECANCELED)));
+        }
+        if hw.inflight.len() >= MAX_INFLIGHT {
+            hw.want_room = true;
+            return Err((p, None));
+        }
+        let Some(mem) = hw.mem.clone() else {
+            return Err((p, Some(ENODEV)));
+        };
+        if hw.inflight.reserve(1, GFP_ATOMIC).is_err() {
+            return Err((p, Some(ENOMEM)));
+        }
+        let seqno = p.fence.seqno();
+        mem.write_job(hw.tail, p.job.cmd_va, p.job.cmd_size, seqno);
+        hw.tail = (hw.tail + JOB_BYTES) % RING_BYTES;
+        if hw.inflight.is_empty() {
+            hw.since = Instant::now();
+            hw.head_ran_ns = 0;
+        }
+        p.job.vm.hw.job_started();
+        // Cannot fail: reserved above.
+        let _ = hw.inflight.push_within_capacity(Inflight {
+            seqno,
+            job: p.job,
+            fence: p.fence,
+        });
+        crate::recovery::arm_watchdog(gpu, self.timeout);
+        match hw.at {
+            Where::Resident(r) => {
+                let tail = hw.tail;
+                let r = gpu.io(|bar| HwRing(r).doorbell(bar, tail));
+                drop(s);
+                // The device went away (unbind, or lost) while the job went
+                // on the ring: whoever failed the jobs may have missed it.
+                if r.is_err() || gpu.is_dead() {
+                    crate::recovery::fail_all(gpu, ENODEV);
+                }
+                return Ok(());
+            }
+            Where::Idle => sched::make_runnable(&mut s, self),
+            Where::Runnable | Where::Suspending(_) => {}
+        }
+        drop(s);
+        sched::kick(gpu);
+        Ok(())
+    }
+
+    /// Jobs ended and the ring buffer has room again: let the work item
+    /// emit what waits.
+    pub(crate) fn room(self: &Arc<Self>) {
+        let _ = workqueue::system_unbound().enqueue::<_, 0>(self.clone());
     }
 }
 
-impl WorkItem for Queue {
+impl kernel::dma_fence::FenceCallbackHandler for Queue {
+    /// A dependency of the oldest waiting job signalled: look again (from
+    /// the signaller's context: only queue the work item).
+    fn signalled(this: Arc<Self>) {
+        let _ = workqueue::system_unbound().enqueue::<_, 0>(this);
+    }
+}
+
+impl WorkItem<0> for Queue {
     type Pointer = Arc<Queue>;
 
     fn run(this: Arc<Queue>) {
         loop {
-            let p = {
-                let mut sub = this.sub.lock();
-                sub.busy = false;
-                if sub.pending.is_empty() {
+            let mut sub = this.sub.lock();
+            // `dep_cb` is free to register again once its fence signalled
+            // and the callback ran (or was removed): removing it takes the
+            // fence's lock, under which the callback runs.
+            if let Some(f) = sub.armed.take() {
+                if !f.is_signaled() {
+                    sub.armed = Some(f);
                     return;
                 }
-                sub.busy = true;
-                sub.pending.remove(0).ok()
-            };
-            let Some(p) = p else {
+                drop(f.remove_callback(&this));
+            }
+            let Some(p) = sub.pending.first_mut() else {
                 return;
             };
-            let mut dep_err = None;
-            for d in p.deps.iter() {
-                if let Err(e) = this.wait_dep(d) {
-                    dep_err = Some(e);
+            // Dependencies that signalled; a failed one fails the job, as
+            // drm_sched does.
+            let mut failed = None;
+            while let Some(d) = p.deps.last() {
+                if !d.is_signaled() {
                     break;
                 }
+                if let Err(e) = d.status() {
+                    failed = Some(e);
+                    break;
+                }
+                p.deps.pop();
             }
-            if let Some(e) = dep_err {
-                // A failed dependency fails the job, as drm_sched does.
-                p.fail(e);
+            if let Some(e) = failed {
+                if let Ok(p) = sub.pending.remove(0) {
+                    drop(sub);
+                    this.fail_pending(p, e);
+                }
                 continue;
             }
-            if let Err((p, e)) = this.emit(p) {
-                p.fail(e);
+            if let Some(d) = p.deps.last() {
+                let d = d.clone();
+                match d.add_callback(this.clone()) {
+                    // Called back when it signals.
+                    Ok(()) => {
+                        sub.armed = Some(d);
+                        return;
+                    }
+                    // Signalled meanwhile: look again.
+                    Err(_) => continue,
+                }
             }
+            let Ok(p) = sub.pending.remove(0) else {
+                return;
+            };
+            match this.emit(p) {
+                Ok(()) => {}
+                // Full: a job's end queues us again.
+                Err((p, None)) => {
+                    let _ = sub.pending.insert_within_capacity(0, p);
+                    return;
+                }
+                Err((p, Some(e))) => {
+                    drop(sub);
+                    this.fail_pending(p, e);
+                }
+            }
+        }
+    }
+}
+
+impl WorkItem<1> for Queue {
+    type Pointer = Arc<Queue>;
+
+    fn run(this: Arc<Queue>) {
+        let info = this.dump.lock().take();
+        if let Some(info) = info {
+            crate::coredump::write(&this, &info);
         }
     }
 }

@@ -216,10 +216,25 @@ register! {
         31:0 offset;
     }
 
-    /// Queue q: control (ENABLE, RESET).
+    /// Queue q: control. SUSPEND asks the queue to save its context and
+    /// stop at its next suspend point; ENABLE with RESTORE loads the
+    /// context at `Q_CONTEXT` before executing.
     pub(crate) Q_CONTROL(u32)[8, stride = 0x40] @ 0x2018 {
+        3:3 restore => bool;
+        2:2 suspend => bool;
         1:1 reset => bool;
         0:0 enable => bool;
+    }
+
+    /// Queue q: state bits.
+    pub(crate) Q_STATUS(u32)[8, stride = 0x40] @ 0x201c {
+        6:6 suspended => bool;
+        5:5 stalled => bool;
+        4:4 error => bool;
+        3:3 faulted => bool;
+        2:2 waiting => bool;
+        1:1 busy => bool;
+        0:0 enabled => bool;
     }
 
     /// Queue q: why the queue stopped.
@@ -230,6 +245,16 @@ register! {
     /// Queue q: ring offset of the command that stopped the queue.
     pub(crate) Q_ERROR_OFFSET(u32)[8, stride = 0x40] @ 0x202c {
         31:0 offset;
+    }
+
+    /// Queue q: GPU VA of the context save area, bits 31:0.
+    pub(crate) Q_CONTEXT_LO(u32)[8, stride = 0x40] @ 0x2030 {
+        31:0 value;
+    }
+
+    /// Queue q: GPU VA of the context save area, bits 63:32.
+    pub(crate) Q_CONTEXT_HI(u32)[8, stride = 0x40] @ 0x2034 {
+        31:0 value;
     }
 }
 
@@ -255,6 +280,17 @@ pub(crate) const AS_CMD_FLUSH_RANGE: u32 = 4;
 
 /// `Q_ERROR` value of a queue stopped by an MMU fault.
 pub(crate) const Q_ERROR_MMU_FAULT: u32 = 3;
+
+/// `FEATURES` bit: queues can be suspended and restored (interface 1.1).
+pub(crate) const FEATURE_PREEMPT: u32 = 1 << 4;
+
+/// `Q_ERROR` value of a queue whose context could not be restored.
+pub(crate) const Q_ERROR_BAD_CONTEXT: u32 = 8;
+
+/// Bit of `JOB_IRQ_STATUS` for a completed suspend of queue `q`.
+pub(crate) const fn job_irq_suspended(q: usize) -> u32 {
+    1 << (8 + q)
+}
 
 /// Bit of `JOB_IRQ_STATUS` for an error of queue `q`.
 pub(crate) const fn job_irq_error(q: usize) -> u32 {

@@ -387,7 +387,7 @@ pub(crate) struct Vm {
     kernel_next: Atomic<u64>,
     /// Kernel objects mapped in this VM, kept alive as long as it is.
     #[pin]
-    pub(crate) kernel_objs: Mutex<KVec<Arc<crate::queue::QueueMem>>>,
+    pub(crate) kernel_objs: Mutex<KVec<Arc<crate::ring::QueueMem>>>,
     pub(crate) bytes_bound: Atomic<u64>,
     /// The address space of the process the VM belongs to (userptrs).
     mm: Option<ARef<Mm>>,

@@ -1681,14 +1681,26 @@ impl<'e> Worker<'e> {
             let p = f.pools();
             gen::vm_id(&mut self.rng, &p.vms)
         });
+        // Never ERRORS_FATAL (bit 0): a banned queue would fail SUBMITs the
+        // model expects to succeed; a bad value always has an unknown bit.
         let fl = gen::flags(&mut self.rng, 0);
+        let flags = if fl.bad { fl.v | 2 } else { 0 };
+        let pad = gen::pad32(&mut self.rng);
+        // Every priority (the fuzzer runs as root), and rarely a bad one.
+        let (priority, bad_prio) = if self.rng.chance(1, 16) {
+            (self.rng.next_u32() | 4, true)
+        } else {
+            (self.rng.below(4) as u32, false)
+        };
         let mut c = uapi::drm_ferrite_queue_create {
             vm_id: vm,
-            flags: fl.v,
+            flags,
             timeout_ms: gen::timeout_ms(&mut self.rng),
             queue_id: self.rng.next_u32(),
+            priority,
+            pad: pad.v,
         };
-        let ex = Expect::fail_if(fl.bad);
+        let ex = Expect::fail_if(fl.bad || pad.bad || bad_prio);
         if self
             .ioctl(
                 f.raw(),
