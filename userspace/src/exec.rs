@@ -199,9 +199,19 @@ impl Device {
 
     /// QUEUE_CREATE on `vm`; `timeout_ms` 0 selects the driver's default.
     pub fn queue_create(&self, vm: u32, timeout_ms: u32) -> io::Result<u32> {
+        self.queue_create_prio(
+            vm,
+            timeout_ms,
+            uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_NORMAL,
+        )
+    }
+
+    /// QUEUE_CREATE on `vm` with a priority (`enum drm_ferrite_queue_priority`).
+    pub fn queue_create_prio(&self, vm: u32, timeout_ms: u32, priority: u32) -> io::Result<u32> {
         let mut c = uapi::drm_ferrite_queue_create {
             vm_id: vm,
             timeout_ms,
+            priority,
             ..Default::default()
         };
         // SAFETY: c is a drm_ferrite_queue_create.

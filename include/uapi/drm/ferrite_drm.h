@@ -83,7 +83,7 @@ struct drm_ferrite_obj_array {
  * enum drm_ferrite_dev_query_type - what DEV_QUERY returns
  * @DRM_FERRITE_DEV_QUERY_INFO: &struct drm_ferrite_dev_info
  * @DRM_FERRITE_DEV_QUERY_COUNTERS: &struct drm_ferrite_counters
- * @DRM_FERRITE_DEV_QUERY_SCHED: &struct drm_ferrite_sched_info (since 1.2)
+ * @DRM_FERRITE_DEV_QUERY_SCHED: &struct drm_ferrite_sched_info (since 0.2)
  */
 enum drm_ferrite_dev_query_type {
 	DRM_FERRITE_DEV_QUERY_INFO = 0,
@@ -416,8 +416,8 @@ struct drm_ferrite_queue_create {
 	/** @queue_id: Returned queue id, valid in this file. */
 	__u32 queue_id;
 	/**
-	 * @priority: &enum drm_ferrite_queue_priority (since 1.2; zero, the
-	 * default, for callers built against 1.1).
+	 * @priority: &enum drm_ferrite_queue_priority (since 0.2; zero, the
+	 * default, for callers built against 0.1).
 	 */
 	__u32 priority;
 	/** @pad: Must be zero. */
@@ -515,7 +515,7 @@ enum drm_ferrite_queue_reset {
  * with DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL (then it is @banned); the
  * record describes the first failure since creation or since the record
  * was last read with DRM_FERRITE_QUEUE_STATE_CLEAR. The fields after
- * @failed_jobs exist since 1.2.
+ * @failed_jobs exist since 0.2.
  */
 struct drm_ferrite_queue_get_state {
 	/** @queue_id: Queue id. */

@@ -337,6 +337,141 @@ fn submits(
     })
 }
 
+/// The scheduler's figures (issue 14's benchmark).
+struct SchedBench {
+    /// One register write + one interrupt back, in the kernel: mean, p50 (us).
+    floor: Option<(f64, f64)>,
+    /// NOP submit -> signal while 64 queues hold a job each that waits
+    /// (blocked in WAIT): on a HIGH queue, and on a NORMAL one.
+    busy_high: Times,
+    busy_normal: Times,
+    /// A REALTIME NOP job behind 16 busy LOW queues, in timeslices.
+    rt: Times,
+    tick_us: f64,
+    /// debugfs `sched`: suspend request -> context saved, device time (us).
+    suspend_avg_us: f64,
+    suspend_max_us: f64,
+    preemptions: u64,
+    rotations: u64,
+}
+
+/// `/sys/kernel/debug/ferrite-<pci device>/<name>` of `d`.
+fn debugfs(d: &Device, name: &str) -> Option<String> {
+    let node = d.path().file_name()?.to_str()?.to_owned();
+    let pci = std::fs::canonicalize(format!("/sys/class/drm/{node}/device")).ok()?;
+    let pci = pci.file_name()?.to_str()?.to_owned();
+    std::fs::read_to_string(format!("/sys/kernel/debug/ferrite-{pci}/{name}")).ok()
+}
+
+/// The number after `key ` in `text`.
+fn field(text: &str, key: &str) -> Option<f64> {
+    let mut it = text.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == key {
+            return it.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// `n` jobs that WAIT for `va(6)` to become 1, on new queues of `prio`.
+fn blocked_queues(d: &Device, vm: u32, n: usize, prio: u32, wsize: u32) -> io::Result<Vec<u32>> {
+    let mut qs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let q = d.queue_create_prio(vm, 60_000, prio)?;
+        d.submit(q, va(7), wsize, &[], &[])?;
+        qs.push(q);
+    }
+    Ok(qs)
+}
+
+/// Release the blocked jobs and let their queues go.
+fn release(
+    d: &Device,
+    gate: &mut ferrite::Mmap,
+    qs: Vec<u32>,
+    csize: u32,
+    so: u32,
+) -> io::Result<()> {
+    gate.write(0, &1u64.to_le_bytes());
+    for q in qs {
+        submit_once(d, q, csize, so)?;
+        d.queue_destroy(q)?;
+    }
+    gate.write(0, &0u64.to_le_bytes());
+    Ok(())
+}
+
+fn sched_bench(d: &Device, vm: u32, csize: u32, so: u32, n: usize) -> io::Result<SchedBench> {
+    use ferrite::uapi;
+    let floor = debugfs(d, "irq_roundtrip").and_then(|t| {
+        Some((
+            field(&t, "mean_ns")? / 1000.0,
+            field(&t, "p50_ns")? / 1000.0,
+        ))
+    });
+    let info = debugfs(d, "sched").unwrap_or_default();
+    let tick_us = field(&info, "timeslice_ms").unwrap_or(10.0) * 1000.0;
+    // The gate (va 6) and the job that waits for it (va 7).
+    let g = d.gem_create(PAGE)?;
+    d.vm_map(vm, g, 0, va(6), PAGE, 0)?;
+    let mut gate = d.mmap(g)?;
+    gate.write(0, &0u64.to_le_bytes());
+    let w = d.gem_create(PAGE)?;
+    let mut wc = Cmds::new();
+    wc.wait(va(6), 1);
+    d.mmap(w)?.write(0, &wc.to_bytes());
+    d.vm_map(vm, w, 0, va(7), PAGE, uapi::DRM_FERRITE_VM_BIND_READONLY)?;
+    let normal = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_NORMAL;
+    let high = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_HIGH;
+    let low = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_LOW;
+    let rt = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_REALTIME;
+    let time_on = |q: u32, n: usize| -> io::Result<Times> {
+        let mut t = Vec::with_capacity(n);
+        for _ in 0..n {
+            t.push(submit_once(d, q, csize, so)?.1);
+        }
+        Ok(Times::of(&t))
+    };
+
+    let before = debugfs(d, "sched").unwrap_or_default();
+    // 64 queues each holding a job that waits: 8 on the rings, 56 runnable.
+    let qs = blocked_queues(d, vm, 64, normal, wc.size())?;
+    std::thread::sleep(Duration::from_millis(50));
+    let hq = d.queue_create_prio(vm, 0, high)?;
+    let busy_high = time_on(hq, n)?;
+    let nq = d.queue_create_prio(vm, 0, normal)?;
+    let busy_normal = time_on(nq, (n / 10).clamp(3, 20))?;
+    release(d, &mut gate, qs, csize, so)?;
+
+    // A REALTIME job behind 16 LOW queues that hold every ring.
+    let qs = blocked_queues(d, vm, 16, low, wc.size())?;
+    std::thread::sleep(Duration::from_millis(50));
+    let rq = d.queue_create_prio(vm, 0, rt)?;
+    let rt_t = time_on(rq, (n / 4).max(3))?;
+    release(d, &mut gate, qs, csize, so)?;
+    let after = debugfs(d, "sched").unwrap_or_default();
+    for q in [hq, nq, rq] {
+        d.queue_destroy(q)?;
+    }
+    d.vm_unmap(vm, va(6), PAGE)?;
+    d.vm_unmap(vm, va(7), PAGE)?;
+    d.gem_close(g)?;
+    d.gem_close(w)?;
+    let delta = |k: &str| field(&after, k).unwrap_or(0.0) - field(&before, k).unwrap_or(0.0);
+    Ok(SchedBench {
+        floor,
+        busy_high,
+        busy_normal,
+        rt: rt_t,
+        tick_us,
+        suspend_avg_us: field(&after, "suspend_ns_avg").unwrap_or(0.0) / 1000.0,
+        suspend_max_us: field(&after, "suspend_ns_max").unwrap_or(0.0) / 1000.0,
+        preemptions: delta("preemptions") as u64,
+        rotations: delta("rotations") as u64,
+    })
+}
+
 fn per(total: i64, n: usize) -> f64 {
     total as f64 / n as f64
 }
@@ -374,6 +509,7 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
     let user = userptr_vs_copy(d, vm, queue, csize, so, (it.binds / 4).max(3))?;
     let kmap_after = d.counters()?.kmap_user_bytes;
     let st = d.queue_state(queue, false)?;
+    let sb = sched_bench(d, vm, csize, so, it.submits.min(50))?;
 
     d.vm_unmap(vm, va(4), PAGE)?;
     d.gem_close(cbo)?;
@@ -561,6 +697,55 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
         kmap_before,
         kmap_after,
         verdict(kmap_before == 0 && kmap_after == 0)
+    );
+    println!();
+    println!("scheduler:");
+    let one = sub.total.p50;
+    match sb.floor {
+        Some((mean, p50)) => {
+            let r = one / p50;
+            println!(
+                "  platform floor (1 register write + 1 interrupt to a threaded handler, debugfs irq_roundtrip): {mean:.1} us mean, {p50:.1} us p50"
+            );
+            println!(
+                "  NOP submit -> signal / floor <= 1.5x   {:>9.2}x ({one:.1} us / {p50:.1} us, p50)   {}",
+                r,
+                verdict(r <= 1.5)
+            );
+        }
+        None => println!("  platform floor: not measured (no debugfs)"),
+    }
+    let r = sb.busy_high.p50 / one;
+    println!(
+        "  NOP submit -> signal with 64 queues holding a job, HIGH queue / one queue <= 2x\n      {:.1} us vs {one:.1} us (p50): {r:.2}x   {}",
+        sb.busy_high.p50,
+        verdict(r <= 2.0)
+    );
+    println!(
+        "  the same on a NORMAL queue (waits its turn behind 64 queues of its priority, {:.0} us timeslices): {:.1} us p50, {:.1} timeslices",
+        sb.tick_us,
+        sb.busy_normal.p50,
+        sb.busy_normal.p50 / sb.tick_us
+    );
+    let mmio_w = per(c.hw[common::MMIO_WRITES], sub.n);
+    println!(
+        "  device MMIO accesses per job on the fast path: {:.2} writes, {:.2} reads (goal: 1 write, 0 reads)   {}",
+        mmio_w,
+        submit_path_reads,
+        verdict((mmio_w - 1.0).abs() < 0.005 && submit_path_reads.abs() < 0.005)
+    );
+    println!(
+        "  preemption latency (suspend request -> context saved, device time): {:.1} us mean, {:.1} us max",
+        sb.suspend_avg_us, sb.suspend_max_us
+    );
+    println!(
+        "  REALTIME NOP job behind 16 busy LOW queues: {:.1} us p50 = {:.3} timeslices",
+        sb.rt.p50,
+        sb.rt.p50 / sb.tick_us
+    );
+    println!(
+        "  suspends for priority {} and at timeslice ends {} during these runs",
+        sb.preemptions, sb.rotations
     );
     println!(
         "  (latency goals are for real hardware / KVM; under TCG emulation compare the ratios and counters)"

@@ -3,8 +3,9 @@
 //! debugfs: `/sys/kernel/debug/ferrite-<pci device>/` with `gem` (buffer
 //! objects), `vms` (VMs, their slot and mappings), `sched` (the hardware
 //! rings and their queues, the runnable queues, the scheduler's counts),
-//! `slots`, and `recover` (writing `1` resets the whole GPU and recovers,
-//! as after a hang: for tests of robustness).
+//! `slots`, `recover` (writing `1` resets the whole GPU and recovers, as
+//! after a hang: for tests of robustness) and `irq_roundtrip` (the time of
+//! a register write and an interrupt back: the benchmark's floor).
 
 use core::fmt;
 
@@ -32,6 +33,8 @@ pub(crate) struct Debugfs {
     slots: File<Arc<Gpu>>,
     #[pin]
     recover: File<Arc<Gpu>>,
+    #[pin]
+    irq_roundtrip: File<Arc<Gpu>>,
 }
 
 fn gem(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,6 +65,27 @@ fn vms(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn sched(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     crate::sched::describe(gpu, f)
+}
+
+/// The platform's floor for a job: 64 round trips of one register write
+/// and one interrupt back to a threaded handler (the MSI-X self-test).
+fn irq_roundtrip(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    const N: usize = 64;
+    let mut ns = [0i64; N];
+    for t in ns.iter_mut() {
+        match crate::irq::self_test(gpu) {
+            Ok(d) => *t = d.as_nanos(),
+            Err(e) => return writeln!(f, "error {e:?}"),
+        }
+    }
+    ns.sort_unstable();
+    let mean = ns.iter().sum::<i64>() / N as i64;
+    writeln!(
+        f,
+        "roundtrips {N} mean_ns {mean} p50_ns {} min_ns {}",
+        ns[N / 2],
+        ns[0]
+    )
 }
 
 fn recover(gpu: &Arc<Gpu>, r: &mut UserSliceReader) -> Result {
@@ -95,7 +119,8 @@ impl Debugfs {
             vms <- dir.read_callback_file(c"vms", gpu.clone(), &vms),
             sched <- dir.read_callback_file(c"sched", gpu.clone(), &sched),
             slots <- dir.read_callback_file(c"slots", gpu.clone(), &slots),
-            recover <- dir.write_callback_file(c"recover", gpu, &recover),
+            recover <- dir.write_callback_file(c"recover", gpu.clone(), &recover),
+            irq_roundtrip <- dir.read_callback_file(c"irq_roundtrip", gpu, &irq_roundtrip),
             _dir: dir,
         }))
     }

@@ -285,10 +285,8 @@ impl pci::Driver for FerritePciDriver {
             },
             _reg: {
                 let Early { gpu, unreg } = parts.take().ok_or(EINVAL)?;
-                // SAFETY: `global_irq` is initialized above and pinned in
-                // `DeviceData`.
-                let global_irq = unsafe { &(*this.as_ptr()).global_irq };
-                irq::self_test(&gpu, global_irq.handler())
+                // The global vector's handler (registered above) counts it.
+                irq::self_test(&gpu)
                     .inspect_err(|_| dev_err!(pdev, "MSI-X self-test failed\n"))?;
                 gpu.enable_irqs()?;
                 let reg_data = try_pin_init!(RegistrationData { pdev, gpu });

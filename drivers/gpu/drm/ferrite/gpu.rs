@@ -154,6 +154,9 @@ pub(crate) struct Stats {
     pub(crate) jobs_submitted: Atomic<u64>,
     pub(crate) jobs_timedout: Atomic<u64>,
     pub(crate) faults: Atomic<u64>,
+    /// Software interrupts seen (the probe self-test and debugfs
+    /// `irq_roundtrip` raise them).
+    pub(crate) soft_irqs: Atomic<u32>,
 }
 
 impl Default for Stats {
@@ -165,6 +168,7 @@ impl Default for Stats {
             jobs_submitted: Atomic::new(0),
             jobs_timedout: Atomic::new(0),
             faults: Atomic::new(0),
+            soft_irqs: Atomic::new(0),
         }
     }
 }

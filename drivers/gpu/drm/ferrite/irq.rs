@@ -8,11 +8,8 @@ use kernel::{
     io::{poll::read_poll_timeout, Io},
     irq::{IrqReturn, ThreadedHandler, ThreadedIrqReturn},
     prelude::*,
-    sync::{
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
-    time::Delta,
+    sync::{atomic::Relaxed, Arc},
+    time::{Delta, Instant, Monotonic},
 };
 
 use crate::{gpu::Gpu, recovery, regs, sched};
@@ -29,20 +26,11 @@ pub(crate) const VECTOR_MMU: usize = 2;
 /// Handler of the global vector.
 pub(crate) struct GlobalIrq {
     gpu: Arc<Gpu>,
-    /// Software interrupts seen (the probe self-test raises one).
-    soft: Atomic<u32>,
 }
 
 impl GlobalIrq {
     pub(crate) fn new(gpu: Arc<Gpu>) -> Self {
-        Self {
-            gpu,
-            soft: Atomic::new(0),
-        }
-    }
-
-    pub(crate) fn soft_count(&self) -> u32 {
-        self.soft.load(Relaxed)
+        Self { gpu }
     }
 }
 
@@ -64,7 +52,7 @@ impl ThreadedHandler for GlobalIrq {
             return IrqReturn::None;
         }
         if ours & regs::IRQ_SOFT != 0 {
-            self.soft.add(1, Relaxed);
+            self.gpu.stats.soft_irqs.add(1, Relaxed);
         }
         IrqReturn::Handled
     }
@@ -162,18 +150,21 @@ impl ThreadedHandler for MmuIrq {
 }
 
 /// Raise a software interrupt and wait for the handler to see it: proves
-/// the MSI-X path from the device to the driver works.
-pub(crate) fn self_test(gpu: &Gpu, irq: &GlobalIrq) -> Result {
-    let before = irq.soft_count();
+/// the MSI-X path from the device to the driver works. Returns how long the
+/// round trip took (one register write, one interrupt, the threaded
+/// handler).
+pub(crate) fn self_test(gpu: &Gpu) -> Result<Delta> {
+    let before = gpu.stats.soft_irqs.load(Relaxed);
+    let start = Instant::<Monotonic>::now();
     gpu.io(|bar| {
         bar.write_reg(regs::IRQ_MASK::zeroed().with_mask(regs::IRQ_SOFT | regs::IRQ_ERROR));
         bar.write_reg(regs::IRQ_RAISE::zeroed().with_bits(regs::IRQ_SOFT));
     })?;
     read_poll_timeout(
-        || Ok(irq.soft_count()),
+        || Ok(gpu.stats.soft_irqs.load(Relaxed)),
         |n| *n != before,
-        Delta::from_millis(1),
+        Delta::from_micros(11),
         Delta::from_millis(2000),
     )?;
-    Ok(())
+    Ok(start.elapsed())
 }

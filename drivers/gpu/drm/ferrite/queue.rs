@@ -103,14 +103,20 @@ pub(crate) struct Inflight {
 impl Inflight {
     /// The job is over, done (`err` is `None`) or failed: what it wrote
     /// goes back to the CPU, then its fence signals, so a waiter sees the
-    /// data. Needs no memory and takes no lock held while allocating.
-    pub(crate) fn finish(mut self, err: Option<Error>) {
+    /// data. Needs no memory and takes no lock held while allocating: the
+    /// job itself (its BOs, its VM: their last references may go with it)
+    /// is let go by `q`'s reaper work item, not here.
+    pub(crate) fn finish(mut self, q: &Arc<Queue>, err: Option<Error>) {
         self.job.userptrs.release();
         self.job.vm.hw.job_done();
+        let Inflight { job, fence, .. } = self;
+        // Cannot fail: `emit` made room for every job on the ring buffer.
+        let _ = q.graveyard.lock().push_within_capacity(job);
         match err {
-            None => self.fence.signal(),
-            Some(e) => self.fence.signal_error(e),
+            None => fence.signal(),
+            Some(e) => fence.signal_error(e),
         }
+        let _ = workqueue::system().enqueue::<_, 2>(q.clone());
     }
 }
 
@@ -222,6 +228,15 @@ impl QueueHw {
     }
 }
 
+impl Drop for QueueHw {
+    fn drop(&mut self) {
+        // The VM keeps the ring buffer: it can be lent again.
+        if let Some(m) = self.mem.take() {
+            m.put();
+        }
+    }
+}
+
 /// Room for one job on a queue ([`Queue::prepare`]); given back if the job
 /// is not submitted.
 pub(crate) struct JobSlot<'a> {
@@ -297,6 +312,13 @@ pub(crate) struct Queue {
     /// What the coredump of the last failure shows, until it is written.
     #[pin]
     pub(crate) dump: SpinLock<Option<DumpInfo>>,
+    /// Jobs that ended, to be dropped by `reap_work` (outside the
+    /// fence-signalling path); room for every job on the ring buffer is
+    /// reserved when it goes there.
+    #[pin]
+    graveyard: SpinLock<KVec<Job>>,
+    #[pin]
+    reap_work: Work<Queue, 2>,
     #[pin]
     work: Work<Queue, 0>,
     #[pin]
@@ -314,6 +336,7 @@ pub(crate) struct Queue {
 impl_has_work! {
     impl HasWork<Queue, 0> for Queue { self.work }
     impl HasWork<Queue, 1> for Queue { self.dump_work }
+    impl HasWork<Queue, 2> for Queue { self.reap_work }
 }
 
 impl_has_fence_callback! {
@@ -380,6 +403,8 @@ impl Queue {
                 }),
                 rec <- new_spinlock!(Record::default()),
                 dump <- new_spinlock!(None),
+                graveyard <- new_spinlock!(KVec::new()),
+                reap_work <- new_work!("ferrite::reap"),
                 work <- new_work!("ferrite::queue"),
                 dump_work <- new_work!("ferrite::coredump"),
                 dep_cb <- FenceCallback::new(),
@@ -574,6 +599,10 @@ impl Queue {
         // as long as `self`.
         unsafe { kernel::bindings::flush_work(Work::raw_get(ptr)) };
         sched::queue_closed(&self.gpu, self);
+        // The jobs that ended let go of their BOs now, not later: closing a
+        // file frees what only its jobs held.
+        let ended = core::mem::take(&mut *self.graveyard.lock());
+        drop(ended);
     }
 
     /// Put a ready job on the ring buffer and start it: one doorbell write
@@ -598,6 +627,17 @@ impl Queue {
         };
         if hw.inflight.reserve(1, GFP_ATOMIC).is_err() {
             return Err((p, Some(ENOMEM)));
+        }
+        {
+            // Room for this job and every other one on the ring buffer.
+            if self
+                .graveyard
+                .lock()
+                .reserve(hw.inflight.len() + 1, GFP_ATOMIC)
+                .is_err()
+            {
+                return Err((p, Some(ENOMEM)));
+            }
         }
         let seqno = p.fence.seqno();
         mem.write_job(hw.tail, p.job.cmd_va, p.job.cmd_size, seqno);
@@ -716,6 +756,16 @@ impl WorkItem<0> for Queue {
                 }
             }
         }
+    }
+}
+
+impl WorkItem<2> for Queue {
+    type Pointer = Arc<Queue>;
+
+    /// Let go of the jobs that ended (process context, no lock held).
+    fn run(this: Arc<Queue>) {
+        let jobs = core::mem::take(&mut *this.graveyard.lock());
+        drop(jobs);
     }
 }
 

@@ -135,13 +135,13 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
             }
             free
         });
-        f.finish(Some(err));
+        f.finish(&q, Some(err));
         if dump {
             let _ = workqueue::system().enqueue::<_, 1>(q.clone());
         }
     }
     for j in cancelled {
-        j.finish(Some(ECANCELED));
+        j.finish(&q, Some(ECANCELED));
     }
     sched::kick(gpu);
     drop(q);
@@ -155,10 +155,12 @@ pub(crate) fn recover(gpu: &Arc<Gpu>) -> Result {
     if gpu.is_dead() {
         return Err(ENODEV);
     }
-    let _signalling = dma_fence::SignallingSection::begin();
     let n = gpu.sched.lock().num_rings();
-    for r in 0..n {
-        sched::complete(gpu, r);
+    {
+        let _signalling = dma_fence::SignallingSection::begin();
+        for r in 0..n {
+            sched::complete(gpu, r);
+        }
     }
     let mut lost: [Option<(Arc<Queue>, Inflight)>; regs::MAX_QUEUES] =
         core::array::from_fn(|_| None);
@@ -190,9 +192,12 @@ pub(crate) fn recover(gpu: &Arc<Gpu>) -> Result {
         gpu.enable_irqs()?;
     }
     dev_info!(gpu.dev, "GPU reset by request: recovered\n");
-    for (q, j) in lost.into_iter().flatten() {
-        q.record_innocent();
-        j.finish(Some(ECANCELED));
+    {
+        let _signalling = dma_fence::SignallingSection::begin();
+        for (q, j) in lost.iter_mut().filter_map(Option::take) {
+            q.record_innocent();
+            j.finish(&q, Some(ECANCELED));
+        }
     }
     sched::kick(gpu);
     Ok(())
@@ -200,16 +205,22 @@ pub(crate) fn recover(gpu: &Arc<Gpu>) -> Result {
 
 /// The device is gone: fail every job on the hardware with `err`.
 pub(crate) fn fail_all(gpu: &Gpu, err: Error) {
-    let _signalling = dma_fence::SignallingSection::begin();
     let mut queues = List::<Queue>::new();
     sched::take_all(&mut gpu.sched.lock(), &mut queues);
-    while let Some(q) = queues.pop_front() {
-        let q = q.into_arc();
-        let jobs = take_jobs(&mut gpu.sched.lock(), &q);
-        for j in jobs {
-            j.finish(Some(err));
+    let mut done = List::<Queue>::new();
+    {
+        let _signalling = dma_fence::SignallingSection::begin();
+        while let Some(q) = queues.pop_front() {
+            let arc = q.clone_arc();
+            let jobs = take_jobs(&mut gpu.sched.lock(), &arc);
+            for j in jobs {
+                j.finish(&arc, Some(err));
+            }
+            done.push_back(q);
         }
     }
+    // The last references of closed queues go here, outside the section.
+    drop(done);
 }
 
 /// Run the pending watchdog check, tick and scheduler work now and wait

@@ -256,11 +256,14 @@ fn attach(gpu: &Gpu, slots: &mut AsSlots, s: &mut Sched, r: usize, q: Arc<Queue>
     if !hw.saved {
         mem.write_fresh_context(hw.head_off(), hw.last_done);
     }
+    let tail = hw.tail;
+    if let Err(e) = gpu.io(|bar| HwRing(r).start(bar, &mem, slot, tail)) {
+        q.vm.hw.leave();
+        return Err(e);
+    }
     hw.saved = false;
     hw.at = Where::Resident(r);
     hw.since = now;
-    let tail = hw.tail;
-    gpu.io(|bar| HwRing(r).start(bar, &mem, slot, tail))?;
     s.stats.placements += 1;
     s.rings[r] = RingSlot {
         queue: Some(q),
@@ -472,15 +475,15 @@ pub(crate) fn complete(gpu: &Arc<Gpu>, r: usize) {
                 drop(s);
                 kick(gpu);
             }
-            done
+            done.map(|d| (q, d))
         };
         if let Some(q) = room {
             q.room();
         }
-        let Some(done) = done else {
+        let Some((q, done)) = done else {
             return;
         };
-        done.finish(None);
+        done.finish(&q, None);
     }
 }
 
@@ -535,10 +538,12 @@ pub(crate) fn describe(gpu: &Gpu, f: &mut core::fmt::Formatter<'_>) -> core::fmt
     let st = s.stats;
     writeln!(
         f,
-        "rings {} timeslice_ms {} preempt {}",
+        "rings {} timeslice_ms {} preempt {} queue_bytes {}",
         s.num_rings(),
         timeslice().as_millis(),
-        s.preempt
+        s.preempt,
+        // What an idle queue costs: its `Arc` allocation (no ring buffer).
+        core::mem::size_of::<Queue>() + 2 * core::mem::size_of::<usize>()
     )?;
     writeln!(
         f,
