@@ -363,7 +363,7 @@ struct drm_ferrite_vm_bind {
 /**
  * enum drm_ferrite_queue_priority - priority of a queue
  * @DRM_FERRITE_QUEUE_PRIORITY_NORMAL: the default (zero, so that callers
- *	built against interface 1.1 get it)
+ *	built against interface 0.1 get it)
  * @DRM_FERRITE_QUEUE_PRIORITY_LOW: runs when no NORMAL or higher queue
  *	is runnable on the rings it could use
  * @DRM_FERRITE_QUEUE_PRIORITY_HIGH: needs CAP_SYS_NICE or DRM master

@@ -353,6 +353,8 @@ struct SchedBench {
     suspend_max_us: f64,
     preemptions: u64,
     rotations: u64,
+    /// What an idle queue costs the kernel (debugfs `sched`).
+    queue_bytes: f64,
 }
 
 /// `/sys/kernel/debug/ferrite-<pci device>/<name>` of `d`.
@@ -469,6 +471,7 @@ fn sched_bench(d: &Device, vm: u32, csize: u32, so: u32, n: usize) -> io::Result
         suspend_max_us: field(&after, "suspend_ns_max").unwrap_or(0.0) / 1000.0,
         preemptions: delta("preemptions") as u64,
         rotations: delta("rotations") as u64,
+        queue_bytes: field(&after, "queue_bytes").unwrap_or(0.0),
     })
 }
 
@@ -746,6 +749,11 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
     println!(
         "  suspends for priority {} and at timeslice ends {} during these runs",
         sb.preemptions, sb.rotations
+    );
+    println!(
+        "  an idle queue costs {:.0} bytes of kernel memory (no ring buffer, no DMA memory) <= 4096   {}",
+        sb.queue_bytes,
+        verdict(sb.queue_bytes > 0.0 && sb.queue_bytes <= 4096.0)
     );
     println!(
         "  (latency goals are for real hardware / KVM; under TCG emulation compare the ratios and counters)"

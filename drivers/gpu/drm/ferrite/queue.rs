@@ -171,8 +171,6 @@ pub(crate) struct QueueHw {
     pub(crate) since: Instant<Monotonic>,
     /// Time on a ring of the head job before `since`.
     pub(crate) head_ran_ns: i64,
-    /// Time on a ring of all the queue's jobs.
-    pub(crate) ring_ns: u64,
     /// Saves the device made inside one of the queue's command buffers.
     pub(crate) preemptions: u32,
     /// A job is ready but the ring buffer is full: queue the work item
@@ -188,15 +186,17 @@ impl QueueHw {
         (self.tail + RING_BYTES - (self.inflight.len() * JOB_BYTES) % RING_BYTES) % RING_BYTES
     }
 
-    /// Charge the time since `since` to the head job and the queue.
-    pub(crate) fn charge(&mut self, stats: &FileStats, now: Instant<Monotonic>) {
+    /// Charge the time since `since` to the head job, the queue and its
+    /// file.
+    pub(crate) fn charge(&mut self, q: &Queue, now: Instant<Monotonic>) {
         if self.inflight.is_empty() {
             self.since = now;
             return;
         }
         let ran = (now - self.since).as_nanos().max(0);
-        stats.engine_ns.add(ran as u64, Relaxed);
-        self.ring_ns += ran as u64;
+        q.stats.engine_ns.add(ran as u64, Relaxed);
+        q.ring_ns.add(ran as u64, Relaxed);
+        q.vtime.add(ran as u64, Relaxed);
         self.head_ran_ns += ran;
         self.since = now;
     }
@@ -302,6 +302,10 @@ pub(crate) struct Queue {
     /// Longest time a job may spend on a ring.
     pub(crate) timeout: Delta,
     pub(crate) stats: Arc<FileStats>,
+    /// Time the queue's jobs spent on a ring.
+    pub(crate) ring_ns: Atomic<u64>,
+    /// Ring time for fair shares (see [`sched::make_runnable`]).
+    pub(crate) vtime: Atomic<u64>,
     ctx: FenceContext<QueueTimeline>,
     closed: Atomic<bool>,
     pub(crate) hw: LockedBy<QueueHw, Sched>,
@@ -376,6 +380,8 @@ impl Queue {
                 fatal,
                 timeout: Delta::from_millis(i64::from(timeout_ms)),
                 stats: stats.clone(),
+                ring_ns: Atomic::new(0),
+                vtime: Atomic::new(0),
                 ctx: FenceContext::new(),
                 closed: Atomic::new(false),
                 hw: LockedBy::new(
@@ -390,7 +396,6 @@ impl Queue {
                         last_done: 0,
                         since: Instant::now(),
                         head_ran_ns: 0,
-                        ring_ns: 0,
                         preemptions: 0,
                         want_room: false,
                         banned: false,
@@ -450,11 +455,12 @@ impl Queue {
     /// The failure record; `clear` resets it (not the counts of faults,
     /// nor a ban).
     pub(crate) fn state(&self, clear: bool) -> StateOut {
-        let (banned, preemptions, ring_ns) = {
+        let (banned, preemptions) = {
             let mut s = self.gpu.sched.lock();
             let hw = self.hw.access_mut(&mut s);
-            (hw.banned, hw.preemptions, hw.ring_ns)
+            (hw.banned, hw.preemptions)
         };
+        let ring_ns = self.ring_ns.load(Relaxed);
         let mut r = self.rec.lock();
         let out = *r;
         if clear {

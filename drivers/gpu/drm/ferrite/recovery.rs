@@ -75,7 +75,7 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
             return;
         };
         let hw = q.hw.access_mut(&mut s);
-        hw.charge(&q.stats, Instant::now());
+        hw.charge(&q, Instant::now());
         let ring_off = hw.head_off();
         let mut ring_dwords = [0u32; JOB_BYTES / 4];
         if let Some(m) = hw.mem.as_ref() {
@@ -172,7 +172,7 @@ pub(crate) fn recover(gpu: &Arc<Gpu>) -> Result {
                 continue;
             };
             let hw = q.hw.access_mut(&mut s);
-            hw.charge(&q.stats, Instant::now());
+            hw.charge(&q, Instant::now());
             if !hw.inflight.is_empty() {
                 if let Ok(j) = hw.inflight.remove(0) {
                     hw.jobs = hw.jobs.saturating_sub(1);

@@ -17,7 +17,9 @@
 //!   ring from where it stopped;
 //! - among queues of one priority, a resident queue that has used its
 //!   timeslice (`sched_tick_ms`, 10 ms by default) is suspended the same
-//!   way when a queue of its priority waits: round robin.
+//!   way when a queue of its priority waits, and rings go to the queues
+//!   that had the least time on a ring: fair shares (a queue that was idle
+//!   starts from the least time of the busy ones, as CFS does).
 //!
 //! Decisions are taken by one work item ([`Gpu::sched_work`], also queued
 //! on the timeslice tick), which holds the address-space slot lock (a
@@ -29,7 +31,7 @@
 use kernel::{
     list::{List, ListArc},
     prelude::*,
-    sync::Arc,
+    sync::{atomic::Relaxed, Arc},
     time::{msecs_to_jiffies, Delta, Instant, Monotonic},
     uapi,
     workqueue::{self, WorkItem},
@@ -218,6 +220,38 @@ impl Sched {
         }
     }
 
+    /// The runnable queue of priority `p` that had the least ring time.
+    fn take_fairest(&mut self, p: Priority) -> Option<Arc<Queue>> {
+        let list = &mut self.runnable[p as usize];
+        let mut fairest: Option<(*const Queue, u64)> = None;
+        for q in list.iter() {
+            let v = q.vtime.load(Relaxed);
+            if fairest.is_none_or(|(_, best)| v < best) {
+                fairest = Some((core::ptr::from_ref::<Queue>(&q), v));
+            }
+        }
+        let (ptr, _) = fairest?;
+        // SAFETY: `ptr` is a queue of this list, alive while it is in it; a
+        // queue is in at most one of the scheduler's lists (`ListLinks<0>`).
+        let q = unsafe { list.remove(&*ptr) }?;
+        self.runnable_len[p as usize] -= 1;
+        Some(q.into_arc())
+    }
+
+    /// The least ring time of the queues of priority `p` that have work.
+    fn min_vtime(&self, p: Priority) -> Option<u64> {
+        let resident = self
+            .rings
+            .iter()
+            .filter_map(|r| r.queue.as_ref())
+            .filter(|q| q.prio == p)
+            .map(|q| q.vtime.load(Relaxed));
+        let runnable = self.runnable[p as usize]
+            .iter()
+            .map(|q| q.vtime.load(Relaxed));
+        Iterator::chain(resident, runnable).min()
+    }
+
     fn best_runnable(&self) -> Option<Priority> {
         Priority::ALL
             .iter()
@@ -231,8 +265,17 @@ impl Sched {
     }
 }
 
-/// A queue with jobs on its ring buffer and no ring becomes runnable.
+/// A queue with jobs on its ring buffer and no ring becomes runnable. Its
+/// ring time, for fair shares, starts no lower than that of the queues of
+/// its priority that have work: a queue that was idle gets its share from
+/// now on, not what it did not use before.
 pub(crate) fn make_runnable(s: &mut Sched, q: &Arc<Queue>) {
+    if let Some(min) = s.min_vtime(q.prio) {
+        // Only the scheduler's lock holder raises it (charges add to it).
+        if q.vtime.load(Relaxed) < min {
+            q.vtime.store(min, Relaxed);
+        }
+    }
     q.hw.access_mut(s).at = Where::Runnable;
     s.push_runnable(q.clone());
 }
@@ -308,11 +351,9 @@ fn schedule(gpu: &Arc<Gpu>) {
         while let Some(best) = s.best_runnable() {
             let free = (0..s.num_rings()).find(|r| s.rings[*r].queue.is_none());
             if let Some(r) = free {
-                let Some(q) = s.runnable[best as usize].pop_front() else {
+                let Some(q) = s.take_fairest(best) else {
                     break;
                 };
-                s.runnable_len[best as usize] -= 1;
-                let q = q.into_arc();
                 let timeout = q.timeout;
                 if let Err(e) = attach(gpu, &mut slots, &mut s, r, q.clone()) {
                     pr_debug!("ferrite: cannot put queue {} on ring {r}: {e:?}\n", q.id);
@@ -341,45 +382,64 @@ fn schedule(gpu: &Arc<Gpu>) {
             // Every ring runs work. Suspends already asked for will free
             // rings for as many runnable queues.
             let mut suspending = 0;
-            let mut victim: Option<(usize, Priority, Instant<Monotonic>)> = None;
+            let mut lowest: Option<Priority> = None;
             for r in 0..s.num_rings() {
                 let Some(q) = s.rings[r].queue.clone() else {
                     continue;
                 };
-                let start = s.rings[r].slice_start;
                 match q.hw.access_mut(&mut s).at {
                     Where::Suspending(_) => suspending += 1,
-                    _ => {
-                        let better = victim.is_none_or(|(_, p, t)| {
-                            q.prio < p || (q.prio == p && (t - start).as_nanos() > 0)
-                        });
-                        if better {
-                            victim = Some((r, q.prio, start));
-                        }
-                    }
+                    _ => lowest = Some(lowest.map_or(q.prio, |p| p.min(q.prio))),
                 }
             }
             if suspending >= s.runnable_count() {
                 break;
             }
-            let Some((r, prio, start)) = victim else {
+            let Some(lowest) = lowest else {
                 break;
             };
-            match prio.cmp(&best) {
-                core::cmp::Ordering::Less => s.stats.preemptions += 1,
-                core::cmp::Ordering::Equal => {
-                    let used = now - start;
-                    if used.as_nanos() < slice.as_nanos() {
-                        let left = Delta::from_nanos(slice.as_nanos() - used.as_nanos());
-                        tick = Some(match tick {
-                            Some(t) if t.as_nanos() < left.as_nanos() => t,
-                            _ => left,
-                        });
-                        break;
-                    }
-                    s.stats.rotations += 1;
+            if lowest > best {
+                break;
+            }
+            // Among the resident queues of the lowest priority (whose
+            // timeslice ended, if they are of the runnable queue's), the
+            // one that had the most ring time gives its ring up.
+            let mut victim: Option<(usize, u64)> = None;
+            let mut wait: Option<Delta> = None;
+            for r in 0..s.num_rings() {
+                let Some(q) = s.rings[r].queue.clone() else {
+                    continue;
+                };
+                if q.prio != lowest || matches!(q.hw.access_mut(&mut s).at, Where::Suspending(_)) {
+                    continue;
                 }
-                core::cmp::Ordering::Greater => break,
+                let used = now - s.rings[r].slice_start;
+                if lowest == best && used.as_nanos() < slice.as_nanos() {
+                    let left = Delta::from_nanos(slice.as_nanos() - used.as_nanos());
+                    wait = Some(match wait {
+                        Some(w) if w.as_nanos() < left.as_nanos() => w,
+                        _ => left,
+                    });
+                    continue;
+                }
+                let v = q.vtime.load(Relaxed);
+                if victim.is_none_or(|(_, best_v)| v > best_v) {
+                    victim = Some((r, v));
+                }
+            }
+            let Some((r, _)) = victim else {
+                if let Some(w) = wait {
+                    tick = Some(match tick {
+                        Some(t) if t.as_nanos() < w.as_nanos() => t,
+                        _ => w,
+                    });
+                }
+                break;
+            };
+            if lowest < best {
+                s.stats.preemptions += 1;
+            } else {
+                s.stats.rotations += 1;
             }
             suspend(gpu, &mut s, r);
         }
@@ -417,7 +477,7 @@ pub(crate) fn suspended(gpu: &Arc<Gpu>, r: usize) {
         };
         let now = Instant::now();
         let hw = q.hw.access_mut(&mut s);
-        hw.charge(&q.stats, now);
+        hw.charge(&q, now);
         let ctx = hw
             .mem
             .as_ref()
@@ -454,7 +514,7 @@ pub(crate) fn complete(gpu: &Arc<Gpu>, r: usize) {
             let value = hw.mem.as_ref().map_or(0, |m| m.fence_value());
             let ended = hw.inflight.first().is_some_and(|j| j.seqno <= value);
             let done = if ended {
-                hw.charge(&q.stats, Instant::now());
+                hw.charge(&q, Instant::now());
                 hw.head_ran_ns = 0;
                 hw.jobs = hw.jobs.saturating_sub(1);
                 let j = hw.inflight.remove(0).ok();
@@ -487,19 +547,34 @@ pub(crate) fn complete(gpu: &Arc<Gpu>, r: usize) {
     }
 }
 
-/// The queue's file destroyed it: it leaves the runnable list or its ring
-/// now if it has no work, else when its work ends.
+/// The queue's file destroyed it: it leaves its ring now if it has nothing
+/// in flight (so that what only it holds, its VM and their BOs, goes with
+/// the file), else when its work ends.
 pub(crate) fn queue_closed(gpu: &Arc<Gpu>, q: &Arc<Queue>) {
-    let mut s = gpu.sched.lock();
-    let hw = q.hw.access_mut(&mut s);
-    match hw.at {
-        Where::Resident(_) if hw.inflight.is_empty() => {
-            drop(s);
-            kick(gpu);
+    let taken = {
+        let mut s = gpu.sched.lock();
+        let hw = q.hw.access_mut(&mut s);
+        match hw.at {
+            Where::Resident(r) if hw.inflight.is_empty() => {
+                let _ = gpu.io(|bar| HwRing(r).reset(bar));
+                q.vm.hw.leave();
+                hw.at = Where::Idle;
+                hw.saved = false;
+                hw.maybe_put_mem();
+                s.take_ring(r)
+            }
+            Where::Idle => {
+                hw.maybe_put_mem();
+                None
+            }
+            _ => None,
         }
-        Where::Idle => hw.maybe_put_mem(),
-        _ => {}
+    };
+    if taken.is_some() {
+        // A ring is free for a runnable queue.
+        kick(gpu);
     }
+    drop(taken);
 }
 
 /// Fail every job of every queue on the hardware (the device is gone).
@@ -569,7 +644,7 @@ pub(crate) fn describe(gpu: &Gpu, f: &mut core::fmt::Formatter<'_>) -> core::fmt
                     q.prio.name(),
                     hw.at,
                     hw.inflight.len(),
-                    hw.ring_ns / 1_000_000,
+                    q.ring_ns.load(Relaxed) / 1_000_000,
                     hw.preemptions
                 )?;
             }
