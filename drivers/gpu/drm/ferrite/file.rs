@@ -669,7 +669,7 @@ impl FileData {
     /// DRM_IOCTL_FERRITE_SUBMIT.
     pub(crate) fn submit(
         dev: &FerriteDevice<Registered>,
-        _reg: &RegistrationData<'_>,
+        reg: &RegistrationData<'_>,
         req: &mut uapi::drm_ferrite_submit,
         file: &File,
     ) -> Result<u32> {
@@ -737,12 +737,17 @@ impl FileData {
             _bos: refs,
             userptrs,
         };
-        let fence = q.submit(slot, job, deps)?;
+        let (fence, run) = q.submit(slot, job, deps)?;
         // Cannot fail: the slots are reserved and the locks held.
         slots.publish(&fence, |i| {
             Usage::rw(writes.get(i).copied().unwrap_or(true))
         });
         drop(locked);
+        if run {
+            // The queue became runnable: give it a ring (or preempt for it)
+            // now, in the submitter's context, rather than from a work item.
+            crate::sched::schedule(&reg.gpu);
+        }
         signals.install(&fence);
         Ok(0)
     }

@@ -490,13 +490,15 @@ impl Queue {
         })
     }
 
-    /// Queue a job in the room `slot` made; returns its fence.
+    /// Queue a job in the room `slot` made; returns its fence, and whether
+    /// the caller must run the scheduler ([`sched::schedule`], once it
+    /// holds no reservation lock: the scheduler takes the slot lock).
     pub(crate) fn submit(
         self: &Arc<Self>,
         mut slot: JobSlot<'_>,
         job: Job,
         deps: KVec<ARef<Fence>>,
-    ) -> Result<ARef<Fence>> {
+    ) -> Result<(ARef<Fence>, bool)> {
         if self.is_closed() || self.gpu.is_dead() {
             return Err(ENODEV);
         }
@@ -514,8 +516,9 @@ impl Queue {
         // the job on the ring buffer now (the `sub` lock keeps the order
         // with the work item).
         if sub.pending.is_empty() && p.deps.is_empty() {
+            let mut run = false;
             match self.emit(p) {
-                Ok(()) => {}
+                Ok(r) => run = r,
                 Err((p, None)) => {
                     let _ = sub.pending.push_within_capacity(p);
                 }
@@ -524,13 +527,13 @@ impl Queue {
                     self.fail_pending(p, e);
                 }
             }
-            return Ok(out);
+            return Ok((out, run));
         }
         // Cannot fail: reserved above.
         let _ = sub.pending.push_within_capacity(p);
         drop(sub);
         let _ = workqueue::system_unbound().enqueue::<_, 0>(self.clone());
-        Ok(out)
+        Ok((out, false))
     }
 
     /// One job less, before it was queued.
@@ -612,9 +615,10 @@ impl Queue {
     }
 
     /// Put a ready job on the ring buffer and start it: one doorbell write
-    /// if the queue holds a ring, else the queue becomes runnable. Gives
-    /// the job back with `None` if the ring buffer is full.
-    fn emit(self: &Arc<Self>, p: Pending) -> core::result::Result<(), (Pending, Option<Error>)> {
+    /// if the queue holds a ring, else the queue becomes runnable and the
+    /// caller runs the scheduler (`Ok(true)`). Gives the job back with
+    /// `None` if the ring buffer is full.
+    fn emit(self: &Arc<Self>, p: Pending) -> core::result::Result<bool, (Pending, Option<Error>)> {
         let gpu = &self.gpu;
         if self.is_closed() || gpu.is_dead() {
             return Err((p, Some(ECANCELED)));
@@ -670,14 +674,13 @@ impl Queue {
                 if r.is_err() || gpu.is_dead() {
                     crate::recovery::fail_all(gpu, ENODEV);
                 }
-                return Ok(());
+                return Ok(false);
             }
             Where::Idle => sched::make_runnable(&mut s, self),
             Where::Runnable | Where::Suspending(_) => {}
         }
         drop(s);
-        sched::kick(gpu);
-        Ok(())
+        Ok(true)
     }
 
     /// Jobs ended and the ring buffer has room again: let the work item
@@ -750,7 +753,9 @@ impl WorkItem<0> for Queue {
                 return;
             };
             match this.emit(p) {
-                Ok(()) => {}
+                // Decided now rather than by a work item later.
+                Ok(true) => sched::schedule(&this.gpu),
+                Ok(false) => {}
                 // Full: a job's end queues us again.
                 Err((p, None)) => {
                     let _ = sub.pending.insert_within_capacity(0, p);

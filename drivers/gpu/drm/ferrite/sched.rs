@@ -8,7 +8,9 @@
 //! next job costs one doorbell write, until its ring is wanted:
 //!
 //! - a free ring, or a ring whose queue is idle, goes to the runnable
-//!   queue of the highest priority, the longest waiting first;
+//!   queue of the highest priority (an idle queue of a higher priority
+//!   than the waiting one keeps its ring for a timeslice after its last
+//!   job, so that its next job needs no preemption);
 //! - a runnable queue of a higher priority than a resident one preempts
 //!   it at once: the ring is asked to suspend, the device saves the
 //!   queue's context at its next suspend point (between two commands,
@@ -280,6 +282,16 @@ pub(crate) fn make_runnable(s: &mut Sched, q: &Arc<Queue>) {
     s.push_runnable(q.clone());
 }
 
+/// Let the scheduler look at its queues again after `t` (no allocation;
+/// an earlier tick already queued stays).
+fn tick_after(gpu: &Arc<Gpu>, t: Delta) {
+    if gpu.is_dead() {
+        return;
+    }
+    let ms = u32::try_from(t.as_millis_ceil().max(1)).unwrap_or(u32::MAX);
+    let _ = workqueue::system_highpri().enqueue_delayed::<_, 2>(gpu.clone(), msecs_to_jiffies(ms));
+}
+
 /// Let the scheduler look at its queues again.
 pub(crate) fn kick(gpu: &Arc<Gpu>) {
     if !gpu.is_dead() {
@@ -326,8 +338,10 @@ fn detach_idle(gpu: &Gpu, s: &mut Sched, r: usize) {
     s.off_ring(q);
 }
 
-/// The scheduler's decisions (the work item, also run on the tick).
-fn schedule(gpu: &Arc<Gpu>) {
+/// The scheduler's decisions (the work item, also run on the tick, and by
+/// a submission that made its queue runnable). Process context: takes the
+/// slot lock.
+pub(crate) fn schedule(gpu: &Arc<Gpu>) {
     if gpu.is_dead() {
         return;
     }
@@ -364,17 +378,40 @@ fn schedule(gpu: &Arc<Gpu>) {
                 crate::recovery::arm_watchdog(gpu, timeout);
                 continue;
             }
-            // A ring whose queue has nothing in flight costs nothing to take.
-            let idle = (0..s.num_rings()).find(|r| {
-                let q = s.rings[*r].queue.clone();
-                q.is_some_and(|q| {
-                    let hw = q.hw.access_mut(&mut s);
-                    hw.inflight.is_empty() && matches!(hw.at, Where::Resident(_))
-                })
-            });
+            // A ring whose queue has nothing in flight costs nothing to take;
+            // a queue of a higher priority than the waiting one keeps it for
+            // a timeslice after its last job, so that its next job finds it
+            // there (one doorbell, no preemption).
+            let mut idle = None;
+            let mut idle_wait: Option<Delta> = None;
+            for r in 0..s.num_rings() {
+                let Some(q) = s.rings[r].queue.clone() else {
+                    continue;
+                };
+                let hw = q.hw.access_mut(&mut s);
+                if !hw.inflight.is_empty() || !matches!(hw.at, Where::Resident(_)) {
+                    continue;
+                }
+                let idle_for = now - hw.since;
+                if q.prio <= best || idle_for.as_nanos() >= slice.as_nanos() {
+                    idle = Some(r);
+                    break;
+                }
+                let left = Delta::from_nanos(slice.as_nanos() - idle_for.as_nanos());
+                idle_wait = Some(match idle_wait {
+                    Some(w) if w.as_nanos() < left.as_nanos() => w,
+                    _ => left,
+                });
+            }
             if let Some(r) = idle {
                 detach_idle(gpu, &mut s, r);
                 continue;
+            }
+            if let Some(w) = idle_wait {
+                tick = Some(match tick {
+                    Some(t) if t.as_nanos() < w.as_nanos() => t,
+                    _ => w,
+                });
             }
             if !s.preempt {
                 break;
@@ -446,9 +483,7 @@ fn schedule(gpu: &Arc<Gpu>) {
         core::mem::swap(&mut reaped, &mut s.reaped);
     }
     if let Some(t) = tick {
-        let ms = u32::try_from(t.as_millis_ceil().max(1)).unwrap_or(u32::MAX);
-        let _ =
-            workqueue::system_highpri().enqueue_delayed::<_, 2>(gpu.clone(), msecs_to_jiffies(ms));
+        tick_after(gpu, t);
     }
     // The last references of closed queues go here, with no lock held.
     while let Some(q) = reaped.pop_front() {
@@ -529,11 +564,17 @@ pub(crate) fn complete(gpu: &Arc<Gpu>, r: usize) {
                 hw.want_room = false;
                 room = Some(q.clone());
             }
-            if done.is_none() && hw.inflight.is_empty() && (q.is_closed() || s.runnable_count() > 0)
-            {
-                // Idle: the work item gives the ring to a waiting queue.
+            if done.is_none() && hw.inflight.is_empty() {
+                let best = s.best_runnable();
                 drop(s);
-                kick(gpu);
+                if q.is_closed() || best.is_some_and(|b| b >= q.prio) {
+                    // Idle: the work item gives the ring to a waiting queue.
+                    kick(gpu);
+                } else if best.is_some() {
+                    // Only queues of a lower priority wait: the ring is
+                    // theirs if this queue stays idle for a timeslice.
+                    tick_after(gpu, timeslice());
+                }
             }
             done.map(|d| (q, d))
         };
