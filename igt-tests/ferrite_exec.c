@@ -374,17 +374,23 @@ static void test_coredump(void)
 	fx_write64(&bad, FX_VA(9) + 0x80, 1, 0);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &bad), -EFAULT);
 	snprintf(want, sizeof(want), "fault_addr %#llx", (unsigned long long)(FX_VA(9) + 0x80));
-	for (int i = 0; i < 256 && !found; i++) {
-		snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
-		if (slurp(path, buf, sizeof(buf)) <= 0)
-			continue;
-		if (strstr(buf, "ferrite coredump") && strstr(buf, want) &&
-		    strstr(buf, "cmd_va") && strstr(buf, "mappings:")) {
-			int f = open(path, O_WRONLY);
+	/* The dump is written by a work item after the fence signalled (the
+	 * signalling path does not allocate): look for it for up to 5 s. */
+	for (int tries = 0; tries < 100 && !found; tries++) {
+		if (tries)
+			usleep(50000);
+		for (int i = 0; i < 256 && !found; i++) {
+			snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
+			if (slurp(path, buf, sizeof(buf)) <= 0)
+				continue;
+			if (strstr(buf, "ferrite coredump") && strstr(buf, want) &&
+			    strstr(buf, "cmd_va") && strstr(buf, "mappings:")) {
+				int f = open(path, O_WRONLY);
 
-			found = 1;
-			ftest_assert(f >= 0 && write(f, "1", 1) == 1);
-			close(f);
+				found = 1;
+				ftest_assert(f >= 0 && write(f, "1", 1) == 1);
+				close(f);
+			}
 		}
 	}
 	if (!found)

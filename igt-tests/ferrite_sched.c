@@ -653,9 +653,12 @@ enum {
 	FR_INFLIGHT = 3,
 	FR_MAXJOBS = 4096,
 	FR_BUF = 1 << 20,
-	FR_FILLS = 4,
+	/* Jobs long enough (about 70 ms on the model) that the submitting
+	 * processes keep 3 in flight even on the debug kernel: GPU time is then
+	 * shared by the scheduler, not by how much CPU each process got. */
+	FR_FILLS = 16,
 	FR_KINDS = 4,
-	FR_CMD = 128,
+	FR_CMD = 512,
 };
 #define FR_SECONDS 4.0
 

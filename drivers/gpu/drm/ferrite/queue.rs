@@ -609,9 +609,13 @@ impl Queue {
         unsafe { kernel::bindings::flush_work(Work::raw_get(ptr)) };
         sched::queue_closed(&self.gpu, self);
         // The jobs that ended let go of their BOs now, not later: closing a
-        // file frees what only its jobs held.
+        // file frees what only its jobs held (the reaper may be dropping
+        // some: wait for it).
         let ended = core::mem::take(&mut *self.graveyard.lock());
         drop(ended);
+        let reap: *const Work<Queue, 2> = &self.reap_work;
+        // SAFETY: as above.
+        unsafe { kernel::bindings::flush_work(Work::raw_get(reap)) };
     }
 
     /// Put a ready job on the ring buffer and start it: one doorbell write
@@ -753,8 +757,13 @@ impl WorkItem<0> for Queue {
                 return;
             };
             match this.emit(p) {
-                // Decided now rather than by a work item later.
-                Ok(true) => sched::schedule(&this.gpu),
+                // Decided now rather than by a work item later, without
+                // `sub`: a SUBMIT takes it under reservation locks, which
+                // binds take under the slot lock the scheduler takes.
+                Ok(true) => {
+                    drop(sub);
+                    sched::schedule(&this.gpu);
+                }
                 Ok(false) => {}
                 // Full: a job's end queues us again.
                 Err((p, None)) => {
