@@ -642,28 +642,35 @@ static void test_preempt_mid_job(void)
 
 /*
  * fairness: 16 processes, one NORMAL queue each (in its own file, so that
- * fdinfo tells them apart), each keeping 3 jobs of equal cost (4 FILLs of
- * 1 MiB and a CHECKSUM) in flight for 4 s. 16 queues on 8 rings, all of
- * one priority: each must get GPU time (fdinfo drm-engine-queue, and
- * QUEUE_GET_STATE.ring_time_ns) within 25% of the mean, read at the end of
- * the 4 s; and every job's checksum must be right.
+ * fdinfo tells them apart), each with FR_JOBS jobs of equal cost (FILLs of
+ * 1 MiB and a CHECKSUM) queued at once, more than the window lets the GPU
+ * run. 16 queues on 8 rings, all of one priority, all with work
+ * throughout: between two instants the parent picks (every child samples
+ * at both), each queue must get GPU time (fdinfo drm-engine-queue, and
+ * QUEUE_GET_STATE.ring_time_ns) within 25% of the mean. The work is queued
+ * before the window, so what is shared is the GPU, not the CPU time each
+ * process got to submit (the debug kernel is slow). Every job's checksum
+ * must be right.
  */
 enum {
 	FR_PROCS = 16,
-	FR_INFLIGHT = 3,
-	FR_MAXJOBS = 4096,
+	FR_JOBS = 100,
 	FR_BUF = 1 << 20,
-	/* Jobs long enough (about 70 ms on the model) that the submitting
-	 * processes keep 3 in flight even on the debug kernel: GPU time is then
-	 * shared by the scheduler, not by how much CPU each process got. */
-	FR_FILLS = 16,
+	FR_FILLS = 8,
 	FR_KINDS = 4,
-	FR_CMD = 512,
+	FR_CMD = 256,
 };
-#define FR_SECONDS 4.0
+#define FR_SECONDS 2.5
 
 struct fr_figures {
-	long long engine_ns, ring_ns, jobs;
+	long long engine_ns[2], ring_ns[2], jobs;
+	/* The last job had not ended at the second sample. */
+	int busy;
+};
+
+/* The parent's instants: 1 and 2 ask for a sample, 3 to finish. */
+struct fr_clock {
+	volatile int phase;
 };
 
 static uint32_t fr_pattern(int kind, int f)
@@ -671,12 +678,23 @@ static uint32_t fr_pattern(int kind, int f)
 	return pattern_of(0x200 + kind, f);
 }
 
-static void fr_child(int p, struct gun *g, const uint64_t *hash, struct fr_figures *out)
+static void fr_wait_phase(struct fr_clock *clk, int phase)
 {
-	int fd = fdev_open_render(0), r, j = 0;
-	uint32_t vm, buf, res, cmd, so[FR_INFLIGHT], q;
+	double end = ftest_now() + 120;
+
+	while (clk->phase < phase) {
+		if (ftest_now() > end)
+			ftest_fail("fairness: no instant %d from the parent", phase);
+		usleep(500);
+	}
+}
+
+static void fr_child(int p, struct gun *g, struct fr_clock *clk, const uint64_t *hash,
+		     struct fr_figures *out)
+{
+	int fd = fdev_open_render(0), r;
+	uint32_t vm, buf, res, cmd, so[FR_JOBS], q;
 	volatile uint64_t *pres;
-	double end;
 	void *pcmd;
 
 	ftest_assert(fd >= 0);
@@ -686,10 +704,10 @@ static void fr_child(int p, struct gun *g, const uint64_t *hash, struct fr_figur
 		ftest_fail("process %d: QUEUE_CREATE: %s", p, strerror(-r));
 	q = (uint32_t)r;
 	bo_at(fd, vm, FX_VA(1), FR_BUF, &buf);
-	pres = bo_at(fd, vm, FX_VA(2), FR_MAXJOBS * 8, &res);
-	pcmd = bo_at(fd, vm, FX_VA(3), (uint64_t)FR_MAXJOBS * FR_CMD, &cmd);
+	pres = bo_at(fd, vm, FX_VA(2), FR_JOBS * 8, &res);
+	pcmd = bo_at(fd, vm, FX_VA(3), (uint64_t)FR_JOBS * FR_CMD, &cmd);
 	cpu_begin(fd, cmd, true);
-	for (int k = 0; k < FR_MAXJOBS; k++) {
+	for (int k = 0; k < FR_JOBS; k++) {
 		struct fx_cmd c = { 0 };
 
 		for (int f = 0; f < FR_FILLS; f++)
@@ -698,47 +716,28 @@ static void fr_child(int p, struct gun *g, const uint64_t *hash, struct fr_figur
 		put_cmd(pcmd, FX_VA(3), (uint64_t)k * FR_CMD, FR_CMD, &c);
 	}
 	cpu_end(fd, cmd, true);
-	for (int i = 0; i < FR_INFLIGHT; i++)
-		so[i] = fx_syncobj(fd);
+	for (int k = 0; k < FR_JOBS; k++)
+		so[k] = fx_syncobj(fd);
 
 	gun_wait(g);
-	end = ftest_now() + FR_SECONDS;
-	while (j < FR_MAXJOBS) {
-		uint32_t s = so[j % FR_INFLIGHT];
-
-		if (j >= FR_INFLIGHT) {
-			/* Job j - 3 must be done before job j goes in. */
-			int ms = (int)((end - ftest_now()) * 1000) + 1;
-
-			if (ms <= 0)
-				break;
-			r = fx_syncobj_wait(fd, s, ms);
-			if (r == -ETIME)
-				break;
-			ftest_assert_eq(r, 0);
-			r = fx_syncobj_status(fd, s);
-			if (r != 1)
-				ftest_fail("process %d job %d: fence status %d", p, j - FR_INFLIGHT, r);
-		}
-		if (ftest_now() >= end)
-			break;
-		ftest_assert_ok(fx_submit(fd, q, FX_VA(3) + (uint64_t)j * FR_CMD, FR_CMD, s));
-		j++;
+	for (int k = 0; k < FR_JOBS; k++)
+		ftest_assert_ok(fx_submit(fd, q, FX_VA(3) + (uint64_t)k * FR_CMD, FR_CMD, so[k]));
+	out->jobs = FR_JOBS;
+	for (int i = 0; i < 2; i++) {
+		fr_wait_phase(clk, i + 1);
+		out->engine_ns[i] = fx_fdinfo_engine_ns(fd);
+		out->ring_ns[i] = (long long)fx_state(fd, q, 0).ring_time_ns;
 	}
-	/* The figures at the end of the window, before the queue drains. */
-	out->engine_ns = fx_fdinfo_engine_ns(fd);
-	out->ring_ns = (long long)fx_state(fd, q, 0).ring_time_ns;
-	out->jobs = j;
-	if (j == FR_MAXJOBS)
-		ftest_fail("process %d ran out of jobs (%d) before the end of the window", p, j);
-	for (int i = 0; i < FR_INFLIGHT && i < j; i++) {
-		r = wait_status(fd, so[i], 60000, "fairness job");
+	out->busy = fx_syncobj_wait(fd, so[FR_JOBS - 1], 0) == -ETIME;
+	fr_wait_phase(clk, 3);
+	for (int k = 0; k < FR_JOBS; k++) {
+		r = wait_status(fd, so[k], 120000, "fairness job");
 		if (r != 1)
-			ftest_fail("process %d: a last job's fence status %d", p, r);
+			ftest_fail("process %d job %d: fence status %d", p, k, r);
 	}
 	ftest_assert_eq(fx_state(fd, q, 0).failed_jobs, 0);
 	cpu_begin(fd, res, false);
-	for (int k = 0; k < j; k++)
+	for (int k = 0; k < FR_JOBS; k++)
 		if (pres[k] != hash[k % FR_KINDS])
 			ftest_fail("process %d job %d: checksum %#llx, expected %#llx", p, k,
 				   (unsigned long long)pres[k], (unsigned long long)hash[k % FR_KINDS]);
@@ -771,6 +770,7 @@ static void test_fairness(void)
 {
 	int fd = fdev_open_or_skip(0);
 	struct fr_figures *fig = shared_mem(sizeof(*fig) * FR_PROCS);
+	struct fr_clock *clk = shared_mem(sizeof(*clk));
 	double engine[FR_PROCS], ring[FR_PROCS];
 	uint64_t hash[FR_KINDS];
 	pid_t pids[FR_PROCS];
@@ -781,25 +781,37 @@ static void test_fairness(void)
 	for (int k = 0; k < FR_KINDS; k++)
 		hash[k] = fill_hash(fr_pattern(k, FR_FILLS - 1), FR_BUF);
 	gun_init(&g);
+	clk->phase = 0;
 	for (int p = 0; p < FR_PROCS; p++) {
-		fig[p].engine_ns = fig[p].ring_ns = -1;
+		fig[p].engine_ns[0] = fig[p].ring_ns[0] = -1;
 		pids[p] = fork_child();
 		if (pids[p] == 0) {
 			gun_child(&g);
-			fr_child(p, &g, hash, &fig[p]);
+			fr_child(p, &g, clk, hash, &fig[p]);
 			_exit(0);
 		}
 	}
 	gun_fire(&g, FR_PROCS);
+	/* Every child submits its jobs, then the window opens. */
+	usleep(500 * 1000);
+	clk->phase = 1;
+	usleep((useconds_t)(FR_SECONDS * 1e6));
+	clk->phase = 2;
+	usleep(100 * 1000);
+	clk->phase = 3;
 	for (int p = 0; p < FR_PROCS; p++)
 		fx_reap(pids[p]);
 	for (int p = 0; p < FR_PROCS; p++) {
-		printf("queue %2d: %lld jobs, fdinfo %.1f ms, ring_time %.1f ms\n", p, fig[p].jobs,
-		       fig[p].engine_ns / 1e6, fig[p].ring_ns / 1e6);
-		if (fig[p].engine_ns < 0)
+		engine[p] = (double)(fig[p].engine_ns[1] - fig[p].engine_ns[0]);
+		ring[p] = (double)(fig[p].ring_ns[1] - fig[p].ring_ns[0]);
+		printf("queue %2d: fdinfo %.1f ms, ring_time %.1f ms in the window%s\n", p,
+		       engine[p] / 1e6, ring[p] / 1e6, fig[p].busy ? "" : " (ran out of work)");
+		if (fig[p].engine_ns[0] < 0)
 			ftest_fail("queue %d: no drm-engine-queue in fdinfo", p);
-		engine[p] = (double)fig[p].engine_ns;
-		ring[p] = (double)fig[p].ring_ns;
+		if (!fig[p].busy)
+			ftest_fail("queue %d ran out of work before the window closed: "
+				   "FR_JOBS is too small for this machine",
+				   p);
 	}
 	fr_check("fdinfo drm-engine-queue", engine);
 	fr_check("QUEUE_GET_STATE ring_time_ns", ring);
