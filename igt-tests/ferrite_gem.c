@@ -134,7 +134,10 @@ static void test_create_bad(void)
 
 	c = (struct drm_ferrite_gem_create){ .size = 0 };
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
-	c = (struct drm_ferrite_gem_create){ .size = 4096, .flags = 1 };
+	/* Flags unknown to 0.3 (bit 0 is DRM_FERRITE_GEM_CREATE_NO_MMAP). */
+	c = (struct drm_ferrite_gem_create){ .size = 4096, .flags = 1 << 1 };
+	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
+	c = (struct drm_ferrite_gem_create){ .size = 4096, .flags = 1u << 31 };
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
 	c = (struct drm_ferrite_gem_create){ .size = (1ull << 36) + 1 };
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);

@@ -36,6 +36,34 @@ pub const IOCTL_GEM_CREATE: u64 =
 pub const IOCTL_GEM_MMAP_OFFSET: u64 = iowr::<uapi::drm_ferrite_gem_mmap_offset>(
     uapi::drm_ferrite_ioctl_id_DRM_FERRITE_GEM_MMAP_OFFSET,
 );
+pub const IOCTL_BO_SET_LABEL: u64 =
+    iowr::<uapi::drm_ferrite_bo_set_label>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_BO_SET_LABEL);
+pub const IOCTL_BO_QUERY_INFO: u64 =
+    iowr::<uapi::drm_ferrite_bo_query_info>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_BO_QUERY_INFO);
+
+/// Where an imported BO comes from (`enum drm_ferrite_bo_import`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoImport {
+    /// Not imported: created on this device.
+    None,
+    /// Exported by another Ferrite device.
+    Ferrite,
+    /// Exported by another DRM driver's GEM object.
+    Drm,
+    /// Any other exporter (udmabuf, dma-buf heaps, ...).
+    Other,
+}
+
+/// What BO_QUERY_INFO reports of a buffer object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoInfo {
+    pub size: u64,
+    /// `DRM_FERRITE_GEM_CREATE_*` flags it was created with.
+    pub create_flags: u32,
+    pub import: BoImport,
+    /// The label's bytes (without NUL), if it has one.
+    pub label: Option<Vec<u8>>,
+}
 
 /// A buffer object handle of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,10 +145,49 @@ impl Device {
         self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_COUNTERS)
     }
 
+    /// DEV_QUERY SCHED (interface 0.2).
+    pub fn sched_info(&self) -> io::Result<uapi::drm_ferrite_sched_info> {
+        self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_SCHED)
+    }
+
+    /// DEV_QUERY TIMESTAMP (0.3): the GPU clock's frequency and one sample
+    /// of it with CLOCK_MONOTONIC and CLOCK_MONOTONIC_RAW.
+    pub fn timestamp(&self) -> io::Result<uapi::drm_ferrite_timestamp_info> {
+        self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_TIMESTAMP)
+    }
+
+    /// DEV_QUERY MEMORY (0.3): the memory the GPU can use and the budget.
+    pub fn memory(&self) -> io::Result<uapi::drm_ferrite_memory_info> {
+        self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MEMORY)
+    }
+
+    /// DEV_QUERY MMU (0.3): VA bits, ranges, page sizes.
+    pub fn mmu(&self) -> io::Result<uapi::drm_ferrite_mmu_info> {
+        self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MMU)
+    }
+
+    /// DEV_QUERY FEATURES (0.3): the `DRM_FERRITE_UAPI_*` bits; 0 from a
+    /// kernel older than 0.3 (which does not know the query).
+    pub fn uapi_features(&self) -> io::Result<u64> {
+        match self.query::<uapi::drm_ferrite_uapi_features>(
+            uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_FEATURES,
+        ) {
+            Ok(f) => Ok(f.features),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// GEM_CREATE.
     pub fn gem_create(&self, size: u64) -> io::Result<Bo> {
+        self.gem_create_flags(size, 0)
+    }
+
+    /// GEM_CREATE with `DRM_FERRITE_GEM_CREATE_*` flags.
+    pub fn gem_create_flags(&self, size: u64, flags: u32) -> io::Result<Bo> {
         let mut c = uapi::drm_ferrite_gem_create {
             size,
+            flags,
             ..Default::default()
         };
         // SAFETY: c is a drm_ferrite_gem_create.
@@ -140,6 +207,52 @@ impl Device {
         // SAFETY: m is a drm_ferrite_gem_mmap_offset.
         unsafe { drm::ioctl(self.fd(), IOCTL_GEM_MMAP_OFFSET, &mut m)? };
         Ok(m.offset)
+    }
+
+    /// BO_SET_LABEL: label `bo` (at most 4095 bytes, no NUL), or with
+    /// `None` clear its label.
+    pub fn bo_set_label(&self, bo: Bo, label: Option<&[u8]>) -> io::Result<()> {
+        let owned = match label {
+            Some(l) => Some(
+                std::ffi::CString::new(l)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+            ),
+            None => None,
+        };
+        let mut a = uapi::drm_ferrite_bo_set_label {
+            handle: bo.handle,
+            pad: 0,
+            label: owned.as_ref().map_or(0, |c| c.as_ptr() as u64),
+        };
+        // SAFETY: a is a drm_ferrite_bo_set_label whose string outlives the call.
+        unsafe { drm::ioctl(self.fd(), IOCTL_BO_SET_LABEL, &mut a) }
+    }
+
+    /// BO_QUERY_INFO, with the label.
+    pub fn bo_query_info(&self, bo: Bo) -> io::Result<BoInfo> {
+        let mut buf = vec![0u8; uapi::DRM_FERRITE_BO_LABEL_MAX as usize];
+        let mut q = uapi::drm_ferrite_bo_query_info {
+            handle: bo.handle,
+            label: buf.as_mut_ptr() as u64,
+            label_size: buf.len() as u32,
+            ..Default::default()
+        };
+        // SAFETY: q is a drm_ferrite_bo_query_info whose label buffer of
+        // label_size bytes outlives the call.
+        unsafe { drm::ioctl(self.fd(), IOCTL_BO_QUERY_INFO, &mut q)? };
+        let len = (q.label_len as usize).min(buf.len() - 1);
+        buf.truncate(len);
+        Ok(BoInfo {
+            size: q.size,
+            create_flags: q.create_flags,
+            import: match q.import_kind {
+                uapi::drm_ferrite_bo_import_DRM_FERRITE_BO_IMPORT_NONE => BoImport::None,
+                uapi::drm_ferrite_bo_import_DRM_FERRITE_BO_IMPORT_FERRITE => BoImport::Ferrite,
+                uapi::drm_ferrite_bo_import_DRM_FERRITE_BO_IMPORT_DRM => BoImport::Drm,
+                _ => BoImport::Other,
+            },
+            label: (q.label_len > 0).then_some(buf),
+        })
     }
 
     /// Map the whole BO into the CPU's address space.
@@ -198,6 +311,14 @@ mod tests {
         assert_eq!(
             IOCTL_GEM_MMAP_OFFSET,
             uapi::DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET as u64
+        );
+        assert_eq!(
+            IOCTL_BO_SET_LABEL,
+            uapi::DRM_IOCTL_FERRITE_BO_SET_LABEL as u64
+        );
+        assert_eq!(
+            IOCTL_BO_QUERY_INFO,
+            uapi::DRM_IOCTL_FERRITE_BO_QUERY_INFO as u64
         );
     }
 }

@@ -9,7 +9,7 @@ pub mod exec;
 pub mod mmap;
 
 pub use cmds::{fnv1a, Cmds};
-pub use device::{Bo, Device};
+pub use device::{Bo, BoImport, BoInfo, Device};
 pub use exec::{BindOp, BoRef, SyncOp};
 pub use mmap::Mmap;
 

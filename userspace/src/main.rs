@@ -61,6 +61,24 @@ fn info() -> std::io::Result<()> {
             "  GPU VA: {} bits, user range {:#x}..{:#x}, page sizes {:#x}",
             info.va_bits, info.va_start, info.va_end, info.page_sizes
         );
+        // Interface 0.3's queries; an older driver lacks them.
+        if let Ok(f) = d.uapi_features() {
+            println!("  uapi features {f:#x}");
+        }
+        if let Ok(m) = d.memory() {
+            println!(
+                "  memory: {} MiB usable, budget {} MiB, BOs up to {} GiB",
+                m.total >> 20,
+                m.available >> 20,
+                m.max_bo_size >> 30
+            );
+        }
+        if let Ok(t) = d.timestamp() {
+            println!(
+                "  GPU clock: {} Hz, at {} (CLOCK_MONOTONIC {} ns, sampled within {} ns)",
+                t.timestamp_frequency, t.gpu_timestamp, t.cpu_monotonic_ns, t.sample_window_ns
+            );
+        }
         let c = d.counters()?;
         let hw: Vec<String> = COUNTER_NAMES
             .iter()

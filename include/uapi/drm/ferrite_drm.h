@@ -65,6 +65,10 @@ enum drm_ferrite_ioctl_id {
 	DRM_FERRITE_QUEUE_GET_STATE,
 	/** @DRM_FERRITE_GEM_SYNC: Begin or end CPU access to a buffer object. */
 	DRM_FERRITE_GEM_SYNC,
+	/** @DRM_FERRITE_BO_SET_LABEL: Set or clear a buffer object's label (since 0.3). */
+	DRM_FERRITE_BO_SET_LABEL,
+	/** @DRM_FERRITE_BO_QUERY_INFO: Query a buffer object (since 0.3). */
+	DRM_FERRITE_BO_QUERY_INFO,
 };
 
 /**
@@ -84,11 +88,26 @@ struct drm_ferrite_obj_array {
  * @DRM_FERRITE_DEV_QUERY_INFO: &struct drm_ferrite_dev_info
  * @DRM_FERRITE_DEV_QUERY_COUNTERS: &struct drm_ferrite_counters
  * @DRM_FERRITE_DEV_QUERY_SCHED: &struct drm_ferrite_sched_info (since 0.2)
+ * @DRM_FERRITE_DEV_QUERY_TIMESTAMP: &struct drm_ferrite_timestamp_info
+ *	(since 0.3); -EOPNOTSUPP if the device has no timestamp
+ *	(DRM_FERRITE_FEATURE_TIMESTAMP clear), -ENODEV if it is gone
+ * @DRM_FERRITE_DEV_QUERY_MEMORY: &struct drm_ferrite_memory_info (since 0.3)
+ * @DRM_FERRITE_DEV_QUERY_MMU: &struct drm_ferrite_mmu_info (since 0.3)
+ * @DRM_FERRITE_DEV_QUERY_FEATURES: &struct drm_ferrite_uapi_features
+ *	(since 0.3)
+ *
+ * A type this kernel does not know fails with -EINVAL: a kernel older
+ * than 0.3 answers DRM_FERRITE_DEV_QUERY_FEATURES so, which userspace
+ * takes as "only the features of the version DRM_IOCTL_VERSION reports".
  */
 enum drm_ferrite_dev_query_type {
 	DRM_FERRITE_DEV_QUERY_INFO = 0,
 	DRM_FERRITE_DEV_QUERY_COUNTERS = 1,
 	DRM_FERRITE_DEV_QUERY_SCHED = 2,
+	DRM_FERRITE_DEV_QUERY_TIMESTAMP = 3,
+	DRM_FERRITE_DEV_QUERY_MEMORY = 4,
+	DRM_FERRITE_DEV_QUERY_MMU = 5,
+	DRM_FERRITE_DEV_QUERY_FEATURES = 6,
 };
 
 /**
@@ -96,7 +115,8 @@ enum drm_ferrite_dev_query_type {
  *
  * With @pointer zero, the kernel sets @size to the size of the answer.
  * Otherwise it writes min(@size, answer size) bytes at @pointer and sets
- * @size to the number of bytes written.
+ * @size to the number of bytes written. A @pointer the kernel cannot
+ * write fails with -EFAULT; an unknown @type with -EINVAL.
  */
 struct drm_ferrite_dev_query {
 	/** @type: One of &enum drm_ferrite_dev_query_type. */
@@ -137,7 +157,10 @@ struct drm_ferrite_dev_info {
 	__u64 va_start;
 	/** @va_end: End (exclusive) of the GPU VA range userspace may bind. */
 	__u64 va_end;
-	/** @page_sizes: Bitmask of the page and block sizes the MMU maps. */
+	/**
+	 * @page_sizes: Bitmask of the page and block sizes the MMU maps:
+	 * bit n set means 2^n-byte pages (see &drm_ferrite_mmu_info.page_sizes).
+	 */
 	__u64 page_sizes;
 };
 
@@ -198,10 +221,151 @@ struct drm_ferrite_sched_info {
 };
 
 /**
+ * struct drm_ferrite_timestamp_info - GPU timestamps and CPU clocks
+ *
+ * The device clock counts nanoseconds from an arbitrary origin (the
+ * hardware's TIMESTAMP_LO/HI registers); the TIMESTAMP command writes
+ * values of this same clock. One calibrated sample relates it to the CPU's
+ * clocks (for VK_KHR_calibrated_timestamps): the kernel reads
+ * CLOCK_MONOTONIC and CLOCK_MONOTONIC_RAW, then the device clock, then
+ * both CPU clocks again, and reports the midpoints of the CPU reads. The
+ * device clock was read at a CPU time within @sample_window_ns / 2 of
+ * @cpu_monotonic_ns (and of @cpu_monotonic_raw_ns in that clock). The
+ * kernel takes a few samples and reports the one with the narrowest
+ * window.
+ *
+ * A GPU timestamp t converts to CLOCK_MONOTONIC as
+ * @cpu_monotonic_ns + (t - @gpu_timestamp) * 10^9 / @timestamp_frequency,
+ * give or take @sample_window_ns / 2 (and the drift between the two
+ * clocks, which a fresh sample removes).
+ */
+struct drm_ferrite_timestamp_info {
+	/** @timestamp_frequency: Ticks of the device clock per second (10^9). */
+	__u64 timestamp_frequency;
+	/** @gpu_timestamp: The device clock, in its ticks. */
+	__u64 gpu_timestamp;
+	/** @cpu_monotonic_ns: CLOCK_MONOTONIC at the sample, in ns. */
+	__u64 cpu_monotonic_ns;
+	/** @cpu_monotonic_raw_ns: CLOCK_MONOTONIC_RAW at the sample, in ns. */
+	__u64 cpu_monotonic_raw_ns;
+	/**
+	 * @sample_window_ns: CLOCK_MONOTONIC time between the first and the
+	 * last CPU clock read of the sample, in ns.
+	 */
+	__u64 sample_window_ns;
+};
+
+/**
+ * struct drm_ferrite_memory_info - memory the GPU can use
+ *
+ * The GPU has no memory of its own: BOs are system memory (shmem pages,
+ * allocated on first use; see &struct drm_ferrite_gem_create). Figures in
+ * bytes; they are estimates of the moment, for VK_EXT_memory_budget.
+ */
+struct drm_ferrite_memory_info {
+	/**
+	 * @total: System RAM the device can reach: all of it, or for a device
+	 * that addresses fewer than 64 bits, at most what its DMA addresses
+	 * cover (a device limited to 32 bits gets its BO pages below 4 GiB).
+	 */
+	__u64 total;
+	/**
+	 * @available: The budget: how many bytes of BOs that were never used
+	 * the GPU may start using now. The first use of a BO (its first
+	 * VM_BIND or GEM_SYNC) pins its pages, and fails with -ENOMEM if it
+	 * would leave less than an eighth of the kernel's estimate of
+	 * available memory (si_mem_available(), at least 64 MiB) free; this is
+	 * that estimate minus that reserve, at most @total.
+	 */
+	__u64 available;
+	/** @max_bo_size: Largest BO GEM_CREATE accepts (64 GiB). */
+	__u64 max_bo_size;
+};
+
+/**
+ * struct drm_ferrite_mmu_info - the GPU address spaces
+ *
+ * Every VM spans 2^@va_bits bytes. Userspace may bind
+ * [@user_va_start, @user_va_end); the rest belongs to the driver (the
+ * first 64 KiB stay unmapped so that a NULL-based pointer faults; the top
+ * [@kernel_va_start, @kernel_va_end) holds the driver's rings and fence
+ * pages, which jobs cannot write). A heap or allocator must fit in the
+ * user range: VM_BIND outside it fails with -EINVAL.
+ */
+struct drm_ferrite_mmu_info {
+	/** @va_bits: Width of GPU virtual addresses (48). */
+	__u32 va_bits;
+	/**
+	 * @bind_alignment: Alignment, in bytes, of VM_BIND addresses, sizes
+	 * and BO offsets (the smallest page size, 4096).
+	 */
+	__u32 bind_alignment;
+	/** @user_va_start: First GPU VA userspace may bind. */
+	__u64 user_va_start;
+	/** @user_va_end: End (exclusive) of the range userspace may bind. */
+	__u64 user_va_end;
+	/** @kernel_va_start: First GPU VA the driver keeps for itself. */
+	__u64 kernel_va_start;
+	/** @kernel_va_end: End (exclusive) of the driver's range. */
+	__u64 kernel_va_end;
+	/**
+	 * @page_sizes: Bit n set: the MMU maps 2^n-byte pages or blocks
+	 * (AArch64 LPAE with a 4 KiB granule: 4 KiB pages, 2 MiB and 1 GiB
+	 * blocks). The driver uses a block wherever the GPU VA, the BO offset
+	 * and the pages behind them are aligned and contiguous to its size
+	 * (large BOs get 2 MiB folios); nothing else changes for userspace.
+	 */
+	__u64 page_sizes;
+};
+
+/*
+ * Bits of &drm_ferrite_uapi_features.features: one per addition to the
+ * interface since 0.1, so that userspace can gate on each.
+ *
+ * DRM_FERRITE_UAPI_SCHED (0.2): queue priorities
+ * (&drm_ferrite_queue_create.priority), DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL,
+ * DRM_FERRITE_DEV_QUERY_SCHED and the fields of QUEUE_GET_STATE after
+ * failed_jobs.
+ * DRM_FERRITE_UAPI_TIMESTAMP (0.3): DRM_FERRITE_DEV_QUERY_TIMESTAMP.
+ * DRM_FERRITE_UAPI_BO_LABEL (0.3): BO_SET_LABEL, and labels read back
+ * through BO_QUERY_INFO.
+ * DRM_FERRITE_UAPI_NO_MMAP (0.3): DRM_FERRITE_GEM_CREATE_NO_MMAP.
+ * DRM_FERRITE_UAPI_BO_QUERY_INFO (0.3): BO_QUERY_INFO.
+ * DRM_FERRITE_UAPI_MEMORY (0.3): DRM_FERRITE_DEV_QUERY_MEMORY.
+ * DRM_FERRITE_UAPI_MMU (0.3): DRM_FERRITE_DEV_QUERY_MMU.
+ */
+#define DRM_FERRITE_UAPI_SCHED		(1 << 0)
+#define DRM_FERRITE_UAPI_TIMESTAMP	(1 << 1)
+#define DRM_FERRITE_UAPI_BO_LABEL	(1 << 2)
+#define DRM_FERRITE_UAPI_NO_MMAP	(1 << 3)
+#define DRM_FERRITE_UAPI_BO_QUERY_INFO	(1 << 4)
+#define DRM_FERRITE_UAPI_MEMORY		(1 << 5)
+#define DRM_FERRITE_UAPI_MMU		(1 << 6)
+
+/**
+ * struct drm_ferrite_uapi_features - what this interface offers
+ */
+struct drm_ferrite_uapi_features {
+	/** @features: DRM_FERRITE_UAPI_* bits. */
+	__u64 features;
+};
+
+/*
+ * Flags of &drm_ferrite_gem_create.flags.
+ *
+ * DRM_FERRITE_GEM_CREATE_NO_MMAP (since 0.3): the BO is never mapped by
+ * the CPU through the DRM file: it has no mmap offset, and GEM_MMAP_OFFSET
+ * on it fails with -EPERM (panthor's choice for its NO_MMAP). It can
+ * still be exported, and a dma-buf can be mapped through its own fd.
+ */
+#define DRM_FERRITE_GEM_CREATE_NO_MMAP	(1 << 0)
+
+/**
  * struct drm_ferrite_gem_create - create a buffer object
  *
- * The object is backed by shmem pages, allocated when first needed. It is
- * never mapped into the kernel's address space.
+ * The object is backed by shmem pages, allocated (zeroed) when first
+ * needed. It is never mapped into the kernel's address space. An unknown
+ * flag fails with -EINVAL, a @size of zero or above 64 GiB with -EINVAL.
  */
 struct drm_ferrite_gem_create {
 	/**
@@ -209,7 +373,7 @@ struct drm_ferrite_gem_create {
 	 * allocated (rounded up to the page size).
 	 */
 	__u64 size;
-	/** @flags: Must be zero. */
+	/** @flags: DRM_FERRITE_GEM_CREATE_* bits. */
 	__u32 flags;
 	/** @handle: Returned GEM handle. */
 	__u32 handle;
@@ -217,6 +381,17 @@ struct drm_ferrite_gem_create {
 
 /**
  * struct drm_ferrite_gem_mmap_offset - get the fake offset to mmap a BO
+ *
+ * mmap() of the DRM fd at @offset maps the BO's pages into the process
+ * with the CPU's normal, cached (write-back) attributes, never
+ * write-combined: the shmem pages the GPU reaches through its DMA
+ * mappings. The CPU and the GPU do not see each other's writes without
+ * GEM_SYNC (&struct drm_ferrite_gem_sync): BEGIN before the CPU accesses a
+ * BO the GPU used, END after it before the GPU uses it again. An imported
+ * BO maps the exporter's pages through its dma-buf.
+ *
+ * Errors: a bad handle -ENOENT; a BO created with
+ * DRM_FERRITE_GEM_CREATE_NO_MMAP -EPERM; non-zero @flags -EINVAL.
  */
 struct drm_ferrite_gem_mmap_offset {
 	/** @handle: GEM handle. */
@@ -574,12 +749,105 @@ struct drm_ferrite_queue_get_state {
  * free; with swiotlb bouncing or non-coherent caches, skipping them shows
  * stale data. Exactly one of BEGIN and END, and at least one of READ and
  * WRITE, must be set.
+ *
+ * GEM_SYNC is required around every CPU access (through a CPU mapping) to
+ * a BO that the GPU has used or will use; it is what makes CPU mappings,
+ * which are cached (see &struct drm_ferrite_gem_mmap_offset), correct on
+ * every platform. A BO's first GEM_SYNC pins and DMA-maps its pages, as
+ * its first VM_BIND would.
  */
 struct drm_ferrite_gem_sync {
 	/** @handle: GEM handle. */
 	__u32 handle;
 	/** @flags: DRM_FERRITE_GEM_SYNC_*. */
 	__u32 flags;
+};
+
+/**
+ * DRM_FERRITE_BO_LABEL_MAX - longest label, in bytes, with its NUL
+ *
+ * A label holds at most 4095 bytes before its terminating NUL (Mesa's
+ * 4 KiB cap, panthor's limit).
+ */
+#define DRM_FERRITE_BO_LABEL_MAX 4096
+
+/**
+ * struct drm_ferrite_bo_set_label - set or clear a buffer object's label
+ *
+ * A label names a BO in debugfs (``gem``, ``vms``) and in the mappings
+ * of devcoredumps, for debugging (vkSetDebugUtilsObjectNameEXT,
+ * glObjectLabel). @label points to a NUL-terminated string of any bytes
+ * but NUL (UTF-8 is not required; debugfs and coredumps show the label
+ * quoted, with bytes that are not printable UTF-8 escaped). A @label of
+ * zero, or an empty string, clears the label. Any BO of the file may be
+ * labelled, imported ones too; the label belongs to the GEM object, not
+ * to the handle (every handle of the object and a self-import see it, an
+ * import on another device is another object with its own label).
+ *
+ * Errors: a bad handle -ENOENT; a string longer than
+ * DRM_FERRITE_BO_LABEL_MAX bytes with its NUL -E2BIG; a @label the kernel
+ * cannot read -EFAULT; non-zero @pad -EINVAL.
+ */
+struct drm_ferrite_bo_set_label {
+	/** @handle: GEM handle. */
+	__u32 handle;
+	/** @pad: Must be zero. */
+	__u32 pad;
+	/** @label: User pointer to a NUL-terminated string, or 0. */
+	__u64 label;
+};
+
+/**
+ * enum drm_ferrite_bo_import - where an imported buffer object comes from
+ * @DRM_FERRITE_BO_IMPORT_NONE: not imported: created by GEM_CREATE on
+ *	this device (a BO exported and imported back into its own device
+ *	is the same object)
+ * @DRM_FERRITE_BO_IMPORT_FERRITE: a dma-buf exported by another Ferrite
+ *	device
+ * @DRM_FERRITE_BO_IMPORT_DRM: a dma-buf exported by another DRM driver's
+ *	GEM object (DRM PRIME: vgem, a display driver, ...)
+ * @DRM_FERRITE_BO_IMPORT_OTHER: a dma-buf of any other exporter (udmabuf,
+ *	dma-buf heaps, V4L2, ...)
+ */
+enum drm_ferrite_bo_import {
+	DRM_FERRITE_BO_IMPORT_NONE = 0,
+	DRM_FERRITE_BO_IMPORT_FERRITE = 1,
+	DRM_FERRITE_BO_IMPORT_DRM = 2,
+	DRM_FERRITE_BO_IMPORT_OTHER = 3,
+};
+
+/**
+ * struct drm_ferrite_bo_query_info - what a buffer object is
+ *
+ * With @label non-zero and @label_size non-zero, the kernel writes the
+ * label at @label as a NUL-terminated string, truncated to
+ * @label_size - 1 bytes (as snprintf() does; an unlabelled BO gives an
+ * empty string); @label_len is the full length either way, so a first
+ * call with @label zero sizes the buffer (@label_len + 1 bytes).
+ *
+ * Errors: a bad handle -ENOENT; non-zero @flags -EINVAL; a @label the
+ * kernel cannot write -EFAULT.
+ */
+struct drm_ferrite_bo_query_info {
+	/** @handle: GEM handle. */
+	__u32 handle;
+	/** @flags: Must be zero. */
+	__u32 flags;
+	/** @size: Returned size in bytes (a multiple of the page size). */
+	__u64 size;
+	/**
+	 * @create_flags: Returned DRM_FERRITE_GEM_CREATE_* flags the BO was
+	 * created with (zero for an imported BO).
+	 */
+	__u32 create_flags;
+	/** @import_kind: Returned &enum drm_ferrite_bo_import. */
+	__u32 import_kind;
+	/** @label: User pointer to a buffer for the label, or 0. */
+	__u64 label;
+	/** @label_size: Size of the buffer at @label, in bytes. */
+	__u32 label_size;
+	/** @label_len: Returned length of the label, without its NUL; 0 if none. */
+	__u32 label_len;
 };
 
 /**
@@ -607,6 +875,8 @@ enum {
 	DRM_IOCTL_FERRITE_QUEUE_GET_STATE =
 		DRM_IOCTL_FERRITE(WR, QUEUE_GET_STATE, queue_get_state),
 	DRM_IOCTL_FERRITE_GEM_SYNC = DRM_IOCTL_FERRITE(WR, GEM_SYNC, gem_sync),
+	DRM_IOCTL_FERRITE_BO_SET_LABEL = DRM_IOCTL_FERRITE(WR, BO_SET_LABEL, bo_set_label),
+	DRM_IOCTL_FERRITE_BO_QUERY_INFO = DRM_IOCTL_FERRITE(WR, BO_QUERY_INFO, bo_query_info),
 };
 
 #if defined(__cplusplus)

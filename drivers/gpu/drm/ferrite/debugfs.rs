@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! debugfs: `/sys/kernel/debug/ferrite-<pci device>/` with `gem` (buffer
-//! objects), `vms` (VMs, their slot and mappings), `sched` (the hardware
+//! objects, own and imported, with their labels), `vms` (VMs, their slot
+//! and mappings, with their BOs' labels), `sched` (the hardware
 //! rings and their queues, the runnable queues, the scheduler's counts),
 //! `slots`, `recover` (writing `1` resets the whole GPU and recovers, as
 //! after a hang: for tests of robustness) and `irq_roundtrip` (the time of
@@ -17,7 +18,7 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
-use crate::gpu::Gpu;
+use crate::{gem::LabelFmt, gpu::Gpu};
 
 /// The debugfs directory of a device; its files go with it.
 #[pin_data]
@@ -37,12 +38,25 @@ pub(crate) struct Debugfs {
     irq_roundtrip: File<Arc<Gpu>>,
 }
 
+/// One line per BO: id, size, creation flags, whether it was imported
+/// (`own` or `imported`) and its label (`-` for none).
 fn gem(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "id size")?;
-    for (id, size) in gpu.bos.lock().iter() {
-        writeln!(f, "{id} {size}")?;
-    }
-    Ok(())
+    writeln!(f, "id size flags origin label")?;
+    let mut ret = Ok(());
+    gpu.bos.for_each(|m| {
+        ret = ret.and_then(|()| {
+            let origin = if m.imported { "imported" } else { "own" };
+            write!(f, "{} {} {:#x} {origin} ", m.id, m.size, m.flags)?;
+            m.with_label(|l| {
+                if l.is_empty() {
+                    writeln!(f, "-")
+                } else {
+                    writeln!(f, "{}", LabelFmt(l))
+                }
+            })
+        });
+    });
+    ret
 }
 
 fn vms(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

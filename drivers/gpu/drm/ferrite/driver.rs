@@ -17,7 +17,7 @@ use kernel::{
 use crate::{
     debugfs::Debugfs,
     file::FileData,
-    gem::Bo,
+    gem::{Bo, BoList},
     gpu::{Bar0, Gpu},
     irq::{self, GlobalIrq, JobIrq, MmuIrq},
     regs,
@@ -25,7 +25,7 @@ use crate::{
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
 pub(crate) const UAPI_MAJOR: u32 = 0;
-pub(crate) const UAPI_MINOR: u32 = 2;
+pub(crate) const UAPI_MINOR: u32 = 3;
 
 /// GPU virtual address range userspace may bind: above the first 64 KiB
 /// (so that a NULL-based pointer faults), below the top 4 GiB of the
@@ -197,6 +197,7 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
     let limits = DmaLimits {
         addr_bits: info.dma_addr_bits,
         max_segment: info.dma_max_segment,
+        bos: gpu.bos.clone(),
     };
     let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(limits))?;
     // Large BOs in 2 MiB folios, which VM_BIND maps with block entries.
@@ -299,12 +300,15 @@ impl pci::Driver for FerritePciDriver {
 }
 
 /// The DMA constraints the GPU advertises, kept with its DRM device (for
-/// checking imported buffers).
+/// checking imported buffers), and its BO list (which imported buffers,
+/// created by the DRM core, join).
 pub(crate) struct DmaLimits {
     /// Width of the bus addresses the device generates.
     pub(crate) addr_bits: u32,
     /// Longest DMA segment the device takes, in bytes.
     pub(crate) max_segment: u32,
+    /// The device's BO list (it holds no reference to the device).
+    pub(crate) bos: Arc<BoList>,
 }
 
 const INFO: drm::DriverInfo = drm::DriverInfo {
@@ -344,5 +348,9 @@ impl drm::Driver for FerriteDrmDriver {
         (FERRITE_QUEUE_GET_STATE, drm_ferrite_queue_get_state, ioctl::RENDER_ALLOW,
             FileData::queue_get_state),
         (FERRITE_GEM_SYNC, drm_ferrite_gem_sync, ioctl::RENDER_ALLOW, FileData::gem_sync),
+        (FERRITE_BO_SET_LABEL, drm_ferrite_bo_set_label, ioctl::RENDER_ALLOW,
+            FileData::bo_set_label),
+        (FERRITE_BO_QUERY_INFO, drm_ferrite_bo_query_info, ioctl::RENDER_ALLOW,
+            FileData::bo_query_info),
     }
 }

@@ -27,7 +27,10 @@ use kernel::{
 };
 
 use crate::{
-    driver::{FerriteDevice, FerriteDrmDriver, RegistrationData, USER_VA_END, USER_VA_START},
+    driver::{
+        FerriteDevice, FerriteDrmDriver, RegistrationData, KERNEL_VA_END, KERNEL_VA_START,
+        USER_VA_END, USER_VA_START, VA_BITS,
+    },
     gem::{self, Bo},
     gpu::ProcessVmRef,
     queue::{FileStats, Job, Queue, MAX_TIMEOUT_MS},
@@ -171,6 +174,84 @@ pub(crate) struct SchedInfo(pub(crate) uapi::drm_ferrite_sched_info);
 // SAFETY: all fields are u32; no padding.
 unsafe impl AsBytes for SchedInfo {}
 
+/// `struct drm_ferrite_timestamp_info`, as bytes userspace may read.
+#[repr(transparent)]
+pub(crate) struct TimestampInfo(pub(crate) uapi::drm_ferrite_timestamp_info);
+
+// SAFETY: all fields are u64; no padding.
+unsafe impl AsBytes for TimestampInfo {}
+
+/// `struct drm_ferrite_memory_info`, as bytes userspace may read.
+#[repr(transparent)]
+pub(crate) struct MemoryInfo(pub(crate) uapi::drm_ferrite_memory_info);
+
+// SAFETY: all fields are u64; no padding.
+unsafe impl AsBytes for MemoryInfo {}
+
+/// `struct drm_ferrite_mmu_info`, as bytes userspace may read.
+#[repr(transparent)]
+pub(crate) struct MmuInfo(pub(crate) uapi::drm_ferrite_mmu_info);
+
+// SAFETY: two u32 then u64s; no padding.
+unsafe impl AsBytes for MmuInfo {}
+
+/// `struct drm_ferrite_uapi_features`, as bytes userspace may read.
+#[repr(transparent)]
+pub(crate) struct UapiFeatures(pub(crate) uapi::drm_ferrite_uapi_features);
+
+// SAFETY: one u64; no padding.
+unsafe impl AsBytes for UapiFeatures {}
+
+/// The additions to the interface since 0.1 this driver has
+/// (DEV_QUERY_FEATURES).
+const UAPI_FEATURES: u32 = uapi::DRM_FERRITE_UAPI_SCHED
+    | uapi::DRM_FERRITE_UAPI_TIMESTAMP
+    | uapi::DRM_FERRITE_UAPI_BO_LABEL
+    | uapi::DRM_FERRITE_UAPI_NO_MMAP
+    | uapi::DRM_FERRITE_UAPI_BO_QUERY_INFO
+    | uapi::DRM_FERRITE_UAPI_MEMORY
+    | uapi::DRM_FERRITE_UAPI_MMU;
+
+/// GEM_CREATE flags this driver knows.
+const GEM_CREATE_FLAGS: u32 = uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP;
+
+/// Longest BO label with its NUL (Mesa's cap).
+const BO_LABEL_MAX: usize = uapi::DRM_FERRITE_BO_LABEL_MAX as usize;
+
+/// The memory the device can use (DEV_QUERY_MEMORY): all of the system's
+/// RAM, or what a device that addresses fewer than 64 bits reaches (its
+/// BOs get pages within reach), and the pinning budget.
+fn memory_info(dma_addr_bits: u32) -> uapi::drm_ferrite_memory_info {
+    let mut si = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();
+    // SAFETY: `si_meminfo()` fills the `sysinfo` it is given, which is
+    // valid and writable.
+    unsafe { bindings::si_meminfo(si.as_mut_ptr()) };
+    // SAFETY: zeroed, then filled: every field (integers) is initialized.
+    let si = unsafe { si.assume_init() };
+    let mut total = (si.totalram as u64).saturating_mul(u64::from(si.mem_unit.max(1)));
+    if dma_addr_bits < 64 {
+        total = total.min(1u64 << dma_addr_bits);
+    }
+    uapi::drm_ferrite_memory_info {
+        total,
+        available: gem::pin_budget().min(total),
+        max_bo_size: gem::MAX_BO_SIZE,
+    }
+}
+
+fn mmu_info(reg: &RegistrationData<'_>) -> uapi::drm_ferrite_mmu_info {
+    let info = reg.gpu.info.dev_info();
+    uapi::drm_ferrite_mmu_info {
+        va_bits: VA_BITS,
+        bind_alignment: kernel::page::PAGE_SIZE as u32,
+        user_va_start: USER_VA_START,
+        user_va_end: USER_VA_END,
+        kernel_va_start: KERNEL_VA_START,
+        kernel_va_end: KERNEL_VA_END,
+        page_sizes: info.page_sizes,
+    }
+}
+
 /// Whether the caller may use the privileged priorities: CAP_SYS_NICE, as
 /// panthor asks (which also accepts DRM master: Ferrite has only a render
 /// node, whose files are never master).
@@ -238,6 +319,28 @@ impl FileData {
             uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_SCHED => {
                 answer(q, &SchedInfo(sched_info(reg, _file)))
             }
+            uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_TIMESTAMP => {
+                if q.pointer == 0 {
+                    // Only the size: no need to sample.
+                    return answer(q, &TimestampInfo(Default::default()));
+                }
+                let ts = reg.gpu.timestamp_sample().inspect_err(|e| {
+                    pr_debug!("ferrite: DEV_QUERY: no timestamp ({:?})\n", e);
+                })?;
+                answer(q, &TimestampInfo(ts))
+            }
+            uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MEMORY => {
+                answer(q, &MemoryInfo(memory_info(reg.gpu.info.dma_addr_bits)))
+            }
+            uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MMU => {
+                answer(q, &MmuInfo(mmu_info(reg)))
+            }
+            uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_FEATURES => answer(
+                q,
+                &UapiFeatures(uapi::drm_ferrite_uapi_features {
+                    features: u64::from(UAPI_FEATURES),
+                }),
+            ),
             _ => {
                 pr_debug!("ferrite: DEV_QUERY: unknown type {}\n", q.type_);
                 Err(EINVAL)
@@ -248,14 +351,17 @@ impl FileData {
     /// DRM_IOCTL_FERRITE_GEM_CREATE.
     pub(crate) fn gem_create(
         dev: &FerriteDevice<Registered>,
-        reg: &RegistrationData<'_>,
+        _reg: &RegistrationData<'_>,
         req: &mut uapi::drm_ferrite_gem_create,
         file: &File,
     ) -> Result<u32> {
-        if req.flags != 0 {
+        if req.flags & !GEM_CREATE_FLAGS != 0 {
+            pr_debug!("ferrite: GEM_CREATE: unknown flags {:#x}\n", req.flags);
             return Err(EINVAL);
         }
-        let bo = gem::create(dev, Some(&reg.gpu), req.size)?;
+        let bo = gem::create(dev, gem::BoArgs::User(req.flags), req.size).inspect_err(|e| {
+            pr_debug!("ferrite: GEM_CREATE: size {:#x}: {:?}\n", req.size, e);
+        })?;
         req.handle = bo.create_handle(file)?;
         req.size = bo.size() as u64;
         Ok(0)
@@ -269,10 +375,88 @@ impl FileData {
         file: &File,
     ) -> Result<u32> {
         if req.flags != 0 {
+            pr_debug!("ferrite: GEM_MMAP_OFFSET: flags {:#x}\n", req.flags);
             return Err(EINVAL);
         }
-        let bo = gem::lookup(file, req.handle)?;
+        let bo = gem::lookup(file, req.handle)
+            .inspect_err(|_| pr_debug!("ferrite: GEM_MMAP_OFFSET: no handle {}\n", req.handle))?;
+        if bo.meta.flags & uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP != 0 {
+            pr_debug!("ferrite: GEM_MMAP_OFFSET: BO {} is NO_MMAP\n", bo.meta.id);
+            return Err(EPERM);
+        }
         req.offset = bo.create_mmap_offset()?;
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_BO_SET_LABEL.
+    pub(crate) fn bo_set_label(
+        _dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_bo_set_label,
+        file: &File,
+    ) -> Result<u32> {
+        if req.pad != 0 {
+            pr_debug!("ferrite: BO_SET_LABEL: pad {:#x}\n", req.pad);
+            return Err(EINVAL);
+        }
+        let bo = gem::lookup(file, req.handle)
+            .inspect_err(|_| pr_debug!("ferrite: BO_SET_LABEL: no handle {}\n", req.handle))?;
+        let mut label = None;
+        if req.label != 0 {
+            // One byte more than the longest label with its NUL: a string
+            // that fills it is too long.
+            let mut buf = KVec::from_elem(0u8, BO_LABEL_MAX + 1, GFP_KERNEL)?;
+            let ptr = UserPtr::from_addr(usize::try_from(req.label).map_err(|_| EFAULT)?);
+            let s = UserSlice::new(ptr, buf.len())
+                .reader()
+                .strcpy_into_buf(&mut buf)
+                .inspect_err(|_| pr_debug!("ferrite: BO_SET_LABEL: label unreadable\n"))?
+                .to_bytes();
+            if s.len() >= BO_LABEL_MAX {
+                pr_debug!(
+                    "ferrite: BO_SET_LABEL: label longer than {} bytes\n",
+                    BO_LABEL_MAX - 1
+                );
+                return Err(E2BIG);
+            }
+            if !s.is_empty() {
+                let mut v = KVec::with_capacity(s.len(), GFP_KERNEL)?;
+                v.extend_from_slice(s, GFP_KERNEL)?;
+                label = Some(Arc::new(v, GFP_KERNEL)?);
+            }
+        }
+        bo.meta.set_label(label);
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_BO_QUERY_INFO.
+    pub(crate) fn bo_query_info(
+        _dev: &FerriteDevice<Registered>,
+        _reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_bo_query_info,
+        file: &File,
+    ) -> Result<u32> {
+        if req.flags != 0 {
+            pr_debug!("ferrite: BO_QUERY_INFO: flags {:#x}\n", req.flags);
+            return Err(EINVAL);
+        }
+        let bo = gem::lookup(file, req.handle)
+            .inspect_err(|_| pr_debug!("ferrite: BO_QUERY_INFO: no handle {}\n", req.handle))?;
+        // A reference, so that no lock is held while user memory is written.
+        let label = bo.meta.label();
+        let label: &[u8] = label.as_deref().map(|l| &l[..]).unwrap_or(&[]);
+        if req.label != 0 && req.label_size != 0 {
+            let n = label.len().min(req.label_size as usize - 1);
+            let ptr = UserPtr::from_addr(usize::try_from(req.label).map_err(|_| EFAULT)?);
+            let mut w = UserSlice::new(ptr, n + 1).writer();
+            w.write_slice(&label[..n])
+                .and_then(|()| w.write_slice(&[0]))
+                .inspect_err(|_| pr_debug!("ferrite: BO_QUERY_INFO: label unwritable\n"))?;
+        }
+        req.size = bo.size() as u64;
+        req.create_flags = bo.meta.flags;
+        req.import_kind = gem::import_kind(&bo);
+        req.label_len = label.len() as u32;
         Ok(0)
     }
 }

@@ -23,6 +23,7 @@ use kernel::{
 
 use crate::{
     driver::{GpuInfo, VA_BITS},
+    gem::BoList,
     mmu::{AsSlots, VmAs},
     regs,
     sched::Sched,
@@ -209,10 +210,9 @@ pub(crate) struct Gpu {
     pub(crate) tick: DelayedWork<Gpu, 2>,
     #[pin]
     pub(crate) vms: Mutex<VmList>,
-    /// Buffer objects (id, size), for debugfs.
-    #[pin]
-    pub(crate) bos: Mutex<KVec<(u64, u64)>>,
-    pub(crate) next_id: Atomic<u64>,
+    /// Buffer objects, for debugfs, and the ids of BOs and VMs (shared
+    /// with the DRM device's data, see [`crate::driver::DmaLimits`]).
+    pub(crate) bos: Arc<BoList>,
     #[pin]
     pub(crate) process_vms: Mutex<ProcessVms>,
 }
@@ -235,8 +235,7 @@ impl Gpu {
                 sched_work <- new_work!("ferrite::sched"),
                 tick <- kernel::new_delayed_work!("ferrite::tick"),
                 vms <- new_mutex!(VmList { entries: KVec::new() }),
-                bos <- new_mutex!(KVec::new()),
-                next_id: Atomic::new(1),
+                bos: BoList::new()?,
                 process_vms <- new_mutex!(ProcessVms { entries: KVec::new() }),
             }),
             GFP_KERNEL,
@@ -290,7 +289,7 @@ impl Gpu {
 
     /// A new id for a VM or BO (debugfs names).
     pub(crate) fn new_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Relaxed)
+        self.bos.new_id()
     }
 
     pub(crate) fn is_dead(&self) -> bool {
@@ -324,6 +323,61 @@ impl Gpu {
     /// Write the 64-bit value of a `_LO`/`_HI` register pair.
     pub(crate) fn split(v: u64) -> (u32, u32) {
         (v as u32, (v >> 32) as u32)
+    }
+
+    /// One calibrated sample of the device clock against the CPU's clocks
+    /// (DEV_QUERY_TIMESTAMP): CLOCK_MONOTONIC and CLOCK_MONOTONIC_RAW are
+    /// read before and after the device clock, and the midpoints reported;
+    /// of a few tries, the one whose CPU reads lie closest together.
+    ///
+    /// `TIMESTAMP_LO` does not latch `TIMESTAMP_HI` (unlike the counters):
+    /// the high half is read before and after the low half, and the read
+    /// repeated if it changed in between (a carry out of the low half).
+    /// `kernel::time::Instant` keeps its clock value private, so the
+    /// absolute values come from the C clock functions.
+    pub(crate) fn timestamp_sample(&self) -> Result<uapi::drm_ferrite_timestamp_info> {
+        const TRIES: usize = 4;
+        if self.info.features & regs::FEATURE_TIMESTAMP == 0 {
+            return Err(EOPNOTSUPP);
+        }
+        let mut best: Option<uapi::drm_ferrite_timestamp_info> = None;
+        for _ in 0..TRIES {
+            if self.is_dead() {
+                return Err(ENODEV);
+            }
+            let s = self.io(|bar| {
+                // SAFETY: `ktime_get()` and `ktime_get_raw()` read the
+                // timekeeper; callable in any context but NMI.
+                let (mono0, raw0) = unsafe { (bindings::ktime_get(), bindings::ktime_get_raw()) };
+                let hi = || u64::from(u32::from(bar.read(regs::TIMESTAMP_HI).value()));
+                let gpu = loop {
+                    let h = hi();
+                    let lo = u64::from(u32::from(bar.read(regs::TIMESTAMP_LO).value()));
+                    if hi() == h {
+                        break (h << 32) | lo;
+                    }
+                };
+                // SAFETY: as above.
+                let (raw1, mono1) = unsafe { (bindings::ktime_get_raw(), bindings::ktime_get()) };
+                let (mono0, mono1) = (mono0.max(0) as u64, mono1.max(0) as u64);
+                let (raw0, raw1) = (raw0.max(0) as u64, raw1.max(0) as u64);
+                let window = mono1.saturating_sub(mono0);
+                uapi::drm_ferrite_timestamp_info {
+                    timestamp_frequency: regs::TIMESTAMP_FREQUENCY,
+                    gpu_timestamp: gpu,
+                    cpu_monotonic_ns: mono0 + window / 2,
+                    cpu_monotonic_raw_ns: raw0 + raw1.saturating_sub(raw0) / 2,
+                    sample_window_ns: window,
+                }
+            })?;
+            if best
+                .as_ref()
+                .is_none_or(|b| s.sample_window_ns < b.sample_window_ns)
+            {
+                best = Some(s);
+            }
+        }
+        best.ok_or(ENODEV)
     }
 
     /// The device's 16 counters plus the driver's.

@@ -111,6 +111,17 @@ register! {
         31:0 mask;
     }
 
+    /// Device clock in nanoseconds, bits 31:0 (no latch: see
+    /// [`crate::gpu::Gpu::timestamp_sample`]).
+    pub(crate) TIMESTAMP_LO(u32) @ 0x060 {
+        31:0 value;
+    }
+
+    /// Device clock, bits 63:32.
+    pub(crate) TIMESTAMP_HI(u32) @ 0x064 {
+        31:0 value;
+    }
+
     /// Counter `i`, bits 31:0; reading it latches the high half.
     pub(crate) COUNTER_LO(u32)[16, stride = 8] @ 0x100 {
         31:0 value;
@@ -283,6 +294,10 @@ pub(crate) const Q_ERROR_MMU_FAULT: u32 = 3;
 
 /// `FEATURES` bit: queues can be suspended and restored (interface 1.1).
 pub(crate) const FEATURE_PREEMPT: u32 = 1 << 4;
+/// The TIMESTAMP command and the TIMESTAMP_LO/HI registers.
+pub(crate) const FEATURE_TIMESTAMP: u32 = 1 << 3;
+/// Ticks of the device clock per second: it counts nanoseconds.
+pub(crate) const TIMESTAMP_FREQUENCY: u64 = 1_000_000_000;
 
 /// `Q_ERROR` value of a queue whose context could not be restored.
 pub(crate) const Q_ERROR_BAD_CONTEXT: u32 = 8;

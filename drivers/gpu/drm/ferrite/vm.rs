@@ -29,7 +29,7 @@ use kernel::{
 
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver, KERNEL_VA_END, KERNEL_VA_START, VA_BITS},
-    gem::{self, Bo},
+    gem::{self, Bo, BoArgs, BoMeta, LabelFmt},
     gpu::{Gpu, LiveUpdate},
     mmu::VmAs,
     userptr::{self, DeviceLease, Mapped, Range, Userptr},
@@ -43,26 +43,34 @@ type PageTableLt = CovariantForLt!(for<'a> IoPageTable<'a, ARM64LPAES1>);
 const PGSIZES: [usize; 3] = [SZ_1G, SZ_2M, SZ_4K];
 
 /// One mapping, as userspace created it (for splits and debugfs).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct MapInfo {
     pub(crate) len: u64,
     pub(crate) bo_offset: u64,
     pub(crate) prot: u32,
-    /// The BO's debugfs id.
-    pub(crate) bo: u64,
+    /// The BO's debugfs id and label.
+    pub(crate) bo: Arc<BoMeta>,
 }
 
 impl MapInfo {
-    /// One line of a mapping listing (debugfs, coredumps).
+    /// One line of a mapping listing (debugfs, coredumps), with the BO's
+    /// label if it has one.
     pub(crate) fn write_line(&self, w: &mut impl core::fmt::Write, va: u64) -> core::fmt::Result {
-        writeln!(
+        write!(
             w,
             "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
             va + self.len,
-            self.bo,
+            self.bo.id,
             self.bo_offset,
             self.prot
-        )
+        )?;
+        self.bo.with_label(|l| {
+            if l.is_empty() {
+                writeln!(w)
+            } else {
+                writeln!(w, " label {}", LabelFmt(l))
+            }
+        })
     }
 }
 
@@ -282,7 +290,7 @@ impl DriverGpuVm for VmCore {
             len,
             bo_offset: off,
             prot: ctx.prot,
-            bo: op.obj().id,
+            bo: op.obj().meta.clone(),
         };
         let node = kernel::rbtree::RBTreeNode::new(addr, info, GFP_KERNEL)?;
         if let Some(pt) = ctx.pt {
@@ -340,12 +348,12 @@ impl DriverGpuVm for VmCore {
     ) -> Result<OpRemapped<'op, Self>, Error> {
         let old = op.va_to_unmap();
         let (addr, len, off) = (old.addr(), old.length(), old.gem_offset());
-        let info = self.maps.get(&addr).copied().ok_or(EINVAL)?;
+        let info = self.maps.get(&addr).cloned().ok_or(EINVAL)?;
         let prev = op.prev().map(|p| (p.addr(), p.length(), p.gem_offset()));
         let next = op.next().map(|n| (n.addr(), n.length(), n.gem_offset()));
         let vas = [GpuVaAlloc::new(GFP_KERNEL)?, GpuVaAlloc::new(GFP_KERNEL)?];
-        let prev_node = kernel::rbtree::RBTreeNode::new(0, info, GFP_KERNEL)?;
-        let next_node = kernel::rbtree::RBTreeNode::new(0, info, GFP_KERNEL)?;
+        let prev_node = kernel::rbtree::RBTreeNode::new(0, info.clone(), GFP_KERNEL)?;
+        let next_node = kernel::rbtree::RBTreeNode::new(0, info.clone(), GFP_KERNEL)?;
         ctx.removed.reserve(1, GFP_KERNEL)?;
 
         // Blocks cannot be split: unmap the whole old mapping and map the
@@ -363,7 +371,7 @@ impl DriverGpuVm for VmCore {
         let mut kept = 0;
         for ((a, l, _), node) in Iterator::chain(prev.into_iter(), next).zip([prev_node, next_node])
         {
-            let node = node.into_reservation().into_node(a, info);
+            let node = node.into_reservation().into_node(a, info.clone());
             self.maps.insert(node);
             kept += l;
         }
@@ -443,7 +451,7 @@ impl Vm {
         // whole time the device is bound.
         let pt = unsafe { DevresLt::<PageTableLt>::new(dev, table)? };
         // The VM's reservation object lives in a small BO of its own.
-        let resv_obj = gem::create(drm, None, kernel::page::PAGE_SIZE as u64)?;
+        let resv_obj = gem::create(drm, BoArgs::Internal, kernel::page::PAGE_SIZE as u64)?;
         let gpuvm = GpuVm::new::<Error, _>(
             c"ferrite-vm",
             drm,

@@ -25,7 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Instant;
 
-use ferrite::device::{IOCTL_DEV_QUERY, IOCTL_GEM_CREATE, IOCTL_GEM_MMAP_OFFSET};
+use ferrite::device::{
+    IOCTL_BO_QUERY_INFO, IOCTL_BO_SET_LABEL, IOCTL_DEV_QUERY, IOCTL_GEM_CREATE,
+    IOCTL_GEM_MMAP_OFFSET,
+};
 use ferrite::exec::{
     IOCTL_QUEUE_CREATE, IOCTL_QUEUE_DESTROY, IOCTL_QUEUE_GET_STATE, IOCTL_SUBMIT, IOCTL_VM_BIND,
     IOCTL_VM_CREATE, IOCTL_VM_DESTROY,
@@ -739,10 +742,12 @@ enum Op {
     UserptrUnbind,
     UserptrMm,
     UserptrJob,
+    BoLabel,
+    BoQueryInfo,
 }
 
 /// Operations and their weights (in tenths).
-const OPS: [(Op, u32); 36] = [
+const OPS: [(Op, u32); 38] = [
     (Op::DevQuery, 30),
     (Op::GemCreate, 60),
     (Op::GemClose, 30),
@@ -779,6 +784,8 @@ const OPS: [(Op, u32); 36] = [
     (Op::UserptrUnbind, 25),
     (Op::UserptrMm, 25),
     (Op::UserptrJob, 25),
+    (Op::BoLabel, 15),
+    (Op::BoQueryInfo, 15),
 ];
 
 const EIO_OK: &[i32] = &[libc::EIO];
@@ -819,6 +826,27 @@ const ENOMEM_ONLY: &[i32] = &[libc::ENOMEM];
 const PAST_LAST_ERRNOS: &[i32] = &[libc::ENOTTY, libc::EINVAL];
 const INFO: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_INFO;
 const COUNTERS: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_COUNTERS;
+const SCHED: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_SCHED;
+const TIMESTAMP: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_TIMESTAMP;
+const MEMORY: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MEMORY;
+const MMU: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MMU;
+const FEATURES: u32 = uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_FEATURES;
+/// The size of each DEV_QUERY answer.
+fn query_len(ty: u32) -> Option<u32> {
+    let n = match ty {
+        INFO => std::mem::size_of::<drm_ferrite_dev_info>(),
+        COUNTERS => std::mem::size_of::<drm_ferrite_counters>(),
+        SCHED => std::mem::size_of::<uapi::drm_ferrite_sched_info>(),
+        TIMESTAMP => std::mem::size_of::<uapi::drm_ferrite_timestamp_info>(),
+        MEMORY => std::mem::size_of::<uapi::drm_ferrite_memory_info>(),
+        MMU => std::mem::size_of::<uapi::drm_ferrite_mmu_info>(),
+        FEATURES => std::mem::size_of::<uapi::drm_ferrite_uapi_features>(),
+        _ => return None,
+    };
+    Some(n as u32)
+}
+/// The longest BO label with its NUL.
+const LABEL_MAX: usize = uapi::DRM_FERRITE_BO_LABEL_MAX as usize;
 const SIGNAL: u32 = uapi::DRM_FERRITE_SYNC_SIGNAL;
 const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
 const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
@@ -1029,6 +1057,8 @@ impl<'e> Worker<'e> {
             Op::UserptrUnbind => self.op_userptr_unbind(),
             Op::UserptrMm => self.op_userptr_mm(),
             Op::UserptrJob => self.op_userptr_job(f),
+            Op::BoLabel => self.op_bo_label(f),
+            Op::BoQueryInfo => self.op_bo_query_info(f),
         }
     }
 
@@ -1236,17 +1266,16 @@ impl<'e> Worker<'e> {
 
     fn op_dev_query(&mut self, f: &FileCtx) {
         const INFO_LEN: u32 = std::mem::size_of::<drm_ferrite_dev_info>() as u32;
-        const COUNTERS_LEN: u32 = std::mem::size_of::<drm_ferrite_counters>() as u32;
-        let ty = match self.rng.below(10) {
+        let ty = match self.rng.below(14) {
             0..=4 => INFO,
-            5..=8 => COUNTERS,
+            5..=7 => COUNTERS,
+            8 => SCHED,
+            9 => TIMESTAMP,
+            10 => *self.rng.pick(&[MEMORY, MMU, FEATURES]).unwrap(),
             _ => self.rng.interesting_u32(),
         };
-        let len = match ty {
-            INFO => Some(INFO_LEN),
-            COUNTERS => Some(COUNTERS_LEN),
-            _ => None,
-        };
+        let len = query_len(ty);
+        let before_ns = drm::monotonic_ns();
         let full = len.unwrap_or(64);
         let size = match self.rng.below(10) {
             0..=6 => full,
@@ -1292,6 +1321,23 @@ impl<'e> Worker<'e> {
                 ),
                 "",
             );
+        }
+        if ty == TIMESTAMP && kind == Ptr::Valid && !null && Some(n as u32) == len {
+            let after_ns = drm::monotonic_ns();
+            // SAFETY: the kernel wrote a drm_ferrite_timestamp_info at this scratch address.
+            let t = unsafe {
+                std::ptr::read_unaligned(p.ptr as *const uapi::drm_ferrite_timestamp_info)
+            };
+            let mono = t.cpu_monotonic_ns as i64;
+            if t.timestamp_frequency != 1_000_000_000 || mono < before_ns || mono > after_ns {
+                self.finding(
+                    &format!(
+                        "DEV_QUERY TIMESTAMP: frequency {}, monotonic {mono} outside the call's {before_ns}..{after_ns}",
+                        t.timestamp_frequency
+                    ),
+                    "",
+                );
+            }
         }
         if ty == INFO && kind == Ptr::Valid && !null && n == u64::from(INFO_LEN) {
             // SAFETY: the kernel wrote a drm_ferrite_dev_info at this scratch address.
@@ -1346,7 +1392,7 @@ impl<'e> Worker<'e> {
 
     fn op_gem_create(&mut self, f: &FileCtx) {
         let size = gen::bo_size(&mut self.rng);
-        let fl = gen::flags(&mut self.rng, 0);
+        let fl = gen::flags(&mut self.rng, uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP);
         let mut c = uapi::drm_ferrite_gem_create {
             size: size.v,
             flags: fl.v,
@@ -2880,6 +2926,105 @@ impl<'e> Worker<'e> {
         }
     }
 
+    /// BO_SET_LABEL: set, clear, too long, bad pointer or pad.
+    fn op_bo_label(&mut self, f: &FileCtx) {
+        let live: Vec<u32> = f.pools().bos.iter().map(|b| b.handle).collect();
+        let handle = gen::handle(&mut self.rng, &live);
+        let pad = gen::pad32(&mut self.rng);
+        let (ptr, too_long) = match self.rng.below(10) {
+            0 => (0, false),
+            1 => {
+                // No NUL in the first LABEL_MAX bytes: E2BIG.
+                let n = LABEL_MAX + self.rng.below(64) as usize;
+                let bytes: Vec<u8> = (0..n).map(|_| self.rng.range(1, 255) as u8).collect();
+                let kind = gen::in_ptr(&mut self.rng);
+                let p = self.place_in(f, &bytes, n as u64, kind);
+                (p.ptr, !p.shared)
+            }
+            _ => {
+                let n = match self.rng.below(10) {
+                    0 => 0,
+                    1 => LABEL_MAX - 1,
+                    _ => self.rng.below(64) as usize,
+                };
+                let mut bytes: Vec<u8> = (0..n).map(|_| self.rng.range(1, 255) as u8).collect();
+                bytes.push(0);
+                let kind = gen::in_ptr(&mut self.rng);
+                let claimed = bytes.len() as u64;
+                (self.place_in(f, &bytes, claimed, kind).ptr, false)
+            }
+        };
+        let mut l = uapi::drm_ferrite_bo_set_label {
+            handle,
+            pad: pad.v,
+            label: ptr,
+        };
+        let ex = Expect::fail_if(pad.bad || too_long);
+        let _ = self.ioctl(
+            f.raw(),
+            "BO_SET_LABEL",
+            IOCTL_BO_SET_LABEL,
+            &mut l,
+            ex,
+            &nothing,
+        );
+    }
+
+    /// BO_QUERY_INFO, reading the label back into buffers of any size.
+    fn op_bo_query_info(&mut self, f: &FileCtx) {
+        let live: Vec<u32> = f.pools().bos.iter().map(|b| b.handle).collect();
+        let handle = gen::handle(&mut self.rng, &live);
+        let fl = gen::flags(&mut self.rng, 0);
+        let label_size = match self.rng.below(6) {
+            0 => 0,
+            1 => 1,
+            2 => LABEL_MAX as u32,
+            _ => self.rng.range(1, 80) as u32,
+        };
+        let ptr = if self.rng.chance(1, 5) {
+            0
+        } else {
+            let kind = gen::out_ptr(&mut self.rng);
+            self.place_out(f, u64::from(label_size), kind).ptr
+        };
+        let mut q = uapi::drm_ferrite_bo_query_info {
+            handle,
+            flags: fl.v,
+            label: ptr,
+            label_size,
+            ..Default::default()
+        };
+        let ex = Expect::fail_if(fl.bad);
+        if self
+            .ioctl(
+                f.raw(),
+                "BO_QUERY_INFO",
+                IOCTL_BO_QUERY_INFO,
+                &mut q,
+                ex,
+                &nothing,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let known = uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP;
+        if q.size == 0
+            || !q.size.is_multiple_of(PAGE)
+            || q.create_flags & !known != 0
+            || q.import_kind > uapi::drm_ferrite_bo_import_DRM_FERRITE_BO_IMPORT_OTHER
+            || q.label_len as usize >= LABEL_MAX
+        {
+            self.finding(
+                &format!(
+                    "BO_QUERY_INFO of handle {handle}: size {:#x}, flags {:#x}, import {}, label_len {}",
+                    q.size, q.create_flags, q.import_kind, q.label_len
+                ),
+                "",
+            );
+        }
+    }
+
     // ---- raw ioctls ---------------------------------------------------
 
     /// A Ferrite ioctl with random bytes, possibly the wrong size or
@@ -2920,6 +3065,15 @@ impl<'e> Worker<'e> {
                     let kind = gen::out_ptr(&mut self.rng);
                     let p = self.place_out(f, 256, kind).ptr;
                     buf[8..16].copy_from_slice(&p.to_le_bytes());
+                }
+                12 => {
+                    // BO_QUERY_INFO writes the label through its pointer:
+                    // keep it harmless (at most 256 bytes).
+                    let kind = gen::out_ptr(&mut self.rng);
+                    let p = self.place_out(f, 256, kind).ptr;
+                    buf[24..32].copy_from_slice(&p.to_le_bytes());
+                    let n = u32::from_le_bytes(buf[32..36].try_into().unwrap()) % 257;
+                    buf[32..36].copy_from_slice(&n.to_le_bytes());
                 }
                 1 => {
                     // A BO the fuzzer does not track may be bound or synced
