@@ -654,13 +654,13 @@ static void test_preempt_mid_job(void)
  */
 enum {
 	FR_PROCS = 16,
-	FR_JOBS = 100,
+	FR_JOBS = 250,
 	FR_BUF = 1 << 20,
-	FR_FILLS = 8,
+	FR_FILLS = 4,
 	FR_KINDS = 4,
 	FR_CMD = 256,
 };
-#define FR_SECONDS 2.5
+#define FR_SECONDS 2.0
 
 struct fr_figures {
 	long long engine_ns[2], ring_ns[2], jobs;
@@ -668,9 +668,11 @@ struct fr_figures {
 	int busy;
 };
 
-/* The parent's instants: 1 and 2 ask for a sample, 3 to finish. */
+/* The parent's instants: 1 and 2 ask for a sample, 3 to finish; the
+ * children count themselves in `submitted` once their jobs are queued. */
 struct fr_clock {
 	volatile int phase;
+	int submitted;
 };
 
 static uint32_t fr_pattern(int kind, int f)
@@ -723,6 +725,7 @@ static void fr_child(int p, struct gun *g, struct fr_clock *clk, const uint64_t 
 	for (int k = 0; k < FR_JOBS; k++)
 		ftest_assert_ok(fx_submit(fd, q, FX_VA(3) + (uint64_t)k * FR_CMD, FR_CMD, so[k]));
 	out->jobs = FR_JOBS;
+	__atomic_fetch_add(&clk->submitted, 1, __ATOMIC_SEQ_CST);
 	for (int i = 0; i < 2; i++) {
 		fr_wait_phase(clk, i + 1);
 		out->engine_ns[i] = fx_fdinfo_engine_ns(fd);
@@ -782,6 +785,7 @@ static void test_fairness(void)
 		hash[k] = fill_hash(fr_pattern(k, FR_FILLS - 1), FR_BUF);
 	gun_init(&g);
 	clk->phase = 0;
+	clk->submitted = 0;
 	for (int p = 0; p < FR_PROCS; p++) {
 		fig[p].engine_ns[0] = fig[p].ring_ns[0] = -1;
 		pids[p] = fork_child();
@@ -793,7 +797,13 @@ static void test_fairness(void)
 	}
 	gun_fire(&g, FR_PROCS);
 	/* Every child submits its jobs, then the window opens. */
-	usleep(500 * 1000);
+	for (double end = ftest_now() + 60;
+	     __atomic_load_n(&clk->submitted, __ATOMIC_SEQ_CST) < FR_PROCS;) {
+		if (ftest_now() > end)
+			ftest_fail("fairness: only %d of %d processes submitted in 60 s",
+				   __atomic_load_n(&clk->submitted, __ATOMIC_SEQ_CST), FR_PROCS);
+		usleep(1000);
+	}
 	clk->phase = 1;
 	usleep((useconds_t)(FR_SECONDS * 1e6));
 	clk->phase = 2;
