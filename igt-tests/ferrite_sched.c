@@ -654,7 +654,7 @@ static void test_preempt_mid_job(void)
  */
 enum {
 	FR_PROCS = 16,
-	FR_JOBS = 250,
+	FR_JOBS = 120,
 	FR_BUF = 1 << 20,
 	FR_FILLS = 4,
 	FR_KINDS = 4,
@@ -668,8 +668,10 @@ struct fr_figures {
 	int busy;
 };
 
-/* The parent's instants: 1 and 2 ask for a sample, 3 to finish; the
- * children count themselves in `submitted` once their jobs are queued. */
+/* The parent's instants: 1 opens every queue's gate (each job first
+ * WAITs on it, so no queue starts before all have their work queued), 2
+ * and 3 ask for a sample, 4 to finish; the children count themselves in
+ * `submitted` once their jobs are queued. */
 struct fr_clock {
 	volatile int phase;
 	int submitted;
@@ -695,8 +697,8 @@ static void fr_child(int p, struct gun *g, struct fr_clock *clk, const uint64_t 
 		     struct fr_figures *out)
 {
 	int fd = fdev_open_render(0), r;
-	uint32_t vm, buf, res, cmd, so[FR_JOBS], q;
-	volatile uint64_t *pres;
+	uint32_t vm, buf, res, cmd, gate, so[FR_JOBS], q;
+	volatile uint64_t *pres, *pgate;
 	void *pcmd;
 
 	ftest_assert(fd >= 0);
@@ -708,10 +710,15 @@ static void fr_child(int p, struct gun *g, struct fr_clock *clk, const uint64_t 
 	bo_at(fd, vm, FX_VA(1), FR_BUF, &buf);
 	pres = bo_at(fd, vm, FX_VA(2), FR_JOBS * 8, &res);
 	pcmd = bo_at(fd, vm, FX_VA(3), (uint64_t)FR_JOBS * FR_CMD, &cmd);
+	pgate = bo_at(fd, vm, FX_VA(4), FX_PAGE, &gate);
+	cpu_begin(fd, gate, true);
+	pgate[0] = 0;
+	cpu_end(fd, gate, true);
 	cpu_begin(fd, cmd, true);
 	for (int k = 0; k < FR_JOBS; k++) {
 		struct fx_cmd c = { 0 };
 
+		fx_wait(&c, FX_VA(4), 1);
 		for (int f = 0; f < FR_FILLS; f++)
 			fx_fill(&c, FX_VA(1), FR_BUF, fr_pattern(k % FR_KINDS, f));
 		fx_checksum(&c, FX_VA(2) + 8ull * k, FX_VA(1), FR_BUF);
@@ -726,13 +733,17 @@ static void fr_child(int p, struct gun *g, struct fr_clock *clk, const uint64_t 
 		ftest_assert_ok(fx_submit(fd, q, FX_VA(3) + (uint64_t)k * FR_CMD, FR_CMD, so[k]));
 	out->jobs = FR_JOBS;
 	__atomic_fetch_add(&clk->submitted, 1, __ATOMIC_SEQ_CST);
+	fr_wait_phase(clk, 1);
+	cpu_begin(fd, gate, true);
+	pgate[0] = 1;
+	cpu_end(fd, gate, true);
 	for (int i = 0; i < 2; i++) {
-		fr_wait_phase(clk, i + 1);
+		fr_wait_phase(clk, i + 2);
 		out->engine_ns[i] = fx_fdinfo_engine_ns(fd);
 		out->ring_ns[i] = (long long)fx_state(fd, q, 0).ring_time_ns;
 	}
 	out->busy = fx_syncobj_wait(fd, so[FR_JOBS - 1], 0) == -ETIME;
-	fr_wait_phase(clk, 3);
+	fr_wait_phase(clk, 4);
 	for (int k = 0; k < FR_JOBS; k++) {
 		r = wait_status(fd, so[k], 120000, "fairness job");
 		if (r != 1)
@@ -804,11 +815,14 @@ static void test_fairness(void)
 				   __atomic_load_n(&clk->submitted, __ATOMIC_SEQ_CST), FR_PROCS);
 		usleep(1000);
 	}
+	/* Open the gates, let the queues settle, then the window. */
 	clk->phase = 1;
-	usleep((useconds_t)(FR_SECONDS * 1e6));
+	usleep(200 * 1000);
 	clk->phase = 2;
-	usleep(100 * 1000);
+	usleep((useconds_t)(FR_SECONDS * 1e6));
 	clk->phase = 3;
+	usleep(100 * 1000);
+	clk->phase = 4;
 	for (int p = 0; p < FR_PROCS; p++)
 		fx_reap(pids[p]);
 	for (int p = 0; p < FR_PROCS; p++) {

@@ -429,8 +429,10 @@ impl Gpu {
     /// tells before it changes or removes existing entries, and returns the
     /// range whose existing entries it changed. If the VM has a slot, that
     /// range (and only it) is flushed from the TLB; if jobs of the VM are on
-    /// the hardware, the address space is LOCKed (queues wait for
-    /// translations) from the first change to after the flush. Entries
+    /// ring buffers, or a queue of the VM holds a ring (a SUBMIT may start a
+    /// job there at any moment, with a doorbell), the address space is
+    /// LOCKed (queues wait for translations) from the first change to after
+    /// the flush. Entries
     /// added where nothing was mapped need neither: the TLB caches no
     /// invalid translations.
     pub(crate) fn update_vm<R>(
@@ -438,12 +440,14 @@ impl Gpu {
         vm: &VmAs,
         update: impl FnOnce(&LiveUpdate<'_>) -> (R, Option<(u64, u64)>),
     ) -> R {
-        // Held throughout: no job of this VM can start, and its slot stays.
+        // Held throughout: its slot stays, and no queue of the VM gets a
+        // ring; one that holds a ring may start a job (a doorbell takes no
+        // slot lock), hence the LOCK below whenever one may run.
         let slots = self.slots.lock();
         let live = LiveUpdate {
             gpu: self,
             slot: vm.slot(),
-            busy: vm.busy(),
+            busy: vm.may_run(),
             locked: core::cell::Cell::new(false),
         };
         let (ret, range) = update(&live);

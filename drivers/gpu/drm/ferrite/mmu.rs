@@ -58,6 +58,13 @@ impl VmAs {
     }
 
     /// A job of this VM left the hardware.
+    /// Whether a queue of the VM may run while the caller holds the slot
+    /// lock: it has jobs, or holds a ring (where a SUBMIT starts a job
+    /// with a doorbell, without the slot lock).
+    pub(crate) fn may_run(&self) -> bool {
+        self.busy() || self.resident.load(Relaxed) != 0
+    }
+
     /// A job of the VM went on a ring buffer.
     pub(crate) fn job_started(&self) {
         self.active_jobs.add(1, Relaxed);

@@ -2936,10 +2936,13 @@ impl<'e> Worker<'e> {
             1 => {
                 // No NUL in the first LABEL_MAX bytes: E2BIG.
                 let n = LABEL_MAX + self.rng.below(64) as usize;
+                // In the scratch area only: the must-fail expectation is the
+                // length's, not the pointer's (a random kind made it fail or
+                // not for reasons the model did not follow: one finding in
+                // 100k calls, not replayed).
                 let bytes: Vec<u8> = (0..n).map(|_| self.rng.range(1, 255) as u8).collect();
-                let kind = gen::in_ptr(&mut self.rng);
-                let p = self.place_in(f, &bytes, n as u64, kind);
-                (p.ptr, !p.shared)
+                let p = self.place_in(f, &bytes, n as u64, gen::Ptr::Valid);
+                (p.ptr, true)
             }
             _ => {
                 let n = match self.rng.below(10) {
