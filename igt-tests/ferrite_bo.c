@@ -237,6 +237,10 @@ static void test_label(void)
 	/* A devcoredump's mappings name the label. */
 	ftest_assert_ok(set_label(fd, bo, "coredump-label"));
 	q = fx_queue(fd, vm, 0);
+	/* Dumps are written by a work item after the failed fence signalled,
+	 * and the devcoredump core keeps one per device: let an earlier
+	 * failure's dump land before discarding it. */
+	usleep(300 * 1000);
 	discard_coredumps();
 	fx_write64(&bad, FX_VA(9), 1, 0);
 	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(4), &bad), -EFAULT);

@@ -703,7 +703,9 @@ static void fr_child(int p, struct gun *g, struct fr_clock *clk, const uint64_t 
 
 	ftest_assert(fd >= 0);
 	vm = fx_vm(fd);
-	r = fx_queue_prio(fd, vm, 0, DRM_FERRITE_QUEUE_PRIORITY_NORMAL, 0);
+	/* The gate's WAIT counts as time on a ring while the others
+	 * submit (40 s on the debug kernel): the longest timeout. */
+	r = fx_queue_prio(fd, vm, 60000, DRM_FERRITE_QUEUE_PRIORITY_NORMAL, 0);
 	if (r < 0)
 		ftest_fail("process %d: QUEUE_CREATE: %s", p, strerror(-r));
 	q = (uint32_t)r;
