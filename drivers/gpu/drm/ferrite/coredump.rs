@@ -71,11 +71,12 @@ pub(crate) fn write(q: &Arc<Queue>, info: &DumpInfo) {
         let _ = writeln!(d, "  {:08x}", w);
     }
     let _ = writeln!(d, "vm {} mappings:", q.vm.id);
-    if !q.vm.try_for_each_mapping(|va, m| {
+    // Written after the fence signalled: waiting for the VM's lock holds up
+    // no fence. The mappings are those of now (the submitter may have
+    // changed some since the failure).
+    q.vm.for_each_mapping(|va, m| {
         let _ = m.write_line(&mut d, va);
-    }) {
-        let _ = writeln!(d, "  (not captured: the VM was being changed)");
-    }
+    });
     // The core may vfree() what it is given: never an empty vector.
     if d.0.is_empty() {
         return;

@@ -484,29 +484,15 @@ impl Vm {
         Ok(vm)
     }
 
-    /// The mappings, for debugfs: (va, info).
-    pub(crate) fn for_each_mapping(&self, f: impl FnMut(u64, &MapInfo)) {
-        Self::visit_maps(self.gpuvm.lock().data_ref(), f);
-    }
-
-    fn visit_maps(core: &VmCore, mut f: impl FnMut(u64, &MapInfo)) {
-        for (va, info) in core.maps.iter() {
+    /// The mappings, for debugfs and coredumps: (va, info). Coredumps are
+    /// written by a work item after the failed fence signalled, so waiting
+    /// for the lock here never holds up a fence (a bind holding it may be
+    /// waiting for one: its user-page lookup runs a userptr notifier that
+    /// waits for the VM's jobs).
+    pub(crate) fn for_each_mapping(&self, mut f: impl FnMut(u64, &MapInfo)) {
+        for (va, info) in self.gpuvm.lock().data_ref().maps.iter() {
             f(*va, info);
         }
-    }
-
-    /// The mappings, if the VM's lock is free: for a failing job's
-    /// coredump, taken before its fence signals. The lock's holder may be
-    /// waiting for that very fence (a bind looking up user pages, whose
-    /// fault runs a userptr notifier that waits for the VM's jobs), so the
-    /// fence-signalling path never waits for the lock. Returns whether the
-    /// mappings were visited.
-    pub(crate) fn try_for_each_mapping(&self, f: impl FnMut(u64, &MapInfo)) -> bool {
-        let Some(gpuvm) = self.gpuvm.try_lock() else {
-            return false;
-        };
-        Self::visit_maps(gpuvm.data_ref(), f);
-        true
     }
 
     /// Apply `ops` in order. On an error, the operations before the failing
