@@ -186,6 +186,19 @@ impl QueueHw {
         (self.tail + RING_BYTES - (self.inflight.len() * JOB_BYTES) % RING_BYTES) % RING_BYTES
     }
 
+    /// Take the job at the head off the ring buffer: it ended (done or
+    /// failed); the next one starts its own time on a ring.
+    pub(crate) fn pop_head(&mut self) -> Option<Inflight> {
+        if self.inflight.is_empty() {
+            return None;
+        }
+        let j = self.inflight.remove(0).ok()?;
+        self.jobs = self.jobs.saturating_sub(1);
+        self.last_done = j.seqno;
+        self.head_ran_ns = 0;
+        Some(j)
+    }
+
     /// Charge the time since `since` to the head job, the queue and its
     /// file.
     pub(crate) fn charge(&mut self, q: &Queue, now: Instant<Monotonic>) {

@@ -83,16 +83,7 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
                 *w = m.read_ring(ring_off + 4 * i);
             }
         }
-        let failed = if hw.inflight.is_empty() {
-            None
-        } else {
-            hw.inflight.remove(0).ok()
-        };
-        if let Some(f) = failed.as_ref() {
-            hw.jobs = hw.jobs.saturating_sub(1);
-            hw.last_done = f.seqno;
-            hw.head_ran_ns = 0;
-        }
+        let failed = hw.pop_head();
         // Stop the ring; the failed job never ran its final cache clean:
         // write back what it left dirty while its pages are still held,
         // and make sure it stopped, before its fence signals and userspace
@@ -173,12 +164,8 @@ pub(crate) fn recover(gpu: &Arc<Gpu>) -> Result {
             };
             let hw = q.hw.access_mut(&mut s);
             hw.charge(&q, Instant::now());
-            if !hw.inflight.is_empty() {
-                if let Ok(j) = hw.inflight.remove(0) {
-                    hw.jobs = hw.jobs.saturating_sub(1);
-                    hw.last_done = j.seqno;
-                    *l = Some((q.clone(), j));
-                }
+            if let Some(j) = hw.pop_head() {
+                *l = Some((q.clone(), j));
             }
             hw.rewrite();
             q.vm.hw.leave();

@@ -550,13 +550,7 @@ pub(crate) fn complete(gpu: &Arc<Gpu>, r: usize) {
             let ended = hw.inflight.first().is_some_and(|j| j.seqno <= value);
             let done = if ended {
                 hw.charge(&q, Instant::now());
-                hw.head_ran_ns = 0;
-                hw.jobs = hw.jobs.saturating_sub(1);
-                let j = hw.inflight.remove(0).ok();
-                if let Some(j) = j.as_ref() {
-                    hw.last_done = j.seqno;
-                }
-                j
+                hw.pop_head()
             } else {
                 None
             };
