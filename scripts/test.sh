@@ -25,7 +25,7 @@ export FERRITE_MODEL_AUDIT=1
 report() { echo "$*" | tee -a "$results"; }
 
 # FERRITE_BOOTS picks boots for a quick local run (default: all of them);
-# FERRITE_ONLY narrows the main boot to matching subtests.
+# FERRITE_ONLY narrows the main and debug boots to matching subtests.
 BOOTS=${FERRITE_BOOTS:-main swiotlb highmem kill debug}
 [ "${FERRITE_SKIP_DEBUG:-0}" = 1 ] && BOOTS=${BOOTS/debug/}
 boot() { case " $BOOTS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -195,8 +195,10 @@ if [ $build_rc -eq 0 ]; then
 		stage "kernel(debug): waiting for the background build"
 		if wait "$debug_pid"; then
 			grep -h '==>' "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
-			GUEST_ENV=FERRITE_IGT_MULTIPLE=1 run_guest tests-debug debug "" "" '^igt@ferrite_' \
-				'^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed' 1 debug 20000
+			# FERRITE_ONLY narrows this boot too (no fuzzer then).
+			GUEST_ENV=FERRITE_IGT_MULTIPLE=1 run_guest tests-debug debug "" "" "${FERRITE_ONLY:-^igt@ferrite_}" \
+				'^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed' 1 debug \
+				"$([ -n "${FERRITE_ONLY:-}" ] || echo 20000)"
 		else
 			tail -20 "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
 			report "FAIL build: debug kernel or module (see $FERRITE_CACHE/kernel-debug.log)"

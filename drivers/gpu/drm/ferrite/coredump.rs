@@ -81,5 +81,8 @@ pub(crate) fn write(q: &Arc<Queue>, info: &DumpInfo) {
     if d.0.is_empty() {
         return;
     }
+    // One dump at a time: the core keeps the first until it is read or
+    // times out and drops the others, but its check is not atomic.
+    let _one = gpu.dumps.lock();
     kernel::devcoredump::dev_coredump(&gpu.dev, d.0);
 }

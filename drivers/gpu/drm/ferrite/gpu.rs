@@ -187,6 +187,8 @@ impl Default for Stats {
 ///   ([`crate::queue::QueueHw`], `LockedBy` it); a spinlock, taken in the
 ///   job interrupt; nothing allocates under it but with `GFP_ATOMIC`.
 /// - `vms`, `bos`, `process_vms`: debugfs lists and the per-process VMs.
+/// - `dumps`: serialises handing coredumps to the devcoredump core; taken
+///   alone, in the queues' dump work items.
 #[pin_data]
 pub(crate) struct Gpu {
     bar: DevresBar0,
@@ -215,6 +217,12 @@ pub(crate) struct Gpu {
     pub(crate) bos: Arc<BoList>,
     #[pin]
     pub(crate) process_vms: Mutex<ProcessVms>,
+    /// Held while a coredump is handed over. The devcoredump core checks
+    /// for an existing dump of the device and then creates its
+    /// `devcoredump` link, not atomically: the dump work items of two
+    /// queues that failed together would race to create the link.
+    #[pin]
+    pub(crate) dumps: Mutex<()>,
 }
 
 impl Gpu {
@@ -237,6 +245,7 @@ impl Gpu {
                 vms <- new_mutex!(VmList { entries: KVec::new() }),
                 bos: BoList::new()?,
                 process_vms <- new_mutex!(ProcessVms { entries: KVec::new() }),
+                dumps <- new_mutex!(()),
             }),
             GFP_KERNEL,
         )
