@@ -321,78 +321,21 @@ static void test_fdinfo_engine(void)
 	close(c.fd);
 }
 
-/* Read all of a file into buf (NUL-terminated); the length or -errno. */
-static int slurp(const char *path, char *buf, size_t len)
-{
-	int f = open(path, O_RDONLY), n, total = 0;
-
-	if (f < 0)
-		return -errno;
-	while ((n = read(f, buf + total, len - 1 - total)) > 0)
-		total += n;
-	close(f);
-	buf[total] = 0;
-	return total;
-}
-
 /* A fault leaves a devcoredump naming the queue, the fault and the job. */
 static void test_coredump(void)
 {
 	struct ctx c = setup(0);
 	struct fx_cmd bad = { 0 };
-	static char buf[65536];
-	char path[320], want[64];
-	int found = 0;
+	char want[64];
+	bool found;
 
-	/* Discard older dumps: a device keeps only its first dump until it is
-	 * read, and the core removes a discarded one asynchronously. */
-	for (int tries = 0; tries < 100; tries++) {
-		DIR *d = opendir("/sys/class/devcoredump");
-		struct dirent *e;
-		int left = 0;
-
-		while (d && (e = readdir(d))) {
-			int f;
-
-			if (strncmp(e->d_name, "devcd", 5))
-				continue;
-			left++;
-			snprintf(path, sizeof(path), "/sys/class/devcoredump/%s/data", e->d_name);
-			f = open(path, O_WRONLY);
-			if (f >= 0) {
-				if (write(f, "1", 1) != 1)
-					ftest_fail("discard %s: %s", path, strerror(errno));
-				close(f);
-			}
-		}
-		if (d)
-			closedir(d);
-		if (!left)
-			break;
-		usleep(50000);
-	}
+	fx_discard_coredumps();
 	fx_write64(&bad, FX_VA(9) + 0x80, 1, 0);
 	ftest_assert_eq(fx_run(c.fd, c.vm, c.q, FX_VA(4), &bad), -EFAULT);
 	snprintf(want, sizeof(want), "fault_addr %#llx", (unsigned long long)(FX_VA(9) + 0x80));
-	/* The dump is written by a work item after the fence signalled (the
-	 * signalling path does not allocate): look for it for up to 5 s. */
-	for (int tries = 0; tries < 100 && !found; tries++) {
-		if (tries)
-			usleep(50000);
-		for (int i = 0; i < 256 && !found; i++) {
-			snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
-			if (slurp(path, buf, sizeof(buf)) <= 0)
-				continue;
-			if (strstr(buf, "ferrite coredump") && strstr(buf, want) &&
-			    strstr(buf, "cmd_va") && strstr(buf, "mappings:")) {
-				int f = open(path, O_WRONLY);
-
-				found = 1;
-				ftest_assert(f >= 0 && write(f, "1", 1) == 1);
-				close(f);
-			}
-		}
-	}
+	/* Written by a work item after the fence signalled (the signalling
+	 * path does not allocate). */
+	found = fx_find_coredump((const char *[]){ want, "cmd_va", "mappings:" }, 3);
 	if (!found)
 		ftest_fail("no devcoredump with \"%s\"", want);
 	close(c.fd);
@@ -421,14 +364,14 @@ static void test_debugfs(void)
 		if (strncmp(e->d_name, "ferrite-", 8))
 			continue;
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/vms", e->d_name);
-		if (slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, want))
+		if (fx_slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, want))
 			found++;
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/sched", e->d_name);
-		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "ring 7:"));
+		ftest_assert(fx_slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "ring 7:"));
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/gem", e->d_name);
-		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "id size"));
+		ftest_assert(fx_slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "id size"));
 		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/slots", e->d_name);
-		ftest_assert(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "evictions"));
+		ftest_assert(fx_slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "evictions"));
 	}
 	closedir(d);
 	if (found != 1)

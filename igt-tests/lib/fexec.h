@@ -6,6 +6,7 @@
 #ifndef FEXEC_H
 #define FEXEC_H
 
+#include <dirent.h>
 #include <stdint.h>
 #include <poll.h>
 #include <time.h>
@@ -406,14 +407,19 @@ static inline int fx_debugfs_path(int fd, const char *name, char *buf, size_t le
 
 /* The value of drm-engine-queue in fd's fdinfo (the time the file's jobs
  * spent on the GPU's rings), in ns; -1 when it is not listed. */
-static inline long long fx_fdinfo_engine_ns(int fd)
+/* drm-engine-queue of the file `fd` of process `pid` (0: this one); -1
+ * when it is not there. */
+static inline long long fx_fdinfo_engine_ns_of(int pid, int fd)
 {
 	char path[64], buf[4096];
 	unsigned long long ns;
 	const char *k;
 	int f, n, total = 0;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	f = open(path, O_RDONLY | O_CLOEXEC);
 	if (f < 0)
 		return -1;
@@ -426,6 +432,88 @@ static inline long long fx_fdinfo_engine_ns(int fd)
 	if (!k || sscanf(k, "drm-engine-queue: %llu ns", &ns) != 1)
 		return -1;
 	return (long long)ns;
+}
+
+static inline long long fx_fdinfo_engine_ns(int fd)
+{
+	return fx_fdinfo_engine_ns_of(0, fd);
+}
+
+/* Read all of a file into buf (NUL-terminated); the length or -errno. */
+static inline int fx_slurp(const char *path, char *buf, size_t len)
+{
+	int f = open(path, O_RDONLY), n, total = 0;
+
+	if (f < 0)
+		return -errno;
+	while (total < (int)len - 1 && (n = read(f, buf + total, len - 1 - total)) > 0)
+		total += n;
+	close(f);
+	buf[total] = 0;
+	return total;
+}
+
+/* Discard every devcoredump: a device keeps only its first dump until it
+ * is read, and the core removes a discarded one asynchronously. */
+static inline void fx_discard_coredumps(void)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		DIR *d = opendir("/sys/class/devcoredump");
+		struct dirent *e;
+		int left = 0;
+
+		while (d && (e = readdir(d))) {
+			char path[320];
+			int f;
+
+			if (strncmp(e->d_name, "devcd", 5))
+				continue;
+			left++;
+			snprintf(path, sizeof(path), "/sys/class/devcoredump/%s/data", e->d_name);
+			f = open(path, O_WRONLY);
+			if (f >= 0) {
+				if (write(f, "1", 1) != 1)
+					ftest_fail("discard %s: %s", path, strerror(errno));
+				close(f);
+			}
+		}
+		if (d)
+			closedir(d);
+		if (!left)
+			return;
+		usleep(50000);
+	}
+}
+
+/* Wait up to 5 s for a Ferrite devcoredump holding each of the n strings
+ * of want (a dump is written by a work item after the failed fence
+ * signalled); discard it. */
+static inline bool fx_find_coredump(const char *const *want, int n)
+{
+	static char buf[1 << 20];
+
+	for (int tries = 0; tries < 100; tries++) {
+		if (tries)
+			usleep(50000);
+		for (int i = 0; i < 256; i++) {
+			char path[64];
+			bool all = true;
+			int f;
+
+			snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
+			if (fx_slurp(path, buf, sizeof(buf)) <= 0 || !strstr(buf, "ferrite coredump"))
+				continue;
+			for (int k = 0; k < n && all; k++)
+				all = strstr(buf, want[k]) != NULL;
+			if (!all)
+				continue;
+			f = open(path, O_WRONLY);
+			ftest_assert(f >= 0 && write(f, "1", 1) == 1);
+			close(f);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* Buffer objects the driver lists in debugfs, over all Ferrite GPUs; -1
