@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * ferrite_bo: buffer-object additions of interface 0.3: labels
+ * ferrite_bo: buffer-object additions of interfaces 0.3 and 0.4: labels
  * (BO_SET_LABEL, read back through BO_QUERY_INFO, shown in debugfs and in
- * devcoredumps), GEM_CREATE_NO_MMAP, and BO_QUERY_INFO on own and
- * imported BOs (from the other Ferrite GPU, vgem and udmabuf).
+ * devcoredumps), GEM_CREATE_NO_MMAP, BO_QUERY_INFO on own and imported
+ * BOs (from the other Ferrite GPU, vgem and udmabuf), and VM-private BOs
+ * (GEM_CREATE_VM_PRIVATE).
  */
 #define _GNU_SOURCE
 #include <linux/udmabuf.h>
@@ -54,20 +55,6 @@ static const char *label_of(int fd, uint32_t handle)
 	return buf;
 }
 
-/* Read all of a file into buf (NUL-terminated); the length or -errno. */
-static int slurp(const char *path, char *buf, size_t len)
-{
-	int f = open(path, O_RDONLY), n, total = 0;
-
-	if (f < 0)
-		return -errno;
-	while (total < (int)len - 1 && (n = read(f, buf + total, len - 1 - total)) > 0)
-		total += n;
-	close(f);
-	buf[total] = 0;
-	return total;
-}
-
 /* The debugfs file name of fd's GPU, in buf; false without debugfs. */
 static bool debugfs(int fd, const char *name, char *buf, size_t len)
 {
@@ -75,7 +62,7 @@ static bool debugfs(int fd, const char *name, char *buf, size_t len)
 
 	if (fx_debugfs_path(fd, name, path, sizeof(path)))
 		return false;
-	ftest_assert(slurp(path, buf, len) > 0);
+	ftest_assert(fx_slurp(path, buf, len) > 0);
 	return true;
 }
 
@@ -93,63 +80,6 @@ static uint32_t import_fd(int fd, int dmabuf)
 
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &p));
 	return p.handle;
-}
-
-/* Discard every devcoredump (a device keeps its first until it is read). */
-static void discard_coredumps(void)
-{
-	for (int tries = 0; tries < 100; tries++) {
-		DIR *d = opendir("/sys/class/devcoredump");
-		struct dirent *e;
-		int left = 0;
-
-		while (d && (e = readdir(d))) {
-			char path[320];
-			int f;
-
-			if (strncmp(e->d_name, "devcd", 5))
-				continue;
-			left++;
-			snprintf(path, sizeof(path), "/sys/class/devcoredump/%s/data", e->d_name);
-			f = open(path, O_WRONLY);
-			if (f >= 0) {
-				if (write(f, "1", 1) != 1)
-					ftest_fail("discard %s: %s", path, strerror(errno));
-				close(f);
-			}
-		}
-		if (d)
-			closedir(d);
-		if (!left)
-			return;
-		usleep(50000);
-	}
-}
-
-/* Wait up to 5 s for a Ferrite devcoredump holding both strings; discard it. */
-static bool find_coredump(const char *a, const char *b)
-{
-	static char buf[1 << 20];
-
-	for (int tries = 0; tries < 100; tries++) {
-		if (tries)
-			usleep(50000);
-		for (int i = 0; i < 256; i++) {
-			char path[64];
-			int f;
-
-			snprintf(path, sizeof(path), "/sys/class/devcoredump/devcd%d/data", i);
-			if (slurp(path, buf, sizeof(buf)) <= 0)
-				continue;
-			if (!strstr(buf, "ferrite coredump") || !strstr(buf, a) || !strstr(buf, b))
-				continue;
-			f = open(path, O_WRONLY);
-			ftest_assert(f >= 0 && write(f, "1", 1) == 1);
-			close(f);
-			return true;
-		}
-	}
-	return false;
 }
 
 /*
@@ -241,10 +171,10 @@ static void test_label(void)
 	 * and the devcoredump core keeps one per device: let an earlier
 	 * failure's dump land before discarding it. */
 	usleep(300 * 1000);
-	discard_coredumps();
+	fx_discard_coredumps();
 	fx_write64(&bad, FX_VA(9), 1, 0);
 	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(4), &bad), -EFAULT);
-	if (!find_coredump("label \"coredump-label\"", "mappings:"))
+	if (!fx_find_coredump((const char *[]){ "label \"coredump-label\"", "mappings:" }, 2))
 		ftest_fail("no devcoredump naming the label");
 
 	/* A BO's label goes with it. */
@@ -339,8 +269,8 @@ static void test_no_mmap(void)
 	dmabuf = export_fd(fd, c.handle);
 	close(dmabuf);
 
-	/* Unknown flags. */
-	for (int bit = 1; bit < 32; bit++) {
+	/* Unknown flags (bit 1 is VM_PRIVATE, see vm-private). */
+	for (int bit = 2; bit < 32; bit++) {
 		struct drm_ferrite_gem_create u = { .size = FX_PAGE, .flags = 1u << bit };
 
 		ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &u), EINVAL);
@@ -474,9 +404,158 @@ static void test_query_info(void)
 	close(fd);
 }
 
+static int create_private(int fd, uint64_t size, uint32_t vm, uint32_t *handle)
+{
+	struct drm_ferrite_gem_create c = {
+		.size = size, .flags = DRM_FERRITE_GEM_CREATE_VM_PRIVATE, .vm_id = vm,
+	};
+	int r = ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c);
+
+	if (!r && handle)
+		*handle = c.handle;
+	return r;
+}
+
+/*
+ * VM_PRIVATE: the BO belongs to one VM. Created for an explicit VM and for
+ * the process VM; bad vm_id/pad refused; export and binds into another VM
+ * refused with EINVAL, as is a SUBMIT on another VM's queue listing it.
+ * The GPU fills it and the CPU reads it back (through a copy: it is
+ * mappable too). Its implicit sync goes through the VM's reservation
+ * object: GEM_SYNC BEGIN on a private BO waits for a gated job that listed
+ * another private BO of the VM, while a second job listing the same
+ * private BO does not wait for the first (no implicit sync between jobs).
+ */
+static void test_vm_private(void)
+{
+	int fd = fdev_open_or_skip(0);
+	uint32_t vm = fx_vm(fd), vm2 = fx_vm(fd), pb = 0, pb2 = 0, pproc = 0, out, gatebo, cmdbo;
+	uint32_t q = fx_queue(fd, vm, 10000), q2 = fx_queue(fd, vm, 10000), qo = fx_queue(fd, vm2, 0);
+	uint32_t so1 = fx_syncobj(fd), so2 = fx_syncobj(fd);
+	struct drm_prime_handle ph = { .flags = DRM_CLOEXEC | DRM_RDWR };
+	struct drm_ferrite_bo_ref refs[2];
+	volatile uint64_t *gate, *done_at;
+	struct fx_cmd c1 = { .n = 0 }, c2 = { .n = 0 }, c3 = { .n = 0 };
+	uint8_t *cmdp;
+	uint32_t *p;
+	pid_t pid;
+
+	{
+		struct drm_ferrite_uapi_features f = { 0 };
+		struct drm_ferrite_dev_query dq = {
+			.type = DRM_FERRITE_DEV_QUERY_FEATURES, .size = sizeof(f),
+			.pointer = (uintptr_t)&f,
+		};
+
+		ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &dq));
+		ftest_assert(f.features & DRM_FERRITE_UAPI_VM_PRIVATE);
+	}
+	/* Bad input. */
+	ftest_assert_errno(create_private(fd, FX_PAGE, 999, NULL), ENOENT);
+	{
+		struct drm_ferrite_gem_create c = { .size = FX_PAGE, .vm_id = vm };
+
+		ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
+		c.vm_id = 0;
+		c.pad = 1;
+		ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
+	}
+
+	ftest_assert_ok(create_private(fd, 16 * FX_PAGE, vm, &pb));
+	ftest_assert_ok(create_private(fd, FX_PAGE, vm, &pb2));
+	ftest_assert_ok(create_private(fd, FX_PAGE, DRM_FERRITE_VM_PROCESS, &pproc));
+	ftest_assert_eq(info_of(fd, pb).create_flags, DRM_FERRITE_GEM_CREATE_VM_PRIVATE);
+
+	/* Not exportable, not bindable elsewhere. */
+	ph.handle = pb;
+	ftest_assert_errno(ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &ph), EINVAL);
+	ftest_assert_errno(fx_map_flags(fd, vm2, pb, 0, FX_VA(1), 16 * FX_PAGE, 0), EINVAL);
+	ftest_assert_errno(fx_map_flags(fd, vm, pproc, 0, FX_VA(9), FX_PAGE, 0), EINVAL);
+	ftest_assert_ok(fx_map_flags(fd, DRM_FERRITE_VM_PROCESS, pproc, 0, FX_VA(9), FX_PAGE, 0));
+
+	/* The GPU fills it (listed for write) and copies it out. */
+	fx_map(fd, vm, pb, FX_VA(1), 16 * FX_PAGE);
+	fx_map(fd, vm, pb2, FX_VA(5), FX_PAGE);
+	out = fx_bo(fd, 16 * FX_PAGE);
+	fx_map(fd, vm, out, FX_VA(2), 16 * FX_PAGE);
+	fx_fill(&c1, FX_VA(1), 16 * FX_PAGE, 0x50524956);
+	fx_copy(&c1, FX_VA(2), FX_VA(1), 16 * FX_PAGE);
+	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(3), &c1), 1);
+	p = fx_mmap(fd, out, 16 * FX_PAGE);
+	ftest_assert_ok(fx_gem_sync(fd, out, FX_BEGIN_R));
+	for (unsigned int i = 0; i < 16 * FX_PAGE / 4; i++)
+		if (p[i] != 0x50524956)
+			ftest_fail("word %u is %#x", i, p[i]);
+	munmap(p, 16 * FX_PAGE);
+
+	/* A queue of another VM cannot list it. */
+	{
+		struct drm_ferrite_bo_ref r = { .handle = pb, .flags = DRM_FERRITE_BO_REF_WRITE };
+
+		ftest_assert_errno(fx_submit_full(fd, qo, FX_VA(3), 8, NULL, 0, &r, 1), EINVAL);
+	}
+
+	/* Job 1 waits on a gate and lists pb2 for write; job 2, on another
+	 * queue, lists pb for write and runs at once; GEM_SYNC on pb waits
+	 * for job 1 (one reservation object for the VM's private BOs). */
+	gatebo = fx_bo(fd, FX_PAGE);
+	fx_map(fd, vm, gatebo, FX_VA(6), FX_PAGE);
+	gate = fx_mmap(fd, gatebo, FX_PAGE);
+	gate[0] = 0;
+	ftest_assert_ok(fx_gem_sync(fd, gatebo, FX_END_W));
+	fx_wait(&c2, FX_VA(6), 1);
+	fx_write64(&c2, FX_VA(5), 1, 0);
+	fx_write64(&c3, FX_VA(1), 2, 0);
+	cmdbo = fx_bo(fd, 2 * FX_PAGE);
+	cmdp = fx_mmap(fd, cmdbo, 2 * FX_PAGE);
+	memcpy(cmdp, c2.dw, c2.n * 4);
+	memcpy(cmdp + FX_PAGE, c3.dw, c3.n * 4);
+	munmap(cmdp, 2 * FX_PAGE);
+	fx_map(fd, vm, cmdbo, FX_VA(7), 2 * FX_PAGE);
+	{
+		struct drm_ferrite_sync_op s1 = { .flags = DRM_FERRITE_SYNC_SIGNAL, .handle = so1 };
+		struct drm_ferrite_sync_op s2 = { .flags = DRM_FERRITE_SYNC_SIGNAL, .handle = so2 };
+
+		refs[0] = (struct drm_ferrite_bo_ref){ .handle = pb2, .flags = DRM_FERRITE_BO_REF_WRITE };
+		ftest_assert_ok(fx_submit_full(fd, q, FX_VA(7), c2.n * 4, &s1, 1, refs, 1));
+		refs[0] = (struct drm_ferrite_bo_ref){ .handle = pb, .flags = DRM_FERRITE_BO_REF_WRITE };
+		refs[1] = (struct drm_ferrite_bo_ref){ .handle = pb2, .flags = 0 };
+		ftest_assert_ok(fx_submit_full(fd, q2, FX_VA(7) + FX_PAGE, c3.n * 4, &s2, 1, refs, 2));
+	}
+	ftest_assert_ok(fx_syncobj_wait(fd, so2, 10000));
+	ftest_assert_eq(fx_syncobj_status(fd, so2), 1);
+	ftest_assert_eq(fx_syncobj_wait(fd, so1, 0), -ETIME);
+
+	done_at = mmap(NULL, FX_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ftest_assert(done_at != MAP_FAILED);
+	done_at[0] = 0;
+	pid = fork();
+	ftest_assert(pid >= 0);
+	if (pid == 0) {
+		int r = fx_gem_sync(fd, pb, FX_BEGIN_R);
+
+		done_at[0] = r ? 2 : 1;
+		_exit(0);
+	}
+	usleep(300 * 1000);
+	if (done_at[0])
+		ftest_fail("GEM_SYNC on a private BO did not wait for the VM's job (%llu)",
+			   (unsigned long long)done_at[0]);
+	gate[0] = 1;
+	ftest_assert_ok(fx_gem_sync(fd, gatebo, FX_END_W));
+	fx_reap(pid);
+	ftest_assert_eq(done_at[0], 1);
+	ftest_assert_ok(fx_syncobj_wait(fd, so1, 10000));
+	ftest_assert_eq(fx_syncobj_status(fd, so1), 1);
+	munmap((void *)gate, FX_PAGE);
+	munmap((void *)done_at, FX_PAGE);
+	close(fd);
+}
+
 FTEST_MAIN(
 	{ "label", test_label, "set, read back, replace and clear labels; shown in debugfs and devcoredumps" },
 	{ "label-bad", test_label_bad, "bad handle, pad, too long, bad pointers: documented errnos" },
 	{ "no-mmap", test_no_mmap, "GEM_CREATE_NO_MMAP: GEM_MMAP_OFFSET fails with EPERM; the GPU uses the BO" },
 	{ "query-info", test_query_info, "size, flags, origin and label of own BOs and of Ferrite, vgem and udmabuf imports" },
+	{ "vm-private", test_vm_private, "GEM_CREATE_VM_PRIVATE: one VM only, no export, the VM's reservation object" },
 )

@@ -198,6 +198,24 @@ impl Device {
         })
     }
 
+    /// GEM_CREATE of a BO private to `vm` (`DRM_FERRITE_GEM_CREATE_VM_PRIVATE`,
+    /// interface 0.4): it shares the VM's reservation object, binds only
+    /// into it and cannot be exported.
+    pub fn gem_create_private(&self, size: u64, vm: u32, flags: u32) -> io::Result<Bo> {
+        let mut c = uapi::drm_ferrite_gem_create {
+            size,
+            flags: flags | uapi::DRM_FERRITE_GEM_CREATE_VM_PRIVATE,
+            vm_id: vm,
+            ..Default::default()
+        };
+        // SAFETY: c is a drm_ferrite_gem_create.
+        unsafe { drm::ioctl(self.fd(), IOCTL_GEM_CREATE, &mut c)? };
+        Ok(Bo {
+            handle: c.handle,
+            size: c.size,
+        })
+    }
+
     /// GEM_MMAP_OFFSET.
     pub fn gem_mmap_offset(&self, bo: Bo) -> io::Result<u64> {
         let mut m = uapi::drm_ferrite_gem_mmap_offset {

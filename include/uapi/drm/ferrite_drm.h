@@ -34,6 +34,16 @@ extern "C" {
  *   at their end.
  * - The interface version is reported by DRM_IOCTL_VERSION (major.minor)
  *   and in &drm_ferrite_dev_info.uapi_version.
+ * - VM and queue ids are small integers from 1, valid in the file that
+ *   created them; a destroyed object's id is given to the next object
+ *   created (the lowest free id).
+ *
+ * Each ioctl's structure lists its errors ("Errors:"). Besides those, any
+ * ioctl may fail with -ENOMEM when the kernel runs out of memory, with
+ * -EFAULT when its argument cannot be copied, and with -ENODEV once the
+ * device is unbound (the DRM core refuses every ioctl of an unplugged
+ * device). The section "Writing userspace for Ferrite" of
+ * Documentation/gpu/ferrite.rst puts the pieces together.
  */
 
 /**
@@ -73,6 +83,16 @@ enum drm_ferrite_ioctl_id {
 
 /**
  * struct drm_ferrite_obj_array - an array of objects passed to an ioctl
+ *
+ * A @count of zero passes nothing (@stride and @array are then not
+ * looked at). Otherwise @stride must be a multiple of 4 from 4 to 4096.
+ * Each array has a limit on @count: 64 sync ops (&struct
+ * drm_ferrite_sync_op), 1024 BO references (&struct drm_ferrite_bo_ref),
+ * 4096 bind operations (&struct drm_ferrite_vm_bind_op).
+ *
+ * Errors: a @count above the limit, a bad @stride or a @count * @stride
+ * that overflows -EINVAL; an @array the kernel cannot read -EFAULT; a
+ * non-zero byte beyond the part of an element the kernel knows -EINVAL.
  */
 struct drm_ferrite_obj_array {
 	/** @count: Number of elements. */
@@ -115,8 +135,12 @@ enum drm_ferrite_dev_query_type {
  *
  * With @pointer zero, the kernel sets @size to the size of the answer.
  * Otherwise it writes min(@size, answer size) bytes at @pointer and sets
- * @size to the number of bytes written. A @pointer the kernel cannot
- * write fails with -EFAULT; an unknown @type with -EINVAL.
+ * @size to the number of bytes written (a @size of zero writes nothing and
+ * is no error).
+ *
+ * Errors: an unknown @type -EINVAL; a @pointer the kernel cannot write
+ * -EFAULT; for DRM_FERRITE_DEV_QUERY_TIMESTAMP, see &enum
+ * drm_ferrite_dev_query_type (-EOPNOTSUPP, -ENODEV).
  */
 struct drm_ferrite_dev_query {
 	/** @type: One of &enum drm_ferrite_dev_query_type. */
@@ -153,13 +177,21 @@ struct drm_ferrite_dev_info {
 	__u32 num_as;
 	/** @va_bits: Width of GPU virtual addresses. */
 	__u32 va_bits;
-	/** @va_start: First GPU VA userspace may bind. */
+	/**
+	 * @va_start: First GPU VA userspace may bind (as
+	 * &drm_ferrite_mmu_info.user_va_start).
+	 */
 	__u64 va_start;
-	/** @va_end: End (exclusive) of the GPU VA range userspace may bind. */
+	/**
+	 * @va_end: End (exclusive) of the GPU VA range userspace may bind (as
+	 * &drm_ferrite_mmu_info.user_va_end).
+	 */
 	__u64 va_end;
 	/**
 	 * @page_sizes: Bitmask of the page and block sizes the MMU maps:
 	 * bit n set means 2^n-byte pages (see &drm_ferrite_mmu_info.page_sizes).
+	 * This driver reports bits 12, 21 and 30 (4 KiB pages, 2 MiB and 1 GiB
+	 * blocks), 0x40201000.
 	 */
 	__u64 page_sizes;
 };
@@ -289,8 +321,13 @@ struct drm_ferrite_memory_info {
  * [@user_va_start, @user_va_end); the rest belongs to the driver (the
  * first 64 KiB stay unmapped so that a NULL-based pointer faults; the top
  * [@kernel_va_start, @kernel_va_end) holds the driver's rings and fence
- * pages, which jobs cannot write). A heap or allocator must fit in the
- * user range: VM_BIND outside it fails with -EINVAL.
+ * pages, which jobs cannot write). Everything userspace puts in a VM must
+ * lie in the user range: VM_BIND of a range not wholly inside it fails
+ * with -EINVAL, and so does SUBMIT of a command buffer outside it. No
+ * ioctl moves or widens the range: a heap or VA allocator must be placed
+ * inside it, and a userptr (GPU VA == CPU VA) needs CPU memory mapped
+ * inside it (mmap() with an address hint or MAP_FIXED_NOREPLACE); data the
+ * CPU holds elsewhere must be copied into a BO.
  */
 struct drm_ferrite_mmu_info {
 	/** @va_bits: Width of GPU virtual addresses (48). */
@@ -314,6 +351,8 @@ struct drm_ferrite_mmu_info {
 	 * blocks). The driver uses a block wherever the GPU VA, the BO offset
 	 * and the pages behind them are aligned and contiguous to its size
 	 * (large BOs get 2 MiB folios); nothing else changes for userspace.
+	 * This driver reports bits 12, 21 and 30, 0x40201000 (it does not
+	 * consult the hardware's DRM_FERRITE_FEATURE_BLOCK_* bits).
 	 */
 	__u64 page_sizes;
 };
@@ -333,6 +372,8 @@ struct drm_ferrite_mmu_info {
  * DRM_FERRITE_UAPI_BO_QUERY_INFO (0.3): BO_QUERY_INFO.
  * DRM_FERRITE_UAPI_MEMORY (0.3): DRM_FERRITE_DEV_QUERY_MEMORY.
  * DRM_FERRITE_UAPI_MMU (0.3): DRM_FERRITE_DEV_QUERY_MMU.
+ * DRM_FERRITE_UAPI_VM_PRIVATE (0.4): DRM_FERRITE_GEM_CREATE_VM_PRIVATE and
+ * &drm_ferrite_gem_create.vm_id.
  */
 #define DRM_FERRITE_UAPI_SCHED		(1 << 0)
 #define DRM_FERRITE_UAPI_TIMESTAMP	(1 << 1)
@@ -341,6 +382,7 @@ struct drm_ferrite_mmu_info {
 #define DRM_FERRITE_UAPI_BO_QUERY_INFO	(1 << 4)
 #define DRM_FERRITE_UAPI_MEMORY		(1 << 5)
 #define DRM_FERRITE_UAPI_MMU		(1 << 6)
+#define DRM_FERRITE_UAPI_VM_PRIVATE	(1 << 7)
 
 /**
  * struct drm_ferrite_uapi_features - what this interface offers
@@ -357,15 +399,40 @@ struct drm_ferrite_uapi_features {
  * the CPU through the DRM file: it has no mmap offset, and GEM_MMAP_OFFSET
  * on it fails with -EPERM (panthor's choice for its NO_MMAP). It can
  * still be exported, and a dma-buf can be mapped through its own fd.
+ *
+ * DRM_FERRITE_GEM_CREATE_VM_PRIVATE (since 0.4): the BO belongs to the VM
+ * &drm_ferrite_gem_create.vm_id (an id from VM_CREATE, or
+ * DRM_FERRITE_VM_PROCESS for the calling process's VM) and shares that
+ * VM's reservation object, as panthor's exclusive-VM BOs do. It can only
+ * be bound into that VM (VM_BIND into another fails with -EINVAL) and
+ * cannot be exported (PRIME_HANDLE_TO_FD fails with -EINVAL). In SUBMIT's
+ * BO list it costs no lock of its own: however many private BOs a job
+ * lists, the VM's one reservation object is locked, the job does not wait
+ * for earlier jobs through them (a private BO is not shared: order the
+ * jobs that use one with syncobjs), and the job's fence is added once to
+ * the VM's reservation object (as a write if any listed private BO is
+ * written), so that GEM_SYNC and CPU waits on any private BO of the VM
+ * wait for it. A private BO of another VM in a job's list fails with
+ * -EINVAL.
  */
 #define DRM_FERRITE_GEM_CREATE_NO_MMAP	(1 << 0)
+#define DRM_FERRITE_GEM_CREATE_VM_PRIVATE	(1 << 1)
 
 /**
  * struct drm_ferrite_gem_create - create a buffer object
  *
- * The object is backed by shmem pages, allocated (zeroed) when first
- * needed. It is never mapped into the kernel's address space. An unknown
- * flag fails with -EINVAL, a @size of zero or above 64 GiB with -EINVAL.
+ * The object is backed by shmem pages, allocated when first needed (its
+ * first VM_BIND or GEM_SYNC, its first CPU mmap(), an import by another
+ * device) and zeroed by the kernel then: a new BO reads as zeroes, from
+ * the CPU and from the GPU, over its whole rounded-up @size. It is never
+ * mapped into the kernel's address space. @vm_id and @pad exist since
+ * 0.4: older userspace passes the first 16 bytes, which the kernel extends
+ * with zeroes.
+ *
+ * Errors: an unknown flag, a @size of zero or above 64 GiB, a non-zero
+ * @pad, or a non-zero @vm_id without DRM_FERRITE_GEM_CREATE_VM_PRIVATE
+ * -EINVAL; with DRM_FERRITE_GEM_CREATE_VM_PRIVATE, a @vm_id that names no
+ * VM of the file -ENOENT.
  */
 struct drm_ferrite_gem_create {
 	/**
@@ -377,6 +444,14 @@ struct drm_ferrite_gem_create {
 	__u32 flags;
 	/** @handle: Returned GEM handle. */
 	__u32 handle;
+	/**
+	 * @vm_id: With DRM_FERRITE_GEM_CREATE_VM_PRIVATE, the VM the BO
+	 * belongs to (DRM_FERRITE_VM_PROCESS is the caller's process VM);
+	 * otherwise zero.
+	 */
+	__u32 vm_id;
+	/** @pad: Must be zero. */
+	__u32 pad;
 };
 
 /**
@@ -388,10 +463,12 @@ struct drm_ferrite_gem_create {
  * mappings. The CPU and the GPU do not see each other's writes without
  * GEM_SYNC (&struct drm_ferrite_gem_sync): BEGIN before the CPU accesses a
  * BO the GPU used, END after it before the GPU uses it again. An imported
- * BO maps the exporter's pages through its dma-buf.
+ * BO maps the exporter's pages through its dma-buf. The mapping must be
+ * MAP_SHARED: mmap() of a private (copy-on-write) mapping fails with
+ * -EINVAL.
  *
- * Errors: a bad handle -ENOENT; a BO created with
- * DRM_FERRITE_GEM_CREATE_NO_MMAP -EPERM; non-zero @flags -EINVAL.
+ * Errors: non-zero @flags -EINVAL; a bad handle -ENOENT; a BO created with
+ * DRM_FERRITE_GEM_CREATE_NO_MMAP -EPERM.
  */
 struct drm_ferrite_gem_mmap_offset {
 	/** @handle: GEM handle. */
@@ -418,6 +495,11 @@ struct drm_ferrite_gem_mmap_offset {
 
 /**
  * struct drm_ferrite_vm_create - create a GPU address space
+ *
+ * The VM belongs to the calling process: only that process may bind its
+ * memory into it (DRM_FERRITE_VM_BIND_USERPTR). A file may have 64 VMs.
+ *
+ * Errors: non-zero @flags -EINVAL; a file that has 64 VMs already -ENOSPC.
  */
 struct drm_ferrite_vm_create {
 	/** @flags: Must be zero. */
@@ -429,7 +511,14 @@ struct drm_ferrite_vm_create {
 /**
  * struct drm_ferrite_vm_destroy - destroy a GPU address space
  *
- * Fails with -EBUSY while queues use the VM.
+ * The id is freed at once; the VM, with its mappings, goes when the last
+ * job that ran in it has ended. Its VM-private BOs
+ * (DRM_FERRITE_GEM_CREATE_VM_PRIVATE) stay valid but can no longer be
+ * bound anywhere.
+ *
+ * Errors: non-zero @pad, or @vm_id DRM_FERRITE_VM_PROCESS, -EINVAL; an
+ * unknown @vm_id -ENOENT; a VM that queues of the file still use -EBUSY
+ * (destroy them first).
  */
 struct drm_ferrite_vm_destroy {
 	/** @vm_id: VM id. */
@@ -457,29 +546,60 @@ enum drm_ferrite_vm_bind_op_type {
  * @bo_offset must be zero. The VM must belong to the calling process (its
  * process VM, or a VM it created): else -EPERM. Pages that are not mapped
  * (or not writable, without DRM_FERRITE_VM_BIND_READONLY) fail with
- * -EFAULT. A userptr may not overlap another mapping (-EEXIST), and an
- * UNMAP must cover whole userptrs (-EINVAL). The kernel follows the
+ * -EFAULT, and so does memory get_user_pages() cannot take (VM_IO or
+ * VM_PFNMAP mappings, such as a CPU mapping of a BO or of a dma-buf). A
+ * userptr may not overlap another mapping (-EEXIST), a BO MAP may not
+ * overlap a userptr (-EEXIST: it does not replace it), and an UNMAP must
+ * cover whole userptrs (-EINVAL). The kernel follows the
  * process's page tables: after munmap, mremap, fork (copy-on-write) or
  * migration, the next SUBMIT on the VM maps the range's current pages,
  * and a range that is no longer mapped faults on GPU access.
  * With DRM_FERRITE_VM_BIND_READONLY the memory may be read-only or shared
  * (untouched anonymous memory, a read-only file mapping): the device
- * never writes it, not even through a bounce buffer. The memory belongs
- * to the GPU from the SUBMIT of a job of the VM until no job of the VM
- * submitted since is running: then (all their out-fences signalled) the
- * CPU sees what they wrote, and jobs submitted later see what the CPU
- * wrote. When the DMA layer cannot map the memory
- * (bounce buffers or DMA address space exhausted), -ENOMEM.
+ * never writes it, not even through a bounce buffer. When the DMA layer
+ * cannot map the memory (bounce buffers or DMA address space exhausted),
+ * -ENOMEM.
+ *
+ * A userptr has no GEM handle, so GEM_SYNC cannot name it: the kernel
+ * moves its pages between the CPU and the device at job boundaries.
+ * Every job of the VM (of any queue or file using the VM, jobs still
+ * waiting for their dependencies included) holds every userptr of the VM
+ * from its SUBMIT until it ends. The pages go to the device at a SUBMIT
+ * that finds no other job of the VM holding them, and back to the CPU
+ * when the last job holding them ends, before its fence signals. So the
+ * CPU sees what jobs wrote once every job of the VM submitted so far has
+ * signalled (not only the job that wrote), and a job sees what the CPU
+ * wrote before the SUBMIT at which the device took the pages. On a machine
+ * whose DMA is bounced or not cache-coherent, memory written by one side
+ * while the VM has work outstanding may not reach the other, and there is
+ * no ioctl to hand it over earlier: use a BO and GEM_SYNC for such data.
  */
 #define DRM_FERRITE_VM_BIND_USERPTR	(1 << 2)
 
 /**
  * struct drm_ferrite_vm_bind_op - one VM_BIND operation
  *
- * @va, @size and @bo_offset must be page aligned; [@bo_offset, +@size)
- * must lie inside the BO. A MAP over existing mappings replaces them (the
- * old mappings are split as needed); an UNMAP of an unmapped range is not
- * an error.
+ * @va, @size and @bo_offset must be page aligned (4096 bytes), @size
+ * non-zero, [@va, +@size) inside the user range (&struct
+ * drm_ferrite_mmu_info) and [@bo_offset, +@size) inside the BO. A MAP of
+ * a BO over existing BO mappings replaces them (the old mappings are split
+ * as needed); one that overlaps a userptr, even partly, fails with
+ * -EEXIST and changes nothing (UNMAP the userptr first). An UNMAP of an
+ * unmapped range is not an error; one that covers only part of a userptr
+ * fails with -EINVAL.
+ *
+ * Errors found while the arguments are checked, before anything changes:
+ * an unknown @op or flag, non-zero @pad, a non-zero @handle or @bo_offset
+ * where they must be zero, a range that is misaligned, empty, outside the
+ * user range or outside the BO, or a BO private to another VM
+ * (DRM_FERRITE_GEM_CREATE_VM_PRIVATE) -EINVAL; an unknown @handle -ENOENT.
+ * Errors found while an operation is applied, which leave the operations
+ * before it applied: an overlap with a userptr -EEXIST; an UNMAP that
+ * splits a userptr -EINVAL; the userptr errors of
+ * DRM_FERRITE_VM_BIND_USERPTR (-EPERM, -EFAULT, -EEXIST, -ENOMEM); a BO
+ * whose first use would exceed the pinning budget
+ * (&drm_ferrite_memory_info.available), or pages the DMA layer cannot map,
+ * -ENOMEM.
  */
 struct drm_ferrite_vm_bind_op {
 	/** @op: One of &enum drm_ferrite_vm_bind_op_type. */
@@ -505,6 +625,22 @@ struct drm_ferrite_vm_bind_op {
 
 /**
  * struct drm_ferrite_sync_op - a sync object to wait on or signal
+ *
+ * A WAIT names a fence that must exist when the ioctl is called: the
+ * kernel does not wait for one to be submitted. A binary sync object with
+ * no fence, a timeline point beyond the last one added, or a non-zero
+ * @point on a binary sync object fails with -EINVAL; to wait before the
+ * signaller is submitted, wait in userspace first
+ * (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with
+ * DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE). A WAIT fence that signalled
+ * with an error fails what waits for it: VM_BIND returns that error, and a
+ * job does not run and its fence signals that error. A SIGNAL on a binary
+ * sync object replaces its fence; with DRM_FERRITE_SYNC_TIMELINE it adds
+ * @point to the timeline.
+ *
+ * Errors: an unknown flag, a non-zero @point without
+ * DRM_FERRITE_SYNC_TIMELINE or a zero one with it -EINVAL; an unknown
+ * @handle -ENOENT; a WAIT without a fence, as above, -EINVAL.
  */
 struct drm_ferrite_sync_op {
 	/** @flags: DRM_FERRITE_SYNC_WAIT or _SIGNAL, plus _TIMELINE. */
@@ -519,10 +655,19 @@ struct drm_ferrite_sync_op {
  * struct drm_ferrite_vm_bind - change a GPU address space
  *
  * The operations are applied in order, after every WAIT sync op has
- * signalled; the SIGNAL sync ops signal when they are done. Unmapped
- * ranges are invalidated in the GPU TLB before the call returns (or the
- * out-fences signal); pages that jobs in flight may still use are
- * released only after those jobs finish.
+ * signalled: VM_BIND waits for them itself, interruptibly and without a
+ * timeout, before it changes anything. The SIGNAL sync ops then get a
+ * fence that has already signalled. Unmapped ranges are invalidated in the
+ * GPU TLB before the call returns (or the out-fences signal); pages that
+ * jobs in flight may still use are released only after those jobs finish.
+ *
+ * Errors: non-zero @flags -EINVAL; an unknown @vm_id -ENOENT; the errors
+ * of the arrays (&struct drm_ferrite_obj_array), of the operations
+ * (&struct drm_ferrite_vm_bind_op) and of the sync ops (&struct
+ * drm_ferrite_sync_op); a signal while waiting -EINTR (the wait restarts
+ * by itself under a SA_RESTART handler); a WAIT fence that failed: its
+ * error, with no operation applied. After an error no SIGNAL sync op is
+ * signalled.
  */
 struct drm_ferrite_vm_bind {
 	/** @vm_id: VM id, or DRM_FERRITE_VM_PROCESS. */
@@ -541,8 +686,8 @@ struct drm_ferrite_vm_bind {
  *	built against interface 0.1 get it)
  * @DRM_FERRITE_QUEUE_PRIORITY_LOW: runs when no NORMAL or higher queue
  *	is runnable on the rings it could use
- * @DRM_FERRITE_QUEUE_PRIORITY_HIGH: needs CAP_SYS_NICE or DRM master
- * @DRM_FERRITE_QUEUE_PRIORITY_REALTIME: needs CAP_SYS_NICE or DRM master;
+ * @DRM_FERRITE_QUEUE_PRIORITY_HIGH: needs CAP_SYS_NICE
+ * @DRM_FERRITE_QUEUE_PRIORITY_REALTIME: needs CAP_SYS_NICE;
  *	a job of a REALTIME queue gets a ring at once, preempting the
  *	lowest-priority queue running, even in the middle of its job
  *
@@ -573,9 +718,12 @@ enum drm_ferrite_queue_priority {
  *
  * A queue needs no free hardware ring: queues share the rings (see
  * &struct drm_ferrite_sched_info). A file may have up to
- * &drm_ferrite_sched_info.max_queues_per_file live queues; one more fails
- * with -ENOSPC. An unknown @priority fails with -EINVAL; HIGH or REALTIME
- * without CAP_SYS_NICE or DRM master fails with -EPERM.
+ * &drm_ferrite_sched_info.max_queues_per_file (256) live queues.
+ *
+ * Errors: an unknown flag, non-zero @pad, a @timeout_ms above 60000 or an
+ * unknown @priority -EINVAL; HIGH or REALTIME without CAP_SYS_NICE -EPERM
+ * (being DRM master is not enough); an unknown @vm_id -ENOENT; a file with
+ * 256 queues already -ENOSPC.
  */
 struct drm_ferrite_queue_create {
 	/** @vm_id: VM the queue's jobs run in, or DRM_FERRITE_VM_PROCESS. */
@@ -584,8 +732,11 @@ struct drm_ferrite_queue_create {
 	__u32 flags;
 	/**
 	 * @timeout_ms: Job timeout in milliseconds of time on a ring (time
-	 * a job waits for a ring, or spends preempted, does not count); 0
-	 * selects the default (the module parameter job_timeout_ms).
+	 * a job waits for its dependencies or for a ring, or spends
+	 * preempted, does not count), at most 60000; 0 selects the default,
+	 * 2000 ms (a constant of the driver, not a module parameter). The
+	 * driver looks at running jobs at least every 50 ms, so a job fails
+	 * up to about 50 ms after its timeout.
 	 */
 	__u32 timeout_ms;
 	/** @queue_id: Returned queue id, valid in this file. */
@@ -602,8 +753,13 @@ struct drm_ferrite_queue_create {
 /**
  * struct drm_ferrite_queue_destroy - destroy a queue
  *
- * Jobs still queued are cancelled with -ECANCELED; a running job is
- * allowed to finish or time out.
+ * Jobs not yet written to the queue's ring buffer (waiting for a
+ * dependency, or for room: a queue has at most 256 jobs on its ring
+ * buffer) are cancelled: their fences signal -ECANCELED. Jobs already on
+ * the ring buffer run to their end or time out. Closing the file does the
+ * same to each of its queues.
+ *
+ * Errors: non-zero @pad -EINVAL; an unknown @queue_id -ENOENT.
  */
 struct drm_ferrite_queue_destroy {
 	/** @queue_id: Queue id. */
@@ -615,11 +771,44 @@ struct drm_ferrite_queue_destroy {
 /**
  * struct drm_ferrite_submit - submit a job to a queue
  *
- * The job executes the command buffer at @cmd_va (@cmd_size bytes, a
- * multiple of 4) in the queue's VM, after every WAIT sync op and every
- * implicit fence of the BOs in @bo_handles (shared fences for reads,
- * all fences for writes) has signalled. Its fence is added to each BO's
- * reservation object and to every SIGNAL sync op.
+ * The job executes the command buffer at @cmd_va (@cmd_size bytes) in
+ * the queue's VM, after every WAIT sync op and every implicit fence of the
+ * BOs in @bos has signalled: for a BO listed without
+ * DRM_FERRITE_BO_REF_WRITE, the fences of earlier writers; for one listed
+ * with it, every fence. Its fence is then added to each listed BO's
+ * reservation object (as a write with DRM_FERRITE_BO_REF_WRITE, else as a
+ * read; VM-private BOs differ, see DRM_FERRITE_GEM_CREATE_VM_PRIVATE) and
+ * to every SIGNAL sync op. A BO the job uses without listing it gets no
+ * fence and orders nothing.
+ *
+ * The command buffer is run by a CALL from the queue's ring: @cmd_va must
+ * be 4-byte aligned, @cmd_size a multiple of 4 from 4 to 1 MiB, and the
+ * whole buffer inside the user range (&struct drm_ferrite_mmu_info). It
+ * must be mapped readable and executable (without
+ * DRM_FERRITE_VM_BIND_NOEXEC) when the job runs, or the job faults. As the
+ * ring's CALL is the first of the 4 CALL levels of the hardware, the
+ * buffer's own CALLs may nest 3 deep.
+ *
+ * The job's fence signals without error on success, else with one of:
+ * -EFAULT (an MMU fault), -EIO (a command error), -ETIMEDOUT (see
+ * &drm_ferrite_queue_create.timeout_ms), -ECANCELED (the queue was
+ * destroyed, closed or banned before the job ran, or the job was lost to a
+ * reset of the whole GPU), -ENODEV (the device is gone), -ENOMEM (no
+ * memory to put it on the ring buffer), or the error of a WAIT fence that
+ * failed, in which case the job does not run. The implicit fences of the
+ * listed BOs are only waited for: their errors are not passed on (since
+ * 0.4), so a job that failed writing a shared BO does not fail its later
+ * users. &struct drm_ferrite_queue_get_state has the details of a
+ * failure.
+ *
+ * Errors: non-zero @flags or @pad, or a @cmd_va or @cmd_size that breaks
+ * the rules above, -EINVAL; an unknown @queue_id -ENOENT; the errors of
+ * the arrays (&struct drm_ferrite_obj_array), of the sync ops (&struct
+ * drm_ferrite_sync_op) and of the BO references (&struct
+ * drm_ferrite_bo_ref); a queue banned after a failure
+ * (DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL) -ECANCELED; a signal while the
+ * BOs are locked -EINTR (nothing was submitted: retry); a device that is
+ * gone -ENODEV.
  */
 struct drm_ferrite_submit {
 	/** @queue_id: Queue id. */
@@ -643,6 +832,15 @@ struct drm_ferrite_submit {
 
 /**
  * struct drm_ferrite_bo_ref - a BO a job uses, for implicit sync
+ *
+ * Listing a BO orders the job after the BO's earlier users (see &struct
+ * drm_ferrite_submit) and publishes the job's fence in the BO's
+ * reservation object, where other devices, GEM_SYNC, DMA_BUF_IOCTL_SYNC
+ * and DMA_BUF_IOCTL_EXPORT_SYNC_FILE find it. A BO may be listed whether
+ * or not it is bound in the queue's VM.
+ *
+ * Errors: an unknown flag -EINVAL; an unknown @handle -ENOENT; a BO
+ * private to another VM than the queue's -EINVAL.
  */
 struct drm_ferrite_bo_ref {
 	/** @handle: GEM handle. */
@@ -689,8 +887,32 @@ enum drm_ferrite_queue_reset {
  * A queue whose job failed keeps running later jobs, unless it was created
  * with DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL (then it is @banned); the
  * record describes the first failure since creation or since the record
- * was last read with DRM_FERRITE_QUEUE_STATE_CLEAR. The fields after
- * @failed_jobs exist since 0.2.
+ * was last read with DRM_FERRITE_QUEUE_STATE_CLEAR (which zeroes @state,
+ * @error, @fault_addr, @fault_status, @failed_jobs and @reset, after
+ * returning them); later failures only count in @failed_jobs and @faults. It
+ * does not say which job failed: that is each job's fence error (see
+ * &struct drm_ferrite_submit). The fields after @failed_jobs exist since
+ * 0.2. What a failure leaves:
+ *
+ * - an MMU fault: @state DRM_FERRITE_QUEUE_STATE_FAULTED, @error 3
+ *   (MMU_FAULT), @fault_addr and @fault_status from the VM's address-space
+ *   slot;
+ * - a command error: @state DRM_FERRITE_QUEUE_STATE_ERROR, @error the
+ *   Q_ERROR code (1 BAD_OPCODE, 2 BAD_LENGTH, 4 CALL_DEPTH, 7 BAD_SIZE,
+ *   ...; see the hardware specification), @fault_addr and @fault_status
+ *   zero;
+ * - a timeout: @state DRM_FERRITE_QUEUE_STATE_TIMEDOUT, and @error,
+ *   @fault_addr and @fault_status zero (the ring is reset; the hardware
+ *   reports no error);
+ * - a job lost to a reset of the whole GPU: @reset
+ *   DRM_FERRITE_QUEUE_RESET_INNOCENT (unless already GUILTY) and one more
+ *   @failed_jobs; @state is left as it was.
+ *
+ * The first three also set @reset to DRM_FERRITE_QUEUE_RESET_GUILTY. Jobs
+ * that fail without running (a failed dependency, a cancellation, a device
+ * that is gone) leave the record alone.
+ *
+ * Errors: an unknown flag -EINVAL; an unknown @queue_id -ENOENT.
  */
 struct drm_ferrite_queue_get_state {
 	/** @queue_id: Queue id. */
@@ -699,13 +921,32 @@ struct drm_ferrite_queue_get_state {
 	__u32 flags;
 	/** @state: Returned &enum drm_ferrite_queue_state. */
 	__u32 state;
-	/** @error: Returned hardware error code (Q_ERROR). */
+	/**
+	 * @error: Returned hardware error code (Q_ERROR) of a command error or
+	 * an MMU fault; zero for a timeout.
+	 */
 	__u32 error;
-	/** @fault_addr: Returned faulting GPU VA. */
+	/**
+	 * @fault_addr: Returned faulting GPU VA, to the byte: where the
+	 * device's translation failed, which is the address of the access,
+	 * or the start of the first page it could not translate when the
+	 * access (a dword that crosses pages, a FILL, COPY or CHECKSUM range)
+	 * ran into it from the page before. It is the last fault recorded by
+	 * the VM's address-space slot when the driver handled the failure: if
+	 * another queue of the same VM faulted meanwhile, that fault's.
+	 */
 	__u64 fault_addr;
-	/** @fault_status: Returned AS_FAULTSTATUS. */
+	/**
+	 * @fault_status: Returned AS_FAULTSTATUS: bits 3:0 the type (1
+	 * translation, 2 permission, 3 address size, 4 bus), bit 4 set for a
+	 * write, bits 11:8 the hardware ring (not the queue id), bit 31 valid.
+	 */
 	__u32 fault_status;
-	/** @failed_jobs: Returned number of failed jobs. */
+	/**
+	 * @failed_jobs: Returned number of the queue's jobs that faulted, had
+	 * a command error, timed out or were lost to a reset of the whole GPU,
+	 * since creation or the last DRM_FERRITE_QUEUE_STATE_CLEAR.
+	 */
 	__u32 failed_jobs;
 	/** @reset: Returned &enum drm_ferrite_queue_reset. */
 	__u32 reset;
@@ -753,8 +994,29 @@ struct drm_ferrite_queue_get_state {
  * GEM_SYNC is required around every CPU access (through a CPU mapping) to
  * a BO that the GPU has used or will use; it is what makes CPU mappings,
  * which are cached (see &struct drm_ferrite_gem_mmap_offset), correct on
- * every platform. A BO's first GEM_SYNC pins and DMA-maps its pages, as
- * its first VM_BIND would.
+ * every platform. GEM_SYNC is valid at any time, before the BO's first
+ * VM_BIND too: the first one pins and DMA-maps the pages (allocating
+ * them), as the first VM_BIND would. It covers the whole BO (there is no
+ * range). Use the flags that match the access: END with READ alone may
+ * drop what the CPU wrote (on a non-coherent machine it invalidates the
+ * CPU caches), and BEGIN with WRITE alone does not bring the device's
+ * writes to the CPU. Userptrs have no handle: see
+ * DRM_FERRITE_VM_BIND_USERPTR.
+ *
+ * On an imported BO, GEM_SYNC syncs this device's mapping of the dma-buf
+ * (its attachment). BEGIN with READ copies this device's view of the BO
+ * to the pages where DMA is bounced: on a BO two devices share, only the
+ * device whose jobs wrote it last may do it (see "Writing userspace for
+ * Ferrite" in Documentation/gpu/ferrite.rst).
+ *
+ * Errors: none or both of BEGIN and END, neither READ nor WRITE, or an
+ * unknown flag -EINVAL; an unknown @handle -ENOENT; a first use beyond the
+ * pinning budget (&drm_ferrite_memory_info.available), or pages the DMA
+ * layer cannot map, -ENOMEM; a signal while BEGIN waits -EINTR (the wait
+ * restarts by itself under a SA_RESTART handler). BEGIN hands the BO to
+ * the CPU once the jobs it waits for are over, whether they succeeded or
+ * failed (since 0.4; before, it returned a failed job's error without the
+ * hand-over): a job's error is read from its sync object.
  */
 struct drm_ferrite_gem_sync {
 	/** @handle: GEM handle. */

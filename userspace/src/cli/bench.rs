@@ -5,7 +5,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use ferrite::{Cmds, Device, SyncOp};
+use ferrite::{uapi, BoRef, Cmds, Device, SyncOp};
 
 use super::common::{self, va, Delta, Times};
 
@@ -337,6 +337,65 @@ fn submits(
     })
 }
 
+/// BOs in a SUBMIT's list for the VM-private benchmark.
+const LIST_BOS: usize = 1000;
+
+/// SUBMIT of a NOP job listing 1,000 VM-private BOs, and listing 1,000
+/// ordinary ones (issue 16's benchmark): the ioctl's time alone, the two
+/// kinds alternating so that both see the same machine. `None` before
+/// interface 0.4.
+fn private_vs_ordinary(
+    d: &Device,
+    vm: u32,
+    queue: u32,
+    csize: u32,
+    so: u32,
+    n: usize,
+) -> io::Result<Option<(Times, Times)>> {
+    if d.uapi_features()? & u64::from(uapi::DRM_FERRITE_UAPI_VM_PRIVATE) == 0 {
+        return Ok(None);
+    }
+    let mut private = Vec::with_capacity(LIST_BOS);
+    let mut ordinary = Vec::with_capacity(LIST_BOS);
+    for _ in 0..LIST_BOS {
+        private.push(d.gem_create_private(PAGE, vm, 0)?);
+        ordinary.push(d.gem_create(PAGE)?);
+    }
+    // Mesa lists most BOs for reading and a few for writing.
+    let refs = |bos: &[ferrite::Bo]| -> Vec<BoRef> {
+        bos.iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if i % 8 == 0 {
+                    BoRef::write(*b)
+                } else {
+                    BoRef::read(*b)
+                }
+            })
+            .collect()
+    };
+    let (pr, or) = (refs(&private), refs(&ordinary));
+    let (mut tp, mut to) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n + 2 {
+        for (list, out) in [(&pr, &mut tp), (&or, &mut to)] {
+            let s = Instant::now();
+            d.submit(queue, va(4), csize, &[SyncOp::signal(so)], list)?;
+            let t = s.elapsed();
+            if !d.syncobj_wait(&[so], Duration::from_secs(10))? {
+                return Err(io::Error::other("a NOP job did not signal within 10 s"));
+            }
+            // The first two rounds warm up.
+            if i >= 2 {
+                out.push(t);
+            }
+        }
+    }
+    for b in private.into_iter().chain(ordinary) {
+        d.gem_close(b)?;
+    }
+    Ok(Some((Times::of(&tp), Times::of(&to))))
+}
+
 /// The scheduler's figures (issue 14's benchmark).
 struct SchedBench {
     /// One register write + one interrupt back, in the kernel: mean, p50 (us).
@@ -536,6 +595,7 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
     let kmap_after = d.counters()?.kmap_user_bytes;
     let st = d.queue_state(queue, false)?;
     let sb = sched_bench(d, vm, csize, so, it.submits.min(50))?;
+    let lists = private_vs_ordinary(d, vm, queue, csize, so, it.submits.min(40))?;
 
     d.vm_unmap(vm, va(4), PAGE)?;
     d.gem_close(cbo)?;
@@ -724,6 +784,21 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
         kmap_after,
         verdict(kmap_before == 0 && kmap_after == 0)
     );
+    match &lists {
+        Some((p, o)) => {
+            let r = p.mean / o.mean;
+            println!(
+                "  SUBMIT listing {LIST_BOS} VM-private BOs <= 0.2x listing {LIST_BOS} ordinary BOs\n      private {:.1} us, ordinary {:.1} us (mean; p50 {:.1} vs {:.1}): {:.3}x   {}",
+                p.mean,
+                o.mean,
+                p.p50,
+                o.p50,
+                r,
+                verdict(r <= 0.2)
+            );
+        }
+        None => println!("  SUBMIT with VM-private BOs: not measured (interface older than 0.4)"),
+    }
     println!();
     println!("scheduler:");
     let one = sb.one.p50;

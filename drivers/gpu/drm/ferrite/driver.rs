@@ -25,7 +25,7 @@ use crate::{
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
 pub(crate) const UAPI_MAJOR: u32 = 0;
-pub(crate) const UAPI_MINOR: u32 = 3;
+pub(crate) const UAPI_MINOR: u32 = 4;
 
 /// GPU virtual address range userspace may bind: above the first 64 KiB
 /// (so that a NULL-based pointer faults), below the top 4 GiB of the

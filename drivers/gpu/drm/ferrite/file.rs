@@ -33,7 +33,7 @@ use crate::{
     },
     gem::{self, Bo},
     gpu::ProcessVmRef,
-    queue::{FileStats, Job, Queue, MAX_TIMEOUT_MS},
+    queue::{Dep, FileStats, Job, Queue, MAX_TIMEOUT_MS},
     sched::Priority,
     vm::{BindOp, Vm},
 };
@@ -210,10 +210,12 @@ const UAPI_FEATURES: u32 = uapi::DRM_FERRITE_UAPI_SCHED
     | uapi::DRM_FERRITE_UAPI_NO_MMAP
     | uapi::DRM_FERRITE_UAPI_BO_QUERY_INFO
     | uapi::DRM_FERRITE_UAPI_MEMORY
-    | uapi::DRM_FERRITE_UAPI_MMU;
+    | uapi::DRM_FERRITE_UAPI_MMU
+    | uapi::DRM_FERRITE_UAPI_VM_PRIVATE;
 
 /// GEM_CREATE flags this driver knows.
-const GEM_CREATE_FLAGS: u32 = uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP;
+const GEM_CREATE_FLAGS: u32 =
+    uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP | uapi::DRM_FERRITE_GEM_CREATE_VM_PRIVATE;
 
 /// Longest BO label with its NUL (Mesa's cap).
 const BO_LABEL_MAX: usize = uapi::DRM_FERRITE_BO_LABEL_MAX as usize;
@@ -351,15 +353,34 @@ impl FileData {
     /// DRM_IOCTL_FERRITE_GEM_CREATE.
     pub(crate) fn gem_create(
         dev: &FerriteDevice<Registered>,
-        _reg: &RegistrationData<'_>,
+        reg: &RegistrationData<'_>,
         req: &mut uapi::drm_ferrite_gem_create,
         file: &File,
     ) -> Result<u32> {
-        if req.flags & !GEM_CREATE_FLAGS != 0 {
-            pr_debug!("ferrite: GEM_CREATE: unknown flags {:#x}\n", req.flags);
+        if req.flags & !GEM_CREATE_FLAGS != 0 || req.pad != 0 {
+            pr_debug!(
+                "ferrite: GEM_CREATE: unknown flags {:#x} or pad {:#x}\n",
+                req.flags,
+                req.pad
+            );
             return Err(EINVAL);
         }
-        let bo = gem::create(dev, gem::BoArgs::User(req.flags), req.size).inspect_err(|e| {
+        let vm = if req.flags & uapi::DRM_FERRITE_GEM_CREATE_VM_PRIVATE != 0 {
+            Some(file.inner().vm(req.vm_id, dev, reg).inspect_err(|e| {
+                pr_debug!("ferrite: GEM_CREATE: VM {}: {:?}\n", req.vm_id, e);
+            })?)
+        } else if req.vm_id != 0 {
+            pr_debug!(
+                "ferrite: GEM_CREATE: vm_id {} without VM_PRIVATE\n",
+                req.vm_id
+            );
+            return Err(EINVAL);
+        } else {
+            None
+        };
+        let args = gem::BoArgs::User(req.flags, vm.as_ref().map_or(0, |v| v.id));
+        let resv_of = vm.as_ref().map(|v| &*v.resv_obj);
+        let bo = gem::create(dev, args, req.size, resv_of).inspect_err(|e| {
             pr_debug!("ferrite: GEM_CREATE: size {:#x}: {:?}\n", req.size, e);
         })?;
         req.handle = bo.create_handle(file)?;
@@ -551,11 +572,17 @@ fn parse_syncs(arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
 }
 
 /// The fences the WAIT sync ops name.
-fn wait_fences(file: &File, syncs: &[SyncOp]) -> Result<KVec<ARef<Fence>>> {
+fn wait_fences(file: &File, syncs: &[SyncOp]) -> Result<KVec<Dep>> {
     let mut out = KVec::new();
     for s in syncs.iter().filter(|s| !s.signal) {
-        let f = syncobj::find_fence(file, s.handle, s.point)?;
-        out.push(f, GFP_KERNEL)?;
+        let fence = syncobj::find_fence(file, s.handle, s.point)?;
+        out.push(
+            Dep {
+                fence,
+                explicit: true,
+            },
+            GFP_KERNEL,
+        )?;
     }
     Ok(out)
 }
@@ -605,11 +632,14 @@ fn done_fence() -> Result<ARef<Fence>> {
     Ok(out)
 }
 
-/// Wait for `fences`, interruptibly; a fence that failed fails the caller.
-fn wait_all(fences: &[ARef<Fence>]) -> Result {
-    for f in fences {
-        f.wait(true, None)?;
-        f.status()?;
+/// Wait for `deps`, interruptibly; an explicit one that failed fails the
+/// caller.
+fn wait_all(deps: &[Dep]) -> Result {
+    for d in deps {
+        d.fence.wait(true, None)?;
+        if d.explicit {
+            d.fence.status()?;
+        }
     }
     Ok(())
 }
@@ -748,6 +778,15 @@ impl FileData {
                         return Err(EINVAL);
                     }
                     let bo = gem::lookup(file, handle)?;
+                    if bo.private_vm != 0 && bo.private_vm != vm.id {
+                        pr_debug!(
+                            "ferrite: VM_BIND: BO {} is private to VM {}, not {}\n",
+                            bo.meta.id,
+                            bo.private_vm,
+                            vm.id
+                        );
+                        return Err(EINVAL);
+                    }
                     let end = bo_offset.checked_add(size).ok_or(EINVAL)?;
                     if end > bo.size() as u64 {
                         return Err(EINVAL);
@@ -876,16 +915,45 @@ impl FileData {
         let mut deps = wait_fences(file, &syncs)?;
 
         let raw = read_array::<8>(&req.bos, MAX_BOS)?;
-        let mut bos = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
-        let mut writes = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+        let mut bos = KVec::new();
+        let mut writes = KVec::new();
+        // Whether a VM-private BO is listed, and whether one is written.
+        let mut private: Option<bool> = None;
         for b in raw.iter() {
             let (handle, flags) = (u32_at(b, 0), u32_at(b, 4));
             if flags & !uapi::DRM_FERRITE_BO_REF_WRITE != 0 {
                 pr_debug!("ferrite: SUBMIT: unknown BO flags {:#x}\n", flags);
                 return Err(EINVAL);
             }
-            bos.push(gem::lookup(file, handle)?, GFP_KERNEL)?;
-            writes.push(flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0, GFP_KERNEL)?;
+            let bo = gem::lookup(file, handle)?;
+            let write = flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0;
+            if bo.private_vm != 0 {
+                // Its reservation object is the VM's: counted once below.
+                // The job keeps no reference to the BO: a job reaches
+                // memory only through the VM's mappings (an unbind tears
+                // them down before the pages go), and the VM's
+                // reservation object lives as long as the job's VM.
+                if bo.private_vm != q.vm.id {
+                    pr_debug!(
+                        "ferrite: SUBMIT: BO {} is private to VM {}, not {}\n",
+                        bo.meta.id,
+                        bo.private_vm,
+                        q.vm.id
+                    );
+                    return Err(EINVAL);
+                }
+                private = Some(private.unwrap_or(false) | write);
+                continue;
+            }
+            bos.push(bo, GFP_KERNEL)?;
+            writes.push(write, GFP_KERNEL)?;
+        }
+        // The VM's reservation object, for its private BOs: last, and not
+        // waited for (private BOs have no implicit sync between jobs).
+        let private_at = bos.len();
+        if let Some(write) = private {
+            bos.push(q.vm.resv_obj.clone(), GFP_KERNEL)?;
+            writes.push(write, GFP_KERNEL)?;
         }
         // What may allocate DMA memory or take the VM's lock comes before
         // the reservation locks: a job slot with its ring buffer, and the
@@ -901,9 +969,19 @@ impl FileData {
         // fences are read, and the job's fence published, under one hold,
         // so two SUBMITs that write one BO see each other.
         let mut locked = LockedResvs::lock(&resvs)?;
-        for (i, write) in writes.iter().enumerate() {
+        for (i, write) in writes.iter().enumerate().take(private_at) {
             for f in locked.fences(i, Usage::wait_for(*write))? {
-                deps.push(ARef::from(f), GFP_KERNEL)?;
+                let fence = ARef::from(f);
+                // Already over, whatever its outcome: nothing to wait for.
+                if !fence.is_signaled() {
+                    deps.push(
+                        Dep {
+                            fence,
+                            explicit: false,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
             }
         }
         let slots = locked.reserve()?;
@@ -961,8 +1039,12 @@ impl FileData {
         let sgt = gem::pinned_sgt(&bo, dev)?;
         if begin {
             // The jobs that write the BO (for a CPU read), or that use it
-            // at all (for a CPU write), must be done.
-            wait_all(&resv_of(&bo).fences(Usage::wait_for(write))?)?;
+            // at all (for a CPU write), must be done, failed or not: the
+            // CPU takes the memory either way (a job's error is read from
+            // its syncobj or QUEUE_GET_STATE).
+            for f in resv_of(&bo).fences(Usage::wait_for(write))?.iter() {
+                f.wait(true, None)?;
+            }
             // Write the GPU cache back to memory (jobs do so when they end;
             // this covers work that did not finish with a flush).
             reg.gpu.clean_cache()?;

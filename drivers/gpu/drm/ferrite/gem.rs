@@ -120,8 +120,9 @@ impl fmt::Display for LabelFmt<'_> {
 pub(crate) enum BoArgs {
     /// The driver's own object (a VM's reservation object): not listed.
     Internal,
-    /// GEM_CREATE with these flags.
-    User(u32),
+    /// GEM_CREATE with these flags, private to the VM of this id if it
+    /// is not zero (DRM_FERRITE_GEM_CREATE_VM_PRIVATE).
+    User(u32, u64),
     /// A dma-buf import.
     Imported,
 }
@@ -134,12 +135,16 @@ pub(crate) struct BoData {
     list: Option<Arc<BoList>>,
     /// Whether the driver pinned and DMA-mapped the pages (first use).
     pinned: Atomic<bool>,
+    /// The id of the VM whose reservation object the BO shares
+    /// (DRM_FERRITE_GEM_CREATE_VM_PRIVATE), zero if none: the only VM it
+    /// may be bound into, and it cannot be exported.
+    pub(crate) private_vm: u64,
 }
 
 impl BoData {
     fn meta(list: &BoList, size: usize, args: &BoArgs, listed: bool) -> Result<Arc<BoMeta>> {
         let (flags, imported) = match args {
-            BoArgs::User(f) => (*f, false),
+            BoArgs::User(f, _) => (*f, false),
             BoArgs::Internal => (0, false),
             BoArgs::Imported => (0, true),
         };
@@ -168,13 +173,32 @@ impl gem::DriverObject for BoData {
     fn new(dev: &FerriteDevice, size: usize, args: Self::Args) -> impl PinInit<Self, Error> {
         let list = dev.bos.clone();
         let listed = !matches!(args, BoArgs::Internal);
+        let private_vm = match args {
+            BoArgs::User(_, vm) => vm,
+            _ => 0,
+        };
         // The list is changed inside the initializer, which runs only once
         // the object's memory exists: `drop` undoes it.
         try_pin_init!(Self {
             meta: Self::meta(&list, size, &args, listed)?,
             list: listed.then_some(list),
             pinned: Atomic::new(false),
+            private_vm,
         })
+    }
+
+    /// A VM-private BO shares its VM's reservation object: exporting it
+    /// would let another device lock it and add fences to it.
+    fn may_export(bo: &Bo) -> Result {
+        if bo.private_vm != 0 {
+            pr_debug!(
+                "ferrite: PRIME export: BO {} is private to VM {}\n",
+                bo.meta.id,
+                bo.private_vm
+            );
+            return Err(EINVAL);
+        }
+        Ok(())
     }
 
     fn import_args(dev: &FerriteDevice, _size: usize, sgt: &SGTable) -> Result<Self::Args> {
@@ -221,8 +245,15 @@ pub(crate) type Bo = gem::shmem::Object<BoData>;
 /// Largest buffer object userspace may create.
 pub(crate) const MAX_BO_SIZE: u64 = 1 << 36;
 
-/// Create a buffer object of at least `size` bytes (rounded up to pages).
-pub(crate) fn create(dev: &FerriteDevice, args: BoArgs, size: u64) -> Result<ARef<Bo>> {
+/// Create a buffer object of at least `size` bytes (rounded up to pages),
+/// sharing the reservation object of `resv_of` if given (a VM's, for a
+/// VM-private BO).
+pub(crate) fn create(
+    dev: &FerriteDevice,
+    args: BoArgs,
+    size: u64,
+    resv_of: Option<&Bo>,
+) -> Result<ARef<Bo>> {
     if size == 0 || size > MAX_BO_SIZE {
         return Err(EINVAL);
     }
@@ -230,13 +261,14 @@ pub(crate) fn create(dev: &FerriteDevice, args: BoArgs, size: u64) -> Result<ARe
         .ok()
         .and_then(|s| s.checked_next_multiple_of(kernel::page::PAGE_SIZE))
         .ok_or(EINVAL)?;
-    let no_mmap = matches!(args, BoArgs::User(f) if f & uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP != 0);
+    let no_mmap =
+        matches!(args, BoArgs::User(f, _) if f & uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP != 0);
     let bo = Bo::new(
         dev,
         size,
         shmem::ObjectConfig {
             map_wc: false,
-            parent_resv_obj: None,
+            parent_resv_obj: resv_of,
         },
         args,
     )?;

@@ -126,7 +126,18 @@ struct Pending {
     job: Job,
     fence: SignalFence,
     /// Dependencies not yet seen signalled (checked from the end).
-    deps: KVec<ARef<Fence>>,
+    deps: KVec<Dep>,
+}
+
+/// A job's dependency.
+pub(crate) struct Dep {
+    pub(crate) fence: ARef<Fence>,
+    /// Whether the fence's error fails the job: for the fences it was told
+    /// to wait for (WAIT sync ops), not for the implicit fences of its BOs.
+    /// A job that failed on a shared buffer must not fail every later
+    /// user of that buffer, in this process or another, one after the
+    /// other.
+    pub(crate) explicit: bool,
 }
 
 impl Pending {
@@ -510,7 +521,7 @@ impl Queue {
         self: &Arc<Self>,
         mut slot: JobSlot<'_>,
         job: Job,
-        deps: KVec<ARef<Fence>>,
+        deps: KVec<Dep>,
     ) -> Result<(ARef<Fence>, bool)> {
         if self.is_closed() || self.gpu.is_dead() {
             return Err(ENODEV);
@@ -524,7 +535,8 @@ impl Queue {
         sub.next_seqno += 1;
         self.gpu.stats.jobs_submitted.add(1, Relaxed);
         let mut p = Pending { job, fence, deps };
-        p.deps.retain(|d| !(d.is_signaled() && d.status().is_ok()));
+        p.deps
+            .retain(|d| !(d.fence.is_signaled() && (!d.explicit || d.fence.status().is_ok())));
         // Fast path: nothing to wait for and nothing queued before it: put
         // the job on the ring buffer now (the `sub` lock keeps the order
         // with the work item).
@@ -738,10 +750,10 @@ impl WorkItem<0> for Queue {
             // drm_sched does.
             let mut failed = None;
             while let Some(d) = p.deps.last() {
-                if !d.is_signaled() {
+                if !d.fence.is_signaled() {
                     break;
                 }
-                if let Err(e) = d.status() {
+                if let (true, Err(e)) = (d.explicit, d.fence.status()) {
                     failed = Some(e);
                     break;
                 }
@@ -755,7 +767,7 @@ impl WorkItem<0> for Queue {
                 continue;
             }
             if let Some(d) = p.deps.last() {
-                let d = d.clone();
+                let d = d.fence.clone();
                 match d.add_callback(this.clone()) {
                     // Called back when it signals.
                     Ok(()) => {

@@ -401,6 +401,9 @@ pub(crate) struct Vm {
     mm: Option<ARef<Mm>>,
     /// Longest DMA segment of the device (userptr tables).
     max_segment: u32,
+    /// The BO whose reservation object is the VM's (the GPUVM's), shared
+    /// by the VM's private BOs (DRM_FERRITE_GEM_CREATE_VM_PRIVATE).
+    pub(crate) resv_obj: ARef<Bo>,
 }
 
 /// One VM_BIND operation, validated.
@@ -451,7 +454,7 @@ impl Vm {
         // whole time the device is bound.
         let pt = unsafe { DevresLt::<PageTableLt>::new(dev, table)? };
         // The VM's reservation object lives in a small BO of its own.
-        let resv_obj = gem::create(drm, BoArgs::Internal, kernel::page::PAGE_SIZE as u64)?;
+        let resv_obj = gem::create(drm, BoArgs::Internal, kernel::page::PAGE_SIZE as u64, None)?;
         let gpuvm = GpuVm::new::<Error, _>(
             c"ferrite-vm",
             drm,
@@ -476,6 +479,7 @@ impl Vm {
                 bytes_bound: Atomic::new(0),
                 mm: mm.map(ARef::from),
                 max_segment: gpu.info.dma_max_segment,
+                resv_obj,
             }),
             GFP_KERNEL,
         )?;

@@ -1392,13 +1392,31 @@ impl<'e> Worker<'e> {
 
     fn op_gem_create(&mut self, f: &FileCtx) {
         let size = gen::bo_size(&mut self.rng);
-        let fl = gen::flags(&mut self.rng, uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP);
+        let fl = gen::flags(
+            &mut self.rng,
+            uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP | uapi::DRM_FERRITE_GEM_CREATE_VM_PRIVATE,
+        );
+        let private = fl.v & uapi::DRM_FERRITE_GEM_CREATE_VM_PRIVATE != 0;
+        // A private BO's VM: the process VM, one of the file's, or any id
+        // (ENOENT if it names none); without VM_PRIVATE a non-zero id fails.
+        let (vm_id, vm_bad) = match (private, self.rng.below(4)) {
+            (true, 0) => (self.rng.next_u32(), false),
+            (true, 1) => (f.pools().vms.first().copied().unwrap_or(0), false),
+            (false, 0) if self.rng.chance(1, 5) => (self.rng.next_u32().max(1), true),
+            _ => (0, false),
+        };
+        let pad = gen::pad32(&mut self.rng);
         let mut c = uapi::drm_ferrite_gem_create {
             size: size.v,
             flags: fl.v,
             handle: self.rng.next_u32(),
+            vm_id,
+            pad: pad.v,
         };
-        let ex = Expect::fail_if(size.bad || fl.bad);
+        let ex = Expect {
+            extra: &[libc::ENOENT],
+            ..Expect::fail_if(size.bad || fl.bad || vm_bad || pad.bad)
+        };
         if self
             .ioctl(
                 f.raw(),
@@ -1426,7 +1444,10 @@ impl<'e> Worker<'e> {
         }
         let keep = {
             let mut p = f.pools();
-            let keep = c.size <= gen::MAX_KEPT_BO
+            // Private BOs are created and closed: the model's binds,
+            // exports and SUBMITs treat every kept BO as shareable.
+            let keep = !private
+                && c.size <= gen::MAX_KEPT_BO
                 && c.size > 0
                 && p.bos.len() < MAX_BOS
                 && p.bo_bytes() + c.size <= MAX_BO_BYTES;
