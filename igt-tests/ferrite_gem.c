@@ -134,8 +134,8 @@ static void test_create_bad(void)
 
 	c = (struct drm_ferrite_gem_create){ .size = 0 };
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
-	/* Flags unknown to 0.3 (bit 0 is DRM_FERRITE_GEM_CREATE_NO_MMAP). */
-	c = (struct drm_ferrite_gem_create){ .size = 4096, .flags = 1 << 1 };
+	/* Flags unknown to 0.4 (bit 0 is NO_MMAP, bit 1 VM_PRIVATE). */
+	c = (struct drm_ferrite_gem_create){ .size = 4096, .flags = 1 << 2 };
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
 	c = (struct drm_ferrite_gem_create){ .size = 4096, .flags = 1u << 31 };
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c), EINVAL);
