@@ -178,7 +178,7 @@ if [ $build_rc -eq 0 ]; then
 	# (the others read GPU results without GEM_SYNC, as is fine on
 	# coherent x86), and the fuzzer, which makes read-only, zero-page and
 	# file-backed userptrs.
-	boot swiotlb && run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_(sync|userptr)@' "" 0 "$FLAVOUR" 20000
+	boot swiotlb && run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_(sync|userptr|bind)@' "" 0 "$FLAVOUR" 20000
 	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
 	# dma-buf reach tests (allocation on attach, refusal) run here only,
 	# and the userptr tests (every subtest on each GPU) see pages the

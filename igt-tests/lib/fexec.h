@@ -405,10 +405,9 @@ static inline int fx_debugfs_path(int fd, const char *name, char *buf, size_t le
 	return access(buf, F_OK) ? -errno : 0;
 }
 
-/* The value of drm-engine-queue in fd's fdinfo (the time the file's jobs
- * spent on the GPU's rings), in ns; -1 when it is not listed. */
-/* drm-engine-queue of the file `fd` of process `pid` (0: this one); -1
- * when it is not there. */
+/* The value of drm-engine-queue (the time the file's jobs spent on the
+ * GPU's rings, in ns) in the fdinfo of the file `fd` of process `pid` (0:
+ * this one); -1 when it is not listed. */
 static inline long long fx_fdinfo_engine_ns_of(int pid, int fd)
 {
 	char path[64], buf[4096];
@@ -434,6 +433,7 @@ static inline long long fx_fdinfo_engine_ns_of(int pid, int fd)
 	return (long long)ns;
 }
 
+/* The same for one of this process's files. */
 static inline long long fx_fdinfo_engine_ns(int fd)
 {
 	return fx_fdinfo_engine_ns_of(0, fd);

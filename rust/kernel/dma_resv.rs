@@ -110,6 +110,29 @@ impl Resv {
         })
     }
 
+    /// Whether every fence of `usage` (and of the stronger usages) has
+    /// signalled. Never sleeps and never allocates: usable where waiting is
+    /// not allowed, such as an MMU notifier that may not block.
+    pub fn test_signaled(&self, usage: Usage) -> bool {
+        // SAFETY: the object is valid; the call reads its fences under RCU.
+        unsafe { bindings::dma_resv_test_signaled(self.as_raw(), usage as u32) }
+    }
+
+    /// Wait, uninterruptibly and without the lock, up to `timeout` for every
+    /// fence of `usage` (and of the stronger usages): whether they all
+    /// signalled. Does not allocate, so it may be called from reclaim (MMU
+    /// notifiers), as long as no fence it waits for needs memory to signal.
+    pub fn wait_timeout(&self, usage: Usage, timeout: crate::time::Delta) -> bool {
+        let ms = u32::try_from(timeout.as_millis_ceil().max(0)).unwrap_or(u32::MAX);
+        let jiffies = crate::time::msecs_to_jiffies(ms);
+        // SAFETY: the object is valid; an uninterruptible wait returns the
+        // time left (> 0) once all fences signalled, or 0 on timeout.
+        let left = unsafe {
+            bindings::dma_resv_wait_timeout(self.as_raw(), usage as u32, false, jiffies as _)
+        };
+        left > 0
+    }
+
     /// References to the fences a user of the given `usage` must wait for,
     /// read without the lock (a snapshot: fences may be added right after).
     pub fn fences(&self, usage: Usage) -> Result<KVec<ARef<Fence>>> {
@@ -604,6 +627,24 @@ mod tests {
         }
         assert_eq!(find(set.fences(0, Usage::Write)?, &first), (true, 1));
         assert_eq!(find(set.fences(1, Usage::Write)?, &first), (false, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn test_and_wait_without_lock() -> Result {
+        let a = new_resv()?;
+        assert!(a.test_signaled(Usage::Bookkeep));
+        let job = new_fence()?;
+        LockedResvs::lock(&[&a])?
+            .reserve()?
+            .publish(&job, |_| Usage::Bookkeep);
+        // A bookkeeping fence is not seen by an implicit reader or writer.
+        assert!(a.test_signaled(Usage::Read));
+        assert!(!a.test_signaled(Usage::Bookkeep));
+        assert!(!a.wait_timeout(Usage::Bookkeep, crate::time::Delta::from_millis(1)));
+        job.signal();
+        assert!(a.test_signaled(Usage::Bookkeep));
+        assert!(a.wait_timeout(Usage::Bookkeep, crate::time::Delta::from_millis(1)));
         Ok(())
     }
 

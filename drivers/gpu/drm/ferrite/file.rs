@@ -7,7 +7,7 @@ use kernel::{
     device::{Bound, Device},
     dma::DataDirection,
     dma_fence::{Fence, FenceContext, FenceTimeline},
-    dma_resv::{LockedResvs, Resv, Usage},
+    dma_resv::{LockedResvs, Usage},
     drm::{
         self,
         gem::{BaseObject, IntoGEMObject},
@@ -666,12 +666,6 @@ fn bind_prot(flags: u32) -> u32 {
     p
 }
 
-fn resv_of(bo: &Bo) -> &Resv {
-    // SAFETY: a GEM object's `resv` points to its reservation object (its
-    // own or an imported buffer's), valid as long as the object.
-    unsafe { Resv::from_raw((*bo.as_raw()).resv) }
-}
-
 impl FileData {
     /// The VM `id` names: an explicit VM of this file, or for
     /// DRM_FERRITE_VM_PROCESS the calling process's VM on this device.
@@ -948,22 +942,26 @@ impl FileData {
             bos.push(bo, GFP_KERNEL)?;
             writes.push(write, GFP_KERNEL)?;
         }
-        // The VM's reservation object, for its private BOs: last, and not
-        // waited for (private BOs have no implicit sync between jobs).
+        // The VM's reservation object, last and never waited for: every
+        // job's fence goes there, as bookkeeping (userptr invalidations
+        // wait for the VM's jobs through it), or for the VM's private BOs
+        // as a read or a write (private BOs have no implicit sync between
+        // jobs, but GEM_SYNC on them waits).
         let private_at = bos.len();
-        if let Some(write) = private {
-            bos.push(q.vm.resv_obj.clone(), GFP_KERNEL)?;
-            writes.push(write, GFP_KERNEL)?;
-        }
+        bos.push(q.vm.resv_obj.clone(), GFP_KERNEL)?;
+        writes.push(private.unwrap_or(false), GFP_KERNEL)?;
         // What may allocate DMA memory or take the VM's lock comes before
         // the reservation locks: a job slot with its ring buffer, and the
         // userptrs whose pages changed, mapped again and given to the
         // device.
         let slot = q.prepare(bound(dev))?;
+        // Read before the userptrs are leased: if an invalidation gives up
+        // waiting for the VM's jobs after this, the job never starts.
+        let gen = q.vm.hw.gen.load(Relaxed);
         let userptrs = q.vm.prepare_userptrs(bound(dev))?;
         let mut resvs = KVec::with_capacity(bos.len(), GFP_KERNEL)?;
         for bo in bos.iter() {
-            resvs.push(resv_of(bo), GFP_KERNEL)?;
+            resvs.push(gem::resv_of(bo), GFP_KERNEL)?;
         }
         // Every BO's reservation object locked at once: the conflicting
         // fences are read, and the job's fence published, under one hold,
@@ -998,11 +996,16 @@ impl FileData {
             cmd_size: req.cmd_size,
             _bos: refs,
             userptrs,
+            gen,
         };
         let (fence, run) = q.submit(slot, job, deps)?;
         // Cannot fail: the slots are reserved and the locks held.
         slots.publish(&fence, |i| {
-            Usage::rw(writes.get(i).copied().unwrap_or(true))
+            if i == private_at && private.is_none() {
+                Usage::Bookkeep
+            } else {
+                Usage::rw(writes.get(i).copied().unwrap_or(true))
+            }
         });
         drop(locked);
         if run {
@@ -1042,7 +1045,7 @@ impl FileData {
             // at all (for a CPU write), must be done, failed or not: the
             // CPU takes the memory either way (a job's error is read from
             // its syncobj or QUEUE_GET_STATE).
-            for f in resv_of(&bo).fences(Usage::wait_for(write))?.iter() {
+            for f in gem::resv_of(&bo).fences(Usage::wait_for(write))?.iter() {
                 f.wait(true, None)?;
             }
             // Write the GPU cache back to memory (jobs do so when they end;

@@ -242,6 +242,14 @@ impl PinnedDrop for BoData {
 /// A Ferrite buffer object.
 pub(crate) type Bo = gem::shmem::Object<BoData>;
 
+/// The reservation object of `bo` (its own, its VM's for a VM-private BO,
+/// or an imported buffer's).
+pub(crate) fn resv_of(bo: &Bo) -> &kernel::dma_resv::Resv {
+    // SAFETY: a GEM object's `resv` points to its reservation object,
+    // valid as long as the object.
+    unsafe { kernel::dma_resv::Resv::from_raw((*bo.as_raw()).resv) }
+}
+
 /// Largest buffer object userspace may create.
 pub(crate) const MAX_BO_SIZE: u64 = 1 << 36;
 

@@ -158,6 +158,8 @@ pub(crate) struct Stats {
     /// Software interrupts seen (the probe self-test and debugfs
     /// `irq_roundtrip` raise them).
     pub(crate) soft_irqs: Atomic<u32>,
+    /// Userptr invalidations that stopped a VM's jobs (debugfs `sched`).
+    pub(crate) userptr_stops: Atomic<u64>,
 }
 
 impl Default for Stats {
@@ -170,6 +172,7 @@ impl Default for Stats {
             jobs_timedout: Atomic::new(0),
             faults: Atomic::new(0),
             soft_irqs: Atomic::new(0),
+            userptr_stops: Atomic::new(0),
         }
     }
 }

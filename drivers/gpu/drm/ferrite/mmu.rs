@@ -31,6 +31,10 @@ pub(crate) struct VmAs {
     /// Hardware rings running a queue of this VM: the VM cannot be evicted
     /// meanwhile.
     resident: Atomic<u32>,
+    /// Bumped when a userptr invalidation gave up waiting for the VM's
+    /// jobs: a job submitted under an older value may use pages the CPU
+    /// has given away, and never starts ([`crate::recovery::stop_vm`]).
+    pub(crate) gen: Atomic<u64>,
 }
 
 impl VmAs {
@@ -41,6 +45,7 @@ impl VmAs {
             slot: Atomic::new(0),
             active_jobs: Atomic::new(0),
             resident: Atomic::new(0),
+            gen: Atomic::new(0),
         }
     }
 

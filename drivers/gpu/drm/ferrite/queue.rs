@@ -89,6 +89,8 @@ pub(crate) struct Job {
     pub(crate) _bos: KVec<ARef<Bo>>,
     /// The userptr pages the job may use, owned by the device until it ends.
     pub(crate) userptrs: DeviceLease,
+    /// The VM's [`crate::mmu::VmAs::gen`] before the userptrs were leased.
+    pub(crate) gen: u64,
 }
 
 /// A job on the queue's ring buffer. `job` comes before `fence`: dropped
@@ -655,6 +657,14 @@ impl Queue {
         let mut s = gpu.sched.lock();
         let hw = self.hw.access_mut(&mut s);
         if hw.banned {
+            return Err((p, Some(ECANCELED)));
+        }
+        // A userptr invalidation gave up waiting for the VM's jobs after
+        // this one leased its pages: they may be another mapping's now.
+        // Checked under the scheduler's lock, which `stop_vm` takes after
+        // bumping the generation: a job either fails here or is on the
+        // ring buffer when `stop_vm` looks.
+        if p.job.gen != p.job.vm.hw.gen.load(Relaxed) {
             return Err((p, Some(ECANCELED)));
         }
         if hw.inflight.len() >= MAX_INFLIGHT {

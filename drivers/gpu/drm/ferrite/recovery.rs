@@ -138,6 +138,54 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
     drop(q);
 }
 
+/// A userptr invalidation of the VM `vm` gave up waiting for the VM's
+/// jobs (the caller bumped `vm.gen` first): stop every job of the VM that
+/// reached a ring buffer, before the CPU gives the old pages away. A ring
+/// running one of its queues is reset (and the device cache cleaned, so
+/// nothing the job wrote lands later); the jobs of its queues, on a ring
+/// or runnable, fail with `ECANCELED`. Jobs still waiting for their
+/// dependencies fail when they would reach the ring buffer
+/// (the queue's emit checks the generation). One queue at a time, so that
+/// nothing allocates: this runs in an MMU notifier.
+pub(crate) fn stop_vm(gpu: &Arc<Gpu>, vm: &mmu::VmAs) {
+    let _signalling = dma_fence::SignallingSection::begin();
+    loop {
+        let n = gpu.sched.lock().num_rings();
+        // Jobs that ended meanwhile signal as done, not cancelled.
+        for r in 0..n {
+            sched::complete(gpu, r);
+        }
+        let (q, jobs) = {
+            let mut s = gpu.sched.lock();
+            let q = if let Some(r) = s.ring_of(vm) {
+                let Some(q) = s.take_ring(r) else {
+                    break;
+                };
+                q.hw.access_mut(&mut s).charge(&q, Instant::now());
+                let _ = gpu.io(|bar| {
+                    HwRing(r).reset(bar);
+                    crate::gpu::clean_cache(bar);
+                    mmu::sync(bar);
+                });
+                q.vm.hw.leave();
+                q
+            } else if let Some(q) = s.take_runnable_of(vm) {
+                q
+            } else {
+                break;
+            };
+            let jobs = take_jobs(&mut s, &q);
+            s.off_ring(q.clone());
+            (q, jobs)
+        };
+        for j in jobs {
+            j.finish(&q, Some(ECANCELED));
+        }
+        drop(q);
+    }
+    sched::kick(gpu);
+}
+
 /// Reset the whole GPU (debugfs `recover`): the job running on each ring
 /// is lost (cancelled, its queue *innocent*), the jobs behind it run again
 /// from the start of their ring buffers, queues suspended in the middle of

@@ -240,6 +240,35 @@ impl Sched {
         Some(q.into_arc())
     }
 
+    /// Take a runnable queue of the VM whose address-space state is `vm`
+    /// off its list (userptr invalidations, [`crate::recovery::stop_vm`]).
+    pub(crate) fn take_runnable_of(&mut self, vm: &crate::mmu::VmAs) -> Option<Arc<Queue>> {
+        for p in 0..NUM_PRIO {
+            let list = &mut self.runnable[p];
+            let found = list
+                .iter()
+                .find(|q| core::ptr::eq(&*q.vm.hw, vm))
+                .map(|q| core::ptr::from_ref::<Queue>(&q));
+            if let Some(ptr) = found {
+                // SAFETY: `ptr` is a queue of this list, alive while it is
+                // in it; a queue is in at most one of the scheduler's lists.
+                let q = unsafe { list.remove(&*ptr) }?;
+                self.runnable_len[p] -= 1;
+                return Some(q.into_arc());
+            }
+        }
+        None
+    }
+
+    /// The ring running (or suspending) a queue of the VM `vm`.
+    pub(crate) fn ring_of(&self, vm: &crate::mmu::VmAs) -> Option<usize> {
+        self.rings.iter().position(|r| {
+            r.queue
+                .as_ref()
+                .is_some_and(|q| core::ptr::eq(&*q.vm.hw, vm))
+        })
+    }
+
     /// The least ring time of the queues of priority `p` that have work.
     fn min_vtime(&self, p: Priority) -> Option<u64> {
         let resident = self
@@ -666,6 +695,7 @@ pub(crate) fn describe(gpu: &Gpu, f: &mut core::fmt::Formatter<'_>) -> core::fmt
         st.suspend_ns_sum.checked_div(st.suspends).unwrap_or(0),
         st.suspend_ns_max
     )?;
+    writeln!(f, "userptr_stops {}", gpu.stats.userptr_stops.load(Relaxed))?;
     for r in 0..s.num_rings() {
         match s.rings[r].queue.clone() {
             None => writeln!(f, "ring {r}: free")?,

@@ -7,12 +7,19 @@
 //! with `FOLL_PIN`, not `FOLL_LONGTERM`) while the GPU page table points at
 //! them, and an interval notifier watches the range. When the kernel is
 //! about to change the range's CPU page tables (munmap, mremap,
-//! `MADV_DONTNEED`, fork's copy-on-write, migration), the notifier waits a
-//! bounded time for the VM's running jobs and marks the range stale. The
-//! references keep the old pages from being freed until the driver has
-//! unmapped them from the GPU (TLB flush and cache clean included): that
-//! happens before the next job of the VM starts, which then gets the
-//! range's current pages, or faults on the range if it is gone.
+//! `MADV_DONTNEED`, fork's copy-on-write, migration), the notifier waits
+//! for the fences of the VM's submitted jobs (every job's fence is in the
+//! VM's reservation object) and marks the range stale. The wait is
+//! bounded (a job may wait for a fence that never signals): past it, the
+//! VM's jobs are stopped, those on a ring by a ring reset, those not yet
+//! started when they would start ([`crate::recovery::stop_vm`]), so that
+//! after the notifier returns no job can write the old pages (after
+//! fork's copy-on-write, the child's). Where the notifier may not sleep,
+//! it asks the kernel to retry unless the VM is idle. The references keep
+//! the old pages from being freed until the driver has unmapped them from
+//! the GPU (TLB flush and cache clean included): that happens before the
+//! next job of the VM starts, which then gets the range's current pages,
+//! or faults on the range if it is gone.
 //!
 //! Why references and not `hmm_range_fault()` alone: the GPU page table is
 //! changed under the VM's lock, which is held across allocations; the
@@ -42,6 +49,7 @@
 
 use kernel::{
     device::{Bound, Device},
+    dma_resv::Usage,
     mm::{
         mmu_notifier::{IntervalNotifier, IntervalNotifierOps, Invalidation},
         user_pages::{Access, DmaPages, UserPages},
@@ -50,15 +58,13 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     scatterlist::SGTable,
-    sync::{Arc, SpinLock},
-    time::{delay::fsleep, Delta},
+    sync::{aref::ARef, atomic::Relaxed, Arc, SpinLock},
+    time::Delta,
 };
 
-use crate::mmu::VmAs;
+use crate::{gem::Bo, gpu::Gpu, mmu::VmAs};
 
-/// How long an invalidation waits for the VM's running jobs before it lets
-/// the kernel go on (the old pages stay referenced, so nothing is freed
-/// under a job that is still running).
+/// How long an invalidation waits for the VM's jobs before it stops them.
 const WAIT_JOBS_MS: i64 = 2000;
 
 /// A userptr's pages as its GPU page-table entries map them, and whether
@@ -158,18 +164,31 @@ pub(crate) struct Range {
     pub(crate) prot: u32,
     /// The VM's address-space state (for its running jobs).
     hw: Arc<VmAs>,
+    /// The BO holding the VM's reservation object, where every job of the
+    /// VM puts its fence.
+    resv: ARef<Bo>,
+    gpu: Arc<Gpu>,
     /// The notifier lock: the invalidation sets the sequence under it.
     #[pin]
     pub(crate) state: SpinLock<RangeState>,
 }
 
 impl Range {
-    pub(crate) fn new(va: u64, len: u64, prot: u32, hw: Arc<VmAs>) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(
+        va: u64,
+        len: u64,
+        prot: u32,
+        hw: Arc<VmAs>,
+        resv: ARef<Bo>,
+        gpu: Arc<Gpu>,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             va,
             len,
             prot,
             hw,
+            resv,
+            gpu,
             state <- new_spinlock!(RangeState {
                 mapped: None,
                 valid: false,
@@ -204,20 +223,30 @@ impl Range {
 impl IntervalNotifierOps for Range {
     fn invalidate(n: &IntervalNotifier<Self>, inv: &Invalidation<'_>) -> bool {
         let r = n.data();
-        // Let the jobs that may be using the old pages finish first (fork:
-        // a job writing after the copy-on-write split would write into the
-        // child's page). Only where sleeping is allowed, and bounded: a
-        // hung job is ended by its own timeout.
-        if inv.blockable() {
-            let mut waited = 0;
-            while r.hw.busy() && waited < WAIT_JOBS_MS {
-                fsleep(Delta::from_millis(1));
-                waited += 1;
-            }
+        let resv = crate::gem::resv_of(&r.resv);
+        // The jobs that may use the old pages must be over first (fork: a
+        // job writing after the copy-on-write split would write into the
+        // child's page).
+        let idle = if inv.blockable() {
+            resv.wait_timeout(Usage::Bookkeep, Delta::from_millis(WAIT_JOBS_MS))
+        } else if resv.test_signaled(Usage::Bookkeep) {
+            true
+        } else {
+            // May not sleep and jobs are pending: the kernel retries.
+            return false;
+        };
+        {
+            let mut st = r.state.lock();
+            inv.set_seq();
+            st.valid = false;
         }
-        let mut st = r.state.lock();
-        inv.set_seq();
-        st.valid = false;
+        if !idle {
+            // Stale first, then the generation: a SUBMIT that reads the new
+            // generation leases fresh pages.
+            r.hw.gen.add(1, Relaxed);
+            crate::recovery::stop_vm(&r.gpu, &r.hw);
+            r.gpu.stats.userptr_stops.add(1, Relaxed);
+        }
         true
     }
 }

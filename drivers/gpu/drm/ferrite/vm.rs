@@ -336,7 +336,7 @@ impl DriverGpuVm for VmCore {
         let (done, removed) = op.remove();
         if live {
             // Cannot fail: reserved above.
-            let _ = ctx.removed.push(removed, GFP_NOWAIT);
+            push_reserved(&mut ctx.removed, removed);
         }
         Ok(done)
     }
@@ -377,8 +377,19 @@ impl DriverGpuVm for VmCore {
         }
         ctx.bytes_unmapped += len - kept;
         let (done, ret) = op.remap(vas, (), ());
-        let _ = ctx.removed.push(ret.unmapped_va, GFP_NOWAIT);
+        push_reserved(&mut ctx.removed, ret.unmapped_va);
         Ok(done)
+    }
+}
+
+/// Push `x` into room reserved earlier in `v`, which cannot fail. Were it
+/// ever to, `x` is leaked rather than dropped: what goes on these lists
+/// (mappings, userptr pages) may only be freed after the TLB flush that
+/// follows the page-table edit.
+fn push_reserved<T>(v: &mut KVec<T>, x: T) {
+    if let Err(e) = v.push_within_capacity(x) {
+        kernel::warn_on!(true);
+        core::mem::forget(e);
     }
 }
 
@@ -622,7 +633,7 @@ impl Vm {
             }
             ctx.bytes_unmapped += r.len;
             // Cannot fail: reserved above.
-            let _ = ctx.removed_user.push((u, pages), GFP_NOWAIT);
+            push_reserved(&mut ctx.removed_user, (u, pages));
         }
         Ok(())
     }
@@ -659,12 +670,24 @@ impl Vm {
             return Err(EINVAL);
         };
         let u: Userptr = KBox::pin_init(
-            IntervalNotifier::new(mm, start, len, Range::new(va, size, prot, self.hw.clone())),
+            IntervalNotifier::new(
+                mm,
+                start,
+                len,
+                Range::new(
+                    va,
+                    size,
+                    prot,
+                    self.hw.clone(),
+                    self.resv_obj.clone(),
+                    self.gpu.clone(),
+                ),
+            ),
             GFP_KERNEL,
         )?;
         self.validate(&u, pt, dev)?;
         // Cannot fail: reserved above.
-        let _ = gpuvm.data().userptrs.push(u, GFP_NOWAIT);
+        push_reserved(&mut gpuvm.data().userptrs, u);
         self.account(size, 0);
         Ok(())
     }
