@@ -10,7 +10,7 @@ use kernel::{
     dma_resv::{LockedResvs, Usage},
     drm::{
         self,
-        gem::{BaseObject, IntoGEMObject},
+        gem::BaseObject,
         syncobj::{self, ChainNode, SyncObj},
         Registered,
     },
