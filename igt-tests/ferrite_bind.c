@@ -202,6 +202,8 @@ static void test_userptr_invalidate_busy(void)
 		ftest_assert_ok(fx_syncobj_wait(b.fd, so, 10000));
 		ftest_assert_eq(fx_syncobj_status(b.fd, so), -EFAULT);
 	}
+	/* Unbound (the next mmap may get the same address). */
+	ftest_assert_ok(fx_unmap(b.fd, PVM, (uintptr_t)m, FX_PAGE));
 
 	/* 3. A job that ends within the wait is not stopped: the gate opens
 	 * 300 ms into the munmap, which waits for the job. */
