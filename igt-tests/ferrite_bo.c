@@ -233,6 +233,27 @@ static void test_label_bad(void)
 	close(fd);
 }
 
+/* The GPU fills the 16-page BO `bo` (mapped at FX_VA(1)) with `pattern`
+ * and copies it to a mappable BO at FX_VA(2), where the CPU checks it. */
+static void gpu_fill_check(int fd, uint32_t vm, uint32_t q, uint32_t bo, uint32_t pattern)
+{
+	uint32_t out = fx_bo(fd, 16 * FX_PAGE);
+	struct fx_cmd cmd = { .n = 0 };
+	uint32_t *p;
+
+	fx_map(fd, vm, bo, FX_VA(1), 16 * FX_PAGE);
+	fx_map(fd, vm, out, FX_VA(2), 16 * FX_PAGE);
+	fx_fill(&cmd, FX_VA(1), 16 * FX_PAGE, pattern);
+	fx_copy(&cmd, FX_VA(2), FX_VA(1), 16 * FX_PAGE);
+	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(3), &cmd), 1);
+	p = fx_mmap(fd, out, 16 * FX_PAGE);
+	ftest_assert_ok(fx_gem_sync(fd, out, FX_BEGIN_R));
+	for (unsigned int i = 0; i < 16 * FX_PAGE / 4; i++)
+		if (p[i] != pattern)
+			ftest_fail("word %u is %#x", i, p[i]);
+	munmap(p, 16 * FX_PAGE);
+}
+
 /* NO_MMAP: GEM_MMAP_OFFSET refuses it with EPERM; the GPU uses it as any
  * BO; unknown GEM_CREATE flags fail. */
 static void test_no_mmap(void)
@@ -241,9 +262,7 @@ static void test_no_mmap(void)
 	struct drm_ferrite_gem_create c = { .size = 16 * FX_PAGE,
 					    .flags = DRM_FERRITE_GEM_CREATE_NO_MMAP };
 	struct drm_ferrite_gem_mmap_offset m = { 0 };
-	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0), out = fx_bo(fd, 16 * FX_PAGE);
-	struct fx_cmd cmd = { .n = 0 };
-	uint32_t *p;
+	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0);
 	int dmabuf;
 
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c));
@@ -253,17 +272,7 @@ static void test_no_mmap(void)
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET, &m), EPERM);
 
 	/* The GPU fills it and copies it to a mappable BO. */
-	fx_map(fd, vm, c.handle, FX_VA(1), 16 * FX_PAGE);
-	fx_map(fd, vm, out, FX_VA(2), 16 * FX_PAGE);
-	fx_fill(&cmd, FX_VA(1), 16 * FX_PAGE, 0x4e4f4d4d);
-	fx_copy(&cmd, FX_VA(2), FX_VA(1), 16 * FX_PAGE);
-	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(3), &cmd), 1);
-	p = fx_mmap(fd, out, 16 * FX_PAGE);
-	ftest_assert_ok(fx_gem_sync(fd, out, FX_BEGIN_R));
-	for (unsigned int i = 0; i < 16 * FX_PAGE / 4; i++)
-		if (p[i] != 0x4e4f4d4d)
-			ftest_fail("word %u is %#x", i, p[i]);
-	munmap(p, 16 * FX_PAGE);
+	gpu_fill_check(fd, vm, q, c.handle, 0x4e4f4d4d);
 
 	/* It can be exported. */
 	dmabuf = export_fd(fd, c.handle);
@@ -429,15 +438,14 @@ static int create_private(int fd, uint64_t size, uint32_t vm, uint32_t *handle)
 static void test_vm_private(void)
 {
 	int fd = fdev_open_or_skip(0);
-	uint32_t vm = fx_vm(fd), vm2 = fx_vm(fd), pb = 0, pb2 = 0, pproc = 0, out, gatebo, cmdbo;
+	uint32_t vm = fx_vm(fd), vm2 = fx_vm(fd), pb = 0, pb2 = 0, pproc = 0, gatebo, cmdbo;
 	uint32_t q = fx_queue(fd, vm, 10000), q2 = fx_queue(fd, vm, 10000), qo = fx_queue(fd, vm2, 0);
 	uint32_t so1 = fx_syncobj(fd), so2 = fx_syncobj(fd);
 	struct drm_prime_handle ph = { .flags = DRM_CLOEXEC | DRM_RDWR };
 	struct drm_ferrite_bo_ref refs[2];
 	volatile uint64_t *gate, *done_at;
-	struct fx_cmd c1 = { .n = 0 }, c2 = { .n = 0 }, c3 = { .n = 0 };
+	struct fx_cmd c2 = { .n = 0 }, c3 = { .n = 0 };
 	uint8_t *cmdp;
-	uint32_t *p;
 	pid_t pid;
 
 	{
@@ -473,20 +481,9 @@ static void test_vm_private(void)
 	ftest_assert_errno(fx_map_flags(fd, vm, pproc, 0, FX_VA(9), FX_PAGE, 0), EINVAL);
 	ftest_assert_ok(fx_map_flags(fd, DRM_FERRITE_VM_PROCESS, pproc, 0, FX_VA(9), FX_PAGE, 0));
 
-	/* The GPU fills it (listed for write) and copies it out. */
-	fx_map(fd, vm, pb, FX_VA(1), 16 * FX_PAGE);
+	/* The GPU fills it and copies it out. */
+	gpu_fill_check(fd, vm, q, pb, 0x50524956);
 	fx_map(fd, vm, pb2, FX_VA(5), FX_PAGE);
-	out = fx_bo(fd, 16 * FX_PAGE);
-	fx_map(fd, vm, out, FX_VA(2), 16 * FX_PAGE);
-	fx_fill(&c1, FX_VA(1), 16 * FX_PAGE, 0x50524956);
-	fx_copy(&c1, FX_VA(2), FX_VA(1), 16 * FX_PAGE);
-	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(3), &c1), 1);
-	p = fx_mmap(fd, out, 16 * FX_PAGE);
-	ftest_assert_ok(fx_gem_sync(fd, out, FX_BEGIN_R));
-	for (unsigned int i = 0; i < 16 * FX_PAGE / 4; i++)
-		if (p[i] != 0x50524956)
-			ftest_fail("word %u is %#x", i, p[i]);
-	munmap(p, 16 * FX_PAGE);
 
 	/* A queue of another VM cannot list it. */
 	{
