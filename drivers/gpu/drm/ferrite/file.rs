@@ -909,18 +909,26 @@ impl FileData {
         let mut deps = wait_fences(file, &syncs)?;
 
         let raw = read_array::<8>(&req.bos, MAX_BOS)?;
-        let mut bos = KVec::new();
-        let mut writes = KVec::new();
-        // Whether a VM-private BO is listed, and whether one is written.
-        let mut private: Option<bool> = None;
         for b in raw.iter() {
-            let (handle, flags) = (u32_at(b, 0), u32_at(b, 4));
+            let flags = u32_at(b, 4);
             if flags & !uapi::DRM_FERRITE_BO_REF_WRITE != 0 {
                 pr_debug!("ferrite: SUBMIT: unknown BO flags {:#x}\n", flags);
                 return Err(EINVAL);
             }
-            let bo = gem::lookup(file, handle)?;
-            let write = flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0;
+        }
+        // Room for every listed BO and the VM's reservation object: the
+        // lookup runs under the file's handle table lock, one hold for the
+        // whole list, and takes a reference only to the BOs the job keeps.
+        let mut bos = KVec::with_capacity(raw.len() + 1, GFP_KERNEL)?;
+        let mut writes = KVec::with_capacity(raw.len() + 1, GFP_KERNEL)?;
+        // Whether a VM-private BO is listed, and whether one is written.
+        let mut private: Option<bool> = None;
+        let mut next = 0;
+        gem::lookup_each(file, raw.iter().map(|b| u32_at(b, 0)), |_, bo| {
+            let write = raw
+                .get(next)
+                .is_some_and(|b| u32_at(b, 4) & uapi::DRM_FERRITE_BO_REF_WRITE != 0);
+            next += 1;
             if bo.private_vm != 0 {
                 // Its reservation object is the VM's: counted once below.
                 // The job keeps no reference to the BO: a job reaches
@@ -937,19 +945,25 @@ impl FileData {
                     return Err(EINVAL);
                 }
                 private = Some(private.unwrap_or(false) | write);
-                continue;
+                return Ok(());
             }
-            bos.push(bo, GFP_KERNEL)?;
-            writes.push(write, GFP_KERNEL)?;
-        }
+            // Cannot fail: room was made above.
+            bos.push_within_capacity(ARef::from(bo))
+                .map_err(|_| ENOMEM)?;
+            writes.push_within_capacity(write).map_err(|_| ENOMEM)?;
+            Ok(())
+        })?;
         // The VM's reservation object, last and never waited for: every
         // job's fence goes there, as bookkeeping (userptr invalidations
         // wait for the VM's jobs through it), or for the VM's private BOs
         // as a read or a write (private BOs have no implicit sync between
         // jobs, but GEM_SYNC on them waits).
         let private_at = bos.len();
-        bos.push(q.vm.resv_obj.clone(), GFP_KERNEL)?;
-        writes.push(private.unwrap_or(false), GFP_KERNEL)?;
+        bos.push_within_capacity(q.vm.resv_obj.clone())
+            .map_err(|_| ENOMEM)?;
+        writes
+            .push_within_capacity(private.unwrap_or(false))
+            .map_err(|_| ENOMEM)?;
         // What may allocate DMA memory or take the VM's lock comes before
         // the reservation locks: a job slot with its ring buffer, and the
         // userptrs whose pages changed, mapped again and given to the

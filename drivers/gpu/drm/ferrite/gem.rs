@@ -320,6 +320,17 @@ pub(crate) fn lookup(file: &File, handle: u32) -> Result<ARef<Bo>> {
     Bo::lookup_handle(file, handle)
 }
 
+/// Look up the BOs of `handles` under one hold of the file's handle
+/// table lock; `f` gets each BO borrowed, must not sleep, and takes a
+/// reference to keep one.
+pub(crate) fn lookup_each(
+    file: &File,
+    handles: impl IntoIterator<Item = u32>,
+    f: impl FnMut(u32, &Bo) -> Result,
+) -> Result {
+    Bo::lookup_handles(file, handles, f)
+}
+
 /// Where an imported BO's dma-buf comes from (`enum drm_ferrite_bo_import`).
 pub(crate) fn import_kind(bo: &Bo) -> u32 {
     if !bo.is_imported() {
