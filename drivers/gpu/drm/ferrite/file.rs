@@ -510,6 +510,18 @@ fn read_array<const N: usize>(
         .ok_or(EINVAL)?;
     let ptr = UserPtr::from_addr(usize::try_from(arr.array).map_err(|_| EFAULT)?);
     let mut reader = UserSlice::new(ptr, total).reader();
+    if arr.stride as usize == N {
+        // The common case: one copy from user memory for the whole array
+        // (a SUBMIT may list a thousand BOs).
+        let mut bytes = KVec::with_capacity(total, GFP_KERNEL)?;
+        reader.read_all(&mut bytes, GFP_KERNEL)?;
+        for c in bytes.chunks_exact(N) {
+            let mut elem = [0u8; N];
+            elem.copy_from_slice(c);
+            out.push(elem, GFP_KERNEL)?;
+        }
+        return Ok(out);
+    }
     let known = (arr.stride as usize).min(N);
     for _ in 0..arr.count {
         let mut elem = [0u8; N];
