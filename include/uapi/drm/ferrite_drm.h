@@ -777,9 +777,11 @@ struct drm_ferrite_queue_destroy {
  * DRM_FERRITE_BO_REF_WRITE, the fences of earlier writers; for one listed
  * with it, every fence. Its fence is then added to each listed BO's
  * reservation object (as a write with DRM_FERRITE_BO_REF_WRITE, else as a
- * read; VM-private BOs differ, see DRM_FERRITE_GEM_CREATE_VM_PRIVATE) and
- * to every SIGNAL sync op. A BO the job uses without listing it gets no
- * fence and orders nothing.
+ * read; VM-private BOs differ, see DRM_FERRITE_GEM_CREATE_VM_PRIVATE), to
+ * the VM's reservation object (as bookkeeping, which no implicit user
+ * waits for: the kernel waits for the VM's jobs through it before it
+ * lets the CPU change a userptr's pages) and to every SIGNAL sync op. A
+ * BO the job uses without listing it gets no fence and orders nothing.
  *
  * The command buffer is run by a CALL from the queue's ring: @cmd_va must
  * be 4-byte aligned, @cmd_size a multiple of 4 from 4 to 1 MiB, and the
