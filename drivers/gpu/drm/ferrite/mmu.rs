@@ -25,8 +25,7 @@ pub(crate) struct VmAs {
     mair: u64,
     /// Slot index + 1, or 0; changed only under the slot lock.
     slot: Atomic<u32>,
-    /// Jobs of this VM on ring buffers, not ended (userptr invalidations
-    /// wait for them).
+    /// Jobs of this VM on ring buffers, not ended.
     active_jobs: Atomic<u32>,
     /// Hardware rings running a queue of this VM: the VM cannot be evicted
     /// meanwhile.
@@ -62,7 +61,6 @@ impl VmAs {
         self.active_jobs.load(Relaxed) != 0
     }
 
-    /// A job of this VM left the hardware.
     /// Whether a queue of the VM may run while the caller holds the slot
     /// lock: it has jobs, or holds a ring (where a SUBMIT starts a job
     /// with a doorbell, without the slot lock).
@@ -75,6 +73,7 @@ impl VmAs {
         self.active_jobs.add(1, Relaxed);
     }
 
+    /// A job of this VM left the hardware.
     pub(crate) fn job_done(&self) {
         self.active_jobs.fetch_sub(1, Relaxed);
     }

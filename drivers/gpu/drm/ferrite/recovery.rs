@@ -84,16 +84,7 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
             }
         }
         let failed = hw.pop_head();
-        // Stop the ring; the failed job never ran its final cache clean:
-        // write back what it left dirty while its pages are still held,
-        // and make sure it stopped, before its fence signals and userspace
-        // may free what it used.
-        let _ = gpu.io(|bar| {
-            HwRing(r).reset(bar);
-            crate::gpu::clean_cache(bar);
-            mmu::sync(bar);
-        });
-        q.vm.hw.leave();
+        halt_ring(gpu, r, &q);
         let ban = failed.is_some() && q.fatal;
         let cancelled = if ban {
             hw.banned = true;
@@ -138,6 +129,20 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
     drop(q);
 }
 
+/// Stop ring `r`, which the caller took from `q` under the scheduler's
+/// lock. The jobs on it may not have run their final cache clean: write
+/// back what they left dirty while their pages are still held, and make
+/// sure the ring stopped, before their fences signal and userspace (or the
+/// kernel, for userptr pages) may reuse what they used.
+fn halt_ring(gpu: &Gpu, r: usize, q: &Queue) {
+    let _ = gpu.io(|bar| {
+        HwRing(r).reset(bar);
+        crate::gpu::clean_cache(bar);
+        mmu::sync(bar);
+    });
+    q.vm.hw.leave();
+}
+
 /// A userptr invalidation of the VM `vm` gave up waiting for the VM's
 /// jobs (the caller bumped `vm.gen` first): stop every job of the VM that
 /// reached a ring buffer, before the CPU gives the old pages away. A ring
@@ -162,12 +167,7 @@ pub(crate) fn stop_vm(gpu: &Arc<Gpu>, vm: &mmu::VmAs) {
                     break;
                 };
                 q.hw.access_mut(&mut s).charge(&q, Instant::now());
-                let _ = gpu.io(|bar| {
-                    HwRing(r).reset(bar);
-                    crate::gpu::clean_cache(bar);
-                    mmu::sync(bar);
-                });
-                q.vm.hw.leave();
+                halt_ring(gpu, r, &q);
                 q
             } else if let Some(q) = s.take_runnable_of(vm) {
                 q

@@ -224,40 +224,38 @@ impl Sched {
 
     /// The runnable queue of priority `p` that had the least ring time.
     fn take_fairest(&mut self, p: Priority) -> Option<Arc<Queue>> {
-        let list = &mut self.runnable[p as usize];
         let mut fairest: Option<(*const Queue, u64)> = None;
-        for q in list.iter() {
+        for q in self.runnable[p as usize].iter() {
             let v = q.vtime.load(Relaxed);
             if fairest.is_none_or(|(_, best)| v < best) {
                 fairest = Some((core::ptr::from_ref::<Queue>(&q), v));
             }
         }
         let (ptr, _) = fairest?;
-        // SAFETY: `ptr` is a queue of this list, alive while it is in it; a
-        // queue is in at most one of the scheduler's lists (`ListLinks<0>`).
-        let q = unsafe { list.remove(&*ptr) }?;
-        self.runnable_len[p as usize] -= 1;
-        Some(q.into_arc())
+        self.take_runnable(p as usize, ptr)
     }
 
     /// Take a runnable queue of the VM whose address-space state is `vm`
     /// off its list (userptr invalidations, [`crate::recovery::stop_vm`]).
     pub(crate) fn take_runnable_of(&mut self, vm: &crate::mmu::VmAs) -> Option<Arc<Queue>> {
-        for p in 0..NUM_PRIO {
-            let list = &mut self.runnable[p];
-            let found = list
+        (0..NUM_PRIO).find_map(|p| {
+            let ptr = self.runnable[p]
                 .iter()
                 .find(|q| core::ptr::eq(&*q.vm.hw, vm))
-                .map(|q| core::ptr::from_ref::<Queue>(&q));
-            if let Some(ptr) = found {
-                // SAFETY: `ptr` is a queue of this list, alive while it is
-                // in it; a queue is in at most one of the scheduler's lists.
-                let q = unsafe { list.remove(&*ptr) }?;
-                self.runnable_len[p] -= 1;
-                return Some(q.into_arc());
-            }
-        }
-        None
+                .map(|q| core::ptr::from_ref::<Queue>(&q))?;
+            self.take_runnable(p, ptr)
+        })
+    }
+
+    /// Take the queue `ptr`, found in the runnable list of priority `p`,
+    /// off that list.
+    fn take_runnable(&mut self, p: usize, ptr: *const Queue) -> Option<Arc<Queue>> {
+        // SAFETY: the callers found `ptr` in this list just now, with the
+        // scheduler's lock held: it is alive while it is in the list, and a
+        // queue is in at most one of the scheduler's lists (`ListLinks<0>`).
+        let q = unsafe { self.runnable[p].remove(&*ptr) }?;
+        self.runnable_len[p] -= 1;
+        Some(q.into_arc())
     }
 
     /// The ring running (or suspending) a queue of the VM `vm`.
