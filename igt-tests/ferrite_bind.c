@@ -21,18 +21,6 @@
 
 #define PVM DRM_FERRITE_VM_PROCESS
 
-static int bind_user(int fd, uint32_t vm, void *p, uint64_t size)
-{
-	struct drm_ferrite_vm_bind_op op = {
-		.op = DRM_FERRITE_VM_BIND_OP_MAP,
-		.flags = DRM_FERRITE_VM_BIND_USERPTR,
-		.va = (uintptr_t)p,
-		.size = size,
-	};
-
-	return fx_bind_ops(fd, vm, &op, 1, NULL, 0);
-}
-
 static volatile uint64_t *anon(uint64_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -145,7 +133,7 @@ static void test_userptr_invalidate_busy(void)
 	 * for the job, then stops it. The page it had mapped stays the
 	 * child's; the job must never write it. */
 	p[0] = 0xa;
-	ftest_assert_ok(bind_user(b.fd, PVM, (void *)p, FX_PAGE));
+	ftest_assert_ok(fx_bind_user(b.fd, PVM, (void *)p, FX_PAGE, 0));
 	so = gated_write(&b, 1, (uintptr_t)p, 0xbad);
 	ftest_assert_eq(fx_syncobj_wait(b.fd, so, 200), -ETIME);
 	ftest_assert_ok(pipe(go));
@@ -187,7 +175,7 @@ static void test_userptr_invalidate_busy(void)
 	set_gate(&b, 0);
 	m = anon(FX_PAGE);
 	m[0] = 1;
-	ftest_assert_ok(bind_user(b.fd, PVM, (void *)m, FX_PAGE));
+	ftest_assert_ok(fx_bind_user(b.fd, PVM, (void *)m, FX_PAGE, 0));
 	so = gated_write(&b, 1, (uintptr_t)m, 0xbad);
 	ftest_assert_eq(fx_syncobj_wait(b.fd, so, 200), -ETIME);
 	ftest_assert_ok(munmap((void *)m, FX_PAGE));
@@ -209,7 +197,7 @@ static void test_userptr_invalidate_busy(void)
 	 * 300 ms into the munmap, which waits for the job. */
 	set_gate(&b, 0);
 	m = anon(FX_PAGE);
-	ftest_assert_ok(bind_user(b.fd, PVM, (void *)m, FX_PAGE));
+	ftest_assert_ok(fx_bind_user(b.fd, PVM, (void *)m, FX_PAGE, 0));
 	so = gated_write(&b, 1, (uintptr_t)m, 0x600d);
 	ftest_assert_eq(fx_syncobj_wait(b.fd, so, 200), -ETIME);
 	o.v = 1;

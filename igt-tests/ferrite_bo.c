@@ -66,14 +66,6 @@ static bool debugfs(int fd, const char *name, char *buf, size_t len)
 	return true;
 }
 
-static int export_fd(int fd, uint32_t handle)
-{
-	struct drm_prime_handle p = { .handle = handle, .flags = DRM_CLOEXEC | DRM_RDWR };
-
-	ftest_assert_ok(ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p));
-	return p.fd;
-}
-
 static uint32_t import_fd(int fd, int dmabuf)
 {
 	struct drm_prime_handle p = { .fd = dmabuf };
@@ -121,7 +113,7 @@ static void test_label(void)
 
 	/* The label is the object's: a handle of another file (through a
 	 * self-import, which gives the same object) sees it. */
-	dmabuf = export_fd(fd, bo);
+	dmabuf = fx_export(fd, bo);
 	bo2 = import_fd(fd2, dmabuf);
 	ftest_assert(!strcmp(label_of(fd2, bo2), utf8));
 	ftest_assert_ok(set_label(fd2, bo2, "from the other file"));
@@ -275,7 +267,7 @@ static void test_no_mmap(void)
 	gpu_fill_check(fd, vm, q, c.handle, 0x4e4f4d4d);
 
 	/* It can be exported. */
-	dmabuf = export_fd(fd, c.handle);
+	dmabuf = fx_export(fd, c.handle);
 	close(dmabuf);
 
 	/* Unknown flags (bit 1 is VM_PRIVATE, see vm-private). */
@@ -329,7 +321,7 @@ static void test_query_info(void)
 	ftest_assert_eq(info_of(fd, bo).label_len, 3);
 
 	/* A self-import is the same object: not an import. */
-	dmabuf = export_fd(fd, bo);
+	dmabuf = fx_export(fd, bo);
 	self = import_fd(fd, dmabuf);
 	ftest_assert_eq(self, bo);
 	ftest_assert_eq(info_of(fd, self).import_kind, DRM_FERRITE_BO_IMPORT_NONE);
@@ -357,15 +349,12 @@ static void test_query_info(void)
 	close(dmabuf);
 
 	/* vgem: another DRM driver's GEM object. */
-	if (system("modprobe vgem 2>/dev/null")) {
-		/* the module may be built in; the search below decides */
-	}
-	vgem = fdev_open_node("/dev/dri/card", 0, 64, "vgem", 0);
+	vgem = fx_vgem_open();
 	if (vgem >= 0) {
 		struct drm_mode_create_dumb d = { .width = 1024, .height = 16, .bpp = 32 };
 
 		ftest_assert_ok(ioctl(vgem, DRM_IOCTL_MODE_CREATE_DUMB, &d));
-		dmabuf = export_fd(vgem, d.handle);
+		dmabuf = fx_export(vgem, d.handle);
 		imp = import_fd(fd, dmabuf);
 		q = info_of(fd, imp);
 		ftest_assert_eq(q.import_kind, DRM_FERRITE_BO_IMPORT_DRM);

@@ -20,14 +20,6 @@
 
 #define MB (1024ull * 1024)
 
-static int export_fd(int fd, uint32_t handle)
-{
-	struct drm_prime_handle p = { .handle = handle, .flags = DRM_CLOEXEC | DRM_RDWR };
-
-	ftest_assert_ok(ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p));
-	return p.fd;
-}
-
 /* Import dmabuf into fd: the handle, or -1 with errno set. */
 static int64_t import_fd(int fd, int dmabuf)
 {
@@ -137,7 +129,7 @@ static void test_self_import(void)
 {
 	int fd = fdev_open_or_skip(0), fd2 = fdev_open_or_skip(0);
 	uint32_t bo = fx_bo(fd, 16 * FX_PAGE);
-	int dmabuf = export_fd(fd, bo), dmabuf2 = export_fd(fd, bo);
+	int dmabuf = fx_export(fd, bo), dmabuf2 = fx_export(fd, bo);
 	uint32_t *a, *b, h2;
 
 	ftest_assert_eq(import_ok(fd, dmabuf), bo);
@@ -170,7 +162,7 @@ static void test_cross_gpu(void)
 	struct gpu g0 = gpu_open(0, 0), g1 = gpu_open(1, 0);
 	const uint64_t sz = 4 * MB;
 	uint32_t bo = fx_bo(g0.fd, sz), own = fx_bo(g1.fd, sz);
-	int dmabuf = export_fd(g0.fd, bo);
+	int dmabuf = fx_export(g0.fd, bo);
 	uint32_t imp = import_ok(g1.fd, dmabuf);
 	struct drm_ferrite_bo_ref refs[2];
 	struct fx_cmd c = { .n = 0 };
@@ -208,7 +200,7 @@ static void test_implicit_sync(void)
 	struct gpu g0 = gpu_open(0, 0), g1 = gpu_open(1, 0);
 	const uint64_t sz = 64 * 1024;
 	uint32_t bo = fx_bo(g0.fd, sz), gate = fx_bo(g0.fd, FX_PAGE), own = fx_bo(g1.fd, sz);
-	int dmabuf = export_fd(g0.fd, bo);
+	int dmabuf = fx_export(g0.fd, bo);
 	uint32_t imp = import_ok(g1.fd, dmabuf), s0, s1;
 	struct drm_ferrite_bo_ref r0 = { .handle = bo, .flags = DRM_FERRITE_BO_REF_WRITE };
 	struct drm_ferrite_bo_ref r1[2] = {
@@ -261,7 +253,7 @@ static void test_cpu_access_waits(void)
 	uint32_t bo = fx_bo(g0.fd, FX_PAGE), gate = fx_bo(g0.fd, FX_PAGE), so;
 	struct drm_ferrite_bo_ref r = { .handle = bo, .flags = DRM_FERRITE_BO_REF_WRITE };
 	struct fx_cmd c = { .n = 0 };
-	int dmabuf = export_fd(g0.fd, bo);
+	int dmabuf = fx_export(g0.fd, bo);
 	struct pollfd pfd = { .fd = dmabuf, .events = POLLIN };
 	double t0;
 
@@ -375,12 +367,8 @@ static void test_udmabuf(void)
 /* The vgem device (loaded on demand): its primary node, for dumb buffers. */
 static int vgem_open(void)
 {
-	int fd;
+	int fd = fx_vgem_open();
 
-	if (system("modprobe vgem 2>/dev/null")) {
-		/* the module may be built in; the search below decides */
-	}
-	fd = fdev_open_node("/dev/dri/card", 0, 64, "vgem", 0);
 	if (fd < 0)
 		ftest_skip("no vgem device (CONFIG_DRM_VGEM)");
 	return fd;
@@ -409,7 +397,7 @@ static void test_vgem_import(void)
 	void *p;
 
 	ftest_assert_ok(ioctl(vgem, DRM_IOCTL_MODE_CREATE_DUMB, &d));
-	dmabuf = export_fd(vgem, d.handle);
+	dmabuf = fx_export(vgem, d.handle);
 	imp = import_ok(g0.fd, dmabuf);
 	fx_map(g0.fd, g0.vm, imp, FX_VA(1), d.size);
 	gpu_fill(&g0, FX_VA(8), imp, FX_VA(1), d.size, 0x66e0e0e0);
@@ -438,7 +426,7 @@ static void test_vgem_export(void)
 	uint32_t bo = fx_bo(g0.fd, sz), own = fx_bo(g0.fd, sz), vh, so;
 	struct drm_ferrite_bo_ref refs[2];
 	struct fx_cmd c = { .n = 0 };
-	int dmabuf = export_fd(g0.fd, bo);
+	int dmabuf = fx_export(g0.fd, bo);
 	struct drm_vgem_fence_attach fa = { .flags = VGEM_FENCE_WRITE };
 	struct drm_vgem_fence_signal fs = { 0 };
 	void *p, *q;
@@ -499,7 +487,7 @@ static void test_reach_before_first_use(void)
 	struct gpu g0 = gpu_open(0, 0), g1 = gpu_open(1, 0);
 	const uint64_t sz = 64 * MB;
 	uint32_t bo = fx_bo(g0.fd, sz);
-	int dmabuf = export_fd(g0.fd, bo);
+	int dmabuf = fx_export(g0.fd, bo);
 	uint32_t imp = import_ok(g1.fd, dmabuf);
 
 	g1_fills_g0_reads(&g0, &g1, bo, imp, sz, 0x99000099);
@@ -524,7 +512,7 @@ static void test_reach_refused(void)
 	int dmabuf;
 
 	fill_u32(p, sz, 0xaa5555aa);
-	dmabuf = export_fd(g0.fd, bo);
+	dmabuf = fx_export(g0.fd, bo);
 	ftest_assert_errno(import_fd(g1.fd, dmabuf), ERANGE);
 	/* The 48-bit GPU still uses it. */
 	fx_map(g0.fd, g0.vm, bo, FX_VA(1), sz);
@@ -540,7 +528,7 @@ static void test_bad(void)
 {
 	int fd = fdev_open_or_skip(0);
 	uint32_t bo = fx_bo(fd, FX_PAGE);
-	int dmabuf = export_fd(fd, bo), pipefd[2];
+	int dmabuf = fx_export(fd, bo), pipefd[2];
 	struct drm_prime_handle p;
 
 	p = (struct drm_prime_handle){ .handle = 4242, .flags = DRM_CLOEXEC };
@@ -567,7 +555,7 @@ static void test_exporter_closes_first(void)
 	struct gpu g0 = gpu_open(0, 0), g1 = gpu_open(1, 0);
 	int before = fx_debugfs_bos();
 	uint32_t bo = fx_bo(g0.fd, 64 * 1024), imp;
-	int dmabuf = export_fd(g0.fd, bo);
+	int dmabuf = fx_export(g0.fd, bo);
 
 	imp = import_ok(g1.fd, dmabuf);
 	fx_map(g1.fd, g1.vm, imp, FX_VA(1), 64 * 1024);

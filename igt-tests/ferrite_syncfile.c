@@ -91,14 +91,6 @@ static uint32_t submit(struct bed *b, const struct fx_cmd *c, struct drm_ferrite
 	return so;
 }
 
-static int export_fd(int fd, uint32_t handle)
-{
-	struct drm_prime_handle p = { .handle = handle, .flags = DRM_CLOEXEC | DRM_RDWR };
-
-	ftest_assert_ok(ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p));
-	return p.fd;
-}
-
 static int export_sync_file(int dmabuf, uint32_t flags)
 {
 	struct dma_buf_export_sync_file e = { .flags = flags, .fd = -1 };
@@ -171,7 +163,7 @@ static void test_export(void)
 	uint32_t bo = fx_bo(b.fd, SZ), so;
 	struct drm_ferrite_bo_ref w = { .handle = bo, .flags = DRM_FERRITE_BO_REF_WRITE };
 	struct fx_cmd c = { .n = 0 }, f = { .n = 0 };
-	int dmabuf = export_fd(b.fd, bo), sr, sw, st;
+	int dmabuf = fx_export(b.fd, bo), sr, sw, st;
 
 	fx_map(b.fd, b.vm, bo, FX_VA(1), SZ);
 	sr = export_sync_file(dmabuf, DMA_BUF_SYNC_READ);
@@ -269,7 +261,7 @@ static void test_import(void)
 	uint32_t bo = fx_bo(b.fd, SZ), out = fx_bo(b.fd, SZ), so, so2, in;
 	struct drm_ferrite_bo_ref refs[2];
 	struct fx_cmd fill = { .n = 0 }, copy = { .n = 0 }, fill2 = { .n = 0 }, nop = { .n = 0 };
-	int dmabuf = export_fd(b.fd, bo), tl = sw_sync_timeline(), sf;
+	int dmabuf = fx_export(b.fd, bo), tl = sw_sync_timeline(), sf;
 
 	fx_map(b.fd, b.vm, bo, FX_VA(1), SZ);
 	fx_map(b.fd, b.vm, out, FX_VA(2), SZ);
@@ -321,15 +313,11 @@ static void test_import(void)
 	close(b.fd);
 }
 
-/* The vgem device (loaded on demand). */
+/* vgem, which the guest config builds (CONFIG_DRM_VGEM=m). */
 static int vgem_open(void)
 {
-	int fd;
+	int fd = fx_vgem_open();
 
-	if (system("modprobe vgem 2>/dev/null")) {
-		/* the module may be built in; the search below decides */
-	}
-	fd = fdev_open_node("/dev/dri/card", 0, 64, "vgem", 0);
 	if (fd < 0)
 		ftest_fail("no vgem device (CONFIG_DRM_VGEM=m is in the guest config)");
 	return fd;

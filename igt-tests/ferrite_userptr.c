@@ -24,18 +24,6 @@
 #define PVM DRM_FERRITE_VM_PROCESS
 #define CMD_VA FX_VA(4)
 
-static int bind_user(int fd, uint32_t vm, void *p, uint64_t size, uint32_t flags)
-{
-	struct drm_ferrite_vm_bind_op op = {
-		.op = DRM_FERRITE_VM_BIND_OP_MAP,
-		.flags = DRM_FERRITE_VM_BIND_USERPTR | flags,
-		.va = (uintptr_t)p,
-		.size = size,
-	};
-
-	return fx_bind_ops(fd, vm, &op, 1, NULL, 0);
-}
-
 static void *anon(uint64_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -104,7 +92,7 @@ static void gpu_fills_malloc_on(void)
 	p = mem;
 	for (uint64_t i = size / 8; i < size / 4; i++)
 		p[i] = (uint32_t)(i * 2654435761u);
-	ftest_assert_ok(bind_user(fd, PVM, p, size, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, size, 0));
 	sum_bo = fx_bo(fd, FX_PAGE);
 	sum = fx_mmap(fd, sum_bo, FX_PAGE);
 	ftest_assert_ok(fx_map_flags(fd, PVM, sum_bo, 0, FX_VA(2), FX_PAGE, 0));
@@ -138,7 +126,7 @@ static void cpu_writes_survive_unbind_on(void)
 	uint32_t *p = anon(size);
 	struct fx_cmd c = { 0 };
 
-	ftest_assert_ok(bind_user(fd, PVM, p, size, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, size, 0));
 	fx_fill(&c, (uintptr_t)p, size, 0x6e0d0e00);
 	ftest_assert_eq(run(fd, &c), 1);
 	for (uint64_t i = 0; i < size / 4; i++)
@@ -176,7 +164,7 @@ static void huge_page_on(void)
 	/* Best effort: without a huge page the pages are merely many. */
 	madvise(p, huge, MADV_HUGEPAGE);
 	memset(p, 0x5a, huge);
-	ftest_assert_ok(bind_user(fd, PVM, p, huge, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, huge, 0));
 	fx_fill(&c, (uintptr_t)p, huge, 0x2b1d0e00);
 	ftest_assert_eq(run(fd, &c), 1);
 	for (uint64_t i = 0; i < huge / 4; i++)
@@ -204,7 +192,7 @@ static void file_backed_on(void)
 	ftest_assert_ok(ftruncate(mfd, 4 * FX_PAGE));
 	p = mmap(NULL, 4 * FX_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	ftest_assert(p != MAP_FAILED);
-	ftest_assert_ok(bind_user(fd, PVM, p, 4 * FX_PAGE, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, 4 * FX_PAGE, 0));
 	fx_write64(&c, (uintptr_t)p + 3 * FX_PAGE + 16, 0xf11e, FX_W64_FLUSH);
 	ftest_assert_eq(run(fd, &c), 1);
 	ftest_assert_eq(pread(mfd, &v, 8, 3 * FX_PAGE + 16), 8);
@@ -229,7 +217,7 @@ static void munmap_faults_on(void)
 	uint32_t q;
 
 	p[0] = 1;
-	ftest_assert_ok(bind_user(fd, PVM, p, 2 * FX_PAGE, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, 2 * FX_PAGE, 0));
 	fx_write64(&c, (uintptr_t)p, 2, FX_W64_FLUSH);
 	ftest_assert_eq(run(fd, &c), 1);
 	ftest_assert_eq_u64(p[0], 2);
@@ -256,7 +244,7 @@ static void dontneed_on(void)
 
 	p[0] = 7;
 	p[1] = 7;
-	ftest_assert_ok(bind_user(fd, PVM, (void *)p, FX_PAGE, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, (void *)p, FX_PAGE, 0));
 	ftest_assert_ok(madvise((void *)p, FX_PAGE, MADV_DONTNEED));
 	ftest_assert_eq_u64(p[1], 0);
 	fx_write64(&c, (uintptr_t)p, 0xd0, FX_W64_FLUSH);
@@ -282,7 +270,7 @@ static void fork_cow_on(void)
 	pid_t pid;
 
 	p[0] = 0xa;
-	ftest_assert_ok(bind_user(fd, PVM, (void *)p, FX_PAGE, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, (void *)p, FX_PAGE, 0));
 	ftest_assert_ok(pipe(go));
 	ftest_assert_ok(pipe(done));
 	pid = fork();
@@ -329,9 +317,9 @@ static void read_only_on(void)
 	ftest_assert_ok(ftruncate(mfd, FX_PAGE));
 	p = mmap(NULL, FX_PAGE, PROT_READ, MAP_SHARED, mfd, 0);
 	ftest_assert(p != MAP_FAILED);
-	ftest_assert_eq(bind_user(fd, PVM, (void *)p, FX_PAGE, 0), -1);
+	ftest_assert_eq(fx_bind_user(fd, PVM, (void *)p, FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EFAULT);
-	ftest_assert_ok(bind_user(fd, PVM, (void *)p, FX_PAGE, DRM_FERRITE_VM_BIND_READONLY));
+	ftest_assert_ok(fx_bind_user(fd, PVM, (void *)p, FX_PAGE, DRM_FERRITE_VM_BIND_READONLY));
 	ftest_assert_ok(fx_map_flags(fd, PVM, bo, 0, FX_VA(2), FX_PAGE, 0));
 	fx_copy(&r, FX_VA(2), (uintptr_t)p, 8);
 	fx_write64(&r, FX_VA(2) + 8, 1, FX_W64_FLUSH);
@@ -361,15 +349,15 @@ static void foreign_mm_on(void)
 	if (pid == 0) {
 		void *p = anon(FX_PAGE);
 
-		if (bind_user(fd, vm, p, FX_PAGE, 0) != -1 || errno != EPERM)
+		if (fx_bind_user(fd, vm, p, FX_PAGE, 0) != -1 || errno != EPERM)
 			_exit(1);
-		if (bind_user(fd, PVM, p, FX_PAGE, 0))
+		if (fx_bind_user(fd, PVM, p, FX_PAGE, 0))
 			_exit(2);
 		_exit(0);
 	}
 	fx_reap(pid);
 	/* The parent still can. */
-	ftest_assert_ok(bind_user(fd, vm, anon(FX_PAGE), FX_PAGE, 0));
+	ftest_assert_ok(fx_bind_user(fd, vm, anon(FX_PAGE), FX_PAGE, 0));
 	close(fd);
 }
 
@@ -396,16 +384,16 @@ static void bad_on(void)
 	op.bo_offset = FX_PAGE;
 	ftest_assert_eq(fx_bind_ops(fd, PVM, &op, 1, NULL, 0), -1);
 	ftest_assert_eq(errno, EINVAL);
-	ftest_assert_eq(bind_user(fd, PVM, p + 8, FX_PAGE, 0), -1);
+	ftest_assert_eq(fx_bind_user(fd, PVM, p + 8, FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EINVAL);
-	ftest_assert_eq(bind_user(fd, PVM, hole, FX_PAGE, 0), -1);
+	ftest_assert_eq(fx_bind_user(fd, PVM, hole, FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EFAULT);
 	/* Overlaps: with a BO mapping, with another userptr. */
 	ftest_assert_ok(fx_map_flags(fd, PVM, bo, 0, (uintptr_t)p + 6 * FX_PAGE, FX_PAGE, 0));
-	ftest_assert_eq(bind_user(fd, PVM, p + 4 * FX_PAGE, 4 * FX_PAGE, 0), -1);
+	ftest_assert_eq(fx_bind_user(fd, PVM, p + 4 * FX_PAGE, 4 * FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EEXIST);
-	ftest_assert_ok(bind_user(fd, PVM, p, 4 * FX_PAGE, 0));
-	ftest_assert_eq(bind_user(fd, PVM, p + 2 * FX_PAGE, FX_PAGE, 0), -1);
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, 4 * FX_PAGE, 0));
+	ftest_assert_eq(fx_bind_user(fd, PVM, p + 2 * FX_PAGE, FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EEXIST);
 	ftest_assert_eq(fx_map_flags(fd, PVM, bo, 0, (uintptr_t)p + FX_PAGE, FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EEXIST);
@@ -413,7 +401,7 @@ static void bad_on(void)
 	ftest_assert_eq(fx_unmap(fd, PVM, (uintptr_t)p, FX_PAGE), -1);
 	ftest_assert_eq(errno, EINVAL);
 	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)p, 4 * FX_PAGE));
-	ftest_assert_ok(bind_user(fd, PVM, p + FX_PAGE, FX_PAGE, 0));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p + FX_PAGE, FX_PAGE, 0));
 	close(fd);
 }
 
@@ -473,8 +461,8 @@ static void zero_page_on(int fd)
 	 * zero page: both pages are that one page now. */
 	for (uint64_t i = 0; i < size; i += FX_PAGE)
 		ftest_assert_eq(p[i], 0);
-	ftest_assert_errno(bind_user(fd, PVM, (void *)p, size, 0), EFAULT);
-	ftest_assert_ok(bind_user(fd, PVM, (void *)p, size, DRM_FERRITE_VM_BIND_READONLY));
+	ftest_assert_errno(fx_bind_user(fd, PVM, (void *)p, size, 0), EFAULT);
+	ftest_assert_ok(fx_bind_user(fd, PVM, (void *)p, size, DRM_FERRITE_VM_BIND_READONLY));
 	fx_map(fd, PVM, bo, FX_VA(2), FX_PAGE);
 	/* The GPU reads it: zeros. */
 	fx_checksum(&r, FX_VA(2), (uintptr_t)p, size);
@@ -536,7 +524,7 @@ static uint8_t *map_ro_file(int fd, int rfd, int flags)
 	uint8_t *p = mmap(NULL, RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
 
 	ftest_assert(p != MAP_FAILED);
-	ftest_assert_ok(bind_user(fd, PVM, p, RO_FILE_SIZE, DRM_FERRITE_VM_BIND_READONLY));
+	ftest_assert_ok(fx_bind_user(fd, PVM, p, RO_FILE_SIZE, DRM_FERRITE_VM_BIND_READONLY));
 	return p;
 }
 
@@ -564,7 +552,7 @@ static void ro_file_round(int fd, int flags)
 	/* Read-only memory cannot be bound writable. */
 	p = mmap(NULL, RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
 	ftest_assert(p != MAP_FAILED);
-	ftest_assert_errno(bind_user(fd, PVM, p, RO_FILE_SIZE, 0), EFAULT);
+	ftest_assert_errno(fx_bind_user(fd, PVM, p, RO_FILE_SIZE, 0), EFAULT);
 	ftest_assert_ok(munmap(p, RO_FILE_SIZE));
 
 	/* Bound read-only: the GPU reads the file's bytes; its writes fault. */

@@ -165,6 +165,21 @@ static inline int fx_map_flags(int fd, uint32_t vm, uint32_t bo, uint64_t off, u
 	return fx_bind_ops(fd, vm, &op, 1, NULL, 0);
 }
 
+/* Bind the caller's memory [p, p + size) at the same GPU VA (a userptr,
+ * DRM_FERRITE_VM_BIND_USERPTR) with extra VM_BIND flags. */
+static inline int fx_bind_user(int fd, uint32_t vm, const volatile void *p, uint64_t size,
+			       uint32_t flags)
+{
+	struct drm_ferrite_vm_bind_op op = {
+		.op = DRM_FERRITE_VM_BIND_OP_MAP,
+		.flags = DRM_FERRITE_VM_BIND_USERPTR | flags,
+		.va = (uintptr_t)p,
+		.size = size,
+	};
+
+	return fx_bind_ops(fd, vm, &op, 1, NULL, 0);
+}
+
 static inline void fx_map(int fd, uint32_t vm, uint32_t bo, uint64_t va, uint64_t size)
 {
 	ftest_assert_ok(fx_map_flags(fd, vm, bo, 0, va, size, 0));
@@ -437,6 +452,25 @@ static inline long long fx_fdinfo_engine_ns_of(int pid, int fd)
 static inline long long fx_fdinfo_engine_ns(int fd)
 {
 	return fx_fdinfo_engine_ns_of(0, fd);
+}
+
+/* Export a BO as a dma-buf (close-on-exec, writable mappings): its fd. */
+static inline int fx_export(int fd, uint32_t handle)
+{
+	struct drm_prime_handle p = { .handle = handle, .flags = DRM_CLOEXEC | DRM_RDWR };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p));
+	return p.fd;
+}
+
+/* The vgem device's primary node (the module loaded on demand; it may be
+ * built in), or -1 without one. */
+static inline int fx_vgem_open(void)
+{
+	if (system("modprobe vgem 2>/dev/null")) {
+		/* the search below decides */
+	}
+	return fdev_open_node("/dev/dri/card", 0, 64, "vgem", 0);
 }
 
 /* Read all of a file into buf (NUL-terminated); the length or -errno. */
