@@ -79,6 +79,8 @@ enum drm_ferrite_ioctl_id {
 	DRM_FERRITE_BO_SET_LABEL,
 	/** @DRM_FERRITE_BO_QUERY_INFO: Query a buffer object (since 0.3). */
 	DRM_FERRITE_BO_QUERY_INFO,
+	/** @DRM_FERRITE_VM_GET_STATE: Whether a VM is still usable (since 0.5). */
+	DRM_FERRITE_VM_GET_STATE,
 };
 
 /**
@@ -374,6 +376,10 @@ struct drm_ferrite_mmu_info {
  * DRM_FERRITE_UAPI_MMU (0.3): DRM_FERRITE_DEV_QUERY_MMU.
  * DRM_FERRITE_UAPI_VM_PRIVATE (0.4): DRM_FERRITE_GEM_CREATE_VM_PRIVATE and
  * &drm_ferrite_gem_create.vm_id.
+ * DRM_FERRITE_UAPI_ASYNC_BIND (0.5): DRM_FERRITE_VM_BIND_ASYNC,
+ * DRM_FERRITE_VM_BIND_OP_SYNC_ONLY and VM_GET_STATE.
+ * DRM_FERRITE_UAPI_NULL_BIND (0.5): DRM_FERRITE_VM_BIND_NULL; set only
+ * when the device has a null aperture (see the hardware spec).
  */
 #define DRM_FERRITE_UAPI_SCHED		(1 << 0)
 #define DRM_FERRITE_UAPI_TIMESTAMP	(1 << 1)
@@ -383,6 +389,8 @@ struct drm_ferrite_mmu_info {
 #define DRM_FERRITE_UAPI_MEMORY		(1 << 5)
 #define DRM_FERRITE_UAPI_MMU		(1 << 6)
 #define DRM_FERRITE_UAPI_VM_PRIVATE	(1 << 7)
+#define DRM_FERRITE_UAPI_ASYNC_BIND	(1 << 8)
+#define DRM_FERRITE_UAPI_NULL_BIND	(1 << 9)
 
 /**
  * struct drm_ferrite_uapi_features - what this interface offers
@@ -531,10 +539,15 @@ struct drm_ferrite_vm_destroy {
  * enum drm_ferrite_vm_bind_op_type - operations of VM_BIND
  * @DRM_FERRITE_VM_BIND_OP_MAP: map @size bytes of the BO at @bo_offset at @va
  * @DRM_FERRITE_VM_BIND_OP_UNMAP: unmap [@va, @va + @size)
+ * @DRM_FERRITE_VM_BIND_OP_SYNC_ONLY: change nothing (since 0.5); every
+ *	other field must be zero. A VM_BIND of SYNC_ONLY ops only orders
+ *	its sync ops: with DRM_FERRITE_VM_BIND_ASYNC its SIGNAL syncs
+ *	signal once its WAIT syncs and every earlier bind of the VM have.
  */
 enum drm_ferrite_vm_bind_op_type {
 	DRM_FERRITE_VM_BIND_OP_MAP = 0,
 	DRM_FERRITE_VM_BIND_OP_UNMAP = 1,
+	DRM_FERRITE_VM_BIND_OP_SYNC_ONLY = 2,
 };
 
 /* Flags of &drm_ferrite_vm_bind_op.flags. */
@@ -575,6 +588,22 @@ enum drm_ferrite_vm_bind_op_type {
  * no ioctl to hand it over earlier: use a BO and GEM_SYNC for such data.
  */
 #define DRM_FERRITE_VM_BIND_USERPTR	(1 << 2)
+/*
+ * DRM_FERRITE_VM_BIND_NULL (since 0.5, DRM_FERRITE_UAPI_NULL_BIND): MAP
+ * [@va, @va + @size) to no memory: the GPU reads zeros there and its
+ * writes are dropped, without a fault (Vulkan's sparse residency with
+ * residencyNonResidentStrict). @handle and @bo_offset must be zero, and
+ * DRM_FERRITE_VM_BIND_USERPTR may not be set. A NULL range is a mapping
+ * like any other: a MAP of a BO over part of it replaces that part (the
+ * rest stays NULL), and a NULL MAP over BO mappings replaces them, so
+ * sparse residency is a stream of MAPs alone. The device's null aperture
+ * does it: page-table entries point into output addresses that no
+ * memory answers (see the hardware spec), so no write can reach memory.
+ */
+#define DRM_FERRITE_VM_BIND_NULL	(1 << 3)
+
+/* Flags of &drm_ferrite_vm_bind.flags. */
+#define DRM_FERRITE_VM_BIND_ASYNC	(1 << 0)
 
 /**
  * struct drm_ferrite_vm_bind_op - one VM_BIND operation
@@ -654,30 +683,82 @@ struct drm_ferrite_sync_op {
 /**
  * struct drm_ferrite_vm_bind - change a GPU address space
  *
- * The operations are applied in order, after every WAIT sync op has
- * signalled: VM_BIND waits for them itself, interruptibly and without a
- * timeout, before it changes anything. The SIGNAL sync ops then get a
- * fence that has already signalled. Unmapped ranges are invalidated in the
- * GPU TLB before the call returns (or the out-fences signal); pages that
- * jobs in flight may still use are released only after those jobs finish.
+ * The binds of a VM take effect one after another, in the order of their
+ * VM_BIND calls, synchronous and asynchronous alike; binds of different
+ * VMs never wait for each other.
  *
- * Errors: non-zero @flags -EINVAL; an unknown @vm_id -ENOENT; the errors
+ * Synchronous (@flags zero): VM_BIND first waits for the VM's earlier
+ * asynchronous binds and for every WAIT sync op, interruptibly and
+ * without a timeout, then applies the operations in order. The SIGNAL
+ * sync ops then get a fence that has already signalled. Unmapped ranges
+ * are invalidated in the GPU TLB before the call returns; pages that jobs
+ * in flight may still use are released only after those jobs finish.
+ *
+ * Asynchronous (DRM_FERRITE_VM_BIND_ASYNC, since 0.5): VM_BIND checks the
+ * operations, reserves all the memory they can need (page-table pages,
+ * mapping records, the BOs' pages) and returns without waiting. The
+ * operations are applied later, in order, once the WAIT sync ops and the
+ * VM's earlier binds have signalled; the SIGNAL sync ops (binary or
+ * timeline) then signal, after the page tables and the GPU TLB are up to
+ * date. A job that waits for that fence sees the mappings. An UNMAP of a
+ * range jobs still use takes effect when it is applied, without waiting
+ * for them; their pages are released only once they have ended. The
+ * applied part cannot fail for want of memory. If it fails nonetheless (a
+ * WAIT fence that failed, or fault injection), no operation of that bind
+ * is applied, its SIGNAL fences carry the error, and the VM becomes
+ * unusable (VM_GET_STATE): later MAPs and SUBMITs on it fail with -EIO,
+ * asynchronous binds queued after it fail the same way without applying
+ * their MAPs, while UNMAPs and VM_DESTROY keep working. Asynchronous
+ * binds cannot take DRM_FERRITE_VM_BIND_USERPTR, nor UNMAP a range that
+ * holds a userptr (-EINVAL): a userptr is the caller's memory, looked up
+ * when it is bound.
+ *
+ * Errors: unknown @flags -EINVAL; an unknown @vm_id -ENOENT; the errors
  * of the arrays (&struct drm_ferrite_obj_array), of the operations
  * (&struct drm_ferrite_vm_bind_op) and of the sync ops (&struct
- * drm_ferrite_sync_op); a signal while waiting -EINTR (the wait restarts
- * by itself under a SA_RESTART handler); a WAIT fence that failed: its
+ * drm_ferrite_sync_op); a MAP on an unusable VM -EIO; memory for the
+ * reservation of an asynchronous bind -ENOMEM; a signal while waiting
+ * (synchronous only) -EINTR (the wait restarts by itself under a
+ * SA_RESTART handler); a WAIT fence that failed (synchronous only): its
  * error, with no operation applied. After an error no SIGNAL sync op is
- * signalled.
+ * signalled and, for an asynchronous bind, nothing was queued.
  */
 struct drm_ferrite_vm_bind {
 	/** @vm_id: VM id, or DRM_FERRITE_VM_PROCESS. */
 	__u32 vm_id;
-	/** @flags: Must be zero. */
+	/** @flags: Zero, or DRM_FERRITE_VM_BIND_ASYNC. */
 	__u32 flags;
 	/** @ops: Array of &struct drm_ferrite_vm_bind_op. */
 	struct drm_ferrite_obj_array ops;
 	/** @syncs: Array of &struct drm_ferrite_sync_op. */
 	struct drm_ferrite_obj_array syncs;
+};
+
+/**
+ * enum drm_ferrite_vm_state - what VM_GET_STATE reports
+ * @DRM_FERRITE_VM_STATE_USABLE: the VM takes binds and jobs
+ * @DRM_FERRITE_VM_STATE_UNUSABLE: an asynchronous bind failed after its
+ *	VM_BIND returned, so the VM no longer holds the mappings userspace
+ *	asked for: MAPs and SUBMITs on it fail with -EIO; UNMAP and
+ *	VM_DESTROY still work. Create a new VM.
+ */
+enum drm_ferrite_vm_state {
+	DRM_FERRITE_VM_STATE_USABLE = 0,
+	DRM_FERRITE_VM_STATE_UNUSABLE = 1,
+};
+
+/**
+ * struct drm_ferrite_vm_get_state - whether a VM is usable (since 0.5)
+ *
+ * Errors: non-zero @pad -EINVAL; an unknown @vm_id -ENOENT.
+ */
+struct drm_ferrite_vm_get_state {
+	/** @vm_id: VM id, or DRM_FERRITE_VM_PROCESS. */
+	__u32 vm_id;
+	/** @state: Returned &enum drm_ferrite_vm_state. */
+	__u32 state;
+	/** @pad: Must be zero. */
+	__u64 pad;
 };
 
 /**
@@ -808,7 +889,8 @@ struct drm_ferrite_queue_destroy {
  * the arrays (&struct drm_ferrite_obj_array), of the sync ops (&struct
  * drm_ferrite_sync_op) and of the BO references (&struct
  * drm_ferrite_bo_ref); a queue banned after a failure
- * (DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL) -ECANCELED; a signal while the
+ * (DRM_FERRITE_QUEUE_CREATE_ERRORS_FATAL) -ECANCELED; a queue whose VM
+ * is unusable (&enum drm_ferrite_vm_state) -EIO; a signal while the
  * BOs are locked -EINTR (nothing was submitted: retry); a device that is
  * gone -ENODEV.
  */
@@ -1141,6 +1223,7 @@ enum {
 	DRM_IOCTL_FERRITE_GEM_SYNC = DRM_IOCTL_FERRITE(WR, GEM_SYNC, gem_sync),
 	DRM_IOCTL_FERRITE_BO_SET_LABEL = DRM_IOCTL_FERRITE(WR, BO_SET_LABEL, bo_set_label),
 	DRM_IOCTL_FERRITE_BO_QUERY_INFO = DRM_IOCTL_FERRITE(WR, BO_QUERY_INFO, bo_query_info),
+	DRM_IOCTL_FERRITE_VM_GET_STATE = DRM_IOCTL_FERRITE(WR, VM_GET_STATE, vm_get_state),
 };
 
 #if defined(__cplusplus)

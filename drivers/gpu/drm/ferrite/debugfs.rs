@@ -5,8 +5,11 @@
 //! and mappings, with their BOs' labels), `sched` (the hardware
 //! rings and their queues, the runnable queues, the scheduler's counts),
 //! `slots`, `recover` (writing `1` resets the whole GPU and recovers, as
-//! after a hang: for tests of robustness) and `irq_roundtrip` (the time of
-//! a register write and an interrupt back: the benchmark's floor).
+//! after a hang: for tests of robustness), `irq_roundtrip` (the time of a
+//! register write and an interrupt back: the benchmark's floor) and
+//! `inject_bind_failure` (writing N makes the next N asynchronous binds
+//! fail when applied, with `ENOMEM`, as if their reservation had been
+//! short: for tests of unusable VMs; reading gives the number left).
 
 use core::fmt;
 
@@ -36,6 +39,22 @@ pub(crate) struct Debugfs {
     recover: File<Arc<Gpu>>,
     #[pin]
     irq_roundtrip: File<Arc<Gpu>>,
+    #[pin]
+    inject_bind_failure: File<Arc<Gpu>>,
+}
+
+fn inject_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", gpu.stats.inject_bind_failure.load(Relaxed))
+}
+
+fn inject_write(gpu: &Arc<Gpu>, r: &mut UserSliceReader) -> Result {
+    let mut b = [0u8; 12];
+    let n = r.len().min(b.len());
+    r.read_slice(&mut b[..n])?;
+    let text = core::str::from_utf8(&b[..n]).map_err(|_| EINVAL)?;
+    let v: u32 = text.trim().parse().map_err(|_| EINVAL)?;
+    gpu.stats.inject_bind_failure.store(v, Relaxed);
+    Ok(())
 }
 
 /// One line per BO: id, size, creation flags, whether it was imported
@@ -134,7 +153,13 @@ impl Debugfs {
             sched <- dir.read_callback_file(c"sched", gpu.clone(), &sched),
             slots <- dir.read_callback_file(c"slots", gpu.clone(), &slots),
             recover <- dir.write_callback_file(c"recover", gpu.clone(), &recover),
-            irq_roundtrip <- dir.read_callback_file(c"irq_roundtrip", gpu, &irq_roundtrip),
+            irq_roundtrip <- dir.read_callback_file(c"irq_roundtrip", gpu.clone(), &irq_roundtrip),
+            inject_bind_failure <- dir.read_write_callback_file(
+                c"inject_bind_failure",
+                gpu,
+                &inject_read,
+                &inject_write
+            ),
             _dir: dir,
         }))
     }

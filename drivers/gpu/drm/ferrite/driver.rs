@@ -25,7 +25,7 @@ use crate::{
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
 pub(crate) const UAPI_MAJOR: u32 = 0;
-pub(crate) const UAPI_MINOR: u32 = 4;
+pub(crate) const UAPI_MINOR: u32 = 5;
 
 /// GPU virtual address range userspace may bind: above the first 64 KiB
 /// (so that a NULL-based pointer faults), below the top 4 GiB of the
@@ -352,5 +352,7 @@ impl drm::Driver for FerriteDrmDriver {
             FileData::bo_set_label),
         (FERRITE_BO_QUERY_INFO, drm_ferrite_bo_query_info, ioctl::RENDER_ALLOW,
             FileData::bo_query_info),
+        (FERRITE_VM_GET_STATE, drm_ferrite_vm_get_state, ioctl::RENDER_ALLOW,
+            FileData::vm_get_state),
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::driver::FerritePciDriver;
 
+mod bind;
 mod coredump;
 mod debugfs;
 mod driver;

@@ -6,7 +6,7 @@ use kernel::{
     bindings,
     device::{Bound, Device},
     dma::DataDirection,
-    dma_fence::{Fence, FenceContext, FenceTimeline},
+    dma_fence::{Fence, FenceContext},
     dma_resv::{LockedResvs, Usage},
     drm::{
         self,
@@ -211,7 +211,8 @@ const UAPI_FEATURES: u32 = uapi::DRM_FERRITE_UAPI_SCHED
     | uapi::DRM_FERRITE_UAPI_BO_QUERY_INFO
     | uapi::DRM_FERRITE_UAPI_MEMORY
     | uapi::DRM_FERRITE_UAPI_MMU
-    | uapi::DRM_FERRITE_UAPI_VM_PRIVATE;
+    | uapi::DRM_FERRITE_UAPI_VM_PRIVATE
+    | uapi::DRM_FERRITE_UAPI_ASYNC_BIND;
 
 /// GEM_CREATE flags this driver knows.
 const GEM_CREATE_FLAGS: u32 =
@@ -340,7 +341,12 @@ impl FileData {
             uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_FEATURES => answer(
                 q,
                 &UapiFeatures(uapi::drm_ferrite_uapi_features {
-                    features: u64::from(UAPI_FEATURES),
+                    features: u64::from(UAPI_FEATURES)
+                        | if reg.gpu.info.features & crate::regs::FEATURE_NULL_APERTURE != 0 {
+                            u64::from(uapi::DRM_FERRITE_UAPI_NULL_BIND)
+                        } else {
+                            0
+                        },
                 }),
             ),
             _ => {
@@ -629,16 +635,9 @@ impl Signals {
 }
 
 /// Names of the fences of synchronous operations (VM_BIND).
-struct BindTimeline;
-
-impl FenceTimeline for BindTimeline {
-    const DRIVER_NAME: &'static CStr = c"ferrite";
-    const TIMELINE_NAME: &'static CStr = c"ferrite-bind";
-}
-
 /// A signalled fence, for operations done before the ioctl returns.
 fn done_fence() -> Result<ARef<Fence>> {
-    let f = FenceContext::<BindTimeline>::new().fence(1, GFP_KERNEL)?;
+    let f = FenceContext::<crate::bind::BindTimeline>::new().fence(1, GFP_KERNEL)?;
     let out = f.fence();
     f.signal();
     Ok(out)
@@ -747,9 +746,12 @@ impl FileData {
         req: &mut uapi::drm_ferrite_vm_bind,
         file: &File,
     ) -> Result<u32> {
-        if req.flags != 0 {
+        if req.flags & !uapi::DRM_FERRITE_VM_BIND_ASYNC != 0 {
+            pr_debug!("ferrite: VM_BIND: unknown flags {:#x}\n", req.flags);
             return Err(EINVAL);
         }
+        let async_ = req.flags & uapi::DRM_FERRITE_VM_BIND_ASYNC != 0;
+        let null_ok = reg.gpu.info.features & crate::regs::FEATURE_NULL_APERTURE != 0;
         let vm = file.inner().vm(req.vm_id, dev, reg)?;
         let raw = read_array::<40>(&req.ops, MAX_BIND_OPS)?;
         let mut ops = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
@@ -758,7 +760,16 @@ impl FileData {
                 (u32_at(b, 0), u32_at(b, 4), u32_at(b, 8), u32_at(b, 12));
             let (bo_offset, va, size) = (u64_at(b, 16), u64_at(b, 24), u64_at(b, 32));
             if pad != 0 {
+                pr_debug!("ferrite: VM_BIND: non-zero pad\n");
                 return Err(EINVAL);
+            }
+            if op == uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_SYNC_ONLY {
+                if flags != 0 || handle != 0 || bo_offset != 0 || va != 0 || size != 0 {
+                    pr_debug!("ferrite: VM_BIND: SYNC_ONLY with non-zero fields\n");
+                    return Err(EINVAL);
+                }
+                ops.push(BindOp::SyncOnly, GFP_KERNEL)?;
+                continue;
             }
             check_va(va, size)?;
             let op = match op {
@@ -769,9 +780,37 @@ impl FileData {
                         | uapi::DRM_FERRITE_VM_BIND_NOEXEC
                         | uapi::DRM_FERRITE_VM_BIND_USERPTR;
                     if flags & !known != 0 || handle != 0 || bo_offset != 0 {
+                        pr_debug!(
+                            "ferrite: VM_BIND: userptr with flags {:#x}, a handle or an offset\n",
+                            flags
+                        );
+                        return Err(EINVAL);
+                    }
+                    if async_ {
+                        pr_debug!("ferrite: VM_BIND: userptr in an asynchronous bind\n");
                         return Err(EINVAL);
                     }
                     BindOp::MapUser {
+                        va,
+                        size,
+                        prot: bind_prot(flags),
+                    }
+                }
+                uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP
+                    if flags & uapi::DRM_FERRITE_VM_BIND_NULL != 0 =>
+                {
+                    let known = uapi::DRM_FERRITE_VM_BIND_READONLY
+                        | uapi::DRM_FERRITE_VM_BIND_NOEXEC
+                        | uapi::DRM_FERRITE_VM_BIND_NULL;
+                    if flags & !known != 0 || handle != 0 || bo_offset != 0 || !null_ok {
+                        pr_debug!(
+                            "ferrite: VM_BIND: NULL with flags {:#x}, a handle or an offset, \
+                             or no null aperture\n",
+                            flags
+                        );
+                        return Err(EINVAL);
+                    }
+                    BindOp::MapNull {
                         va,
                         size,
                         prot: bind_prot(flags),
@@ -781,6 +820,11 @@ impl FileData {
                     let known =
                         uapi::DRM_FERRITE_VM_BIND_READONLY | uapi::DRM_FERRITE_VM_BIND_NOEXEC;
                     if flags & !known != 0 || bo_offset % kernel::page::PAGE_SIZE as u64 != 0 {
+                        pr_debug!(
+                            "ferrite: VM_BIND: MAP flags {:#x} or offset {:#x}\n",
+                            flags,
+                            bo_offset
+                        );
                         return Err(EINVAL);
                     }
                     let bo = gem::lookup(file, handle)?;
@@ -795,8 +839,12 @@ impl FileData {
                     }
                     let end = bo_offset.checked_add(size).ok_or(EINVAL)?;
                     if end > bo.size() as u64 {
+                        pr_debug!("ferrite: VM_BIND: range beyond the BO\n");
                         return Err(EINVAL);
                     }
+                    // Pinned now: recording the bind needs its pages' bus
+                    // addresses.
+                    gem::pinned_sgt(&bo, bound(dev))?;
                     BindOp::Map {
                         bo,
                         bo_offset,
@@ -807,22 +855,53 @@ impl FileData {
                 }
                 uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP => {
                     if flags != 0 || handle != 0 || bo_offset != 0 {
+                        pr_debug!("ferrite: VM_BIND: UNMAP with flags, a handle or an offset\n");
                         return Err(EINVAL);
                     }
                     BindOp::Unmap { va, size }
                 }
-                _ => return Err(EINVAL),
+                _ => {
+                    pr_debug!("ferrite: VM_BIND: unknown op {}\n", op);
+                    return Err(EINVAL);
+                }
             };
             ops.push(op, GFP_KERNEL)?;
         }
         let syncs = parse_syncs(&req.syncs)?;
         let signals = Signals::prepare(file, &syncs)?;
-        wait_all(&wait_fences(file, &syncs)?)?;
+        let deps = wait_fences(file, &syncs)?;
+        if async_ {
+            let (fence, ret) = vm.bind_async(bound(dev), &ops, deps)?;
+            ret?;
+            signals.install(&fence);
+            return Ok(0);
+        }
+        wait_all(&deps)?;
         vm.bind(bound(dev), &ops)?;
         if !signals.0.is_empty() {
             let done = done_fence()?;
             signals.install(&done);
         }
+        Ok(0)
+    }
+
+    /// DRM_IOCTL_FERRITE_VM_GET_STATE.
+    pub(crate) fn vm_get_state(
+        dev: &FerriteDevice<Registered>,
+        reg: &RegistrationData<'_>,
+        req: &mut uapi::drm_ferrite_vm_get_state,
+        file: &File,
+    ) -> Result<u32> {
+        if req.pad != 0 {
+            pr_debug!("ferrite: VM_GET_STATE: non-zero pad\n");
+            return Err(EINVAL);
+        }
+        let vm = file.inner().vm(req.vm_id, dev, reg)?;
+        req.state = if vm.is_unusable() {
+            uapi::drm_ferrite_vm_state_DRM_FERRITE_VM_STATE_UNUSABLE
+        } else {
+            uapi::drm_ferrite_vm_state_DRM_FERRITE_VM_STATE_USABLE
+        };
         Ok(0)
     }
 
@@ -906,6 +985,10 @@ impl FileData {
             return Err(EINVAL);
         }
         let q = file.inner().queues.lock().get(req.queue_id)?;
+        if q.vm.is_unusable() {
+            pr_debug!("ferrite: SUBMIT: VM {} is unusable\n", q.vm.id);
+            return Err(EIO);
+        }
         if req.cmd_size == 0 || req.cmd_size % 4 != 0 || req.cmd_size > MAX_CMD_SIZE {
             return Err(EINVAL);
         }

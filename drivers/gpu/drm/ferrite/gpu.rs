@@ -160,6 +160,9 @@ pub(crate) struct Stats {
     pub(crate) soft_irqs: Atomic<u32>,
     /// Userptr invalidations that stopped a VM's jobs (debugfs `sched`).
     pub(crate) userptr_stops: Atomic<u64>,
+    /// Asynchronous binds still to fail when applied (debugfs
+    /// `inject_bind_failure`, for tests of unusable VMs).
+    pub(crate) inject_bind_failure: Atomic<u32>,
 }
 
 impl Default for Stats {
@@ -173,6 +176,7 @@ impl Default for Stats {
             faults: Atomic::new(0),
             soft_irqs: Atomic::new(0),
             userptr_stops: Atomic::new(0),
+            inject_bind_failure: Atomic::new(0),
         }
     }
 }
@@ -485,6 +489,20 @@ impl Gpu {
         }
         drop(slots);
         ret
+    }
+
+    /// Whether the asynchronous bind being applied is to fail (debugfs
+    /// `inject_bind_failure`); counts the injection down.
+    pub(crate) fn take_injected_bind_failure(&self) -> bool {
+        let n = &self.stats.inject_bind_failure;
+        let mut cur = n.load(Relaxed);
+        while cur > 0 {
+            match n.cmpxchg(cur, cur - 1, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
     }
 
     /// Take `vm` out of its slot, if it has one (its page tables are about

@@ -292,6 +292,9 @@ pub(crate) const AS_CMD_FLUSH_RANGE: u32 = 4;
 /// `Q_ERROR` value of a queue stopped by an MMU fault.
 pub(crate) const Q_ERROR_MMU_FAULT: u32 = 3;
 
+/// `FEATURES` bit: output addresses with bit 47 set form the null aperture
+/// (reads return zeros, writes are dropped).
+pub(crate) const FEATURE_NULL_APERTURE: u32 = 1 << 5;
 /// `FEATURES` bit: queues can be suspended and restored (interface 1.1).
 pub(crate) const FEATURE_PREEMPT: u32 = 1 << 4;
 /// The TIMESTAMP command and the TIMESTAMP_LO/HI registers.

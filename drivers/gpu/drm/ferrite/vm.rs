@@ -6,15 +6,17 @@
 //! exactly the range it touched.
 
 use kernel::{
+    alloc::flags::GFP_NOWAIT,
     device::{Bound, Device},
     devres::DevresLt,
+    dma_fence::{FenceCallback, FenceContext},
     drm::gpuvm::{
-        DriverGpuVm, GpuVaAlloc, GpuVaRemoved, GpuVm, OpMap, OpMapRequest, OpMapped, OpRemap,
-        OpRemapped, OpUnmap, OpUnmapped, UniqueRefGpuVm,
+        DriverGpuVm, GpuVaAlloc, GpuVm, OpMap, OpMapRequest, OpMapped, OpRemap, OpRemapped,
+        OpUnmap, OpUnmapped, UniqueRefGpuVm,
     },
-    iommu::pgtable::{prot, Config, IoPageTable, ARM64LPAES1},
+    iommu::pgtable::{prot, Config, IoPageTable, PoolReservation, TablePool, ARM64LPAES1},
     mm::{mmu_notifier::IntervalNotifier, Mm},
-    new_mutex,
+    new_mutex, new_work,
     prelude::*,
     rbtree::RBTree,
     scatterlist::SGTable,
@@ -25,12 +27,13 @@ use kernel::{
         Arc, Mutex, MutexGuard,
     },
     types::CovariantForLt,
+    workqueue::Work,
 };
 
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver, KERNEL_VA_END, KERNEL_VA_START, VA_BITS},
     gem::{self, Bo, BoArgs, BoMeta, LabelFmt},
-    gpu::{Gpu, LiveUpdate},
+    gpu::Gpu,
     mmu::VmAs,
     userptr::{self, DeviceLease, Mapped, Range, Userptr},
 };
@@ -42,6 +45,14 @@ type PageTableLt = CovariantForLt!(for<'a> IoPageTable<'a, ARM64LPAES1>);
 /// Page and block sizes the MMU maps.
 const PGSIZES: [usize; 3] = [SZ_1G, SZ_2M, SZ_4K];
 
+/// The device's null aperture (hardware spec): output addresses with bit
+/// 47 set reach no memory; reads return zeros and writes are dropped.
+pub(crate) const NULL_BASE: u64 = 1 << 47;
+
+/// `IO_PGTABLE_QUIRK_NO_WARN`: unmapping an empty entry is not a bug when
+/// an unusable VM's tables are cleared ([`Vm::clear_user`]).
+const QUIRK_NO_WARN: usize = 1 << 9;
+
 /// One mapping, as userspace created it (for splits and debugfs).
 #[derive(Clone)]
 pub(crate) struct MapInfo {
@@ -50,12 +61,22 @@ pub(crate) struct MapInfo {
     pub(crate) prot: u32,
     /// The BO's debugfs id and label.
     pub(crate) bo: Arc<BoMeta>,
+    /// A NULL mapping (DRM_FERRITE_VM_BIND_NULL): `bo` is the VM's own.
+    pub(crate) null: bool,
 }
 
 impl MapInfo {
     /// One line of a mapping listing (debugfs, coredumps), with the BO's
     /// label if it has one.
     pub(crate) fn write_line(&self, w: &mut impl core::fmt::Write, va: u64) -> core::fmt::Result {
+        if self.null {
+            return writeln!(
+                w,
+                "  {va:#014x}-{:#014x} null prot {:#x}",
+                va + self.len,
+                self.prot
+            );
+        }
         write!(
             w,
             "  {va:#014x}-{:#014x} bo {} +{:#x} prot {:#x}",
@@ -74,76 +95,73 @@ impl MapInfo {
     }
 }
 
-/// The driver side of the GPUVM: the mappings as userspace sees them.
+/// The driver side of the GPUVM: the mappings as userspace sees them
+/// (once the binds recorded so far are applied).
 pub(crate) struct VmCore {
     pub(crate) maps: RBTree<u64, MapInfo>,
-    /// Userptrs, outside GPUVM (they have no GEM object).
-    pub(crate) userptrs: KVec<Userptr>,
 }
 
 impl VmCore {
-    /// Whether a BO mapping intersects `[va, va + len)`.
+    /// Whether a BO or NULL mapping intersects `[va, va + len)`.
     fn maps_overlap(&self, va: u64, len: u64) -> bool {
         let end = va.saturating_add(len);
         self.maps.iter().any(|(a, m)| *a < end && a + m.len > va)
     }
-
-    fn userptrs_overlap(&self, va: u64, len: u64) -> bool {
-        self.userptrs.iter().any(|u| u.data().overlaps(va, len))
-    }
 }
 
-/// What the split/merge callbacks of one VM_BIND operation need.
+fn userptrs_overlap(users: &[Userptr], va: u64, len: u64) -> bool {
+    users.iter().any(|u| u.data().overlaps(va, len))
+}
+
+/// What the split/merge callbacks of one VM_BIND operation need. They run
+/// when the bind is recorded (in the ioctl, under the VM's lock, where they
+/// may allocate): GPUVM and the mapping records change at once, and the
+/// page-table changes are written down as [`Edits`], applied when the
+/// bind's turn comes ([`crate::bind`]).
 pub(crate) struct BindCtx<'a> {
-    /// The page table; `None` while the VM is torn down (its tables go).
-    pt: Option<&'a PageTable<'a>>,
-    /// The update in progress, told before existing entries change.
-    live: Option<&'a LiveUpdate<'a>>,
+    /// The page-table changes; `None` while the VM is torn down.
+    edits: Option<&'a mut Edits>,
     dev: Option<&'a Device<Bound>>,
+    /// The object of NULL mappings (the VM's reservation BO).
+    null_obj: *const Bo,
     /// Protection of a new mapping.
     prot: u32,
-    /// The range whose page-table entries changed.
-    touched: Option<(u64, u64)>,
-    /// Mappings removed, dropped only after the TLB flush.
-    removed: KVec<GpuVaRemoved<VmCore>>,
-    /// Userptrs removed, and their pages, dropped only after the TLB flush.
-    removed_user: KVec<(Userptr, Option<Arc<Mapped>>)>,
-    bytes_mapped: u64,
-    bytes_unmapped: u64,
+    /// The BOs of mappings removed, held until the bind is applied (TLB
+    /// flushed) and let go outside the fence-signalling path: GPUVM drops
+    /// its own reference at the next deferred cleanup, which another bind
+    /// may run first.
+    pub(crate) held: KVec<ARef<Bo>>,
+    pub(crate) bytes_mapped: u64,
+    pub(crate) bytes_unmapped: u64,
 }
 
 impl<'a> BindCtx<'a> {
-    fn new(
-        pt: Option<&'a PageTable<'a>>,
-        live: Option<&'a LiveUpdate<'a>>,
-        dev: Option<&'a Device<Bound>>,
-    ) -> Self {
+    fn new(edits: Option<&'a mut Edits>, dev: Option<&'a Device<Bound>>, null_obj: &Bo) -> Self {
         Self {
-            pt,
-            live,
+            edits,
             dev,
+            null_obj,
             prot: 0,
-            touched: None,
-            removed: KVec::new(),
-            removed_user: KVec::new(),
+            held: KVec::new(),
             bytes_mapped: 0,
             bytes_unmapped: 0,
         }
     }
 
-    fn before_change(&self) {
-        if let Some(l) = self.live {
-            l.before_change();
-        }
+    fn is_null(&self, obj: &Bo) -> bool {
+        core::ptr::eq(obj, self.null_obj)
     }
 
-    /// Existing entries of `[start, start + len)` changed: flush them.
-    fn touch(&mut self, start: u64, len: u64) {
-        let end = start + len;
-        self.touched = Some(match self.touched {
-            None => (start, end),
-            Some((s, e)) => (s.min(start), e.max(end)),
-        });
+    /// Where the pages of a mapping of `obj` come from.
+    fn src<'b>(&self, obj: &'b Bo) -> Result<Src<'b>>
+    where
+        'a: 'b,
+    {
+        if self.is_null(obj) {
+            Ok(Src::Null)
+        } else {
+            Ok(Src::Pages(bo_sgt(obj, self.dev)?))
+        }
     }
 }
 
@@ -170,20 +188,33 @@ fn plan(
             skip -= seg_len;
             continue;
         }
-        let mut pa = seg.dma_address() + skip;
-        let mut left = (seg_len - skip).min(end - va);
+        let pa = seg.dma_address() + skip;
+        let left = (seg_len - skip).min(end - va);
         skip = 0;
-        while left > 0 {
-            let (pg, n) = chunk(va, pa, left);
-            f(va, pa, pg, n)?;
-            let bytes = (pg * n) as u64;
-            va += bytes;
-            pa += bytes;
-            left -= bytes;
-        }
+        plan_contig(va, pa, left, &mut f)?;
+        va += left;
     }
     if va != end {
         return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// The plan of `len` bytes at `va` backed by contiguous bus addresses
+/// from `pa`.
+fn plan_contig(
+    mut va: u64,
+    mut pa: u64,
+    mut left: u64,
+    f: &mut impl FnMut(u64, u64, usize, usize) -> Result,
+) -> Result {
+    while left > 0 {
+        let (pg, n) = chunk(va, pa, left);
+        f(va, pa, pg, n)?;
+        let bytes = (pg * n) as u64;
+        va += bytes;
+        pa += bytes;
+        left -= bytes;
     }
     Ok(())
 }
@@ -211,65 +242,298 @@ fn chunk(va: u64, pa: u64, left: u64) -> (usize, usize) {
     (SZ_4K, 1)
 }
 
-fn map_plan(
+/// Map `count` pages of `pgsize` at `va` to `pa` onwards.
+///
+/// # Safety
+///
+/// The range is unmapped and nothing else changes it meanwhile (the slot
+/// lock is held); the pages stay valid while they are mapped.
+unsafe fn map_run(
     pt: &PageTable<'_>,
-    sgt: &SGTable,
-    gem_offset: u64,
-    iova: u64,
-    len: u64,
+    va: u64,
+    pa: u64,
+    pgsize: usize,
+    count: usize,
     prot: u32,
+    gfp: kernel::alloc::Flags,
 ) -> Result {
-    let mut done = 0u64;
-    let ret = plan(sgt, gem_offset, iova, len, |va, pa, pg, n| {
-        let mut off = 0usize;
-        while off < pg * n {
-            // SAFETY: the VM's lock is held, so nothing else changes this
-            // range, which GPUVM guarantees is unmapped; the pages stay
-            // pinned while the mapping exists (it holds the BO).
-            let (mapped, r) = unsafe {
-                pt.map_pages(
-                    (va as usize) + off,
-                    pa + off as u64,
-                    pg,
-                    n - off / pg,
-                    prot,
-                    GFP_KERNEL,
-                )
-            };
-            off += mapped;
-            done += mapped as u64;
-            r?;
-            if mapped == 0 {
-                return Err(ENOMEM);
-            }
+    let mut off = 0usize;
+    while off < pgsize * count {
+        // SAFETY: as the function's safety section says.
+        let (mapped, r) = unsafe {
+            pt.map_pages(
+                va as usize + off,
+                pa + off as u64,
+                pgsize,
+                count - off / pgsize,
+                prot,
+                gfp,
+            )
+        };
+        off += mapped;
+        r?;
+        if mapped == 0 {
+            return Err(ENOMEM);
         }
+    }
+    Ok(())
+}
+
+/// Unmap `count` pages of `pgsize` at `va`, mapped with exactly that size.
+///
+/// # Safety
+///
+/// Nothing else changes the range meanwhile (the slot lock is held).
+unsafe fn unmap_run(pt: &PageTable<'_>, va: u64, pgsize: usize, count: usize) -> Result {
+    let mut off = 0usize;
+    while off < pgsize * count {
+        // SAFETY: the range holds pages of this size (the plan that mapped
+        // them is replayed), and nothing else changes it.
+        let unmapped = unsafe { pt.unmap_pages(va as usize + off, pgsize, count - off / pgsize) };
+        if unmapped == 0 {
+            return Err(EINVAL);
+        }
+        off += unmapped;
+    }
+    Ok(())
+}
+
+/// Map userptr pages (`sgt`) at `va` with tables from `res`: no allocation.
+fn map_plan(pt: &PageTable<'_>, sgt: &SGTable, iova: u64, len: u64, prot: u32) -> Result {
+    let mut done = 0u64;
+    let ret = plan(sgt, 0, iova, len, |va, pa, pg, n| {
+        // SAFETY: the userptr's range is unmapped (stale pages were unmapped
+        // first) and only its owner maps it, under the slot lock; the pages
+        // stay referenced while mapped.
+        unsafe { map_run(pt, va, pa, pg, n, prot, GFP_NOWAIT) }?;
+        done += (pg * n) as u64;
         Ok(())
     });
     if ret.is_err() && done > 0 {
         // Undo the prefix that was mapped.
-        let _ = unmap_plan(pt, sgt, gem_offset, iova, done);
+        let _ = unmap_plan(pt, sgt, iova, done);
     }
     ret
 }
 
-fn unmap_plan(pt: &PageTable<'_>, sgt: &SGTable, gem_offset: u64, iova: u64, len: u64) -> Result {
-    plan(sgt, gem_offset, iova, len, |va, _pa, pg, n| {
-        let mut off = 0usize;
-        while off < pg * n {
-            // SAFETY: the range was mapped by `map_plan` with the same plan,
-            // so it holds exactly these page sizes; the VM's lock is held.
-            let unmapped = unsafe { pt.unmap_pages((va as usize) + off, pg, n - off / pg) };
-            if unmapped == 0 {
-                return Err(EINVAL);
-            }
-            off += unmapped;
-        }
-        Ok(())
+fn unmap_plan(pt: &PageTable<'_>, sgt: &SGTable, iova: u64, len: u64) -> Result {
+    plan(sgt, 0, iova, len, |va, _pa, pg, n| {
+        // SAFETY: the range was mapped by `map_plan` with the same plan;
+        // the slot lock is held.
+        unsafe { unmap_run(pt, va, pg, n) }
     })
 }
 
 fn bo_sgt<'a>(bo: &'a Bo, dev: Option<&'a Device<Bound>>) -> Result<&'a SGTable> {
     gem::pinned_sgt(bo, dev.ok_or(ENODEV)?)
+}
+
+/// Page-table pages a map of `[va, va + len)` may need: one table per
+/// 2 MiB, 1 GiB and 512 GiB region it touches.
+pub(crate) fn table_bound(va: u64, len: u64) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let last = va + len - 1;
+    [21u32, 30, 39]
+        .iter()
+        .map(|&s| ((last >> s) - (va >> s) + 1) as usize)
+        .sum()
+}
+
+/// Tables that cutting mappings at the two ends of one operation may need:
+/// a 1 GiB or 2 MiB block that straddles an end is unmapped and its kept
+/// part mapped again with smaller pages (a level-2 and a level-3 table per
+/// end).
+pub(crate) const CUT_TABLES: usize = 4;
+
+/// Where a mapping's pages come from.
+enum Src<'a> {
+    Pages(&'a SGTable),
+    /// The device's null aperture: reads zero, writes dropped.
+    Null,
+}
+
+impl Src<'_> {
+    /// The plan of `[va, va + len)`, backed from `gem_offset`.
+    fn plan(
+        &self,
+        gem_offset: u64,
+        va: u64,
+        len: u64,
+        mut f: impl FnMut(u64, u64, usize, usize) -> Result,
+    ) -> Result {
+        match self {
+            Src::Pages(sgt) => plan(sgt, gem_offset, va, len, f),
+            // A NULL mapping's offset is its VA: the output address keeps
+            // the VA's alignment, so blocks stay usable.
+            Src::Null => plan_contig(va, NULL_BASE | (gem_offset & (NULL_BASE - 1)), len, &mut f),
+        }
+    }
+}
+
+/// One page-table change.
+#[derive(Clone, Copy)]
+enum Edit {
+    /// Map `count` pages of `pgsize` at `va` to bus addresses from `pa`.
+    Map {
+        va: u64,
+        pa: u64,
+        pgsize: usize,
+        count: usize,
+        prot: u32,
+    },
+    /// Unmap `count` pages of `pgsize` at `va` (mapped with that size).
+    Unmap {
+        va: u64,
+        pgsize: usize,
+        count: usize,
+    },
+}
+
+/// The page-table changes of a bind, written down when it is recorded and
+/// applied later without allocating ([`Vm::apply`]).
+pub(crate) struct Edits {
+    list: KVec<Edit>,
+    /// The range whose existing entries change (flushed from the TLB).
+    touched: Option<(u64, u64)>,
+    /// Whether any edit maps.
+    pub(crate) maps: bool,
+}
+
+impl Edits {
+    pub(crate) fn new() -> Self {
+        Self {
+            list: KVec::new(),
+            touched: None,
+            maps: false,
+        }
+    }
+
+    fn touch(&mut self, start: u64, end: u64) {
+        self.touched = Some(match self.touched {
+            None => (start, end),
+            Some((s, e)) => (s.min(start), e.max(end)),
+        });
+    }
+
+    /// Record a new mapping of `[va, va + len)`; on an error, nothing.
+    fn map(&mut self, src: &Src<'_>, off: u64, va: u64, len: u64, prot: u32) -> Result {
+        let mark = self.list.len();
+        let list = &mut self.list;
+        let r = src.plan(off, va, len, |va, pa, pgsize, count| {
+            list.push(
+                Edit::Map {
+                    va,
+                    pa,
+                    pgsize,
+                    count,
+                    prot,
+                },
+                GFP_KERNEL,
+            )?;
+            Ok(())
+        });
+        if r.is_err() {
+            self.list.truncate(mark);
+        } else {
+            self.maps = true;
+        }
+        r
+    }
+
+    /// Record the removal of a whole mapping; on an error, nothing.
+    fn unmap(&mut self, src: &Src<'_>, off: u64, va: u64, len: u64) -> Result {
+        let mark = self.list.len();
+        let list = &mut self.list;
+        let r = src.plan(off, va, len, |va, _pa, pgsize, count| {
+            list.push(Edit::Unmap { va, pgsize, count }, GFP_KERNEL)?;
+            Ok(())
+        });
+        if r.is_err() {
+            self.list.truncate(mark);
+        } else {
+            self.touch(va, va + len);
+        }
+        r
+    }
+
+    /// Record the removal of `[c0, c1)` from the mapping `[va, va + len)`
+    /// whose pages are `src` from `off`: its entries inside the range go,
+    /// and a block that straddles an end is unmapped whole and its kept
+    /// part mapped again with smaller pages (blocks cannot be split). The
+    /// kept parts keep the plan they would have as mappings of their own,
+    /// so a later unmap replays it. On an error, nothing.
+    #[expect(clippy::too_many_arguments)]
+    fn cut(
+        &mut self,
+        src: &Src<'_>,
+        off: u64,
+        va: u64,
+        len: u64,
+        c0: u64,
+        c1: u64,
+        prot: u32,
+    ) -> Result {
+        let mark = self.list.len();
+        let mut span = None;
+        let list = &mut self.list;
+        let r = src.plan(off, va, len, |pva, ppa, pg, n| {
+            let pg64 = pg as u64;
+            let pend = pva + pg64 * n as u64;
+            if pend <= c0 || pva >= c1 {
+                return Ok(());
+            }
+            let k0 = (c0.max(pva) - pva) / pg64;
+            let k1 = (c1.min(pend) - 1 - pva) / pg64;
+            let b0 = pva + k0 * pg64;
+            let b1 = pva + (k1 + 1) * pg64;
+            list.push(
+                Edit::Unmap {
+                    va: b0,
+                    pgsize: pg,
+                    count: (k1 - k0 + 1) as usize,
+                },
+                GFP_KERNEL,
+            )?;
+            let mut push_map = |va: u64, pa: u64, pgsize: usize, count: usize| -> Result {
+                list.push(
+                    Edit::Map {
+                        va,
+                        pa,
+                        pgsize,
+                        count,
+                        prot,
+                    },
+                    GFP_KERNEL,
+                )?;
+                Ok(())
+            };
+            if b0 < c0 {
+                plan_contig(b0, ppa + (b0 - pva), c0 - b0, &mut push_map)?;
+            }
+            if c1 < b1 {
+                plan_contig(c1, ppa + (c1 - pva), b1 - c1, &mut push_map)?;
+            }
+            span = Some(match span {
+                None => (b0, b1),
+                Some((s, e)) => (b0.min(s), b1.max(e)),
+            });
+            Ok(())
+        });
+        match r {
+            Err(e) => {
+                self.list.truncate(mark);
+                Err(e)
+            }
+            Ok(()) => {
+                if let Some((s, e)) = span {
+                    self.touch(s, e);
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl DriverGpuVm for VmCore {
@@ -285,29 +549,27 @@ impl DriverGpuVm for VmCore {
         ctx: &mut BindCtx<'ctx>,
     ) -> Result<OpMapped<'op, Self>, Error> {
         let (addr, len, off) = (op.addr(), op.length(), op.gem_offset());
+        let null = ctx.is_null(op.obj());
         let va = GpuVaAlloc::new(GFP_KERNEL)?;
         let info = MapInfo {
             len,
             bo_offset: off,
             prot: ctx.prot,
             bo: op.obj().meta.clone(),
+            null,
         };
         let node = kernel::rbtree::RBTreeNode::new(addr, info, GFP_KERNEL)?;
-        if let Some(pt) = ctx.pt {
-            let sgt = bo_sgt(op.obj(), ctx.dev)?;
-            // io-pgtable frees tables while mapping (a block replacing an
-            // emptied table) and undoing a failed map: no walk of a busy
-            // VM may read them meanwhile.
-            ctx.before_change();
-            if let Err(e) = map_plan(pt, sgt, off, addr, len, ctx.prot) {
-                // A job may have cached the entries of the undone prefix.
-                ctx.touch(addr, len);
-                return Err(e);
+        if ctx.edits.is_some() {
+            let src = ctx.src(op.obj())?;
+            let prot = ctx.prot;
+            if let Some(e) = ctx.edits.as_deref_mut() {
+                e.map(&src, off, addr, len, prot)?;
             }
         }
         self.maps.insert(node);
-        // New entries where nothing was mapped: no TLB flush needed.
-        ctx.bytes_mapped += len;
+        if !null {
+            ctx.bytes_mapped += len;
+        }
         Ok(op.insert(va, ()))
     }
 
@@ -318,26 +580,25 @@ impl DriverGpuVm for VmCore {
     ) -> Result<OpUnmapped<'op, Self>, Error> {
         let va = op.va();
         let (addr, len, off) = (va.addr(), va.length(), va.gem_offset());
-        // A live VM keeps removed mappings until the TLB flush; a VM being
-        // torn down (no tables, no slot) drops them at once, so that its
+        let null = ctx.is_null(va.obj());
+        // A live VM holds the BO until the bind is applied; a VM being
+        // torn down (no tables, no slot) needs nothing, so that its
         // teardown needs no memory.
-        let live = ctx.pt.is_some();
-        if live {
-            ctx.removed.reserve(1, GFP_KERNEL)?;
-        }
-        if let Some(pt) = ctx.pt {
-            let sgt = bo_sgt(va.obj(), ctx.dev)?;
-            ctx.before_change();
-            unmap_plan(pt, sgt, off, addr, len)?;
+        if ctx.edits.is_some() {
+            ctx.held.reserve(1, GFP_KERNEL)?;
+            let src = ctx.src(va.obj())?;
+            if let Some(e) = ctx.edits.as_deref_mut() {
+                e.unmap(&src, off, addr, len)?;
+            }
+            // Cannot fail: reserved above.
+            push_reserved(&mut ctx.held, ARef::from(va.obj()));
         }
         self.maps.remove(&addr);
-        ctx.touch(addr, len);
-        ctx.bytes_unmapped += len;
-        let (done, removed) = op.remove();
-        if live {
-            // Cannot fail: reserved above.
-            push_reserved(&mut ctx.removed, removed);
+        if !null {
+            ctx.bytes_unmapped += len;
         }
+        // The VA itself is only memory, unlinked from the tree.
+        let (done, _removed) = op.remove();
         Ok(done)
     }
 
@@ -354,30 +615,30 @@ impl DriverGpuVm for VmCore {
         let vas = [GpuVaAlloc::new(GFP_KERNEL)?, GpuVaAlloc::new(GFP_KERNEL)?];
         let prev_node = kernel::rbtree::RBTreeNode::new(0, info.clone(), GFP_KERNEL)?;
         let next_node = kernel::rbtree::RBTreeNode::new(0, info.clone(), GFP_KERNEL)?;
-        ctx.removed.reserve(1, GFP_KERNEL)?;
-
-        // Blocks cannot be split: unmap the whole old mapping and map the
-        // parts that stay.
-        if let Some(pt) = ctx.pt {
-            let sgt = bo_sgt(old.obj(), ctx.dev)?;
-            ctx.before_change();
-            unmap_plan(pt, sgt, off, addr, len)?;
-            for (a, l, o) in Iterator::chain(prev.iter(), next.iter()) {
-                map_plan(pt, sgt, *o, *a, *l, info.prot)?;
+        let c0 = prev.map_or(addr, |(a, l, _)| a + l);
+        let c1 = next.map_or(addr + len, |(a, _, _)| a);
+        if ctx.edits.is_some() {
+            let src = ctx.src(old.obj())?;
+            if let Some(e) = ctx.edits.as_deref_mut() {
+                e.cut(&src, off, addr, len, c0, c1, info.prot)?;
             }
         }
-        ctx.touch(addr, len);
         self.maps.remove(&addr);
         let mut kept = 0;
-        for ((a, l, _), node) in Iterator::chain(prev.into_iter(), next).zip([prev_node, next_node])
+        for ((a, l, o), node) in Iterator::chain(prev.into_iter(), next).zip([prev_node, next_node])
         {
-            let node = node.into_reservation().into_node(a, info.clone());
+            let mut i = info.clone();
+            i.len = l;
+            i.bo_offset = o;
+            let node = node.into_reservation().into_node(a, i);
             self.maps.insert(node);
             kept += l;
         }
-        ctx.bytes_unmapped += len - kept;
-        let (done, ret) = op.remap(vas, (), ());
-        push_reserved(&mut ctx.removed, ret.unmapped_va);
+        if !info.null {
+            ctx.bytes_unmapped += len - kept;
+        }
+        // The BO stays mapped (the kept parts), so its pages stay.
+        let (done, _ret) = op.remap(vas, (), ());
         Ok(done)
     }
 }
@@ -394,14 +655,45 @@ fn push_reserved<T>(v: &mut KVec<T>, x: T) {
 }
 
 /// A GPU address space.
+///
+/// Locking (outermost first):
+/// - `order`: the VM's VM_BIND calls, one at a time, in the order their
+///   binds take effect; held while a bind is recorded (allocating).
+/// - `users`: the userptr list; held while userptrs are looked up.
+/// - `gpuvm`: GPUVM and the mapping records; held while a bind is
+///   recorded (allocating), never on the path that applies one.
+/// - `binds` ([`crate::bind`]): the queue of recorded binds; never held
+///   while allocating, as the worker that signals bind fences takes it.
+/// - the device's slot lock ([`Gpu::update_vm`]): held while page tables
+///   change, which then take their tables from `pool` and never allocate.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Vm {
     pub(crate) id: u64,
     pub(crate) gpu: Arc<Gpu>,
     pub(crate) hw: Arc<VmAs>,
     pt: DevresLt<PageTableLt>,
+    /// The page table's tables, reserved before a bind is recorded.
+    pool: Arc<TablePool>,
+    #[pin]
+    pub(crate) order: Mutex<BindOrder>,
+    #[pin]
+    users: Mutex<KVec<Userptr>>,
     #[pin]
     gpuvm: Mutex<UniqueRefGpuVm<VmCore>>,
+    #[pin]
+    pub(crate) binds: Mutex<crate::bind::BindQueue>,
+    /// Fences of the VM's binds.
+    pub(crate) bind_fences: FenceContext<crate::bind::BindTimeline>,
+    /// Registered on the first unsignalled dependency of the oldest bind.
+    #[pin]
+    pub(crate) bind_cb: FenceCallback,
+    #[pin]
+    pub(crate) bind_work: Work<Vm>,
+    /// A recorded bind could not be applied: the page tables no longer
+    /// match the mappings (DRM_FERRITE_VM_STATE_UNUSABLE).
+    pub(crate) unusable: Atomic<bool>,
+    /// Highest user address ever mapped, for [`Self::clear_user`].
+    user_high: Atomic<u64>,
     /// Next free address of the kernel region (queue rings).
     kernel_next: Atomic<u64>,
     /// Kernel objects mapped in this VM, kept alive as long as it is.
@@ -413,8 +705,25 @@ pub(crate) struct Vm {
     /// Longest DMA segment of the device (userptr tables).
     max_segment: u32,
     /// The BO whose reservation object is the VM's (the GPUVM's), shared
-    /// by the VM's private BOs (DRM_FERRITE_GEM_CREATE_VM_PRIVATE).
+    /// by the VM's private BOs (DRM_FERRITE_GEM_CREATE_VM_PRIVATE); it is
+    /// also the object of NULL mappings.
     pub(crate) resv_obj: ARef<Bo>,
+}
+
+/// What `Vm::order` guards.
+pub(crate) struct BindOrder {
+    /// Fence of the last asynchronous bind recorded.
+    pub(crate) last: Option<ARef<kernel::dma_fence::Fence>>,
+    /// Its sequence number.
+    pub(crate) seqno: u64,
+}
+
+kernel::impl_has_work! {
+    impl HasWork<Vm> for Vm { self.bind_work }
+}
+
+kernel::impl_has_fence_callback! {
+    impl HasFenceCallback for Vm { self.bind_cb }
 }
 
 /// One VM_BIND operation, validated.
@@ -422,6 +731,12 @@ pub(crate) enum BindOp {
     Map {
         bo: ARef<Bo>,
         bo_offset: u64,
+        va: u64,
+        size: u64,
+        prot: u32,
+    },
+    /// DRM_FERRITE_VM_BIND_NULL.
+    MapNull {
         va: u64,
         size: u64,
         prot: u32,
@@ -436,6 +751,39 @@ pub(crate) enum BindOp {
         size: u64,
         prot: u32,
     },
+    /// DRM_FERRITE_VM_BIND_OP_SYNC_ONLY.
+    SyncOnly,
+}
+
+impl BindOp {
+    pub(crate) fn maps(&self) -> bool {
+        matches!(
+            self,
+            BindOp::Map { .. } | BindOp::MapNull { .. } | BindOp::MapUser { .. }
+        )
+    }
+
+    /// Page-table pages the operation may need.
+    fn tables(&self) -> usize {
+        match *self {
+            BindOp::Map { va, size, .. } | BindOp::MapNull { va, size, .. } => {
+                table_bound(va, size) + CUT_TABLES
+            }
+            BindOp::Unmap { .. } => CUT_TABLES,
+            BindOp::MapUser { .. } | BindOp::SyncOnly => 0,
+        }
+    }
+}
+
+/// A bind recorded in GPUVM whose page-table changes are still to be
+/// applied.
+pub(crate) struct Recorded {
+    pub(crate) edits: Edits,
+    /// BOs of mappings removed, held (only dropped) until the edits are
+    /// applied.
+    _held: KVec<ARef<Bo>>,
+    /// The tables the edits may take (only dropped).
+    _tables: PoolReservation,
 }
 
 impl Vm {
@@ -445,17 +793,20 @@ impl Vm {
         dev: &Device<Bound>,
         mm: Option<&Mm>,
     ) -> Result<Arc<Self>> {
-        let oas = gpu.info.dma_addr_bits.min(48);
         let cfg = Config {
-            quirks: 0,
+            quirks: QUIRK_NO_WARN,
             pgsize_bitmap: SZ_4K | SZ_2M | SZ_1G,
             ias: VA_BITS,
-            oas,
+            // Output addresses cover the null aperture (bit 47); the
+            // device's DMA reach is below it.
+            oas: 48,
             // The device walks tables in memory, bypassing its cache, and
             // memory is coherent with the CPU on this platform.
             coherent_walk: true,
         };
-        let table = PageTable::new(dev, cfg)?;
+        // A walker that addresses 32 bits finds its tables in the low 4 GiB.
+        let pool = TablePool::new(gpu.info.dma_addr_bits <= 32)?;
+        let table = PageTable::new_with_pool(dev, cfg, pool.clone())?;
         // SAFETY: the device stops using the table before it is freed: the
         // VM leaves its slot in `drop` (before `pt` goes), and a global reset
         // at unbind disables every slot before devres frees the table.
@@ -474,7 +825,6 @@ impl Vm {
             KERNEL_VA_START..KERNEL_VA_END,
             VmCore {
                 maps: RBTree::new(),
-                userptrs: KVec::new(),
             },
         )?;
         let id = gpu.new_id();
@@ -484,7 +834,19 @@ impl Vm {
                 gpu: gpu.clone(),
                 hw: Arc::new(VmAs::new(ttbr, mair), GFP_KERNEL)?,
                 pt,
+                pool,
+                order <- new_mutex!(BindOrder {
+                    last: None,
+                    seqno: 0
+                }),
+                users <- new_mutex!(KVec::new()),
                 gpuvm <- new_mutex!(gpuvm),
+                binds <- new_mutex!(crate::bind::BindQueue::new()),
+                bind_fences: FenceContext::new(),
+                bind_cb <- FenceCallback::new(),
+                bind_work <- new_work!("ferrite::Vm::bind_work"),
+                unusable: Atomic::new(false),
+                user_high: Atomic::new(0),
                 kernel_next: Atomic::new(KERNEL_VA_START),
                 kernel_objs <- new_mutex!(KVec::new()),
                 bytes_bound: Atomic::new(0),
@@ -499,115 +861,289 @@ impl Vm {
         Ok(vm)
     }
 
-    /// The mappings, for debugfs and coredumps: (va, info). Coredumps are
-    /// written by a work item after the failed fence signalled, so waiting
-    /// for the lock here never holds up a fence (a bind holding it may be
-    /// waiting for one: its user-page lookup runs a userptr notifier that
-    /// waits for the VM's jobs).
+    /// The mappings, for debugfs and coredumps: (va, info), as they are
+    /// once the binds recorded so far are applied.
     pub(crate) fn for_each_mapping(&self, mut f: impl FnMut(u64, &MapInfo)) {
         for (va, info) in self.gpuvm.lock().data_ref().maps.iter() {
             f(*va, info);
         }
     }
 
-    /// Apply `ops` in order. On an error, the operations before the failing
-    /// one stay applied.
-    pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
-        let pt = self.pt.access(dev)?;
+    pub(crate) fn is_unusable(&self) -> bool {
+        self.unusable.load(Relaxed)
+    }
+
+    /// Note that user addresses up to `end` may be mapped. Called with
+    /// `order` held (the only writer).
+    fn raise_high(&self, end: u64) {
+        if end > self.user_high.load(Relaxed) {
+            self.user_high.store(end, Relaxed);
+        }
+    }
+
+    /// Record `ops` (no userptr ones) in GPUVM, writing their page-table
+    /// changes down. On an error, the operations before the failing one
+    /// stay recorded (and are returned with the error). Called with `order`
+    /// held.
+    pub(crate) fn record(
+        &self,
+        dev: &Device<Bound>,
+        ops: &[BindOp],
+    ) -> Result<(Recorded, Result), Error> {
+        let tables = self.pool.reserve(ops.iter().map(BindOp::tables).sum())?;
+        let mut edits = Edits::new();
         let mut gpuvm = self.gpuvm.lock();
+        let null_vm_bo = if ops.iter().any(|o| matches!(o, BindOp::MapNull { .. })) {
+            Some(gpuvm.obtain(&self.resv_obj, ())?)
+        } else {
+            None
+        };
+        let mut ctx = BindCtx::new(Some(&mut edits), Some(dev), &self.resv_obj);
+        let mut ret = Ok(());
+        for op in ops {
+            ret = match op {
+                BindOp::Map {
+                    bo,
+                    bo_offset,
+                    va,
+                    size,
+                    prot,
+                } => {
+                    ctx.prot = *prot;
+                    gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
+                        gpuvm.sm_map(OpMapRequest {
+                            addr: *va,
+                            range: *size,
+                            gem_offset: *bo_offset,
+                            vm_bo: &vm_bo,
+                            context: &mut ctx,
+                        })
+                    })
+                }
+                BindOp::MapNull { va, size, prot } => match null_vm_bo.as_ref() {
+                    Some(vm_bo) => {
+                        ctx.prot = *prot;
+                        gpuvm.sm_map(OpMapRequest {
+                            addr: *va,
+                            range: *size,
+                            // Its VA: see `Src::Null`.
+                            gem_offset: *va,
+                            vm_bo,
+                            context: &mut ctx,
+                        })
+                    }
+                    None => Err(EINVAL),
+                },
+                BindOp::Unmap { va, size } => gpuvm.sm_unmap(*va, *size, &mut ctx),
+                BindOp::SyncOnly => Ok(()),
+                BindOp::MapUser { .. } => Err(EINVAL),
+            };
+            if ret.is_err() {
+                break;
+            }
+        }
+        let held = core::mem::take(&mut ctx.held);
+        let (mapped, unmapped) = (ctx.bytes_mapped, ctx.bytes_unmapped);
+        drop(ctx);
+        drop(null_vm_bo);
+        drop(gpuvm);
+        self.account(mapped, unmapped);
+        for op in ops {
+            if let BindOp::Map { va, size, .. } | BindOp::MapNull { va, size, .. } = *op {
+                self.raise_high(va + size);
+            }
+        }
+        Ok((
+            Recorded {
+                edits,
+                _held: held,
+                _tables: tables,
+            },
+            ret,
+        ))
+    }
+
+    /// Apply recorded page-table changes and flush what they touched from
+    /// the TLB. Allocates nothing (tables come from the reservation made
+    /// when they were recorded), so it may run where a fence is signalled.
+    /// On an error (the device is gone), the VM is unusable.
+    pub(crate) fn apply(&self, edits: &Edits) -> Result {
+        if edits.list.is_empty() {
+            return Ok(());
+        }
+        if self.is_unusable() {
+            // Its tables were cleared: nothing is left to change.
+            return Ok(());
+        }
+        let r = self.gpu.update_vm(&self.hw, |live| {
+            let r = self
+                .pt
+                .try_access_with(|pt| {
+                    // io-pgtable frees tables while mapping (a block over an
+                    // emptied table): no walk of a busy VM may read them.
+                    live.before_change();
+                    for e in edits.list.iter() {
+                        match *e {
+                            Edit::Map {
+                                va,
+                                pa,
+                                pgsize,
+                                count,
+                                prot,
+                            } => {
+                                // SAFETY: GPUVM recorded the range as free
+                                // once the edits before this one are applied
+                                // (they were, in order, under the slot lock);
+                                // the pages stay pinned while a mapping holds
+                                // their BO (or are the null aperture).
+                                unsafe { map_run(pt, va, pa, pgsize, count, prot, GFP_NOWAIT) }?
+                            }
+                            Edit::Unmap { va, pgsize, count } => {
+                                // SAFETY: the slot lock is held; the range
+                                // was mapped with these page sizes.
+                                unsafe { unmap_run(pt, va, pgsize, count) }?
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap_or(Err(ENODEV));
+            (r, edits.touched)
+        });
+        if r.is_err() {
+            self.make_unusable();
+        }
+        r
+    }
+
+    /// Mark the VM unusable and unmap every user mapping from its tables,
+    /// so that no job reaches memory through mappings that no longer match
+    /// what userspace bound. Allocates nothing.
+    pub(crate) fn make_unusable(&self) {
+        if self.unusable.xchg(true, Relaxed) {
+            return;
+        }
+        self.clear_user();
+    }
+
+    fn clear_user(&self) {
+        let high = self.user_high.load(Relaxed).min(KERNEL_VA_START);
+        let g = SZ_1G as u64;
+        self.gpu.update_vm(&self.hw, |live| {
+            let _ = self.pt.try_access_with(|pt| {
+                live.before_change();
+                let mut va = 0;
+                while va < high {
+                    // SAFETY: the slot lock is held. An entry that maps
+                    // nothing is tolerated (QUIRK_NO_WARN): unmapping a whole
+                    // 1 GiB entry clears its block or frees its tables.
+                    let _ = unsafe { pt.unmap_pages(va as usize, SZ_1G, 1) };
+                    va += g;
+                }
+            });
+            ((), Some((0, high.next_multiple_of(g))))
+        });
+    }
+
+    /// Wait for the VM's asynchronous binds, then take `order` (a
+    /// synchronous bind goes after them).
+    pub(crate) fn lock_idle(&self) -> Result<MutexGuard<'_, BindOrder>> {
+        loop {
+            let g = self.order.lock();
+            match g.last.as_ref() {
+                Some(f) if !f.is_signaled() => {
+                    let f = f.clone();
+                    drop(g);
+                    f.wait(true, None)?;
+                }
+                _ => return Ok(g),
+            }
+        }
+    }
+
+    /// A synchronous bind: apply `ops` in order, after the VM's earlier
+    /// binds. On an error, the operations before the failing one stay
+    /// applied.
+    pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
+        let _order = self.lock_idle()?;
+        if self.is_unusable() && ops.iter().any(BindOp::maps) {
+            return Err(EIO);
+        }
         let mut i = 0;
         while i < ops.len() {
             if let BindOp::MapUser { va, size, prot } = ops[i] {
-                self.map_user(&mut gpuvm, pt, dev, va, size, prot)?;
+                self.map_user(dev, va, size, prot)?;
                 i += 1;
                 continue;
             }
-            // A run of BO operations: one TLB invalidation for all of them.
+            // A run of other operations: one TLB invalidation for all of
+            // them. Userptrs first: an UNMAP removes those it holds, a MAP
+            // may not overlap one.
             let j = ops[i..]
                 .iter()
                 .position(|o| matches!(o, BindOp::MapUser { .. }))
                 .map_or(ops.len(), |p| i + p);
-            self.bind_bos(&mut gpuvm, pt, dev, &ops[i..j])?;
+            let mut k = i;
+            let mut pre = Ok(());
+            while k < j {
+                pre = match ops[k] {
+                    BindOp::Unmap { va, size } => self.unmap_user(va, size),
+                    BindOp::Map { va, size, .. } | BindOp::MapNull { va, size, .. }
+                        if userptrs_overlap(&self.users.lock(), va, size) =>
+                    {
+                        Err(EEXIST)
+                    }
+                    _ => Ok(()),
+                };
+                if pre.is_err() {
+                    break;
+                }
+                k += 1;
+            }
+            let (rec, ret) = self.record(dev, &ops[i..k])?;
+            let applied = self.apply(&rec.edits);
+            self.cleanup(rec);
+            ret?;
+            applied?;
+            pre?;
             i = j;
         }
         Ok(())
     }
 
-    fn bind_bos(
-        &self,
-        gpuvm: &mut MutexGuard<'_, UniqueRefGpuVm<VmCore>>,
-        pt: &PageTable<'_>,
-        dev: &Device<Bound>,
-        ops: &[BindOp],
-    ) -> Result {
-        let (ret, removed, removed_user, mapped, unmapped) = self.gpu.update_vm(&self.hw, |live| {
-            let mut ctx = BindCtx::new(Some(pt), Some(live), Some(dev));
-            let mut ret = Ok(());
-            for op in ops {
-                ret = match op {
-                    BindOp::Map {
-                        bo,
-                        bo_offset,
-                        va,
-                        size,
-                        prot,
-                    } => {
-                        ctx.prot = *prot;
-                        if gpuvm.data_ref().userptrs_overlap(*va, *size) {
-                            Err(EEXIST)
-                        } else {
-                            gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
-                                gpuvm.sm_map(OpMapRequest {
-                                    addr: *va,
-                                    range: *size,
-                                    gem_offset: *bo_offset,
-                                    vm_bo: &vm_bo,
-                                    context: &mut ctx,
-                                })
-                            })
-                        }
-                    }
-                    BindOp::Unmap { va, size } => {
-                        Self::unmap_user(gpuvm.data(), pt, &mut ctx, *va, *size)
-                            .and_then(|()| gpuvm.sm_unmap(*va, *size, &mut ctx))
-                    }
-                    BindOp::MapUser { .. } => Err(EINVAL),
-                };
-                if ret.is_err() {
-                    break;
+    /// Check asynchronous `ops` against the userptrs (which only
+    /// synchronous binds add, in order): a MAP over one -EEXIST, an UNMAP
+    /// that holds one -EINVAL.
+    pub(crate) fn check_async(&self, ops: &[BindOp]) -> Result {
+        let users = self.users.lock();
+        for op in ops {
+            match *op {
+                BindOp::Map { va, size, .. } | BindOp::MapNull { va, size, .. }
+                    if userptrs_overlap(&users, va, size) =>
+                {
+                    return Err(EEXIST)
                 }
+                BindOp::Unmap { va, size } if userptrs_overlap(&users, va, size) => {
+                    return Err(EINVAL)
+                }
+                BindOp::MapUser { .. } => return Err(EINVAL),
+                _ => {}
             }
-            let touched = ctx.touched;
-            (
-                (
-                    ret,
-                    core::mem::take(&mut ctx.removed),
-                    core::mem::take(&mut ctx.removed_user),
-                    ctx.bytes_mapped,
-                    ctx.bytes_unmapped,
-                ),
-                touched,
-            )
-        });
-        // The TLB no longer holds the old translations: the pages of the
-        // removed mappings may go.
-        drop(removed);
-        drop(removed_user);
-        gpuvm.deferred_cleanup();
-        self.account(mapped, unmapped);
-        ret
+        }
+        Ok(())
+    }
+
+    /// Let go of what an applied bind removed (process context, outside
+    /// any fence-signalling section: the last reference to a BO may go).
+    pub(crate) fn cleanup(&self, rec: Recorded) {
+        drop(rec);
+        self.gpuvm.lock().deferred_cleanup();
     }
 
     /// Remove the userptrs inside `[va, va + size)` (for an UNMAP); one
     /// that only partly is refuses the whole operation.
-    fn unmap_user(
-        core: &mut VmCore,
-        pt: &PageTable<'_>,
-        ctx: &mut BindCtx<'_>,
-        va: u64,
-        size: u64,
-    ) -> Result {
-        let ups = &mut core.userptrs;
+    fn unmap_user(&self, va: u64, size: u64) -> Result {
+        let mut ups = self.users.lock();
         if ups
             .iter()
             .any(|u| u.data().overlaps(va, size) && !u.data().inside(va, size))
@@ -615,7 +1151,10 @@ impl Vm {
             return Err(EINVAL);
         }
         let n = ups.iter().filter(|u| u.data().inside(va, size)).count();
-        ctx.removed_user.reserve(n, GFP_KERNEL)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut removed: KVec<(Userptr, Option<Arc<Mapped>>)> = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut k = 0;
         while k < ups.len() {
             if !ups[k].data().inside(va, size) {
@@ -623,32 +1162,33 @@ impl Vm {
                 continue;
             }
             let u = ups.remove(k).map_err(|_| EINVAL)?;
-            let r = u.data();
-            let pages = r.state.lock().mapped.take();
-            if let Some(p) = pages.as_ref() {
-                ctx.before_change();
-                // The range was mapped with this table's plan.
-                let _ = unmap_plan(pt, p.sgt(), 0, r.va, r.len);
-                ctx.touch(r.va, r.len);
-            }
-            ctx.bytes_unmapped += r.len;
+            let pages = u.data().state.lock().mapped.take();
             // Cannot fail: reserved above.
-            push_reserved(&mut ctx.removed_user, (u, pages));
+            push_reserved(&mut removed, (u, pages));
         }
+        self.gpu.update_vm(&self.hw, |live| {
+            let _ = self.pt.try_access_with(|pt| {
+                for (u, pages) in removed.iter() {
+                    if let Some(p) = pages.as_ref() {
+                        live.before_change();
+                        let r = u.data();
+                        // The range was mapped with this table's plan.
+                        let _ = unmap_plan(pt, p.sgt(), r.va, r.len);
+                    }
+                }
+            });
+            ((), Some((va, va + size)))
+        });
+        let gone: u64 = removed.iter().map(|(u, _)| u.data().len).sum();
+        // Flushed, cleaned and synced: the pages may go.
+        drop(removed);
+        self.account(0, gone);
         Ok(())
     }
 
     /// DRM_FERRITE_VM_BIND_USERPTR: register, look up and map the calling
     /// process's memory at `[va, va + size)`.
-    fn map_user(
-        &self,
-        gpuvm: &mut MutexGuard<'_, UniqueRefGpuVm<VmCore>>,
-        pt: &PageTable<'_>,
-        dev: &Device<Bound>,
-        va: u64,
-        size: u64,
-        prot: u32,
-    ) -> Result {
+    fn map_user(&self, dev: &Device<Bound>, va: u64, size: u64, prot: u32) -> Result {
         let task = kernel::current!();
         let mm = task.mm().ok_or(EFAULT)?;
         // Only the VM's own process may put its memory there: a file passed
@@ -661,11 +1201,12 @@ impl Vm {
         {
             return Err(EPERM);
         }
-        let core = gpuvm.data();
-        if core.maps_overlap(va, size) || core.userptrs_overlap(va, size) {
+        let mut users = self.users.lock();
+        if self.gpuvm.lock().data_ref().maps_overlap(va, size) || userptrs_overlap(&users, va, size)
+        {
             return Err(EEXIST);
         }
-        core.userptrs.reserve(1, GFP_KERNEL)?;
+        users.reserve(1, GFP_KERNEL)?;
         let (Ok(start), Ok(len)) = (usize::try_from(va), usize::try_from(size)) else {
             return Err(EINVAL);
         };
@@ -685,22 +1226,18 @@ impl Vm {
             ),
             GFP_KERNEL,
         )?;
-        self.validate(&u, pt, dev)?;
+        self.raise_high(va + size);
+        self.validate(&u, dev)?;
         // Cannot fail: reserved above.
-        push_reserved(&mut gpuvm.data().userptrs, u);
+        push_reserved(&mut users, u);
         self.account(size, 0);
         Ok(())
     }
 
     /// Make the GPU page table of userptr `u` point at its current pages:
-    /// unmap stale ones, look the range up again and map it. Called with the
-    /// VM's lock held.
-    fn validate(
-        &self,
-        u: &IntervalNotifier<Range>,
-        pt: &PageTable<'_>,
-        dev: &Device<Bound>,
-    ) -> Result {
+    /// unmap stale ones, look the range up again and map it. Called with
+    /// `users` held.
+    fn validate(&self, u: &IntervalNotifier<Range>, dev: &Device<Bound>) -> Result {
         let r = u.data();
         loop {
             let stale = {
@@ -712,19 +1249,28 @@ impl Vm {
             };
             if let Some(old) = stale {
                 self.gpu.update_vm(&self.hw, |live| {
-                    live.before_change();
-                    // The range was mapped with this table's plan.
-                    let _ = unmap_plan(pt, old.sgt(), 0, r.va, r.len);
+                    let _ = self.pt.try_access_with(|pt| {
+                        live.before_change();
+                        // The range was mapped with this table's plan.
+                        let _ = unmap_plan(pt, old.sgt(), r.va, r.len);
+                    });
                     ((), Some((r.va, r.end())))
                 });
                 // Flushed, cleaned and synced: the references may go.
                 drop(old);
             }
             let (pages, seq) = userptr::fetch(u, dev, self.max_segment)?;
+            let _tables = self.pool.reserve(table_bound(r.va, r.len))?;
             self.gpu.update_vm(&self.hw, |live| {
-                // io-pgtable may free tables while mapping.
-                live.before_change();
-                match map_plan(pt, pages.sgt(), 0, r.va, r.len, r.prot) {
+                let ret = self
+                    .pt
+                    .try_access_with(|pt| {
+                        // io-pgtable may free tables while mapping.
+                        live.before_change();
+                        map_plan(pt, pages.sgt(), r.va, r.len, r.prot)
+                    })
+                    .unwrap_or(Err(ENODEV));
+                match ret {
                     // Fresh entries where nothing was mapped: no flush.
                     Ok(()) => (Ok(()), None),
                     Err(e) => (Err(e), Some((r.va, r.end()))),
@@ -746,11 +1292,10 @@ impl Vm {
     /// faults on it), and give them to the device for the job; the lease
     /// gives them back when the job ends.
     pub(crate) fn prepare_userptrs(&self, dev: &Device<Bound>) -> Result<DeviceLease> {
-        let pt = self.pt.access(dev)?;
-        let gpuvm = self.gpuvm.lock();
+        let users = self.users.lock();
         let mut lease = DeviceLease::new();
-        for u in gpuvm.data_ref().userptrs.iter() {
-            if self.validate(u, pt, dev).is_err() {
+        for u in users.iter() {
+            if self.validate(u, dev).is_err() {
                 continue;
             }
             let m = u.data().state.lock().mapped.clone();
@@ -802,33 +1347,14 @@ impl Vm {
             } else {
                 prot::READ
             };
-        let _guard = self.gpuvm.lock();
+        let _tables = self.pool.reserve(table_bound(va, size))?;
         // Fresh entries in the driver's region: nothing to flush or lock.
         self.gpu.update_vm(&self.hw, |_| {
-            let mut off = 0usize;
-            let n = (size as usize) / SZ_4K;
-            let mut ret = Ok(());
-            while off < size as usize {
-                // SAFETY: the kernel region is allocated by `kernel_next`
-                // only, so the range is unmapped; the object outlives the
-                // mapping (the caller put it in `kernel_objs`).
-                let (mapped, r) = unsafe {
-                    pt.map_pages(
-                        va as usize + off,
-                        bus + off as u64,
-                        SZ_4K,
-                        n - off / SZ_4K,
-                        p,
-                        GFP_KERNEL,
-                    )
-                };
-                off += mapped;
-                if r.is_err() || mapped == 0 {
-                    ret = r.and(Err(ENOMEM));
-                    break;
-                }
-            }
-            (ret, None)
+            // SAFETY: the kernel region is allocated by `kernel_next` only,
+            // so the range is unmapped; the object outlives the mapping (the
+            // caller put it in `kernel_objs`).
+            let r = unsafe { map_run(pt, va, bus, SZ_4K, size as usize / SZ_4K, p, GFP_NOWAIT) };
+            (r, None)
         })
     }
 }
@@ -839,17 +1365,17 @@ impl PinnedDrop for Vm {
         self.gpu.vms.lock().remove(self.id);
         // Leave the slot: the page table is freed with `pt`.
         self.gpu.release(&self.hw);
-        let mut gpuvm = self.gpuvm.lock();
         // Out of the slot: the userptrs' pages may go with their notifiers.
-        let users = core::mem::take(&mut gpuvm.data().userptrs);
+        let users = core::mem::take(&mut *self.users.lock());
         drop(users);
-        let mut ctx = BindCtx::new(None, None, None);
+        let mut gpuvm = self.gpuvm.lock();
+        let mut ctx = BindCtx::new(None, None, &self.resv_obj);
         // Empty the GPUVM so that it frees cleanly; the tables go with `pt`.
         // Userspace mappings only: the kernel region is GPUVM's reserved node.
         if let Err(e) = gpuvm.sm_unmap(0, KERNEL_VA_START, &mut ctx) {
             pr_warn!("ferrite: VM teardown: {:?}\n", e);
         }
-        drop(core::mem::take(&mut ctx.removed));
+        drop(ctx);
         gpuvm.deferred_cleanup();
         drop(gpuvm);
         let bound = self.bytes_bound.load(Relaxed);
