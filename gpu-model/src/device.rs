@@ -26,7 +26,8 @@ use crate::regs::*;
 /// Options of one model process: the constraints it advertises.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// Width of the bus addresses the device can emit.
+    /// Width of the bus addresses the device can emit (`--dma-bits`), at
+    /// most 47 in effect: see [`Device::dma_addr_bits`].
     pub dma_addr_bits: u32,
     /// Largest DMA segment the device accepts, in bytes.
     pub dma_max_segment: u32,
@@ -119,6 +120,11 @@ pub struct Device {
     /// and (all of them) on AS commands, resets and writes a WAIT may see.
     qcond: [Condvar; NUM_QUEUES],
     counters: [AtomicU64; NUM_COUNTERS],
+    /// Bytes of command accesses that went to the null aperture: read as
+    /// zeros, and written (dropped). Not registers: the counter block is
+    /// full.
+    null_read: AtomicU64,
+    null_written: AtomicU64,
     /// MMIO accesses waiting for the lock: a worker that releases the lock
     /// between steps lets them in before it takes the lock again.
     mmio_waiting: AtomicUsize,
@@ -152,6 +158,8 @@ impl Device {
             }),
             qcond: Default::default(),
             counters: Default::default(),
+            null_read: AtomicU64::new(0),
+            null_written: AtomicU64::new(0),
             mmio_waiting: AtomicUsize::new(0),
             msix: Mutex::new((0..MSIX_VECTORS).map(|_| None).collect()),
             workers: Mutex::new(Vec::new()),
@@ -223,6 +231,31 @@ impl Device {
         self.counters[c].load(Ordering::Relaxed)
     }
 
+    /// The device's DMA reach (`DMA_ADDR_BITS`): the option, but below the
+    /// null aperture, which takes the top half of the 48-bit output space.
+    pub fn dma_addr_bits(&self) -> u32 {
+        self.opts.dma_addr_bits.min(crate::mmu::NULL_APERTURE_SHIFT)
+    }
+
+    /// Count `n` bytes of a command access to the null aperture.
+    pub fn count_null(&self, write: bool, n: u64) {
+        let c = if write {
+            &self.null_written
+        } else {
+            &self.null_read
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes read as zeros from, and bytes of writes dropped into, the null
+    /// aperture since the device was created.
+    pub fn null_traffic(&self) -> (u64, u64) {
+        (
+            self.null_read.load(Ordering::Relaxed),
+            self.null_written.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn timestamp(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -241,7 +274,7 @@ impl Device {
             ID => FERRITE_ID,
             VERSION => FERRITE_VERSION,
             FEATURES => features::ALL,
-            DMA_ADDR_BITS => self.opts.dma_addr_bits,
+            DMA_ADDR_BITS => self.dma_addr_bits(),
             DMA_MAX_SEGMENT => self.opts.dma_max_segment,
             SCRATCH => s.scratch,
             NUM_QUEUES_REG => NUM_QUEUES as u32,

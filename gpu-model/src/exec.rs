@@ -29,6 +29,8 @@ const CHUNK: u64 = 1 << 20;
 /// steps.
 const STEP: u64 = save_area::STEP;
 const STEP_USIZE: usize = STEP as usize;
+/// What a read of the null aperture returns.
+static ZEROS: [u8; STEP_USIZE] = [0; STEP_USIZE];
 
 /// Why a command stopped.
 #[derive(Debug, PartialEq, Eq)]
@@ -203,11 +205,13 @@ impl<'a> Ctx<'a> {
     /// With `FERRITE_MODEL_AUDIT` set: check a cached translation against the
     /// tables, and report one the driver changed without invalidating it
     /// (outside a LOCKed range, the device would use a stale entry).
+    /// An access through a cached translation into the null aperture
+    /// touches no memory: it is not checked.
     fn audit(&mut self, root: u64, va_bits: u32, va: u64, m: &mmu::Mapping) {
-        if !*AUDIT {
+        if !*AUDIT || m.is_null() {
             return;
         }
-        let oas = self.dev.opts.dma_addr_bits;
+        let oas = self.dev.dma_addr_bits();
         let mut st = WalkStats::default();
         let fresh = mmu::walk(&Phys(&self.dev.dma), root, va_bits, oas, va, &mut st);
         let same = match fresh {
@@ -224,9 +228,10 @@ impl<'a> Ctx<'a> {
 
     /// With `FERRITE_MODEL_AUDIT` set: report a write into a page the
     /// walker read as a page table (since the last invalidation): the
-    /// driver mapped a page it also uses, or freed, as a table.
+    /// driver mapped a page it also uses, or freed, as a table. A write
+    /// into the null aperture touches no memory: it is not checked.
     fn audit_write(&mut self, pa: u64, va: u64, len: u64) {
-        if !*AUDIT {
+        if !*AUDIT || mmu::is_null(pa) {
             return;
         }
         let gen = self.s().tlb.gen;
@@ -245,12 +250,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Translate `va` for `access`; returns the bus address and how many
-    /// bytes from `va` on lie in the same mapping.
+    /// bytes from `va` on lie in the same mapping. A bus address in the
+    /// null aperture (`mmu::is_null`) is no memory: the caller reads zeros
+    /// and drops writes, and counts them with [`Ctx::null_access`].
     fn translate(&mut self, va: u64, access: Access) -> Res<(u64, u64)> {
         loop {
             self.check()?;
             let slot = self.slot;
-            let oas = self.dev.opts.dma_addr_bits;
+            let oas = self.dev.dma_addr_bits();
             let a = match self.s().slots.get(slot) {
                 Some(a) => *a,
                 None => return Err(Stop::Error(q_error::BAD_RING)),
@@ -304,6 +311,12 @@ impl<'a> Ctx<'a> {
                     }
                     match r {
                         Ok(m) => {
+                            if m.is_null() {
+                                debug!(
+                                    "queue {} as{slot}: va {:#x}+{:#x} maps the null aperture",
+                                    self.q, m.va_base, m.size
+                                );
+                            }
                             self.s().tlb.insert(slot, m);
                             m
                         }
@@ -330,7 +343,10 @@ impl<'a> Ctx<'a> {
             let (pa, room) = self.translate(va, Access::Read)?;
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             let dma = &self.dev.dma;
-            if self
+            if mmu::is_null(pa) {
+                buf[done..done + n].fill(0);
+                self.null_access(false, n);
+            } else if self
                 .s()
                 .cache
                 .read(dma, pa, &mut buf[done..done + n])
@@ -352,7 +368,9 @@ impl<'a> Ctx<'a> {
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             self.audit_write(pa, va, n as u64);
             let dma = &self.dev.dma;
-            if self.s().cache.write(dma, pa, &buf[done..done + n]).is_err() {
+            if mmu::is_null(pa) {
+                self.null_access(true, n);
+            } else if self.s().cache.write(dma, pa, &buf[done..done + n]).is_err() {
                 return self.fault(FaultKind::Bus, va, Access::Write);
             }
             done += n;
@@ -372,7 +390,10 @@ impl<'a> Ctx<'a> {
             let at = va.wrapping_add(done as u64);
             let (pa, room) = self.translate(at, Access::Exec)?;
             let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            if self.dev.dma.read(pa, &mut b[done..done + n]).is_err() {
+            if mmu::is_null(pa) {
+                b[done..done + n].fill(0);
+                self.null_access(false, n);
+            } else if self.dev.dma.read(pa, &mut b[done..done + n]).is_err() {
                 self.fault(FaultKind::Bus, at, Access::Exec)?;
             }
             done += n;
@@ -389,7 +410,9 @@ impl<'a> Ctx<'a> {
         let bytes = out.len() * 4;
         if room >= bytes as u64 {
             let mut b = vec![0u8; bytes];
-            if self.dev.dma.read(pa, &mut b).is_err() {
+            if mmu::is_null(pa) {
+                self.null_access(false, bytes);
+            } else if self.dev.dma.read(pa, &mut b).is_err() {
                 return self.fault(FaultKind::Bus, va, Access::Exec);
             }
             for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
@@ -412,7 +435,10 @@ impl<'a> Ctx<'a> {
             let (pa, room) = self.translate(at, Access::Read)?;
             let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             let dma = &self.dev.dma;
-            if self
+            if mmu::is_null(pa) {
+                b[done..done + n].fill(0);
+                self.null_access(false, n);
+            } else if self
                 .s()
                 .cache
                 .read_coherent(dma, pa, &mut b[done..done + n])
@@ -439,7 +465,13 @@ impl<'a> Ctx<'a> {
             let (pa, room) = self.translate(at, access)?;
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             let part = &mut buf[done..done + n];
-            let ok = if write {
+            let ok = if mmu::is_null(pa) {
+                if !write {
+                    part.fill(0);
+                }
+                self.null_access(write, n);
+                true
+            } else if write {
                 self.audit_write(pa, at, n as u64);
                 self.dev.dma.write(pa, part).is_ok()
             } else {
@@ -550,7 +582,10 @@ impl<'a> Ctx<'a> {
             let n = (end - off_now).min(sroom).min(droom) as usize;
             self.audit_write(dpa, d, n as u64);
             let dma = &self.dev.dma;
-            if let Err(crate::dma::DmaError::Unmapped(bad)) = self.s().cache.copy(dma, dpa, spa, n)
+            if mmu::is_null(spa) || mmu::is_null(dpa) {
+                self.copy_null(d, dpa, s, spa, n)?;
+            } else if let Err(crate::dma::DmaError::Unmapped(bad)) =
+                self.s().cache.copy(dma, dpa, spa, n)
             {
                 // Say which side was outside guest memory.
                 let (va, access) = if bad >= spa && bad - spa < n as u64 {
@@ -565,6 +600,44 @@ impl<'a> Ctx<'a> {
             *off += n as u64;
         }
         Ok(())
+    }
+
+    /// The part of [`Ctx::copy_range`] where the source (at `s`, bus
+    /// address `spa`), the destination (`d`, `dpa`) or both translate into
+    /// the null aperture: `n` zeros are written to a real destination, and
+    /// a real source is read (through the cache, as any read: a bus fault
+    /// is a fault) for a destination that drops them.
+    fn copy_null(&mut self, d: u64, dpa: u64, s: u64, spa: u64, n: usize) -> Res<()> {
+        let dma = &self.dev.dma;
+        let mut tmp = [0u8; STEP_USIZE];
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(STEP_USIZE);
+            let at = done as u64;
+            if !mmu::is_null(spa) {
+                let src = &mut tmp[..k];
+                if self.s().cache.read(dma, spa + at, src).is_err() {
+                    return self.fault(FaultKind::Bus, s.wrapping_add(at), Access::Read);
+                }
+            }
+            if !mmu::is_null(dpa) && self.s().cache.write(dma, dpa + at, &ZEROS[..k]).is_err() {
+                return self.fault(FaultKind::Bus, d.wrapping_add(at), Access::Write);
+            }
+            done += k;
+        }
+        if mmu::is_null(spa) {
+            self.null_access(false, n);
+        }
+        if mmu::is_null(dpa) {
+            self.null_access(true, n);
+        }
+        Ok(())
+    }
+
+    /// Count `n` bytes read as zeros from (or, with `write`, written and
+    /// dropped into) the null aperture.
+    fn null_access(&mut self, write: bool, n: usize) {
+        self.dev.count_null(write, n as u64);
     }
 
     /// Execute one step of the decoded command `dw`, the innermost command
@@ -644,7 +717,9 @@ impl<'a> Ctx<'a> {
                         let n =
                             (bytes.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
                         self.audit_write(pa, at, n as u64);
-                        if self.dev.dma.write(pa, &bytes[done..done + n]).is_err() {
+                        if mmu::is_null(pa) {
+                            self.null_access(true, n);
+                        } else if self.dev.dma.write(pa, &bytes[done..done + n]).is_err() {
                             self.fault(FaultKind::Bus, at, Access::Write)?;
                             return Err(Stop::Fault);
                         }

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 const USAGE: &str = "usage: ferrite-gpu --socket PATH [--log FILE] [--trace]
-       [--dma-bits 32..=64] [--max-segment BYTES]";
+       [--dma-bits 32..=64] [--max-segment BYTES]
+(DMA_ADDR_BITS reports min(--dma-bits, 47): the null aperture is above)";
 
 struct Args {
     socket: PathBuf,
@@ -89,6 +90,10 @@ fn main() -> ExitCode {
     let mut backend = vfio::Backend::new(dev.clone());
     let r = server.run(&mut backend);
     dev.stop();
+    let (null_read, null_written) = dev.null_traffic();
+    log::info!(
+        "null aperture: {null_read} bytes read as zeros, {null_written} bytes of writes dropped"
+    );
     dev.dma.clear();
     match r {
         Ok(()) => {

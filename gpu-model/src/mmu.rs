@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The device MMU: AArch64 LPAE stage-1 page-table walks (4 KiB granule,
 //! up to 48-bit VA, 2 MiB and 1 GiB blocks) and a TLB that keeps
-//! translations until they are invalidated.
+//! translations until they are invalidated. Leaves whose output address
+//! lies in the null aperture (`[1 << 47, 1 << 48)`) translate to no
+//! memory: see [`NULL_APERTURE`].
 
 use std::collections::VecDeque;
 
@@ -23,7 +25,8 @@ pub enum FaultKind {
     /// fetch from no-execute).
     Permission,
     /// The address is wider than the slot's VA size, or a descriptor
-    /// points beyond the device's DMA address width.
+    /// points beyond the device's DMA address width (a table descriptor
+    /// into the null aperture among them).
     AddressSize,
     /// A descriptor or the data lies outside guest memory.
     Bus,
@@ -66,6 +69,12 @@ impl Mapping {
         self.pa_base + (va - self.va_base)
     }
 
+    /// The page or block translates into the null aperture: reads of it
+    /// return zeros, writes to it are dropped.
+    pub fn is_null(&self) -> bool {
+        is_null(self.pa_base)
+    }
+
     /// Whether `access` is allowed; `unprivileged` accesses (from an
     /// indirect buffer) need AP[1].
     pub fn permits(&self, access: Access, unprivileged: bool) -> bool {
@@ -100,6 +109,24 @@ pub mod desc {
 pub const PAGE_SHIFT: u32 = 12;
 pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 
+/// Log2 of the start of the null aperture, and the widest DMA reach of a
+/// device that has it (`DMA_ADDR_BITS` reports at most this).
+pub const NULL_APERTURE_SHIFT: u32 = 47;
+/// The null aperture (`FEATURES.NULL_APERTURE`): leaf output addresses
+/// that no memory answers. A translation into it reads zeros and drops
+/// writes, without a fault; a table descriptor into it is an address size
+/// fault (tables must be memory). It is the upper half of the 48-bit
+/// output address space, so a block keeps its alignment when a driver
+/// points it at `NULL_APERTURE.start | (va & (NULL_APERTURE.start - 1))`
+/// (Vulkan's sparse residency).
+pub const NULL_APERTURE: std::ops::Range<u64> = 1 << NULL_APERTURE_SHIFT..1 << 48;
+
+/// Whether bus address `pa` lies in the null aperture. Only leaf output
+/// addresses can: the walker makes every other translation land below it.
+pub fn is_null(pa: u64) -> bool {
+    NULL_APERTURE.contains(&pa)
+}
+
 fn level_shift(level: u32) -> u32 {
     PAGE_SHIFT + 9 * (3 - level)
 }
@@ -120,7 +147,9 @@ pub struct WalkStats {
 }
 
 /// Walk the table at `root` for `va`. `va_bits` is the slot's VA size
-/// (32..=48), `oas_bits` the device's DMA address width.
+/// (32..=48), `oas_bits` the device's DMA address width. Tables must lie
+/// below both `1 << oas_bits` and the null aperture; a leaf must lie below
+/// `1 << oas_bits` or inside the null aperture (whatever `oas_bits`).
 pub fn walk(
     mem: &dyn PhysRead,
     root: u64,
@@ -140,7 +169,9 @@ pub fn walk(
     let mut table = root & desc::ADDR_MASK;
     let mut level = start_level(va_bits);
     loop {
-        if table > oas_limit {
+        // A table in the null aperture is beyond the device's reach, as
+        // any table beyond its DMA address width.
+        if table > oas_limit || is_null(table) {
             return Err(FaultKind::AddressSize);
         }
         let shift = level_shift(level);
@@ -167,9 +198,12 @@ pub fn walk(
         }
         let size = 1u64 << shift;
         let pa_base = d & desc::ADDR_MASK & !(size - 1);
-        if pa_base
-            .checked_add(size - 1)
-            .is_none_or(|end| end > oas_limit)
+        // A block is either all in the null aperture or all below it: the
+        // aperture is aligned to its size, larger than any block.
+        if !is_null(pa_base)
+            && pa_base
+                .checked_add(size - 1)
+                .is_none_or(|end| end > oas_limit)
         {
             return Err(FaultKind::AddressSize);
         }
@@ -396,6 +430,63 @@ pub mod tests {
             walk(&mem, root, 48, 48, 5 << 39, &mut st),
             Err(FaultKind::Translation)
         );
+    }
+
+    #[test]
+    fn leaves_into_the_null_aperture_are_null_mappings() {
+        let (mem, root) = setup();
+        let mut b = Builder::new(&mem, root, 48);
+        let null = NULL_APERTURE.start;
+        b.map(0x1000, null | 0x1000, 3, false, false);
+        b.map(0x20_0000, null | 0x20_0000, 2, false, false);
+        b.map(0x4000_0000, null | 0x4000_0000, 1, true, true);
+        b.map(0x2000, (null - 1) & !0xfff, 3, false, false);
+        let mut st = WalkStats::default();
+        // Whatever the device's DMA reach: the aperture is not memory.
+        for oas in [32, 47, 48, 64] {
+            let m = walk(&mem, root, 48, oas, 0x1abc, &mut st).unwrap();
+            assert!(m.is_null() && m.pa(0x1abc) == null | 0x1abc);
+            let m = walk(&mem, root, 48, oas, 0x3f_fff8, &mut st).unwrap();
+            assert_eq!((m.size, m.is_null()), (2 << 20, true));
+            assert_eq!(m.pa(0x3f_fff8), null | 0x3f_fff8);
+            let m = walk(&mem, root, 48, oas, 0x7fff_fff8, &mut st).unwrap();
+            assert_eq!((m.size, m.is_null(), m.writable), (1 << 30, true, false));
+        }
+        // The page just below the aperture is memory, within a 47-bit reach.
+        let m = walk(&mem, root, 48, 47, 0x2000, &mut st).unwrap();
+        assert!(!m.is_null());
+        assert_eq!(
+            walk(&mem, root, 48, 46, 0x2000, &mut st),
+            Err(FaultKind::AddressSize)
+        );
+    }
+
+    #[test]
+    fn tables_in_the_null_aperture_are_address_size_faults() {
+        let (mem, root) = setup();
+        let mut b = Builder::new(&mem, root, 48);
+        b.map(0x1000, 0x9000, 3, false, false);
+        let mut st = WalkStats::default();
+        // The root.
+        for oas in [47, 48, 64] {
+            assert_eq!(
+                walk(&mem, NULL_APERTURE.start | root, 48, oas, 0x1000, &mut st),
+                Err(FaultKind::AddressSize)
+            );
+        }
+        // The level-2 table's descriptor of the level-3 table.
+        let t1 = mem.read_u64(root).unwrap() & desc::ADDR_MASK;
+        let t2 = mem.read_u64(t1).unwrap() & desc::ADDR_MASK;
+        let d = mem.read_u64(t2).unwrap();
+        mem.words.borrow_mut().insert(t2, d | NULL_APERTURE.start);
+        for oas in [32, 47, 48, 64] {
+            st = WalkStats::default();
+            assert_eq!(
+                walk(&mem, root, 48, oas, 0x1000, &mut st),
+                Err(FaultKind::AddressSize)
+            );
+            assert_eq!(st.descriptor_reads, 3, "the walk stops at the bad table");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 /// Value of the `ID` register: "FeRr" in little-endian ASCII.
 pub const FERRITE_ID: u32 = 0x7252_6546;
 /// Hardware interface version: major in bits 31:16, minor in bits 15:0.
-pub const FERRITE_VERSION: u32 = 0x0001_0001;
+/// 1.1 added preemption, 1.2 the null aperture.
+pub const FERRITE_VERSION: u32 = 0x0001_0002;
 
 /// PCI identity.
 pub const PCI_VENDOR_ID: u16 = 0x1b36;
@@ -167,7 +168,10 @@ pub mod features {
     pub const TIMESTAMP: u32 = 1 << 3;
     /// Queue suspend and restore (`Q_CONTROL.SUSPEND`, `RESTORE`).
     pub const PREEMPT: u32 = 1 << 4;
-    pub const ALL: u32 = STALL | BLOCK_2M | BLOCK_1G | TIMESTAMP | PREEMPT;
+    /// Leaf output addresses in `[1 << 47, 1 << 48)` read as zeros and
+    /// drop writes (`mmu::NULL_APERTURE`); `DMA_ADDR_BITS` is at most 47.
+    pub const NULL_APERTURE: u32 = 1 << 5;
+    pub const ALL: u32 = STALL | BLOCK_2M | BLOCK_1G | TIMESTAMP | PREEMPT | NULL_APERTURE;
 }
 
 /// `IRQ_STATUS` / `IRQ_MASK` bits.
