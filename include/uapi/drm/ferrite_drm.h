@@ -721,7 +721,9 @@ struct drm_ferrite_sync_op {
  * (synchronous only) -EINTR (the wait restarts by itself under a
  * SA_RESTART handler); a WAIT fence that failed (synchronous only): its
  * error, with no operation applied. After an error no SIGNAL sync op is
- * signalled and, for an asynchronous bind, nothing was queued.
+ * signalled. An error found while the arguments are checked changes and
+ * queues nothing; -ENOMEM while an operation is recorded leaves the
+ * operations before it applied (synchronous) or queued (asynchronous).
  */
 struct drm_ferrite_vm_bind {
 	/** @vm_id: VM id, or DRM_FERRITE_VM_PROCESS. */

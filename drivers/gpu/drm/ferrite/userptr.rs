@@ -21,9 +21,10 @@
 //! next job of the VM starts, which then gets the range's current pages,
 //! or faults on the range if it is gone.
 //!
-//! Why references and not `hmm_range_fault()` alone: the GPU page table is
-//! changed under the VM's lock, which is held across allocations; the
-//! notifier may run from reclaim, so it must not take that lock. Holding
+//! Why references and not `hmm_range_fault()` alone: the userptr's entries
+//! change under the VM's userptr lock, which is held across allocations
+//! (the lookup); the notifier may run from reclaim, so it must not take
+//! that lock. Holding
 //! references lets the notifier return without touching the page table,
 //! and keeps "GPU never touches a freed page" true in between.
 //!
