@@ -9,7 +9,9 @@
 //! register write and an interrupt back: the benchmark's floor) and
 //! `inject_bind_failure` (writing N makes the next N asynchronous binds
 //! fail when applied, with `ENOMEM`, as if their reservation had been
-//! short: for tests of unusable VMs; reading gives the number left).
+//! short: for tests of unusable VMs; reading gives the number left) and
+//! `bind_profile` (where synchronous VM_BIND calls spend their time, per
+//! phase; writing `0` starts again).
 
 use core::fmt;
 
@@ -41,6 +43,33 @@ pub(crate) struct Debugfs {
     irq_roundtrip: File<Arc<Gpu>>,
     #[pin]
     inject_bind_failure: File<Arc<Gpu>>,
+    #[pin]
+    bind_profile: File<Arc<Gpu>>,
+}
+
+/// Where synchronous VM_BIND calls spent their time: `calls N`, then one
+/// `phase total_ns` line per phase. Writing `0` starts again.
+fn bind_profile_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let p = &gpu.stats.bind_profile;
+    writeln!(f, "calls {}", p.calls.load(Relaxed))?;
+    for (name, ns) in crate::gpu::BIND_PHASES.iter().zip(p.ns.iter()) {
+        writeln!(f, "{name} {}", ns.load(Relaxed))?;
+    }
+    Ok(())
+}
+
+fn bind_profile_write(gpu: &Arc<Gpu>, r: &mut UserSliceReader) -> Result {
+    let mut b = [0u8; 1];
+    r.read_slice(&mut b)?;
+    if b[0] != b'0' {
+        return Err(EINVAL);
+    }
+    let p = &gpu.stats.bind_profile;
+    p.calls.store(0, Relaxed);
+    for ns in p.ns.iter() {
+        ns.store(0, Relaxed);
+    }
+    Ok(())
 }
 
 fn inject_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,6 +183,12 @@ impl Debugfs {
             slots <- dir.read_callback_file(c"slots", gpu.clone(), &slots),
             recover <- dir.write_callback_file(c"recover", gpu.clone(), &recover),
             irq_roundtrip <- dir.read_callback_file(c"irq_roundtrip", gpu.clone(), &irq_roundtrip),
+            bind_profile <- dir.read_write_callback_file(
+                c"bind_profile",
+                gpu.clone(),
+                &bind_profile_read,
+                &bind_profile_write
+            ),
             inject_bind_failure <- dir.read_write_callback_file(
                 c"inject_bind_failure",
                 gpu,

@@ -21,6 +21,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
+    time::Instant,
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
     uapi,
@@ -32,7 +33,7 @@ use crate::{
         USER_VA_END, USER_VA_START, VA_BITS,
     },
     gem::{self, Bo},
-    gpu::ProcessVmRef,
+    gpu::{BindPhase, ProcessVmRef},
     queue::{Dep, FileStats, Job, Queue, MAX_TIMEOUT_MS},
     sched::Priority,
     vm::{BindOp, Vm},
@@ -751,6 +752,7 @@ impl FileData {
             return Err(EINVAL);
         }
         let async_ = req.flags & uapi::DRM_FERRITE_VM_BIND_ASYNC != 0;
+        let mut lap = Instant::now();
         let null_ok = reg.gpu.info.features & crate::regs::FEATURE_NULL_APERTURE != 0;
         let vm = file.inner().vm(req.vm_id, dev, reg)?;
         let raw = read_array::<40>(&req.ops, MAX_BIND_OPS)?;
@@ -876,8 +878,11 @@ impl FileData {
             signals.install(&fence);
             return Ok(0);
         }
+        let prof = &reg.gpu.stats.bind_profile;
+        prof.lap(BindPhase::Parse, &mut lap);
         wait_all(&deps)?;
-        vm.bind(bound(dev), &ops)?;
+        vm.bind(bound(dev), &ops, &mut lap)?;
+        prof.calls.add(1, Relaxed);
         if !signals.0.is_empty() {
             let done = done_fence()?;
             signals.install(&done);

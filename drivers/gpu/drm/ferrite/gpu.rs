@@ -17,6 +17,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex, SpinLock,
     },
+    time::{Instant, Monotonic},
     uapi,
     workqueue::{DelayedWork, Work},
 };
@@ -163,6 +164,42 @@ pub(crate) struct Stats {
     /// Asynchronous binds still to fail when applied (debugfs
     /// `inject_bind_failure`, for tests of unusable VMs).
     pub(crate) inject_bind_failure: Atomic<u32>,
+    /// Where synchronous VM_BIND calls spend their time (debugfs
+    /// `bind_profile`).
+    pub(crate) bind_profile: BindProfile,
+}
+
+/// The phases of a synchronous VM_BIND, timed (debugfs `bind_profile`).
+#[derive(Clone, Copy)]
+pub(crate) enum BindPhase {
+    /// Copying and checking the arguments, looking up and pinning BOs.
+    Parse = 0,
+    /// Waiting for sync objects and the VM's asynchronous binds.
+    Wait,
+    /// Reserving tables and recording in GPUVM.
+    Record,
+    /// Writing the page tables and flushing the TLB.
+    Apply,
+    /// Letting go of what the bind removed.
+    Cleanup,
+}
+
+pub(crate) const BIND_PHASES: [&str; 5] = ["parse", "wait", "record", "apply", "cleanup"];
+
+/// Total nanoseconds per [`BindPhase`], and the calls timed.
+pub(crate) struct BindProfile {
+    pub(crate) ns: [Atomic<u64>; 5],
+    pub(crate) calls: Atomic<u64>,
+}
+
+impl BindProfile {
+    /// Add the time since `*since` to `phase`, and restart `*since`.
+    pub(crate) fn lap(&self, phase: BindPhase, since: &mut Instant<Monotonic>) {
+        let now = Instant::now();
+        let d = (now - *since).as_nanos().max(0) as u64;
+        self.ns[phase as usize].add(d, Relaxed);
+        *since = now;
+    }
 }
 
 impl Default for Stats {
@@ -177,6 +214,10 @@ impl Default for Stats {
             soft_irqs: Atomic::new(0),
             userptr_stops: Atomic::new(0),
             inject_bind_failure: Atomic::new(0),
+            bind_profile: BindProfile {
+                ns: [const { Atomic::new(0) }; 5],
+                calls: Atomic::new(0),
+            },
         }
     }
 }

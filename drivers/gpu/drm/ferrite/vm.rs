@@ -26,6 +26,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex, MutexGuard,
     },
+    time::{Instant, Monotonic},
     types::CovariantForLt,
     workqueue::Work,
 };
@@ -33,7 +34,7 @@ use kernel::{
 use crate::{
     driver::{FerriteDevice, FerriteDrmDriver, KERNEL_VA_END, KERNEL_VA_START, VA_BITS},
     gem::{self, Bo, BoArgs, BoMeta, LabelFmt},
-    gpu::Gpu,
+    gpu::{BindPhase, Gpu},
     mmu::VmAs,
     userptr::{self, DeviceLease, Mapped, Range, Userptr},
 };
@@ -1064,8 +1065,15 @@ impl Vm {
     /// A synchronous bind: apply `ops` in order, after the VM's earlier
     /// binds. On an error, the operations before the failing one stay
     /// applied.
-    pub(crate) fn bind(&self, dev: &Device<Bound>, ops: &[BindOp]) -> Result {
+    pub(crate) fn bind(
+        &self,
+        dev: &Device<Bound>,
+        ops: &[BindOp],
+        lap: &mut Instant<Monotonic>,
+    ) -> Result {
+        let prof = &self.gpu.stats.bind_profile;
         let _order = self.lock_idle()?;
+        prof.lap(BindPhase::Wait, lap);
         if self.is_unusable() && ops.iter().any(BindOp::maps) {
             return Err(EIO);
         }
@@ -1101,8 +1109,11 @@ impl Vm {
                 k += 1;
             }
             let (rec, ret) = self.record(dev, &ops[i..k])?;
+            prof.lap(BindPhase::Record, lap);
             let applied = self.apply(&rec.edits);
+            prof.lap(BindPhase::Apply, lap);
             self.cleanup(rec);
+            prof.lap(BindPhase::Cleanup, lap);
             ret?;
             applied?;
             pre?;
