@@ -251,14 +251,16 @@ static void test_mmu(void)
 	close(fd);
 }
 
-/* Every addition of 0.2 and 0.3 has its bit, no unknown bit is set, and
- * the version agrees. */
+/* Every addition since 0.1 has its bit, no unknown bit is set, and the
+ * version agrees; NULL binds only where the hardware has the null
+ * aperture. */
 static void test_features(void)
 {
-	const uint64_t want = DRM_FERRITE_UAPI_SCHED | DRM_FERRITE_UAPI_TIMESTAMP |
-			      DRM_FERRITE_UAPI_BO_LABEL | DRM_FERRITE_UAPI_NO_MMAP |
-			      DRM_FERRITE_UAPI_BO_QUERY_INFO | DRM_FERRITE_UAPI_MEMORY |
-			      DRM_FERRITE_UAPI_MMU | DRM_FERRITE_UAPI_VM_PRIVATE;
+	uint64_t want = DRM_FERRITE_UAPI_SCHED | DRM_FERRITE_UAPI_TIMESTAMP |
+			DRM_FERRITE_UAPI_BO_LABEL | DRM_FERRITE_UAPI_NO_MMAP |
+			DRM_FERRITE_UAPI_BO_QUERY_INFO | DRM_FERRITE_UAPI_MEMORY |
+			DRM_FERRITE_UAPI_MMU | DRM_FERRITE_UAPI_VM_PRIVATE |
+			DRM_FERRITE_UAPI_ASYNC_BIND;
 	int fd = fdev_open_or_skip(0);
 	struct drm_ferrite_uapi_features f = { 0 };
 	struct drm_ferrite_dev_info info = fx_dev_info(fd);
@@ -270,10 +272,12 @@ static void test_features(void)
 	ftest_assert_eq(n, sizeof(f));
 	ftest_assert_ok(query(fd, DRM_FERRITE_DEV_QUERY_FEATURES, &f, sizeof(f), &n));
 	ftest_assert_eq(n, sizeof(f));
+	if (info.features & DRM_FERRITE_FEATURE_NULL_APERTURE)
+		want |= DRM_FERRITE_UAPI_NULL_BIND;
 	ftest_assert_eq_u64(f.features, want);
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_VERSION, &v));
 	ftest_assert_eq(v.version_major, 0);
-	ftest_assert(v.version_minor >= 4);
+	ftest_assert(v.version_minor >= 5);
 	ftest_assert_eq(info.uapi_version, (0u << 16) | (uint32_t)v.version_minor);
 	/* The hardware's features are another field. */
 	ftest_assert(info.features & DRM_FERRITE_FEATURE_TIMESTAMP);

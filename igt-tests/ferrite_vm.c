@@ -276,7 +276,8 @@ static void test_bind_bad(void)
 	}
 	ftest_assert_eq_u64(fx_counters(fd).bytes_bound, base);
 	/* Array problems. */
-	b.flags = 1;
+	/* Flags beyond DRM_FERRITE_VM_BIND_ASYNC. */
+	b.flags = 2;
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_BIND, &b), EINVAL);
 	b.flags = 0;
 	b.vm_id = 999;

@@ -158,6 +158,9 @@ struct drm_ferrite_dev_query {
 #define DRM_FERRITE_FEATURE_BLOCK_2M	(1 << 1)
 #define DRM_FERRITE_FEATURE_BLOCK_1G	(1 << 2)
 #define DRM_FERRITE_FEATURE_TIMESTAMP	(1 << 3)
+#define DRM_FERRITE_FEATURE_PREEMPT	(1 << 4)
+/* The null aperture: DRM_FERRITE_VM_BIND_NULL works (since 0.5). */
+#define DRM_FERRITE_FEATURE_NULL_APERTURE	(1 << 5)
 
 /**
  * struct drm_ferrite_dev_info - device information and constraints
