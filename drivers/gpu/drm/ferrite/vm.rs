@@ -342,11 +342,58 @@ pub(crate) fn table_bound(va: u64, len: u64) -> usize {
         .sum()
 }
 
-/// Tables that cutting mappings at the two ends of one operation may need:
-/// a 1 GiB or 2 MiB block that straddles an end is unmapped and its kept
-/// part mapped again with smaller pages (a level-2 and a level-3 table per
-/// end).
-pub(crate) const CUT_TABLES: usize = 4;
+/// The tables a bind may need, as keys (level shift, region index): one
+/// per table, so that the same table counts once however many operations
+/// need it.
+struct TableNeed(KVec<u64>);
+
+impl TableNeed {
+    /// A table for the region of `va` covered by one entry one level up
+    /// (`shift` 21: the level-3 table of its 2 MiB region, 30: level 2,
+    /// 39: level 1).
+    fn add(&mut self, shift: u32, va: u64) -> Result {
+        self.0
+            .push((u64::from(shift) << 56) | (va >> shift), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// The tables a run of `count` pages of `pgsize` at `va` sits in.
+    fn run(&mut self, va: u64, pgsize: usize, count: usize) -> Result {
+        let last = va + (pgsize * count) as u64 - 1;
+        for shift in [21u32, 30, 39] {
+            if (pgsize as u64) >= 1 << shift {
+                continue;
+            }
+            let mut r = va >> shift;
+            while r <= last >> shift {
+                self.add(shift, r << shift)?;
+                r += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cutting a block that straddles `va` keeps a part mapped with smaller
+    /// pages, in the tables of `va`'s 2 MiB and 1 GiB regions.
+    fn cut_at(&mut self, va: u64) -> Result {
+        self.add(21, va)?;
+        self.add(30, va)?;
+        self.add(39, va)
+    }
+
+    fn count(mut self) -> usize {
+        self.0.sort_unstable();
+        let mut n = 0;
+        let mut last = None;
+        for k in self.0.iter() {
+            if last != Some(*k) {
+                n += 1;
+                last = Some(*k);
+            }
+        }
+        n
+    }
+}
 
 /// Where a mapping's pages come from.
 enum Src<'a> {
@@ -764,15 +811,33 @@ impl BindOp {
         )
     }
 
-    /// Page-table pages the operation may need.
-    fn tables(&self) -> usize {
-        match *self {
-            BindOp::Map { va, size, .. } | BindOp::MapNull { va, size, .. } => {
-                table_bound(va, size) + CUT_TABLES
+    /// Add the page-table pages the operation may need to `need`: those
+    /// of its own plan (which depends on its pages and VA only), and those
+    /// of the blocks it may cut at its ends.
+    fn tables(&self, dev: &Device<Bound>, need: &mut TableNeed) -> Result {
+        let (va, size) = match self {
+            BindOp::Map {
+                bo,
+                bo_offset,
+                va,
+                size,
+                ..
+            } => {
+                let sgt = gem::pinned_sgt(bo, dev)?;
+                plan(sgt, *bo_offset, *va, *size, |v, _, pg, n| {
+                    need.run(v, pg, n)
+                })?;
+                (*va, *size)
             }
-            BindOp::Unmap { .. } => CUT_TABLES,
-            BindOp::MapUser { .. } | BindOp::SyncOnly => 0,
-        }
+            BindOp::MapNull { va, size, .. } => {
+                Src::Null.plan(*va, *va, *size, |v, _, pg, n| need.run(v, pg, n))?;
+                (*va, *size)
+            }
+            BindOp::Unmap { va, size } => (*va, *size),
+            BindOp::MapUser { .. } | BindOp::SyncOnly => return Ok(()),
+        };
+        need.cut_at(va)?;
+        need.cut_at(va + size - 1)
     }
 }
 
@@ -891,7 +956,11 @@ impl Vm {
         dev: &Device<Bound>,
         ops: &[BindOp],
     ) -> Result<(Recorded, Result), Error> {
-        let tables = self.pool.reserve(ops.iter().map(BindOp::tables).sum())?;
+        let mut need = TableNeed(KVec::new());
+        for op in ops {
+            op.tables(dev, &mut need)?;
+        }
+        let tables = self.pool.reserve(need.count())?;
         let mut edits = Edits::new();
         let mut gpuvm = self.gpuvm.lock();
         let null_vm_bo = if ops.iter().any(|o| matches!(o, BindOp::MapNull { .. })) {
