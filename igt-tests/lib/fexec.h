@@ -142,16 +142,88 @@ static inline uint32_t fx_vm(int fd)
 	return v.vm_id;
 }
 
-static inline int fx_bind_ops(int fd, uint32_t vm, struct drm_ferrite_vm_bind_op *ops, uint32_t n,
-			      struct drm_ferrite_sync_op *syncs, uint32_t nsyncs)
+/* VM_BIND with drm_ferrite_vm_bind.flags (0 or DRM_FERRITE_VM_BIND_ASYNC,
+ * interface 0.5): 0, or -1 with errno. */
+static inline int fx_vm_bind(int fd, uint32_t vm, uint32_t flags,
+			     const struct drm_ferrite_vm_bind_op *ops, uint32_t n,
+			     const struct drm_ferrite_sync_op *syncs, uint32_t nsyncs)
 {
 	struct drm_ferrite_vm_bind b = {
 		.vm_id = vm,
+		.flags = flags,
 		.ops = { .count = n, .stride = sizeof(*ops), .array = (uintptr_t)ops },
 		.syncs = { .count = nsyncs, .stride = sizeof(*syncs), .array = (uintptr_t)syncs },
 	};
 
 	return ioctl(fd, DRM_IOCTL_FERRITE_VM_BIND, &b);
+}
+
+static inline int fx_bind_ops(int fd, uint32_t vm, struct drm_ferrite_vm_bind_op *ops, uint32_t n,
+			      struct drm_ferrite_sync_op *syncs, uint32_t nsyncs)
+{
+	return fx_vm_bind(fd, vm, 0, ops, n, syncs, nsyncs);
+}
+
+/* One VM_BIND operation: a MAP of a BO, a MAP to the null aperture
+ * (DRM_FERRITE_VM_BIND_NULL, 0.5), an UNMAP, a SYNC_ONLY (0.5). */
+static inline struct drm_ferrite_vm_bind_op fx_op_map(uint32_t bo, uint64_t off, uint64_t va,
+						      uint64_t size)
+{
+	return (struct drm_ferrite_vm_bind_op){
+		.op = DRM_FERRITE_VM_BIND_OP_MAP, .handle = bo, .bo_offset = off, .va = va,
+		.size = size,
+	};
+}
+
+static inline struct drm_ferrite_vm_bind_op fx_op_null(uint64_t va, uint64_t size)
+{
+	return (struct drm_ferrite_vm_bind_op){
+		.op = DRM_FERRITE_VM_BIND_OP_MAP, .flags = DRM_FERRITE_VM_BIND_NULL, .va = va,
+		.size = size,
+	};
+}
+
+static inline struct drm_ferrite_vm_bind_op fx_op_unmap(uint64_t va, uint64_t size)
+{
+	return (struct drm_ferrite_vm_bind_op){
+		.op = DRM_FERRITE_VM_BIND_OP_UNMAP, .va = va, .size = size,
+	};
+}
+
+static inline struct drm_ferrite_vm_bind_op fx_op_sync_only(void)
+{
+	return (struct drm_ferrite_vm_bind_op){ .op = DRM_FERRITE_VM_BIND_OP_SYNC_ONLY };
+}
+
+/* Sync ops: wait for / signal a binary sync object, or a timeline point. */
+#define FX_WAIT(h) \
+	((struct drm_ferrite_sync_op){ .flags = DRM_FERRITE_SYNC_WAIT, .handle = (h) })
+#define FX_SIGNAL(h) \
+	((struct drm_ferrite_sync_op){ .flags = DRM_FERRITE_SYNC_SIGNAL, .handle = (h) })
+#define FX_WAIT_POINT(h, p) \
+	((struct drm_ferrite_sync_op){ .flags = DRM_FERRITE_SYNC_WAIT | DRM_FERRITE_SYNC_TIMELINE, \
+				       .handle = (h), .point = (p) })
+#define FX_SIGNAL_POINT(h, p) \
+	((struct drm_ferrite_sync_op){ .flags = DRM_FERRITE_SYNC_SIGNAL | DRM_FERRITE_SYNC_TIMELINE, \
+				       .handle = (h), .point = (p) })
+
+/* VM_GET_STATE (interface 0.5): the enum drm_ferrite_vm_state of vm, or
+ * -errno. */
+static inline int fx_vm_state(int fd, uint32_t vm)
+{
+	struct drm_ferrite_vm_get_state s = { .vm_id = vm };
+
+	if (ioctl(fd, DRM_IOCTL_FERRITE_VM_GET_STATE, &s))
+		return -errno;
+	return (int)s.state;
+}
+
+/* VM_DESTROY: 0 or -errno. */
+static inline int fx_vm_destroy(int fd, uint32_t vm)
+{
+	struct drm_ferrite_vm_destroy d = { .vm_id = vm };
+
+	return ioctl(fd, DRM_IOCTL_FERRITE_VM_DESTROY, &d) ? -errno : 0;
 }
 
 static inline int fx_map_flags(int fd, uint32_t vm, uint32_t bo, uint64_t off, uint64_t va,
@@ -270,6 +342,51 @@ static inline int fx_syncobj_wait(int fd, uint32_t h, int timeout_ms)
 	return ioctl(fd, DRM_IOCTL_SYNCOBJ_WAIT, &w) ? -errno : 0;
 }
 
+/* Wait for point `point` of a timeline sync object (which must have been
+ * added); 0, or -ETIME after timeout_ms. */
+static inline int fx_syncobj_wait_point(int fd, uint32_t h, uint64_t point, int timeout_ms)
+{
+	struct timespec ts;
+	struct drm_syncobj_timeline_wait w = {
+		.handles = (uintptr_t)&h, .points = (uintptr_t)&point, .count_handles = 1,
+	};
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	w.timeout_nsec = ts.tv_sec * 1000000000ll + ts.tv_nsec + timeout_ms * 1000000ll;
+	return ioctl(fd, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &w) ? -errno : 0;
+}
+
+/* Signal a sync object from the CPU: point 0 gives a binary one a
+ * signalled fence, another point adds that point to a timeline. */
+static inline void fx_syncobj_signal(int fd, uint32_t h, uint64_t point)
+{
+	struct drm_syncobj_timeline_array t = {
+		.handles = (uintptr_t)&h, .points = (uintptr_t)&point, .count_handles = 1,
+	};
+	struct drm_syncobj_array a = { .handles = (uintptr_t)&h, .count_handles = 1 };
+
+	if (point)
+		ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &t));
+	else
+		ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_SIGNAL, &a));
+}
+
+/* Whether a sync object holds a fence: one never signalled, nor given a
+ * fence by any ioctl, holds none (exporting it fails with EINVAL). */
+static inline bool fx_syncobj_has_fence(int fd, uint32_t h)
+{
+	struct drm_syncobj_handle e = {
+		.handle = h, .flags = DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, .fd = -1,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &e)) {
+		ftest_assert_eq(errno, EINVAL);
+		return false;
+	}
+	close(e.fd);
+	return true;
+}
+
 /* The status of a sync object's fence through a sync_file: 1 signalled,
  * 0 pending, negative the error it signalled with. */
 static inline int fx_syncobj_status(int fd, uint32_t h)
@@ -283,6 +400,48 @@ static inline int fx_syncobj_status(int fd, uint32_t h)
 	ftest_assert_ok(ioctl(e.fd, SYNC_IOC_FILE_INFO, &info));
 	close(e.fd);
 	return info.status;
+}
+
+/* The status of point `point` (added already) of a timeline sync object,
+ * as fx_syncobj_status gives it (through a binary copy). */
+static inline int fx_syncobj_point_status(int fd, uint32_t h, uint64_t point)
+{
+	uint32_t tmp = fx_syncobj(fd);
+	struct drm_syncobj_transfer t = { .src_handle = h, .dst_handle = tmp, .src_point = point };
+	struct drm_syncobj_destroy d = { .handle = tmp };
+	int st;
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_TRANSFER, &t));
+	st = fx_syncobj_status(fd, tmp);
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_SYNCOBJ_DESTROY, &d));
+	return st;
+}
+
+/* DEV_QUERY_FEATURES: the DRM_FERRITE_UAPI_* bits of fd's GPU (none from a
+ * kernel older than 0.3, which refuses the query with EINVAL). */
+static inline uint64_t fx_uapi_features(int fd)
+{
+	struct drm_ferrite_uapi_features f = { 0 };
+	struct drm_ferrite_dev_query q = {
+		.type = DRM_FERRITE_DEV_QUERY_FEATURES, .size = sizeof(f), .pointer = (uintptr_t)&f,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &q)) {
+		ftest_assert_eq(errno, EINVAL);
+		return 0;
+	}
+	return f.features;
+}
+
+/* Skip the subtest unless fd's GPU offers every DRM_FERRITE_UAPI_* bit of
+ * `want` (`what` names them in the reason). */
+static inline void fx_require_uapi(int fd, uint64_t want, const char *what)
+{
+	uint64_t have = fx_uapi_features(fd);
+
+	if ((have & want) != want)
+		ftest_skip("the driver does not offer %s (UAPI feature bits %#llx, need %#llx)", what,
+			   (unsigned long long)have, (unsigned long long)want);
 }
 
 /* GEM_SYNC: hand a BO between the GPU and the CPU. */
@@ -418,6 +577,25 @@ static inline int fx_debugfs_path(int fd, const char *name, char *buf, size_t le
 	if (snprintf(buf, len, "/sys/kernel/debug/ferrite-%s/%s", dev, name) >= (int)len)
 		return -ENAMETOOLONG;
 	return access(buf, F_OK) ? -errno : 0;
+}
+
+/* Write the string `val` to file `name` of the debugfs directory of fd's
+ * GPU: 0, or -errno (-ENOENT without debugfs or without the file). */
+static inline int fx_debugfs_write(int fd, const char *name, const char *val)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int f, r = fx_debugfs_path(fd, name, path, sizeof(path));
+
+	if (r)
+		return r;
+	f = open(path, O_WRONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	n = write(f, val, strlen(val));
+	r = n < 0 ? -errno : n == (ssize_t)strlen(val) ? 0 : -EIO;
+	close(f);
+	return r;
 }
 
 /* The value of drm-engine-queue (the time the file's jobs spent on the
