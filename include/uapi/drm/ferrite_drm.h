@@ -219,7 +219,11 @@ struct drm_ferrite_counters {
 	__u64 kmap_user_bytes;
 	/** @kmap_kernel_bytes: Bytes of kernel-owned objects mapped (rings). */
 	__u64 kmap_kernel_bytes;
-	/** @bytes_bound: Bytes currently bound in all GPU VMs. */
+	/**
+	 * @bytes_bound: Bytes of BOs and userptrs bound in all GPU VMs, once
+	 * the binds made so far are applied (asynchronous ones count from
+	 * their VM_BIND; NULL ranges do not count).
+	 */
 	__u64 bytes_bound;
 	/** @tlb_flushes: Range TLB invalidations the driver issued. */
 	__u64 tlb_flushes;
@@ -599,7 +603,9 @@ enum drm_ferrite_vm_bind_op_type {
  * DRM_FERRITE_VM_BIND_USERPTR may not be set. A NULL range is a mapping
  * like any other: a MAP of a BO over part of it replaces that part (the
  * rest stays NULL), and a NULL MAP over BO mappings replaces them, so
- * sparse residency is a stream of MAPs alone. The device's null aperture
+ * sparse residency is a stream of MAPs alone. DRM_FERRITE_VM_BIND_READONLY
+ * and DRM_FERRITE_VM_BIND_NOEXEC apply as to any mapping (a write to a
+ * read-only NULL range faults). The device's null aperture
  * does it: page-table entries point into output addresses that no
  * memory answers (see the hardware spec), so no write can reach memory.
  */
@@ -694,18 +700,20 @@ struct drm_ferrite_sync_op {
  * asynchronous binds and for every WAIT sync op, interruptibly and
  * without a timeout, then applies the operations in order. The SIGNAL
  * sync ops then get a fence that has already signalled. Unmapped ranges
- * are invalidated in the GPU TLB before the call returns; pages that jobs
- * in flight may still use are released only after those jobs finish.
+ * are invalidated in the GPU TLB (and the device cache written back)
+ * before the call returns; a job still running faults on them from then
+ * on, so their pages are released at once without waiting for it.
  *
  * Asynchronous (DRM_FERRITE_VM_BIND_ASYNC, since 0.5): VM_BIND checks the
  * operations, reserves all the memory they can need (page-table pages,
  * mapping records, the BOs' pages) and returns without waiting. The
  * operations are applied later, in order, once the WAIT sync ops and the
- * VM's earlier binds have signalled; the SIGNAL sync ops (binary or
- * timeline) then signal, after the page tables and the GPU TLB are up to
- * date. A job that waits for that fence sees the mappings. An UNMAP of a
- * range jobs still use takes effect when it is applied, without waiting
- * for them; their pages are released only once they have ended. The
+ * VM's earlier binds have signalled. The SIGNAL sync ops (binary or
+ * timeline) hold the bind's fence when VM_BIND returns, and it signals
+ * after the page tables and the GPU TLB are up to date. A job that waits
+ * for that fence sees the mappings. An UNMAP of a range jobs still use
+ * takes effect when it is applied, without waiting for them: from then on
+ * they fault on the range, and its pages are released. The
  * applied part cannot fail for want of memory. If it fails nonetheless (a
  * WAIT fence that failed, or fault injection), no operation of that bind
  * is applied, its SIGNAL fences carry the error, and the VM becomes
