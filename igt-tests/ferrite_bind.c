@@ -420,6 +420,14 @@ static void rig_init(struct rig *r, int fd)
 	r->gate = fx_mmap(fd, r->gatebo, FX_PAGE);
 }
 
+/* Let go of the rig's CPU mappings (each holds its BO). */
+static void rig_fini(struct rig *r)
+{
+	for (int i = 0; i < 2; i++)
+		munmap(r->cmd[i], RIG_CMDS * FX_PAGE);
+	munmap((void *)r->gate, FX_PAGE);
+}
+
 /* Submit c on queue q of the VM under test (in 0) or of the gate VM (in
  * 1) with the sync ops given: 0, or -1 with errno. */
 static int rig_submit(struct rig *r, int in, uint32_t q, const struct fx_cmd *c,
@@ -665,13 +673,17 @@ static void test_async_unmap_busy(void)
 	expect_bo(fd, bo1, want, SZ, "BO 1: the job's writes before the UNMAP, none after");
 	ftest_assert_eq(fx_vm_state(fd, r.vm), USABLE);
 	free(want);
+	rig_fini(&r);
 	close(fd);
 	/* Every BO went with the file, BO 2 among them. */
 	for (int i = 0; i < 100 && bos >= 0 && fx_debugfs_bos() > bos; i++)
 		usleep(50000);
-	if (bos >= 0 && fx_debugfs_bos() > bos)
+	if (bos >= 0 && fx_debugfs_bos() > bos) {
+		fx_debugfs_dump("gem");
+		fx_debugfs_dump("vms");
 		ftest_fail("%d BOs listed in debugfs after the file closed, %d before", fx_debugfs_bos(),
 			   bos);
+	}
 }
 
 /*

@@ -730,6 +730,33 @@ static inline bool fx_find_coredump(const char *const *want, int n)
 
 /* Buffer objects the driver lists in debugfs, over all Ferrite GPUs; -1
  * without debugfs. */
+/* Copy file `name` of every Ferrite GPU's debugfs directory to stderr
+ * (what a failing test leaves for its log). */
+static inline void fx_debugfs_dump(const char *name)
+{
+	DIR *d = opendir("/sys/kernel/debug");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[512], line[256];
+		FILE *f;
+
+		if (strncmp(e->d_name, "ferrite-", 8))
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s/%s", e->d_name, name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		fprintf(stderr, "== %s\n", path);
+		while (fgets(line, sizeof(line), f))
+			fputs(line, stderr);
+		fclose(f);
+	}
+	closedir(d);
+}
+
 static inline int fx_debugfs_bos(void)
 {
 	DIR *d = opendir("/sys/kernel/debug");
