@@ -23,6 +23,8 @@ pub const IOCTL_SUBMIT: u64 =
 pub const IOCTL_QUEUE_GET_STATE: u64 = iowr::<uapi::drm_ferrite_queue_get_state>(
     uapi::drm_ferrite_ioctl_id_DRM_FERRITE_QUEUE_GET_STATE,
 );
+pub const IOCTL_VM_GET_STATE: u64 =
+    iowr::<uapi::drm_ferrite_vm_get_state>(uapi::drm_ferrite_ioctl_id_DRM_FERRITE_VM_GET_STATE);
 
 /// One VM_BIND operation (layout of `struct drm_ferrite_vm_bind_op`).
 #[repr(transparent)]
@@ -57,12 +59,33 @@ impl BindOp {
         })
     }
 
+    /// Map `[va, va + size)` to no memory (`DRM_FERRITE_VM_BIND_NULL`,
+    /// interface 0.5): reads give zeros, writes are dropped.
+    pub fn null(va: u64, size: u64, flags: u32) -> Self {
+        BindOp(uapi::drm_ferrite_vm_bind_op {
+            op: uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP,
+            flags: flags | uapi::DRM_FERRITE_VM_BIND_NULL,
+            va,
+            size,
+            ..Default::default()
+        })
+    }
+
     /// Unmap `[va, va + size)`.
     pub fn unmap(va: u64, size: u64) -> Self {
         BindOp(uapi::drm_ferrite_vm_bind_op {
             op: uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP,
             va,
             size,
+            ..Default::default()
+        })
+    }
+
+    /// Change nothing, only order the bind's sync ops
+    /// (`DRM_FERRITE_VM_BIND_OP_SYNC_ONLY`, interface 0.5).
+    pub fn sync_only() -> Self {
+        BindOp(uapi::drm_ferrite_vm_bind_op {
+            op: uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_SYNC_ONLY,
             ..Default::default()
         })
     }
@@ -163,9 +186,27 @@ impl Device {
 
     /// VM_BIND: apply `ops` in order once the WAIT `syncs` have signalled.
     pub fn vm_bind(&self, vm: u32, ops: &[BindOp], syncs: &[SyncOp]) -> io::Result<()> {
+        self.vm_bind_flags(vm, 0, ops, syncs)
+    }
+
+    /// Asynchronous VM_BIND (`DRM_FERRITE_VM_BIND_ASYNC`, interface 0.5):
+    /// checks `ops`, reserves their memory and returns; they are applied
+    /// later, in order, and then the SIGNAL `syncs` signal.
+    pub fn vm_bind_async(&self, vm: u32, ops: &[BindOp], syncs: &[SyncOp]) -> io::Result<()> {
+        self.vm_bind_flags(vm, uapi::DRM_FERRITE_VM_BIND_ASYNC, ops, syncs)
+    }
+
+    /// VM_BIND with `drm_ferrite_vm_bind.flags`.
+    pub fn vm_bind_flags(
+        &self,
+        vm: u32,
+        flags: u32,
+        ops: &[BindOp],
+        syncs: &[SyncOp],
+    ) -> io::Result<()> {
         let mut b = uapi::drm_ferrite_vm_bind {
             vm_id: vm,
-            flags: 0,
+            flags,
             ops: obj_array(ops),
             syncs: obj_array(syncs),
         };
@@ -195,6 +236,18 @@ impl Device {
     /// Unmap `[va, va + size)`.
     pub fn vm_unmap(&self, vm: u32, va: u64, size: u64) -> io::Result<()> {
         self.vm_bind(vm, &[BindOp::unmap(va, size)], &[])
+    }
+
+    /// VM_GET_STATE (interface 0.5): `true` while the VM is usable, `false`
+    /// once an asynchronous bind failed after its VM_BIND returned.
+    pub fn vm_usable(&self, vm: u32) -> io::Result<bool> {
+        let mut s = uapi::drm_ferrite_vm_get_state {
+            vm_id: vm,
+            ..Default::default()
+        };
+        // SAFETY: s is a drm_ferrite_vm_get_state.
+        unsafe { drm::ioctl(self.fd(), IOCTL_VM_GET_STATE, &mut s)? };
+        Ok(s.state == uapi::drm_ferrite_vm_state_DRM_FERRITE_VM_STATE_USABLE)
     }
 
     /// QUEUE_CREATE on `vm`; `timeout_ms` 0 selects the driver's default.
@@ -324,6 +377,10 @@ mod tests {
             IOCTL_QUEUE_GET_STATE,
             uapi::DRM_IOCTL_FERRITE_QUEUE_GET_STATE as u64
         );
+        assert_eq!(
+            IOCTL_VM_GET_STATE,
+            uapi::DRM_IOCTL_FERRITE_VM_GET_STATE as u64
+        );
     }
 
     #[test]
@@ -368,6 +425,10 @@ mod tests {
             (u.0.op, u.0.handle, u.0.va, u.0.size),
             (1, 0, 0x2000, 0x1000)
         );
+        let n = BindOp::null(0x4000, 0x1000, 0);
+        assert_eq!((n.0.op, n.0.flags, n.0.handle), (0, 8, 0));
+        let s = BindOp::sync_only().0;
+        assert_eq!((s.op, s.flags, s.va, s.size), (2, 0, 0, 0));
         assert_eq!(SyncOp::signal(5).0.flags, 1);
         assert_eq!(SyncOp::wait(5).0.flags, 0);
         let t = SyncOp::signal_point(5, 9).0;

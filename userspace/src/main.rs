@@ -8,6 +8,7 @@ use ferrite::Device;
 
 mod cli {
     pub mod bench;
+    pub mod bench_bind;
     pub mod common;
     pub mod demo;
 }
@@ -22,7 +23,9 @@ commands:
            on GPU 0: null-ioctl floor, VM_BIND map/unmap of 4 KiB, 1 MiB
            and 32 MiB, NOP submit to fence, and MMIO/TLB counters per
            call (N floor and submit iterations, N/4 binds per size;
-           default 200)";
+           default 200); N 4 KiB maps against the null ioctl with the
+           driver's bind profile, asynchronous batches of 1,000 binds,
+           another VM's binds against this VM's job latency";
 
 fn info() -> std::io::Result<()> {
     let devs = Device::all()?;
