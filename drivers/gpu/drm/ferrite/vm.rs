@@ -11,8 +11,8 @@ use kernel::{
     devres::DevresLt,
     dma_fence::{FenceCallback, FenceContext},
     drm::gpuvm::{
-        DriverGpuVm, GpuVaAlloc, GpuVm, OpMap, OpMapRequest, OpMapped, OpRemap, OpRemapped,
-        OpUnmap, OpUnmapped, UniqueRefGpuVm,
+        DriverGpuVm, GpuVaAlloc, GpuVm, GpuVmBo, OpMap, OpMapRequest, OpMapped, OpRemap,
+        OpRemapped, OpUnmap, OpUnmapped, UniqueRefGpuVm,
     },
     iommu::pgtable::{prot, Config, IoPageTable, PoolReservation, TablePool, ARM64LPAES1},
     mm::{mmu_notifier::IntervalNotifier, Mm},
@@ -352,8 +352,12 @@ impl TableNeed {
     /// (`shift` 21: the level-3 table of its 2 MiB region, 30: level 2,
     /// 39: level 1).
     fn add(&mut self, shift: u32, va: u64) -> Result {
-        self.0
-            .push((u64::from(shift) << 56) | (va >> shift), GFP_KERNEL)?;
+        let key = (u64::from(shift) << 56) | (va >> shift);
+        // Neighbouring operations mostly share their tables.
+        let recent = &self.0[self.0.len().saturating_sub(6)..];
+        if !recent.contains(&key) {
+            self.0.push(key, GFP_KERNEL)?;
+        }
         Ok(())
     }
 
@@ -447,6 +451,12 @@ pub(crate) struct Edits {
     touched: Option<(u64, u64)>,
     /// Whether any edit maps.
     pub(crate) maps: bool,
+    /// Whether applying may free a table the device could be walking: a
+    /// block mapped where a (then empty) table was. Leaf edits free none
+    /// (every unmap replays the plan that mapped the range), so a bind of
+    /// fresh 4 KiB pages needs no MMU lock, and no flush: no register
+    /// access at all.
+    frees_tables: bool,
 }
 
 impl Edits {
@@ -455,6 +465,7 @@ impl Edits {
             list: KVec::new(),
             touched: None,
             maps: false,
+            frees_tables: false,
         }
     }
 
@@ -469,7 +480,9 @@ impl Edits {
     fn map(&mut self, src: &Src<'_>, off: u64, va: u64, len: u64, prot: u32) -> Result {
         let mark = self.list.len();
         let list = &mut self.list;
+        let mut blocks = false;
         let r = src.plan(off, va, len, |va, pa, pgsize, count| {
+            blocks |= pgsize > SZ_4K;
             list.push(
                 Edit::Map {
                     va,
@@ -486,6 +499,7 @@ impl Edits {
             self.list.truncate(mark);
         } else {
             self.maps = true;
+            self.frees_tables |= blocks;
         }
         r
     }
@@ -525,6 +539,7 @@ impl Edits {
     ) -> Result {
         let mark = self.list.len();
         let mut span = None;
+        let mut blocks = false;
         let list = &mut self.list;
         let r = src.plan(off, va, len, |pva, ppa, pg, n| {
             let pg64 = pg as u64;
@@ -545,6 +560,7 @@ impl Edits {
                 GFP_KERNEL,
             )?;
             let mut push_map = |va: u64, pa: u64, pgsize: usize, count: usize| -> Result {
+                blocks |= pgsize > SZ_4K;
                 list.push(
                     Edit::Map {
                         va,
@@ -578,6 +594,7 @@ impl Edits {
                 if let Some((s, e)) = span {
                     self.touch(s, e);
                 }
+                self.frees_tables |= blocks;
                 Ok(())
             }
         }
@@ -850,6 +867,9 @@ pub(crate) struct Recorded {
     _held: KVec<ARef<Bo>>,
     /// The tables the edits may take (only dropped).
     _tables: PoolReservation,
+    /// Whether GPUVM may have BOs to clean up (mappings went, or an
+    /// operation failed half-way).
+    dirty: bool,
 }
 
 impl Vm {
@@ -970,6 +990,9 @@ impl Vm {
         };
         let mut ctx = BindCtx::new(Some(&mut edits), Some(dev), &self.resv_obj);
         let mut ret = Ok(());
+        // The GPUVM BO of the last BO mapped: runs of operations on one BO
+        // look it up once.
+        let mut last: Option<(*const Bo, ARef<GpuVmBo<VmCore>>)> = None;
         for op in ops {
             ret = match op {
                 BindOp::Map {
@@ -980,14 +1003,21 @@ impl Vm {
                     prot,
                 } => {
                     ctx.prot = *prot;
-                    gpuvm.obtain(bo, ()).map_err(Error::from).and_then(|vm_bo| {
-                        gpuvm.sm_map(OpMapRequest {
+                    let this: *const Bo = &**bo;
+                    let vm_bo = match last.take() {
+                        Some((p, vb)) if core::ptr::eq(p, this) => Ok(vb),
+                        _ => gpuvm.obtain(bo, ()).map_err(Error::from),
+                    };
+                    vm_bo.and_then(|vm_bo| {
+                        let r = gpuvm.sm_map(OpMapRequest {
                             addr: *va,
                             range: *size,
                             gem_offset: *bo_offset,
                             vm_bo: &vm_bo,
                             context: &mut ctx,
-                        })
+                        });
+                        last = Some((this, vm_bo));
+                        r
                     })
                 }
                 BindOp::MapNull { va, size, prot } => match null_vm_bo.as_ref() {
@@ -1015,6 +1045,7 @@ impl Vm {
         let held = core::mem::take(&mut ctx.held);
         let (mapped, unmapped) = (ctx.bytes_mapped, ctx.bytes_unmapped);
         drop(ctx);
+        drop(last);
         drop(null_vm_bo);
         drop(gpuvm);
         self.account(mapped, unmapped);
@@ -1026,6 +1057,7 @@ impl Vm {
         Ok((
             Recorded {
                 edits,
+                dirty: !held.is_empty() || ret.is_err(),
                 _held: held,
                 _tables: tables,
             },
@@ -1051,7 +1083,9 @@ impl Vm {
                 .try_access_with(|pt| {
                     // io-pgtable frees tables while mapping (a block over an
                     // emptied table): no walk of a busy VM may read them.
-                    live.before_change();
+                    if edits.frees_tables {
+                        live.before_change();
+                    }
                     for e in edits.list.iter() {
                         match *e {
                             Edit::Map {
@@ -1216,8 +1250,11 @@ impl Vm {
     /// Let go of what an applied bind removed (process context, outside
     /// any fence-signalling section: the last reference to a BO may go).
     pub(crate) fn cleanup(&self, rec: Recorded) {
+        let dirty = rec.dirty;
         drop(rec);
-        self.gpuvm.lock().deferred_cleanup();
+        if dirty {
+            self.gpuvm.lock().deferred_cleanup();
+        }
     }
 
     /// Remove the userptrs inside `[va, va + size)` (for an UNMAP); one
