@@ -601,6 +601,33 @@ impl Edits {
     }
 }
 
+/// Apply `edits` to `pt`, in order. Called with the VM's `pt_lock` held.
+fn replay(pt: &PageTable<'_>, edits: &Edits) -> Result {
+    for e in edits.list.iter() {
+        match *e {
+            Edit::Map {
+                va,
+                pa,
+                pgsize,
+                count,
+                prot,
+            } => {
+                // SAFETY: GPUVM recorded the range as free once the edits
+                // before this one are applied (they were, in order, under
+                // `pt_lock`); the pages stay pinned while a mapping holds
+                // their BO (or are the null aperture).
+                unsafe { map_run(pt, va, pa, pgsize, count, prot, GFP_NOWAIT) }?
+            }
+            Edit::Unmap { va, pgsize, count } => {
+                // SAFETY: `pt_lock` is held; the range was mapped with these
+                // page sizes.
+                unsafe { unmap_run(pt, va, pgsize, count) }?
+            }
+        }
+    }
+    Ok(())
+}
+
 impl DriverGpuVm for VmCore {
     type Driver = FerriteDrmDriver;
     type Object = Bo;
@@ -729,8 +756,11 @@ fn push_reserved<T>(v: &mut KVec<T>, x: T) {
 ///   recorded (allocating), never on the path that applies one.
 /// - `binds` ([`crate::bind`]): the queue of recorded binds; never held
 ///   while allocating, as the worker that signals bind fences takes it.
-/// - the device's slot lock ([`Gpu::update_vm`]): held while page tables
-///   change, which then take their tables from `pool` and never allocate.
+/// - `pt_lock`: changes to the page table, which take their tables from
+///   `pool` and never allocate.
+/// - the device's slot lock ([`Gpu::update_vm`], [`Gpu::flush_vm`]): held
+///   while the TLB is flushed, and across changes that may free a table
+///   the device could be walking (under an MMU lock).
 #[pin_data(PinnedDrop)]
 pub(crate) struct Vm {
     pub(crate) id: u64,
@@ -747,6 +777,10 @@ pub(crate) struct Vm {
     gpuvm: Mutex<UniqueRefGpuVm<VmCore>>,
     #[pin]
     pub(crate) binds: Mutex<crate::bind::BindQueue>,
+    /// Serializes the changes to the page table (never held while
+    /// allocating: taken where bind fences are signalled).
+    #[pin]
+    pt_lock: Mutex<()>,
     /// Fences of the VM's binds.
     pub(crate) bind_fences: FenceContext<crate::bind::BindTimeline>,
     /// Registered on the first unsignalled dependency of the oldest bind.
@@ -928,6 +962,7 @@ impl Vm {
                 users <- new_mutex!(KVec::new()),
                 gpuvm <- new_mutex!(gpuvm),
                 binds <- new_mutex!(crate::bind::BindQueue::new()),
+                pt_lock <- new_mutex!(()),
                 bind_fences: FenceContext::new(),
                 bind_cb <- FenceCallback::new(),
                 bind_work <- new_work!("ferrite::Vm::bind_work"),
@@ -1077,43 +1112,34 @@ impl Vm {
             // Its tables were cleared: nothing is left to change.
             return Ok(());
         }
-        let r = self.gpu.update_vm(&self.hw, |live| {
+        let _pt = self.pt_lock.lock();
+        let r = if edits.frees_tables {
+            self.gpu.update_vm(&self.hw, |live| {
+                let r = self
+                    .pt
+                    .try_access_with(|pt| {
+                        // io-pgtable frees tables while mapping (a block over
+                        // an emptied table): no walk of a busy VM may read
+                        // them.
+                        live.before_change();
+                        replay(pt, edits)
+                    })
+                    .unwrap_or(Err(ENODEV));
+                (r, edits.touched)
+            })
+        } else {
+            // Leaf edits free no table, so walks may go on meanwhile: only
+            // the flush needs the slot (and the slot lock, which the
+            // scheduler takes).
             let r = self
                 .pt
-                .try_access_with(|pt| {
-                    // io-pgtable frees tables while mapping (a block over an
-                    // emptied table): no walk of a busy VM may read them.
-                    if edits.frees_tables {
-                        live.before_change();
-                    }
-                    for e in edits.list.iter() {
-                        match *e {
-                            Edit::Map {
-                                va,
-                                pa,
-                                pgsize,
-                                count,
-                                prot,
-                            } => {
-                                // SAFETY: GPUVM recorded the range as free
-                                // once the edits before this one are applied
-                                // (they were, in order, under the slot lock);
-                                // the pages stay pinned while a mapping holds
-                                // their BO (or are the null aperture).
-                                unsafe { map_run(pt, va, pa, pgsize, count, prot, GFP_NOWAIT) }?
-                            }
-                            Edit::Unmap { va, pgsize, count } => {
-                                // SAFETY: the slot lock is held; the range
-                                // was mapped with these page sizes.
-                                unsafe { unmap_run(pt, va, pgsize, count) }?
-                            }
-                        }
-                    }
-                    Ok(())
-                })
+                .try_access_with(|pt| replay(pt, edits))
                 .unwrap_or(Err(ENODEV));
-            (r, edits.touched)
-        });
+            if let Some(range) = edits.touched {
+                self.gpu.flush_vm(&self.hw, range);
+            }
+            r
+        };
         if r.is_err() {
             self.make_unusable();
         }
@@ -1133,6 +1159,7 @@ impl Vm {
     fn clear_user(&self) {
         let high = self.user_high.load(Relaxed).min(KERNEL_VA_START);
         let g = SZ_1G as u64;
+        let _pt = self.pt_lock.lock();
         self.gpu.update_vm(&self.hw, |live| {
             let _ = self.pt.try_access_with(|pt| {
                 live.before_change();
@@ -1283,6 +1310,7 @@ impl Vm {
             // Cannot fail: reserved above.
             push_reserved(&mut removed, (u, pages));
         }
+        let pt_guard = self.pt_lock.lock();
         self.gpu.update_vm(&self.hw, |live| {
             let _ = self.pt.try_access_with(|pt| {
                 for (u, pages) in removed.iter() {
@@ -1296,6 +1324,7 @@ impl Vm {
             });
             ((), Some((va, va + size)))
         });
+        drop(pt_guard);
         let gone: u64 = removed.iter().map(|(u, _)| u.data().len).sum();
         // Flushed, cleaned and synced: the pages may go.
         drop(removed);
@@ -1365,6 +1394,7 @@ impl Vm {
                 st.mapped.take()
             };
             if let Some(old) = stale {
+                let _pt = self.pt_lock.lock();
                 self.gpu.update_vm(&self.hw, |live| {
                     let _ = self.pt.try_access_with(|pt| {
                         live.before_change();
@@ -1378,7 +1408,8 @@ impl Vm {
             }
             let (pages, seq) = userptr::fetch(u, dev, self.max_segment)?;
             let _tables = self.pool.reserve(table_bound(r.va, r.len))?;
-            self.gpu.update_vm(&self.hw, |live| {
+            let pt_guard = self.pt_lock.lock();
+            let ret = self.gpu.update_vm(&self.hw, |live| {
                 let ret = self
                     .pt
                     .try_access_with(|pt| {
@@ -1392,7 +1423,9 @@ impl Vm {
                     Ok(()) => (Ok(()), None),
                     Err(e) => (Err(e), Some((r.va, r.end()))),
                 }
-            })?;
+            });
+            drop(pt_guard);
+            ret?;
             let mut st = r.state.lock();
             st.mapped = Some(pages);
             if u.read_retry(seq) {
@@ -1465,6 +1498,7 @@ impl Vm {
                 prot::READ
             };
         let _tables = self.pool.reserve(table_bound(va, size))?;
+        let _pt = self.pt_lock.lock();
         // Fresh entries in the driver's region: nothing to flush or lock.
         self.gpu.update_vm(&self.hw, |_| {
             // SAFETY: the kernel region is allocated by `kernel_next` only,
