@@ -189,7 +189,7 @@ pub const COMMAND_BASE: u64 = uapi::DRM_COMMAND_BASE as u64;
 /// Every Ferrite ioctl, in id order (DRM_IOCTL_FERRITE_*). A new ioctl
 /// of the driver must be added here, or the "past the last ioctl" checks
 /// report it as a finding.
-pub const FERRITE_IOCTLS: [u64; 13] = [
+pub const FERRITE_IOCTLS: [u64; 14] = [
     uapi::DRM_IOCTL_FERRITE_DEV_QUERY as u64,
     uapi::DRM_IOCTL_FERRITE_GEM_CREATE as u64,
     uapi::DRM_IOCTL_FERRITE_GEM_MMAP_OFFSET as u64,
@@ -203,6 +203,7 @@ pub const FERRITE_IOCTLS: [u64; 13] = [
     uapi::DRM_IOCTL_FERRITE_GEM_SYNC as u64,
     uapi::DRM_IOCTL_FERRITE_BO_SET_LABEL as u64,
     uapi::DRM_IOCTL_FERRITE_BO_QUERY_INFO as u64,
+    uapi::DRM_IOCTL_FERRITE_VM_GET_STATE as u64,
 ];
 /// Number of Ferrite ioctls.
 pub const NUM_FERRITE_IOCTLS: u64 = FERRITE_IOCTLS.len() as u64;
@@ -329,7 +330,7 @@ mod tests {
         }
         assert_eq!(
             NUM_FERRITE_IOCTLS,
-            uapi::drm_ferrite_ioctl_id_DRM_FERRITE_BO_QUERY_INFO as u64 + 1
+            uapi::drm_ferrite_ioctl_id_DRM_FERRITE_VM_GET_STATE as u64 + 1
         );
         assert_eq!(ioc_size(FERRITE_IOCTLS[5]), 40);
         assert_eq!(
