@@ -134,6 +134,9 @@ pub(crate) struct SchedStats {
     pub(crate) suspend_ns_sum: u64,
     pub(crate) suspend_ns_max: u64,
     pub(crate) suspends: u64,
+    /// Runnable queues that could not be put on a free ring (no slot for
+    /// their VM, or the ring would not start); the tick retries.
+    pub(crate) attach_failures: u64,
 }
 
 /// The scheduler's state, under [`Gpu::sched`].
@@ -399,6 +402,14 @@ pub(crate) fn schedule(gpu: &Arc<Gpu>) {
                 if let Err(e) = attach(gpu, &mut slots, &mut s, r, q.clone()) {
                     pr_debug!("ferrite: cannot put queue {} on ring {r}: {e:?}\n", q.id);
                     s.push_runnable(q);
+                    // Nothing else may come to look again (no ring ends,
+                    // no job is submitted): the tick does, soon.
+                    let retry = Delta::from_millis(1);
+                    tick = Some(match tick {
+                        Some(t) if t.as_nanos() < retry.as_nanos() => t,
+                        _ => retry,
+                    });
+                    s.stats.attach_failures += 1;
                     break;
                 }
                 // Its head job's time on a ring counts again.
@@ -694,6 +705,7 @@ pub(crate) fn describe(gpu: &Gpu, f: &mut core::fmt::Formatter<'_>) -> core::fmt
         st.suspend_ns_max
     )?;
     writeln!(f, "userptr_stops {}", gpu.stats.userptr_stops.load(Relaxed))?;
+    writeln!(f, "attach_failures {}", st.attach_failures)?;
     for r in 0..s.num_rings() {
         match s.rings[r].queue.clone() {
             None => writeln!(f, "ring {r}: free")?,
