@@ -6,28 +6,30 @@
 //! each MMIO access; each queue's worker thread takes it while executing
 //! and releases it between chunks of work and while waiting, so QEMU is
 //! always answered promptly.
+//!
+//! This module is the register file and the device's side of the bus: it
+//! starts a queue engine ([`crate::exec`]) per queue and serves it through
+//! [`Bus`], which is all the engine knows of the device.
 
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use log::{debug, trace};
 
-use crate::cache::Cache;
-use crate::context::Position;
+use crate::bus::{AsSlot, Bus, Fault, Guard, QueueRegs, State};
 use crate::dma::DmaSpace;
 use crate::exec;
-use crate::mmu::{FaultKind, Tlb};
 use crate::regs::*;
 
 /// Options of one model process: the constraints it advertises.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// Width of the bus addresses the device can emit (`--dma-bits`), at
-    /// most 47 in effect: see [`Device::dma_addr_bits`].
+    /// most 47 in effect: `DMA_ADDR_BITS` is below the null aperture.
     pub dma_addr_bits: u32,
     /// Largest DMA segment the device accepts, in bytes.
     pub dma_max_segment: u32,
@@ -48,74 +50,27 @@ impl Default for Options {
     }
 }
 
-/// An address-space slot.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct AsSlot {
-    pub transtab: u64,
-    pub memattr: u64,
-    pub config: u32,
-    pub lockaddr: u64,
-    pub locksize: u64,
-    /// Configuration latched by UPDATE: (root, va_bits) when enabled.
-    pub active: Option<(u64, u32)>,
-    pub stall_mode: bool,
-    pub locked: Option<(u64, u64)>,
-    pub status: u32,
-    pub faultstatus: u32,
-    pub faultaddr: u64,
-    /// Bumped by RESUME/ABORT; a stalled queue waits for it to change.
-    pub stall_gen: u64,
-    pub stall_abort: bool,
-}
-
-/// A hardware queue's registers.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct QueueRegs {
-    pub ring_base: u64,
-    pub ring_size: u32,
-    pub as_slot: u32,
-    pub head: u32,
-    pub tail: u32,
-    pub enabled: bool,
-    pub status: u32,
-    pub seqno: u64,
-    pub error: u32,
-    pub error_offset: u32,
-    /// GPU VA of the context save area (`Q_CONTEXT`).
-    pub context: u64,
-    /// Where the queue is inside the ring command at HEAD.
-    pub pos: Position,
-    /// A suspend was requested at this device time (`TIMESTAMP`).
-    pub suspend_req: Option<u64>,
-    /// RESTORE was written: read the context before executing anything.
-    pub restore_pending: bool,
-    /// Bumped by queue and global reset: work in flight is abandoned.
-    pub gen: u64,
-}
-
-/// Everything behind the device lock.
-pub struct State {
-    pub scratch: u32,
-    pub irq_status: u32,
-    pub irq_mask: u32,
-    pub job_irq_status: u32,
-    pub job_irq_mask: u32,
-    pub mmu_irq_status: u32,
-    pub mmu_irq_mask: u32,
-    pub reset_count: u32,
-    pub counter_latch: u32,
-    pub slots: [AsSlot; NUM_AS],
-    pub queues: [QueueRegs; NUM_QUEUES],
-    pub tlb: Tlb,
-    pub cache: Cache,
-    pub shutdown: bool,
+/// The device's own registers, under the device lock with the state it
+/// shares with the queue engines ([`State::regs`]). Only the register file
+/// reads and writes them: an engine raises interrupts through [`Bus`].
+#[derive(Default)]
+pub(crate) struct Regs {
+    scratch: u32,
+    irq_status: u32,
+    irq_mask: u32,
+    job_irq_status: u32,
+    job_irq_mask: u32,
+    mmu_irq_status: u32,
+    mmu_irq_mask: u32,
+    reset_count: u32,
+    counter_latch: u32,
 }
 
 /// The device, shared by the vfio-user thread and the queue workers.
 pub struct Device {
-    pub opts: Options,
-    pub dma: DmaSpace,
-    pub state: Mutex<State>,
+    opts: Options,
+    dma: DmaSpace,
+    state: Mutex<State<Regs>>,
     /// One per queue worker: notified on its doorbell and control writes,
     /// and (all of them) on AS commands, resets and writes a WAIT may see.
     qcond: [Condvar; NUM_QUEUES],
@@ -133,29 +88,19 @@ pub struct Device {
     start: Instant,
 }
 
-pub type Guard<'a> = MutexGuard<'a, State>;
+/// The state behind the device lock, on this device.
+type DevState = State<Regs>;
 
 impl Device {
     pub fn new(opts: Options) -> Self {
         Device {
             opts,
             dma: DmaSpace::default(),
-            state: Mutex::new(State {
-                scratch: 0,
-                irq_status: 0,
-                irq_mask: 0,
-                job_irq_status: 0,
-                job_irq_mask: 0,
-                mmu_irq_status: 0,
-                mmu_irq_mask: 0,
-                reset_count: 0,
-                counter_latch: 0,
-                slots: [AsSlot::default(); NUM_AS],
-                queues: [QueueRegs::default(); NUM_QUEUES],
-                tlb: Tlb::new(opts.tlb_entries),
-                cache: Cache::new(opts.cache_lines),
-                shutdown: false,
-            }),
+            state: Mutex::new(State::new(
+                Regs::default(),
+                opts.tlb_entries,
+                opts.cache_lines,
+            )),
             qcond: Default::default(),
             counters: Default::default(),
             null_read: AtomicU64::new(0),
@@ -174,7 +119,7 @@ impl Device {
             let dev = self.clone();
             let h = std::thread::Builder::new()
                 .name(format!("queue{q}"))
-                .spawn(move || exec::worker(&dev, q))
+                .spawn(move || exec::worker(&*dev, q))
                 .expect("cannot spawn a queue thread");
             w.push(h);
         }
@@ -195,56 +140,28 @@ impl Device {
         }
     }
 
-    pub fn lock(&self) -> Guard<'_> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The lock for an MMIO access: announced, so that a worker going
     /// from one step to the next lets it in (a mutex is not fair).
-    fn lock_mmio(&self) -> Guard<'_> {
+    fn lock_mmio(&self) -> Guard<'_, Regs> {
         self.mmio_waiting.fetch_add(1, Ordering::SeqCst);
         let g = self.lock();
         self.mmio_waiting.fetch_sub(1, Ordering::SeqCst);
         g
     }
 
-    /// Called by a worker between two steps, without the lock: let the
-    /// MMIO accesses waiting for the lock take it first (for at most a
-    /// millisecond: waking a thread can take that long).
-    pub fn let_mmio_in(&self) {
-        if self.mmio_waiting.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let t0 = Instant::now();
-        while self.mmio_waiting.load(Ordering::SeqCst) != 0
-            && t0.elapsed() < Duration::from_millis(1)
-        {
-            std::thread::yield_now();
-        }
+    /// Guest memory, as the device reaches it (QEMU maps and unmaps it).
+    pub(crate) fn memory(&self) -> &DmaSpace {
+        &self.dma
     }
 
-    pub fn count(&self, c: usize, n: u64) {
-        self.counters[c].fetch_add(n, Ordering::Relaxed);
+    /// Forget all of guest memory (the client has gone).
+    pub fn unmap_all(&self) {
+        self.dma.clear();
     }
 
-    pub fn counter(&self, c: usize) -> u64 {
+    /// The value of counter `c` (`regs::counter`).
+    pub(crate) fn counter(&self, c: usize) -> u64 {
         self.counters[c].load(Ordering::Relaxed)
-    }
-
-    /// The device's DMA reach (`DMA_ADDR_BITS`): the option, but below the
-    /// null aperture, which takes the top half of the 48-bit output space.
-    pub fn dma_addr_bits(&self) -> u32 {
-        self.opts.dma_addr_bits.min(crate::mmu::NULL_APERTURE_SHIFT)
-    }
-
-    /// Count `n` bytes of a command access to the null aperture.
-    pub fn count_null(&self, write: bool, n: u64) {
-        let c = if write {
-            &self.null_written
-        } else {
-            &self.null_read
-        };
-        c.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Bytes read as zeros from, and bytes of writes dropped into, the null
@@ -256,6 +173,8 @@ impl Device {
         )
     }
 
+    /// The device time (`TIMESTAMP`): nanoseconds since the device was
+    /// created.
     pub fn timestamp(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -269,24 +188,24 @@ impl Device {
         v
     }
 
-    fn read_reg(&self, s: &mut State, offset: u32) -> u32 {
+    fn read_reg(&self, s: &mut DevState, offset: u32) -> u32 {
         match offset {
             ID => FERRITE_ID,
             VERSION => FERRITE_VERSION,
             FEATURES => features::ALL,
             DMA_ADDR_BITS => self.dma_addr_bits(),
             DMA_MAX_SEGMENT => self.opts.dma_max_segment,
-            SCRATCH => s.scratch,
+            SCRATCH => s.regs.scratch,
             NUM_QUEUES_REG => NUM_QUEUES as u32,
             NUM_AS_REG => NUM_AS as u32,
             IRQ_STATUS => self.irq_summary(s),
-            IRQ_MASK => s.irq_mask,
-            RESET_COUNT => s.reset_count,
+            IRQ_MASK => s.regs.irq_mask,
+            RESET_COUNT => s.regs.reset_count,
             CACHE_DIRTY => s.cache.dirty_lines() as u32,
-            JOB_IRQ_STATUS => s.job_irq_status,
-            JOB_IRQ_MASK => s.job_irq_mask,
-            MMU_IRQ_STATUS => s.mmu_irq_status,
-            MMU_IRQ_MASK => s.mmu_irq_mask,
+            JOB_IRQ_STATUS => s.regs.job_irq_status,
+            JOB_IRQ_MASK => s.regs.job_irq_mask,
+            MMU_IRQ_STATUS => s.regs.mmu_irq_status,
+            MMU_IRQ_MASK => s.regs.mmu_irq_mask,
             TIMESTAMP_LO => self.timestamp() as u32,
             TIMESTAMP_HI => (self.timestamp() >> 32) as u32,
             o if (COUNTER_BASE..COUNTER_BASE + 8 * NUM_COUNTERS as u32).contains(&o) => {
@@ -294,10 +213,10 @@ impl Device {
                 let v = self.counter(i);
                 if o % 8 == 0 {
                     // Reading LO latches HI, so the pair is consistent.
-                    s.counter_latch = (v >> 32) as u32;
+                    s.regs.counter_latch = (v >> 32) as u32;
                     v as u32
                 } else if o % 8 == 4 {
-                    s.counter_latch
+                    s.regs.counter_latch
                 } else {
                     0
                 }
@@ -357,12 +276,12 @@ impl Device {
         }
     }
 
-    fn irq_summary(&self, s: &State) -> u32 {
-        let mut v = s.irq_status;
-        if s.job_irq_status & s.job_irq_mask != 0 {
+    fn irq_summary(&self, s: &DevState) -> u32 {
+        let mut v = s.regs.irq_status;
+        if s.regs.job_irq_status & s.regs.job_irq_mask != 0 {
             v |= irq::JOB;
         }
-        if s.mmu_irq_status & s.mmu_irq_mask != 0 {
+        if s.regs.mmu_irq_status & s.regs.mmu_irq_mask != 0 {
             v |= irq::MMU;
         }
         v
@@ -375,33 +294,33 @@ impl Device {
         trace!("mmio write {offset:#06x} = {val:#x}");
         let mut s = self.lock_mmio();
         match offset {
-            SCRATCH => s.scratch = val,
+            SCRATCH => s.regs.scratch = val,
             IRQ_STATUS => {
-                s.irq_status &= !(val & (irq::SOFT | irq::ERROR));
+                s.regs.irq_status &= !(val & (irq::SOFT | irq::ERROR));
                 self.update_irq(&s, VECTOR_GLOBAL);
             }
             IRQ_MASK => {
-                s.irq_mask = val;
+                s.regs.irq_mask = val;
                 self.update_irq(&s, VECTOR_GLOBAL);
             }
             IRQ_RAISE => {
-                s.irq_status |= val & irq::SOFT;
+                s.regs.irq_status |= val & irq::SOFT;
                 self.update_irq(&s, VECTOR_GLOBAL);
             }
             JOB_IRQ_STATUS => {
-                s.job_irq_status &= !val;
+                s.regs.job_irq_status &= !val;
                 self.update_irq(&s, VECTOR_JOB);
             }
             JOB_IRQ_MASK => {
-                s.job_irq_mask = val;
+                s.regs.job_irq_mask = val;
                 self.update_irq(&s, VECTOR_JOB);
             }
             MMU_IRQ_STATUS => {
-                s.mmu_irq_status &= !val;
+                s.regs.mmu_irq_status &= !val;
                 self.update_irq(&s, VECTOR_MMU);
             }
             MMU_IRQ_MASK => {
-                s.mmu_irq_mask = val;
+                s.regs.mmu_irq_mask = val;
                 self.update_irq(&s, VECTOR_MMU);
             }
             RESET if val == RESET_GLOBAL => self.global_reset(&mut s),
@@ -431,7 +350,7 @@ impl Device {
         *r = (*r & 0xffff_ffff) | (u64::from(v) << 32);
     }
 
-    fn as_write(&self, s: &mut State, n: usize, reg: u32, val: u32) {
+    fn as_write(&self, s: &mut DevState, n: usize, reg: u32, val: u32) {
         let a = &mut s.slots[n];
         match reg {
             as_reg::TRANSTAB_LO => Self::set_lo(&mut a.transtab, val),
@@ -450,7 +369,7 @@ impl Device {
         }
     }
 
-    fn as_command(&self, s: &mut State, n: usize, cmd: u32) {
+    fn as_command(&self, s: &mut DevState, n: usize, cmd: u32) {
         debug!("as{n} command {cmd}");
         let a = &mut s.slots[n];
         let range = (a.lockaddr, a.lockaddr.saturating_add(a.locksize));
@@ -512,7 +431,7 @@ impl Device {
         }
     }
 
-    fn queue_write(&self, s: &mut State, n: usize, reg: u32, val: u32) {
+    fn queue_write(&self, s: &mut DevState, n: usize, reg: u32, val: u32) {
         let q = &mut s.queues[n];
         match reg {
             q_reg::RING_BASE_LO => Self::set_lo(&mut q.ring_base, val),
@@ -539,7 +458,7 @@ impl Device {
     }
 
     /// A write of `Q_CONTROL` without RESET.
-    fn queue_control(&self, s: &mut State, n: usize, val: u32) {
+    fn queue_control(&self, s: &mut DevState, n: usize, val: u32) {
         let q = &mut s.queues[n];
         let enable = val & q_control::ENABLE != 0;
         let stopped = q.status & (q_status::FAULTED | q_status::ERROR) != 0;
@@ -569,19 +488,19 @@ impl Device {
         self.wake(n);
     }
 
-    fn reset_queue(&self, s: &mut State, n: usize) {
+    fn reset_queue(&self, s: &mut DevState, n: usize) {
         let gen = s.queues[n].gen + 1;
         s.queues[n] = QueueRegs {
             gen,
             ..Default::default()
         };
-        s.job_irq_status &= !((1 << (job_irq::FENCE + n as u32))
+        s.regs.job_irq_status &= !((1 << (job_irq::FENCE + n as u32))
             | (1 << (job_irq::SUSPENDED + n as u32))
             | (1 << (job_irq::STOPPED + n as u32)));
         self.wake_all();
     }
 
-    fn global_reset(&self, s: &mut State) {
+    fn global_reset(&self, s: &mut DevState) {
         debug!("global reset");
         for n in 0..NUM_QUEUES {
             self.reset_queue(s, n);
@@ -596,77 +515,25 @@ impl Device {
         }
         s.tlb.clear();
         s.cache.invalidate();
-        s.scratch = 0;
-        s.irq_status = 0;
-        s.irq_mask = 0;
-        s.job_irq_status = 0;
-        s.job_irq_mask = 0;
-        s.mmu_irq_status = 0;
-        s.mmu_irq_mask = 0;
-        s.reset_count = s.reset_count.wrapping_add(1);
+        s.regs.scratch = 0;
+        s.regs.irq_status = 0;
+        s.regs.irq_mask = 0;
+        s.regs.job_irq_status = 0;
+        s.regs.job_irq_mask = 0;
+        s.regs.mmu_irq_status = 0;
+        s.regs.mmu_irq_mask = 0;
+        s.regs.reset_count = s.regs.reset_count.wrapping_add(1);
         self.count(counter::GLOBAL_RESETS, 1);
         self.wake_all();
     }
 
-    pub fn cache_cmd(&self, s: &mut State, flags: u32) {
-        if flags & cache::CLEAN != 0 {
-            let before = s.cache.stats.pages_written_back;
-            s.cache.clean(&self.dma);
-            self.count(
-                counter::PAGES_WRITTEN_BACK,
-                s.cache.stats.pages_written_back - before,
-            );
-        }
-        if flags & cache::INVALIDATE != 0 {
-            s.cache.invalidate();
-        }
-        if flags & (cache::CLEAN | cache::INVALIDATE) != 0 {
-            self.count(counter::CACHE_FLUSHES, 1);
-        }
-    }
-
-    /// Record an MMU fault of queue `q` on slot `slot` and raise the MMU
-    /// interrupt.
-    pub fn record_fault(
-        &self,
-        s: &mut State,
-        slot: usize,
-        q: usize,
-        kind: FaultKind,
-        va: u64,
-        write: bool,
-    ) {
-        debug!(
-            "fault: queue {q} as{slot} {kind:?} at {va:#x} ({})",
-            if write { "write" } else { "read" }
-        );
-        self.count(counter::FAULTS, 1);
-        if let Some(a) = s.slots.get_mut(slot) {
-            a.faultstatus = fault::VALID
-                | kind.code()
-                | if write { fault::WRITE } else { 0 }
-                | ((q as u32) << fault::QUEUE_SHIFT);
-            a.faultaddr = va;
-            a.status |= as_status::FAULTED;
-            s.mmu_irq_status |= 1 << slot;
-            self.update_irq(s, VECTOR_MMU);
-        }
-    }
-
-    /// Set a queue's bit in `JOB_IRQ_STATUS` (bit q: fence, bit 8+q:
-    /// suspended, bit 16+q: error).
-    pub fn raise_job(&self, s: &mut State, bit: u32) {
-        s.job_irq_status |= 1 << bit;
-        self.update_irq(s, VECTOR_JOB);
-    }
-
     /// Signal `vector` if its status has unmasked bits pending. Clearing
     /// only some bits re-signals, so no event is lost.
-    fn update_irq(&self, s: &State, vector: u32) {
+    fn update_irq(&self, s: &DevState, vector: u32) {
         let pending = match vector {
-            VECTOR_GLOBAL => s.irq_status & s.irq_mask,
-            VECTOR_JOB => s.job_irq_status & s.job_irq_mask,
-            VECTOR_MMU => s.mmu_irq_status & s.mmu_irq_mask,
+            VECTOR_GLOBAL => s.regs.irq_status & s.regs.irq_mask,
+            VECTOR_JOB => s.regs.job_irq_status & s.regs.job_irq_mask,
+            VECTOR_MMU => s.regs.mmu_irq_status & s.regs.mmu_irq_mask,
             _ => 0,
         };
         if pending != 0 && self.signal_vector(vector) {
@@ -684,7 +551,7 @@ impl Device {
 
     /// Signal MSI-X vector `vector`; a vector the guest has not set up is
     /// dropped, as a masked vector would be.
-    pub fn signal_vector(&self, vector: u32) -> bool {
+    fn signal_vector(&self, vector: u32) -> bool {
         let mut v = self.msix.lock().unwrap_or_else(|e| e.into_inner());
         match v.get_mut(vector as usize) {
             Some(Some(fd)) => fd.write_all(&1u64.to_ne_bytes()).is_ok(),
@@ -696,23 +563,23 @@ impl Device {
     pub fn reset(&self) {
         let mut s = self.lock();
         self.global_reset(&mut s);
-        s.reset_count = 0;
+        s.regs.reset_count = 0;
     }
 
     /// Wake queue `q`'s worker.
-    pub fn wake(&self, q: usize) {
+    fn wake(&self, q: usize) {
         self.qcond[q].notify_one();
     }
+}
 
-    /// Wake every queue worker.
-    pub fn wake_all(&self) {
-        for c in &self.qcond {
-            c.notify_one();
-        }
+impl Bus for Device {
+    type Regs = Regs;
+
+    fn lock(&self) -> Guard<'_, Regs> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queue `q`'s worker waits for at most `d` (or until woken).
-    pub fn wait<'a>(&self, q: usize, g: Guard<'a>, d: Option<Duration>) -> Guard<'a> {
+    fn wait<'a>(&'a self, q: usize, g: Guard<'a, Regs>, d: Option<Duration>) -> Guard<'a, Regs> {
         match d {
             Some(d) => match self.qcond[q].wait_timeout(g, d) {
                 Ok((g, _)) => g,
@@ -722,6 +589,102 @@ impl Device {
                 Ok(g) => g,
                 Err(e) => e.into_inner(),
             },
+        }
+    }
+
+    /// Let the MMIO accesses waiting for the lock take it first, for at
+    /// most a millisecond (waking a thread can take that long).
+    fn let_mmio_in<'a>(&'a self, g: Guard<'a, Regs>) -> Guard<'a, Regs> {
+        drop(g);
+        if self.mmio_waiting.load(Ordering::SeqCst) != 0 {
+            let t0 = Instant::now();
+            while self.mmio_waiting.load(Ordering::SeqCst) != 0
+                && t0.elapsed() < Duration::from_millis(1)
+            {
+                std::thread::yield_now();
+            }
+        }
+        self.lock()
+    }
+
+    fn wake_all(&self) {
+        for c in &self.qcond {
+            c.notify_one();
+        }
+    }
+
+    fn memory(&self) -> &DmaSpace {
+        Device::memory(self)
+    }
+
+    /// The option, but below the null aperture, which takes the top half
+    /// of the 48-bit output space.
+    fn dma_addr_bits(&self) -> u32 {
+        self.opts.dma_addr_bits.min(crate::mmu::NULL_APERTURE_SHIFT)
+    }
+
+    fn timestamp(&self) -> u64 {
+        Device::timestamp(self)
+    }
+
+    fn count(&self, c: usize, n: u64) {
+        self.counters[c].fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn count_null(&self, write: bool, n: u64) {
+        let c = if write {
+            &self.null_written
+        } else {
+            &self.null_read
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn record_fault(&self, s: &mut DevState, f: Fault) {
+        let Fault {
+            slot,
+            queue: q,
+            kind,
+            va,
+            write,
+        } = f;
+        debug!(
+            "fault: queue {q} as{slot} {kind:?} at {va:#x} ({})",
+            if write { "write" } else { "read" }
+        );
+        self.count(counter::FAULTS, 1);
+        if let Some(a) = s.slots.get_mut(slot) {
+            a.faultstatus = fault::VALID
+                | kind.code()
+                | if write { fault::WRITE } else { 0 }
+                | ((q as u32) << fault::QUEUE_SHIFT);
+            a.faultaddr = va;
+            a.status |= as_status::FAULTED;
+            s.regs.mmu_irq_status |= 1 << slot;
+            self.update_irq(s, VECTOR_MMU);
+        }
+    }
+
+    /// Bit q: fence, bit 8+q: suspended, bit 16+q: error.
+    fn raise_job(&self, s: &mut DevState, bit: u32) {
+        s.regs.job_irq_status |= 1 << bit;
+        self.update_irq(s, VECTOR_JOB);
+    }
+
+    fn cache_cmd(&self, s: &mut DevState, flags: u32) {
+        if flags & cache::CLEAN != 0 {
+            let before = s.cache.stats.pages_written_back;
+            s.cache.clean(&self.dma);
+            self.count(
+                counter::PAGES_WRITTEN_BACK,
+                s.cache.stats.pages_written_back - before,
+            );
+        }
+        if flags & cache::INVALIDATE != 0 {
+            s.cache.invalidate();
+        }
+        if flags & (cache::CLEAN | cache::INVALIDATE) != 0 {
+            self.count(counter::CACHE_FLUSHES, 1);
         }
     }
 }

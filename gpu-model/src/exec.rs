@@ -10,13 +10,18 @@
 //! suspend request by writing HEAD, SEQNO and the position to the queue's
 //! context save area; a restore reads them back (see "Preemption" in the
 //! spec).
+//!
+//! The engine reaches the rest of the device (its lock, guest memory,
+//! interrupts, the cache command, counters) only through
+//! [`crate::bus::Bus`], and shares with it only [`crate::bus::State`]:
+//! the register file starts the engines, the engines do not know it.
 
 use std::time::Duration;
 
 use log::{debug, trace, warn};
 
+use crate::bus::{Bus, Fault, Guard, QueueRegs, State};
 use crate::context::{Context, Frame, Latched, Position, CALL_BYTES};
-use crate::device::{Device, Guard, QueueRegs, State};
 use crate::mmu::{self, Access, FaultKind, PhysRead, WalkStats};
 use crate::regs::*;
 
@@ -88,9 +93,9 @@ impl PhysRead for Phys<'_> {
 }
 
 /// The execution context of one queue while it holds the device lock.
-struct Ctx<'a> {
-    dev: &'a Device,
-    g: Option<Guard<'a>>,
+struct Ctx<'a, B: Bus> {
+    bus: &'a B,
+    g: Option<Guard<'a, B::Regs>>,
     q: usize,
     gen: u64,
     slot: usize,
@@ -117,12 +122,12 @@ fn u64_of(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
-impl<'a> Ctx<'a> {
-    fn new(dev: &'a Device, g: Guard<'a>, q: usize) -> Self {
+impl<'a, B: Bus> Ctx<'a, B> {
+    fn new(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Self {
         let r = &g.queues[q];
         let (gen, slot) = (r.gen, r.as_slot as usize);
         Ctx {
-            dev,
+            bus,
             g: Some(g),
             q,
             gen,
@@ -133,7 +138,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn s(&mut self) -> &mut State {
+    fn s(&mut self) -> &mut State<B::Regs> {
         self.g
             .as_mut()
             .expect("the device lock is held outside relax()")
@@ -155,7 +160,7 @@ impl<'a> Ctx<'a> {
     /// a reset.
     fn relax(&mut self, d: Duration) -> Res<()> {
         if let Some(g) = self.g.take() {
-            self.g = Some(self.dev.wait(self.q, g, Some(d)));
+            self.g = Some(self.bus.wait(self.q, g, Some(d)));
         }
         self.check()
     }
@@ -167,8 +172,15 @@ impl<'a> Ctx<'a> {
     }
 
     fn fault(&mut self, kind: FaultKind, va: u64, access: Access) -> Res<()> {
-        let (dev, slot, q) = (self.dev, self.slot, self.q);
-        dev.record_fault(self.s(), slot, q, kind, va, access == Access::Write);
+        let (bus, slot, q) = (self.bus, self.slot, self.q);
+        let f = Fault {
+            slot,
+            queue: q,
+            kind,
+            va,
+            write: access == Access::Write,
+        };
+        bus.record_fault(self.s(), f);
         let stall = self.s().slots.get(slot).is_some_and(|a| a.stall_mode);
         if !stall || kind == FaultKind::Bus || self.no_stall {
             return Err(Stop::Fault);
@@ -211,9 +223,9 @@ impl<'a> Ctx<'a> {
         if !*AUDIT || m.is_null() {
             return;
         }
-        let oas = self.dev.dma_addr_bits();
+        let oas = self.bus.dma_addr_bits();
         let mut st = WalkStats::default();
-        let fresh = mmu::walk(&Phys(&self.dev.dma), root, va_bits, oas, va, &mut st);
+        let fresh = mmu::walk(&Phys(self.bus.memory()), root, va_bits, oas, va, &mut st);
         let same = match fresh {
             Ok(f) => f.pa(va) == m.pa(va) && f.writable == m.writable && f.user == m.user,
             Err(_) => false,
@@ -257,7 +269,7 @@ impl<'a> Ctx<'a> {
         loop {
             self.check()?;
             let slot = self.slot;
-            let oas = self.dev.dma_addr_bits();
+            let oas = self.bus.dma_addr_bits();
             let a = match self.s().slots.get(slot) {
                 Some(a) => *a,
                 None => return Err(Stop::Error(q_error::BAD_RING)),
@@ -281,7 +293,7 @@ impl<'a> Ctx<'a> {
                     && va - m.va_base < m.size
                     && m.permits(access, self.unpriv)
                 {
-                    self.dev.count(counter::TLB_HITS, 1);
+                    self.bus.count(counter::TLB_HITS, 1);
                     self.audit(root, va_bits, va, &m);
                     return Ok((m.pa(va), m.va_base + m.size - va));
                 }
@@ -289,15 +301,15 @@ impl<'a> Ctx<'a> {
             let cached = self.s().tlb.lookup(slot, va);
             let m = match cached {
                 Some(m) => {
-                    self.dev.count(counter::TLB_HITS, 1);
+                    self.bus.count(counter::TLB_HITS, 1);
                     self.audit(root, va_bits, va, &m);
                     m
                 }
                 None => {
-                    self.dev.count(counter::TLB_MISSES, 1);
+                    self.bus.count(counter::TLB_MISSES, 1);
                     let mut st = WalkStats::default();
-                    let r = mmu::walk(&Phys(&self.dev.dma), root, va_bits, oas, va, &mut st);
-                    self.dev.count(counter::PT_READS, st.descriptor_reads);
+                    let r = mmu::walk(&Phys(self.bus.memory()), root, va_bits, oas, va, &mut st);
+                    self.bus.count(counter::PT_READS, st.descriptor_reads);
                     trace!("walk as{slot} {va:#x}: {r:?}");
                     if *AUDIT && r.is_ok() {
                         let gen = self.s().tlb.gen;
@@ -342,7 +354,7 @@ impl<'a> Ctx<'a> {
         while done < buf.len() {
             let (pa, room) = self.translate(va, Access::Read)?;
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            let dma = &self.dev.dma;
+            let dma = self.bus.memory();
             if mmu::is_null(pa) {
                 buf[done..done + n].fill(0);
                 self.null_access(false, n);
@@ -357,7 +369,7 @@ impl<'a> Ctx<'a> {
             done += n;
             va += n as u64;
         }
-        self.dev.count(counter::BYTES_READ, buf.len() as u64);
+        self.bus.count(counter::BYTES_READ, buf.len() as u64);
         Ok(())
     }
 
@@ -367,7 +379,7 @@ impl<'a> Ctx<'a> {
             let (pa, room) = self.translate(va, Access::Write)?;
             let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             self.audit_write(pa, va, n as u64);
-            let dma = &self.dev.dma;
+            let dma = self.bus.memory();
             if mmu::is_null(pa) {
                 self.null_access(true, n);
             } else if self.s().cache.write(dma, pa, &buf[done..done + n]).is_err() {
@@ -376,7 +388,7 @@ impl<'a> Ctx<'a> {
             done += n;
             va += n as u64;
         }
-        self.dev.count(counter::BYTES_WRITTEN, buf.len() as u64);
+        self.bus.count(counter::BYTES_WRITTEN, buf.len() as u64);
         Ok(())
     }
 
@@ -393,7 +405,7 @@ impl<'a> Ctx<'a> {
             if mmu::is_null(pa) {
                 b[done..done + n].fill(0);
                 self.null_access(false, n);
-            } else if self.dev.dma.read(pa, &mut b[done..done + n]).is_err() {
+            } else if self.bus.memory().read(pa, &mut b[done..done + n]).is_err() {
                 self.fault(FaultKind::Bus, at, Access::Exec)?;
             }
             done += n;
@@ -412,7 +424,7 @@ impl<'a> Ctx<'a> {
             let mut b = vec![0u8; bytes];
             if mmu::is_null(pa) {
                 self.null_access(false, bytes);
-            } else if self.dev.dma.read(pa, &mut b).is_err() {
+            } else if self.bus.memory().read(pa, &mut b).is_err() {
                 return self.fault(FaultKind::Bus, va, Access::Exec);
             }
             for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
@@ -434,7 +446,7 @@ impl<'a> Ctx<'a> {
             let at = va.wrapping_add(done as u64);
             let (pa, room) = self.translate(at, Access::Read)?;
             let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            let dma = &self.dev.dma;
+            let dma = self.bus.memory();
             if mmu::is_null(pa) {
                 b[done..done + n].fill(0);
                 self.null_access(false, n);
@@ -473,9 +485,9 @@ impl<'a> Ctx<'a> {
                 true
             } else if write {
                 self.audit_write(pa, at, n as u64);
-                self.dev.dma.write(pa, part).is_ok()
+                self.bus.memory().write(pa, part).is_ok()
             } else {
-                self.dev.dma.read(pa, part).is_ok()
+                self.bus.memory().read(pa, part).is_ok()
             };
             if !ok {
                 self.fault(FaultKind::Bus, at, access)?;
@@ -487,7 +499,7 @@ impl<'a> Ctx<'a> {
         } else {
             counter::BYTES_READ
         };
-        self.dev.count(c, buf.len() as u64);
+        self.bus.count(c, buf.len() as u64);
         Ok(())
     }
 
@@ -581,7 +593,7 @@ impl<'a> Ctx<'a> {
             let (dpa, droom) = self.translate(d, Access::Write)?;
             let n = (end - off_now).min(sroom).min(droom) as usize;
             self.audit_write(dpa, d, n as u64);
-            let dma = &self.dev.dma;
+            let dma = self.bus.memory();
             if mmu::is_null(spa) || mmu::is_null(dpa) {
                 self.copy_null(d, dpa, s, spa, n)?;
             } else if let Err(crate::dma::DmaError::Unmapped(bad)) =
@@ -595,8 +607,8 @@ impl<'a> Ctx<'a> {
                 };
                 return self.fault(FaultKind::Bus, va, access);
             }
-            self.dev.count(counter::BYTES_READ, n as u64);
-            self.dev.count(counter::BYTES_WRITTEN, n as u64);
+            self.bus.count(counter::BYTES_READ, n as u64);
+            self.bus.count(counter::BYTES_WRITTEN, n as u64);
             *off += n as u64;
         }
         Ok(())
@@ -608,7 +620,7 @@ impl<'a> Ctx<'a> {
     /// a real source is read (through the cache, as any read: a bus fault
     /// is a fault) for a destination that drops them.
     fn copy_null(&mut self, d: u64, dpa: u64, s: u64, spa: u64, n: usize) -> Res<()> {
-        let dma = &self.dev.dma;
+        let dma = self.bus.memory();
         let mut tmp = [0u8; STEP_USIZE];
         let mut done = 0;
         while done < n {
@@ -637,7 +649,7 @@ impl<'a> Ctx<'a> {
     /// Count `n` bytes read as zeros from (or, with `write`, written and
     /// dropped into) the null aperture.
     fn null_access(&mut self, write: bool, n: usize) {
-        self.dev.count_null(write, n as u64);
+        self.bus.count_null(write, n as u64);
     }
 
     /// Execute one step of the decoded command `dw`, the innermost command
@@ -674,7 +686,7 @@ impl<'a> Ctx<'a> {
                 return Err(Stop::Error(q_error::BAD_CONTEXT));
             }
         } else if fresh {
-            self.dev.count(counter::COMMANDS, 1);
+            self.bus.count(counter::COMMANDS, 1);
             trace!(
                 "queue {} op {op:#x} flags {flags:#x} len {} depth {}",
                 self.q,
@@ -703,8 +715,8 @@ impl<'a> Ctx<'a> {
                 need(5)?;
                 let (dst, val) = (u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]));
                 if flags & write64::FLUSH != 0 {
-                    let dev = self.dev;
-                    dev.cache_cmd(self.s(), cache::CLEAN | cache::INVALIDATE);
+                    let bus = self.bus;
+                    bus.cache_cmd(self.s(), cache::CLEAN | cache::INVALIDATE);
                     // Written through: translate, then straight to memory,
                     // each page's part through its own translation (the
                     // value may straddle two pages, which need not be
@@ -719,13 +731,13 @@ impl<'a> Ctx<'a> {
                         self.audit_write(pa, at, n as u64);
                         if mmu::is_null(pa) {
                             self.null_access(true, n);
-                        } else if self.dev.dma.write(pa, &bytes[done..done + n]).is_err() {
+                        } else if self.bus.memory().write(pa, &bytes[done..done + n]).is_err() {
                             self.fault(FaultKind::Bus, at, Access::Write)?;
                             return Err(Stop::Fault);
                         }
                         done += n;
                     }
-                    self.dev.count(counter::BYTES_WRITTEN, 8);
+                    self.bus.count(counter::BYTES_WRITTEN, 8);
                 } else {
                     self.write_u64(dst, val)?;
                 }
@@ -734,8 +746,8 @@ impl<'a> Ctx<'a> {
                     self.s().queues[q].seqno = val;
                 }
                 if flags & write64::IRQ != 0 {
-                    let dev = self.dev;
-                    dev.raise_job(self.s(), job_irq::FENCE + q as u32);
+                    let bus = self.bus;
+                    bus.raise_job(self.s(), job_irq::FENCE + q as u32);
                 }
                 // Another queue may be waiting on this value.
                 if self
@@ -744,7 +756,7 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .any(|r| r.status & q_status::WAITING != 0)
                 {
-                    self.dev.wake_all();
+                    self.bus.wake_all();
                 }
                 Ok(Done::Complete)
             }
@@ -761,14 +773,14 @@ impl<'a> Ctx<'a> {
             }
             op::TIMESTAMP => {
                 need(3)?;
-                let t = self.dev.timestamp();
+                let t = self.bus.timestamp();
                 self.write_u64(u64_of(dw[1], dw[2]), t)?;
                 Ok(Done::Complete)
             }
             op::FLUSH => {
                 need(1)?;
-                let dev = self.dev;
-                dev.cache_cmd(self.s(), flags);
+                let bus = self.bus;
+                bus.cache_cmd(self.s(), flags);
                 Ok(Done::Complete)
             }
             op::CALL => {
@@ -962,7 +974,7 @@ fn ring_ok(base: u64, size: u32, slot: u32) -> bool {
 }
 
 /// Stop queue `q` with a fault or an error at HEAD.
-fn stop_queue(dev: &Device, s: &mut State, q: usize, stop: Stop) {
+fn stop_queue<B: Bus>(bus: &B, s: &mut State<B::Regs>, q: usize, stop: Stop) {
     let (status, code) = match stop {
         Stop::Fault => (q_status::FAULTED, q_error::MMU_FAULT),
         Stop::Error(c) => (q_status::ERROR, c),
@@ -979,14 +991,19 @@ fn stop_queue(dev: &Device, s: &mut State, q: usize, stop: Stop) {
     cur.error_offset = cur.head;
     cur.suspend_req = None;
     cur.restore_pending = false;
-    dev.raise_job(s, job_irq::STOPPED + q as u32);
-    dev.wake_all();
+    bus.raise_job(s, job_irq::STOPPED + q as u32);
+    bus.wake_all();
 }
 
 /// One step of queue `q`. Called with the lock held.
-fn run_step<'a>(dev: &'a Device, g: Guard<'a>, q: usize, wt: &mut WorkerTlb) -> (Guard<'a>, Next) {
+fn run_step<'a, B: Bus>(
+    bus: &'a B,
+    g: Guard<'a, B::Regs>,
+    q: usize,
+    wt: &mut WorkerTlb,
+) -> (Guard<'a, B::Regs>, Next) {
     let r = g.queues[q];
-    let mut ctx = Ctx::new(dev, g, q);
+    let mut ctx = Ctx::new(bus, g, q);
     if wt.slot == ctx.slot {
         ctx.utlb = wt.utlb;
     }
@@ -1012,16 +1029,16 @@ fn run_step<'a>(dev: &'a Device, g: Guard<'a>, q: usize, wt: &mut WorkerTlb) -> 
             (g, next)
         }
         Err(stop) => {
-            stop_queue(dev, &mut g, q, stop);
+            stop_queue(bus, &mut g, q, stop);
             (g, Next::Go)
         }
     }
 }
 
 /// Read, check and apply the context at `Q_CONTEXT` (RESTORE).
-fn restore<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
+fn restore<'a, B: Bus>(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Guard<'a, B::Regs> {
     let r = g.queues[q];
-    let mut ctx = Ctx::new(dev, g, q);
+    let mut ctx = Ctx::new(bus, g, q);
     ctx.no_stall = true;
     let res = (|| -> Res<Context> {
         if !ring_ok(r.ring_base, r.ring_size, r.as_slot) {
@@ -1055,27 +1072,27 @@ fn restore<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
                 cur.status |= q_status::BUSY;
             }
         }
-        Err(stop) => stop_queue(dev, &mut g, q, stop),
+        Err(stop) => stop_queue(bus, &mut g, q, stop),
     }
     g
 }
 
 /// Serve a suspend request: save the context to `Q_CONTEXT`.
-fn suspend<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
+fn suspend<'a, B: Bus>(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Guard<'a, B::Regs> {
     let r = g.queues[q];
-    let mut ctx = Ctx::new(dev, g, q);
+    let mut ctx = Ctx::new(bus, g, q);
     ctx.no_stall = true;
     let mut c = Context::capture(r.head, r.seqno, &r.pos);
     c.request_ts = r.suspend_req.unwrap_or_default();
     let res = (|| -> Res<()> {
         // As WRITE64 with FLUSH: what the job wrote is in memory, and no
         // cached line shadows the save area.
-        dev.cache_cmd(ctx.s(), cache::CLEAN | cache::INVALIDATE);
+        bus.cache_cmd(ctx.s(), cache::CLEAN | cache::INVALIDATE);
         let mut n = [0u8; 4];
         let at = r.context.wrapping_add(save_area::OFF_SUSPENDS as u64);
         ctx.direct(at, &mut n, false)?;
         c.suspends = u32::from_le_bytes(n).wrapping_add(1);
-        c.saved_ts = dev.timestamp();
+        c.saved_ts = bus.timestamp();
         ctx.direct(r.context, &mut c.to_bytes(), true)
     })();
     let mut g = ctx.g.take().expect("the device lock is held");
@@ -1091,18 +1108,18 @@ fn suspend<'a>(dev: &'a Device, g: Guard<'a>, q: usize) -> Guard<'a> {
             cur.status |= q_status::SUSPENDED;
             cur.pos = Position::default();
             cur.suspend_req = None;
-            dev.raise_job(&mut g, job_irq::SUSPENDED + q as u32);
+            bus.raise_job(&mut g, job_irq::SUSPENDED + q as u32);
         }
         Err(Stop::Reset) => {}
-        Err(_) => stop_queue(dev, &mut g, q, Stop::Error(q_error::BAD_CONTEXT)),
+        Err(_) => stop_queue(bus, &mut g, q, Stop::Error(q_error::BAD_CONTEXT)),
     }
     g
 }
 
 /// The worker thread of queue `q`.
-pub fn worker(dev: &Device, q: usize) {
+pub(crate) fn worker<B: Bus>(bus: &B, q: usize) {
     let mut wt = WorkerTlb::default();
-    let mut g = dev.lock();
+    let mut g = bus.lock();
     loop {
         if g.shutdown {
             return;
@@ -1110,12 +1127,12 @@ pub fn worker(dev: &Device, q: usize) {
         let r = g.queues[q];
         let stopped = r.status & (q_status::FAULTED | q_status::ERROR | q_status::SUSPENDED) != 0;
         if r.restore_pending && !stopped {
-            g = restore(dev, g, q);
+            g = restore(bus, g, q);
             continue;
         }
         if r.suspend_req.is_some() {
             if !stopped && (r.enabled || r.pos.active) {
-                g = suspend(dev, g, q);
+                g = suspend(bus, g, q);
             } else {
                 g.queues[q].suspend_req = None;
             }
@@ -1129,18 +1146,14 @@ pub fn worker(dev: &Device, q: usize) {
         let runnable = !stopped && (r.pos.active || (r.enabled && pending));
         if runnable {
             let next;
-            (g, next) = run_step(dev, g, q, &mut wt);
+            (g, next) = run_step(bus, g, q, &mut wt);
             match next {
-                Next::Go => {
-                    // Let MMIO in between steps.
-                    drop(g);
-                    dev.let_mmio_in();
-                    g = dev.lock();
-                }
-                Next::Poll => g = dev.wait(q, g, Some(WAIT_POLL)),
+                // Let MMIO in between steps.
+                Next::Go => g = bus.let_mmio_in(g),
+                Next::Poll => g = bus.wait(q, g, Some(WAIT_POLL)),
             }
         } else {
-            g = dev.wait(q, g, None);
+            g = bus.wait(q, g, None);
         }
     }
 }

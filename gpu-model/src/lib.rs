@@ -2,6 +2,7 @@
 //! The Ferrite GPU device model: everything but the process entry point,
 //! so that tests and the fuzz target can drive the device directly.
 
+pub mod bus;
 pub mod cache;
 pub mod context;
 pub mod device;

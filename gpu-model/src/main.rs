@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     log::info!(
         "null aperture: {null_read} bytes read as zeros, {null_written} bytes of writes dropped"
     );
-    dev.dma.clear();
+    dev.unmap_all();
     match r {
         Ok(()) => {
             log::info!("client closed the connection; exiting");

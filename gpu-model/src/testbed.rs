@@ -128,7 +128,7 @@ impl Gpu {
     pub fn with(opts: Options) -> Gpu {
         let dev = Arc::new(Device::new(opts));
         let mem = memfd(MEM);
-        dev.dma.map(0, MEM, &mem, 0).unwrap();
+        dev.memory().map(0, MEM, &mem, 0).unwrap();
         dev.start();
         let mut g = Gpu {
             dev,
@@ -170,11 +170,11 @@ impl Gpu {
     }
 
     pub fn pread(&self, pa: u64, buf: &mut [u8]) {
-        self.dev.dma.read(pa, buf).unwrap();
+        self.dev.memory().read(pa, buf).unwrap();
     }
 
     pub fn pwrite(&self, pa: u64, buf: &[u8]) {
-        self.dev.dma.write(pa, buf).unwrap();
+        self.dev.memory().write(pa, buf).unwrap();
     }
 
     pub fn pread64(&self, pa: u64) -> u64 {

@@ -103,7 +103,7 @@ impl ServerBackend for Backend {
             fd.is_some()
         );
         match fd {
-            Some(fd) => self.dev.dma.map(address, size, &fd, offset),
+            Some(fd) => self.dev.memory().map(address, size, &fd, offset),
             // Without an fd the range is reachable only through DMA_READ /
             // DMA_WRITE messages, which this server does not speak: such
             // ranges (firmware ROMs, VGA) are invisible to the device.
@@ -113,7 +113,7 @@ impl ServerBackend for Backend {
 
     fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> Result<(), Error> {
         info!("dma unmap {address:#x}+{size:#x}");
-        self.dev.dma.unmap(address, size);
+        self.dev.memory().unmap(address, size);
         Ok(())
     }
 
