@@ -546,28 +546,6 @@ impl Gpu {
         false
     }
 
-    /// Flush `[start, end)` of `vm` from the TLB (and write the device's
-    /// cache back) if it has a slot, after leaf changes to its page table
-    /// made without [`Self::update_vm`]: they free no table, so the device
-    /// may walk meanwhile and needs no MMU lock. A VM that got its slot
-    /// during the changes had its TLB emptied then; one that lost it, when
-    /// it did.
-    pub(crate) fn flush_vm(&self, vm: &VmAs, (start, end): (u64, u64)) {
-        let slots = self.slots.lock();
-        if let Some(s) = vm.slot() {
-            let _ = self.io(|bar| {
-                crate::mmu::flush_range(bar, s, start, end - start);
-                self.stats.tlb_flushes.add(1, Relaxed);
-                // Dirty lines of the unmapped pages go back while the pages
-                // are still the VM's.
-                clean_cache(bar);
-                // The caller frees the pages next.
-                crate::mmu::sync(bar);
-            });
-        }
-        drop(slots);
-    }
-
     /// Take `vm` out of its slot, if it has one (its page tables are about
     /// to be freed).
     pub(crate) fn release(&self, vm: &VmAs) {

@@ -454,7 +454,7 @@ pub(crate) struct Edits {
     /// Whether applying may free a table the device could be walking: a
     /// block mapped where a (then empty) table was. Leaf edits free none
     /// (every unmap replays the plan that mapped the range), so a bind of
-    /// fresh 4 KiB pages needs no MMU lock, and no flush: no register
+    /// fresh 4 KiB pages needs no MMU lock and no flush: no register
     /// access at all.
     frees_tables: bool,
 }
@@ -758,9 +758,10 @@ fn push_reserved<T>(v: &mut KVec<T>, x: T) {
 ///   while allocating, as the worker that signals bind fences takes it.
 /// - `pt_lock`: changes to the page table, which take their tables from
 ///   `pool` and never allocate.
-/// - the device's slot lock ([`Gpu::update_vm`], [`Gpu::flush_vm`]): held
-///   while the TLB is flushed, and across changes that may free a table
-///   the device could be walking (under an MMU lock).
+/// - the device's slot lock ([`Gpu::update_vm`]): held across changes
+///   that remove entries or may free a table the device could be walking
+///   (under an MMU lock, then a TLB flush); a map of fresh 4 KiB pages
+///   takes neither.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Vm {
     pub(crate) id: u64,
@@ -1113,14 +1114,16 @@ impl Vm {
             return Ok(());
         }
         let _pt = self.pt_lock.lock();
-        let r = if edits.frees_tables {
+        let r = if edits.frees_tables || edits.touched.is_some() {
+            // Entries go (or a block may replace a table io-pgtable then
+            // frees): the VM's queues wait for translations meanwhile, so
+            // that no job goes on using a removed entry between the edit
+            // and the flush (the device model's audit holds the driver to
+            // that), nor walks a freed table.
             self.gpu.update_vm(&self.hw, |live| {
                 let r = self
                     .pt
                     .try_access_with(|pt| {
-                        // io-pgtable frees tables while mapping (a block over
-                        // an emptied table): no walk of a busy VM may read
-                        // them.
                         live.before_change();
                         replay(pt, edits)
                     })
@@ -1128,17 +1131,12 @@ impl Vm {
                 (r, edits.touched)
             })
         } else {
-            // Leaf edits free no table, so walks may go on meanwhile: only
-            // the flush needs the slot (and the slot lock, which the
-            // scheduler takes).
-            let r = self
-                .pt
+            // Fresh 4 KiB entries where nothing was mapped: no table goes,
+            // nothing is cached to flush, walks may go on. No register
+            // access and no slot lock (which the scheduler takes).
+            self.pt
                 .try_access_with(|pt| replay(pt, edits))
-                .unwrap_or(Err(ENODEV));
-            if let Some(range) = edits.touched {
-                self.gpu.flush_vm(&self.hw, range);
-            }
-            r
+                .unwrap_or(Err(ENODEV))
         };
         if r.is_err() {
             self.make_unusable();
