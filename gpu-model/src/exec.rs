@@ -82,6 +82,42 @@ struct WorkerTlb {
 
 type Res<T> = Result<T, Stop>;
 
+/// The bytes of an access: read into, or written from.
+enum Bytes<'b> {
+    In(&'b mut [u8]),
+    Out(&'b [u8]),
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Bytes::In(b) => b.len(),
+            Bytes::Out(b) => b.len(),
+        }
+    }
+
+    /// The bytes at `r` of the access.
+    fn sub(&mut self, r: std::ops::Range<usize>) -> Bytes<'_> {
+        match self {
+            Bytes::In(b) => Bytes::In(&mut b[r]),
+            Bytes::Out(b) => Bytes::Out(&b[r]),
+        }
+    }
+}
+
+/// Where a translated access goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// The device cache (write-allocate): data accesses.
+    Cache,
+    /// Reads of the freshest value, dirty cached data or else memory,
+    /// allocating no line: WAIT's polls. Writes go to memory.
+    Coherent,
+    /// Memory, bypassing the cache: command fetch, the context save area,
+    /// WRITE64 with FLUSH.
+    Direct,
+}
+
 struct Phys<'a>(&'a crate::dma::DmaSpace);
 
 impl PhysRead for Phys<'_> {
@@ -171,16 +207,33 @@ impl<'a, B: Bus> Ctx<'a, B> {
         *st = (*st & !clear) | set;
     }
 
-    fn fault(&mut self, kind: FaultKind, va: u64, access: Access) -> Res<()> {
-        let (bus, slot, q) = (self.bus, self.slot, self.q);
+    /// Record a fault of this queue on its slot (and raise the MMU
+    /// interrupt).
+    fn record_fault(&mut self, kind: FaultKind, va: u64, access: Access) {
         let f = Fault {
-            slot,
-            queue: q,
+            slot: self.slot,
+            queue: self.q,
             kind,
             va,
             write: access == Access::Write,
         };
+        let bus = self.bus;
         bus.record_fault(self.s(), f);
+    }
+
+    /// A bus fault at `va`: the access reached no memory. It is recorded
+    /// and stops the queue; it never stalls.
+    fn bus_fault(&mut self, va: u64, access: Access) -> Stop {
+        self.record_fault(FaultKind::Bus, va, access);
+        Stop::Fault
+    }
+
+    /// A fault of `kind` at `va`. Recorded; in a slot in stall mode (but
+    /// for a bus fault, or with `no_stall`) the queue stalls until RESUME,
+    /// and then retries (`Ok`), or until ABORT or a suspend request.
+    fn fault(&mut self, kind: FaultKind, va: u64, access: Access) -> Res<()> {
+        let (slot, q) = (self.slot, self.q);
+        self.record_fault(kind, va, access);
         let stall = self.s().slots.get(slot).is_some_and(|a| a.stall_mode);
         if !stall || kind == FaultKind::Bus || self.no_stall {
             return Err(Stop::Fault);
@@ -264,7 +317,7 @@ impl<'a, B: Bus> Ctx<'a, B> {
     /// Translate `va` for `access`; returns the bus address and how many
     /// bytes from `va` on lie in the same mapping. A bus address in the
     /// null aperture (`mmu::is_null`) is no memory: the caller reads zeros
-    /// and drops writes, and counts them with [`Ctx::null_access`].
+    /// and drops writes, and counts them (see [`Ctx::part`]).
     fn translate(&mut self, va: u64, access: Access) -> Res<(u64, u64)> {
         loop {
             self.check()?;
@@ -349,71 +402,88 @@ impl<'a, B: Bus> Ctx<'a, B> {
         }
     }
 
-    fn read(&mut self, mut va: u64, buf: &mut [u8]) -> Res<()> {
+    /// The one loop that splits an access at the edges of its mappings:
+    /// translate `bytes.len()` bytes from `va` on for `access`, mapping by
+    /// mapping (a page or a block), and move each part along `path`.
+    fn split(&mut self, va: u64, mut bytes: Bytes<'_>, access: Access, path: Path) -> Res<()> {
+        let len = bytes.len();
         let mut done = 0;
-        while done < buf.len() {
-            let (pa, room) = self.translate(va, Access::Read)?;
-            let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            let dma = self.bus.memory();
-            if mmu::is_null(pa) {
-                buf[done..done + n].fill(0);
-                self.null_access(false, n);
-            } else if self
-                .s()
-                .cache
-                .read(dma, pa, &mut buf[done..done + n])
-                .is_err()
-            {
-                return self.fault(FaultKind::Bus, va, Access::Read);
-            }
+        while done < len {
+            let at = va.wrapping_add(done as u64);
+            let (pa, room) = self.translate(at, access)?;
+            let n = (len - done).min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.part(at, pa, bytes.sub(done..done + n), access, path)?;
             done += n;
-            va += n as u64;
         }
+        Ok(())
+    }
+
+    /// One part of an access, inside one mapping: `va` translates to bus
+    /// address `pa`. A write is audited; a part in the null aperture
+    /// (`mmu::is_null`) is no memory: it reads zeros, drops writes and is
+    /// counted as null traffic; a part outside guest memory is a bus
+    /// fault.
+    fn part(&mut self, va: u64, pa: u64, bytes: Bytes<'_>, access: Access, path: Path) -> Res<()> {
+        let bus = self.bus;
+        let mem = bus.memory();
+        let n = bytes.len();
+        let res = match bytes {
+            Bytes::In(buf) => {
+                if mmu::is_null(pa) {
+                    buf.fill(0);
+                    bus.count_null(false, n as u64);
+                    return Ok(());
+                }
+                match path {
+                    Path::Cache => self.s().cache.read(mem, pa, buf),
+                    Path::Coherent => self.s().cache.read_coherent(mem, pa, buf),
+                    Path::Direct => mem.read(pa, buf),
+                }
+            }
+            Bytes::Out(buf) => {
+                self.audit_write(pa, va, n as u64);
+                if mmu::is_null(pa) {
+                    bus.count_null(true, n as u64);
+                    return Ok(());
+                }
+                match path {
+                    Path::Cache => self.s().cache.write(mem, pa, buf),
+                    Path::Coherent | Path::Direct => mem.write(pa, buf),
+                }
+            }
+        };
+        res.map_err(|_| self.bus_fault(va, access))
+    }
+
+    /// Read `buf.len()` bytes at `va` through the cache.
+    fn read(&mut self, va: u64, buf: &mut [u8]) -> Res<()> {
+        self.split(va, Bytes::In(buf), Access::Read, Path::Cache)?;
         self.bus.count(counter::BYTES_READ, buf.len() as u64);
         Ok(())
     }
 
-    fn write(&mut self, mut va: u64, buf: &[u8]) -> Res<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            let (pa, room) = self.translate(va, Access::Write)?;
-            let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            self.audit_write(pa, va, n as u64);
-            let dma = self.bus.memory();
-            if mmu::is_null(pa) {
-                self.null_access(true, n);
-            } else if self.s().cache.write(dma, pa, &buf[done..done + n]).is_err() {
-                return self.fault(FaultKind::Bus, va, Access::Write);
-            }
-            done += n;
-            va += n as u64;
-        }
+    /// Write `buf` at `va` through the cache.
+    fn write(&mut self, va: u64, buf: &[u8]) -> Res<()> {
+        self.split(va, Bytes::Out(buf), Access::Write, Path::Cache)?;
         self.bus.count(counter::BYTES_WRITTEN, buf.len() as u64);
         Ok(())
     }
 
+    fn write_u64(&mut self, va: u64, v: u64) -> Res<()> {
+        self.write(va, &v.to_le_bytes())
+    }
+
     /// Fetch a command dword: through the MMU (execute permission), from
-    /// memory directly (the command streamer does not use the cache).
+    /// memory directly (the command streamer does not use the cache). A
+    /// dword may straddle two pages: each part has its own translation.
     fn fetch(&mut self, va: u64) -> Res<u32> {
         let mut b = [0u8; 4];
-        // A dword may straddle two pages: translate each part.
-        let mut done = 0;
-        while done < b.len() {
-            let at = va.wrapping_add(done as u64);
-            let (pa, room) = self.translate(at, Access::Exec)?;
-            let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            if mmu::is_null(pa) {
-                b[done..done + n].fill(0);
-                self.null_access(false, n);
-            } else if self.bus.memory().read(pa, &mut b[done..done + n]).is_err() {
-                self.fault(FaultKind::Bus, at, Access::Exec)?;
-            }
-            done += n;
-        }
+        self.split(va, Bytes::In(&mut b), Access::Exec, Path::Direct)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    /// Fetch `out.len()` consecutive command dwords starting at `va`.
+    /// Fetch `out.len()` consecutive command dwords starting at `va`: in
+    /// one read if they lie in one mapping, else dword by dword.
     fn fetch_span(&mut self, va: u64, out: &mut [u32]) -> Res<()> {
         if out.is_empty() {
             return Ok(());
@@ -422,11 +492,7 @@ impl<'a, B: Bus> Ctx<'a, B> {
         let bytes = out.len() * 4;
         if room >= bytes as u64 {
             let mut b = vec![0u8; bytes];
-            if mmu::is_null(pa) {
-                self.null_access(false, bytes);
-            } else if self.bus.memory().read(pa, &mut b).is_err() {
-                return self.fault(FaultKind::Bus, va, Access::Exec);
-            }
+            self.part(va, pa, Bytes::In(&mut b), Access::Exec, Path::Direct)?;
             for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
                 *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
@@ -441,65 +507,24 @@ impl<'a, B: Bus> Ctx<'a, B> {
     /// Read a u64 for WAIT: the freshest value, without caching it.
     fn read_u64_coherent(&mut self, va: u64) -> Res<u64> {
         let mut b = [0u8; 8];
-        let mut done = 0;
-        while done < b.len() {
-            let at = va.wrapping_add(done as u64);
-            let (pa, room) = self.translate(at, Access::Read)?;
-            let n = (b.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            let dma = self.bus.memory();
-            if mmu::is_null(pa) {
-                b[done..done + n].fill(0);
-                self.null_access(false, n);
-            } else if self
-                .s()
-                .cache
-                .read_coherent(dma, pa, &mut b[done..done + n])
-                .is_err()
-            {
-                self.fault(FaultKind::Bus, at, Access::Read)?;
-            }
-            done += n;
-        }
+        self.split(va, Bytes::In(&mut b), Access::Read, Path::Coherent)?;
         Ok(u64::from_le_bytes(b))
     }
 
-    fn write_u64(&mut self, va: u64, v: u64) -> Res<()> {
-        self.write(va, &v.to_le_bytes())
+    /// Write `buf` at `va` straight to memory, not through the cache
+    /// (WRITE64 with FLUSH, and a suspend's context save area, whose
+    /// accesses are privileged and never stall: see [`Ctx::no_stall`]).
+    fn write_direct(&mut self, va: u64, buf: &[u8]) -> Res<()> {
+        self.split(va, Bytes::Out(buf), Access::Write, Path::Direct)?;
+        self.bus.count(counter::BYTES_WRITTEN, buf.len() as u64);
+        Ok(())
     }
 
-    /// Access the context save area: privileged, page by page, straight
-    /// to or from memory (not through the cache). Faults never stall.
-    fn direct(&mut self, va: u64, buf: &mut [u8], write: bool) -> Res<()> {
-        let access = if write { Access::Write } else { Access::Read };
-        let mut done = 0;
-        while done < buf.len() {
-            let at = va.wrapping_add(done as u64);
-            let (pa, room) = self.translate(at, access)?;
-            let n = (buf.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-            let part = &mut buf[done..done + n];
-            let ok = if mmu::is_null(pa) {
-                if !write {
-                    part.fill(0);
-                }
-                self.null_access(write, n);
-                true
-            } else if write {
-                self.audit_write(pa, at, n as u64);
-                self.bus.memory().write(pa, part).is_ok()
-            } else {
-                self.bus.memory().read(pa, part).is_ok()
-            };
-            if !ok {
-                self.fault(FaultKind::Bus, at, access)?;
-            }
-            done += n;
-        }
-        let c = if write {
-            counter::BYTES_WRITTEN
-        } else {
-            counter::BYTES_READ
-        };
-        self.bus.count(c, buf.len() as u64);
+    /// Read `buf.len()` bytes at `va` straight from memory, not through
+    /// the cache (the context save area).
+    fn read_direct(&mut self, va: u64, buf: &mut [u8]) -> Res<()> {
+        self.split(va, Bytes::In(buf), Access::Read, Path::Direct)?;
+        self.bus.count(counter::BYTES_READ, buf.len() as u64);
         Ok(())
     }
 
@@ -605,7 +630,7 @@ impl<'a, B: Bus> Ctx<'a, B> {
                 } else {
                     (d, Access::Write)
                 };
-                return self.fault(FaultKind::Bus, va, access);
+                return Err(self.bus_fault(va, access));
             }
             self.bus.count(counter::BYTES_READ, n as u64);
             self.bus.count(counter::BYTES_WRITTEN, n as u64);
@@ -620,7 +645,8 @@ impl<'a, B: Bus> Ctx<'a, B> {
     /// a real source is read (through the cache, as any read: a bus fault
     /// is a fault) for a destination that drops them.
     fn copy_null(&mut self, d: u64, dpa: u64, s: u64, spa: u64, n: usize) -> Res<()> {
-        let dma = self.bus.memory();
+        let bus = self.bus;
+        let dma = bus.memory();
         let mut tmp = [0u8; STEP_USIZE];
         let mut done = 0;
         while done < n {
@@ -629,27 +655,21 @@ impl<'a, B: Bus> Ctx<'a, B> {
             if !mmu::is_null(spa) {
                 let src = &mut tmp[..k];
                 if self.s().cache.read(dma, spa + at, src).is_err() {
-                    return self.fault(FaultKind::Bus, s.wrapping_add(at), Access::Read);
+                    return Err(self.bus_fault(s.wrapping_add(at), Access::Read));
                 }
             }
             if !mmu::is_null(dpa) && self.s().cache.write(dma, dpa + at, &ZEROS[..k]).is_err() {
-                return self.fault(FaultKind::Bus, d.wrapping_add(at), Access::Write);
+                return Err(self.bus_fault(d.wrapping_add(at), Access::Write));
             }
             done += k;
         }
         if mmu::is_null(spa) {
-            self.null_access(false, n);
+            bus.count_null(false, n as u64);
         }
         if mmu::is_null(dpa) {
-            self.null_access(true, n);
+            bus.count_null(true, n as u64);
         }
         Ok(())
-    }
-
-    /// Count `n` bytes read as zeros from (or, with `write`, written and
-    /// dropped into) the null aperture.
-    fn null_access(&mut self, write: bool, n: usize) {
-        self.bus.count_null(write, n as u64);
     }
 
     /// Execute one step of the decoded command `dw`, the innermost command
@@ -717,27 +737,11 @@ impl<'a, B: Bus> Ctx<'a, B> {
                 if flags & write64::FLUSH != 0 {
                     let bus = self.bus;
                     bus.cache_cmd(self.s(), cache::CLEAN | cache::INVALIDATE);
-                    // Written through: translate, then straight to memory,
-                    // each page's part through its own translation (the
-                    // value may straddle two pages, which need not be
-                    // contiguous in memory, or both mapped).
-                    let bytes = val.to_le_bytes();
-                    let mut done = 0;
-                    while done < bytes.len() {
-                        let at = dst.wrapping_add(done as u64);
-                        let (pa, room) = self.translate(at, Access::Write)?;
-                        let n =
-                            (bytes.len() - done).min(usize::try_from(room).unwrap_or(usize::MAX));
-                        self.audit_write(pa, at, n as u64);
-                        if mmu::is_null(pa) {
-                            self.null_access(true, n);
-                        } else if self.bus.memory().write(pa, &bytes[done..done + n]).is_err() {
-                            self.fault(FaultKind::Bus, at, Access::Write)?;
-                            return Err(Stop::Fault);
-                        }
-                        done += n;
-                    }
-                    self.bus.count(counter::BYTES_WRITTEN, 8);
+                    // Written through, straight to memory (each page's
+                    // part through its own translation: the value may
+                    // straddle two pages, which need not be contiguous in
+                    // memory, or both mapped).
+                    self.write_direct(dst, &val.to_le_bytes())?;
                 } else {
                     self.write_u64(dst, val)?;
                 }
@@ -1045,7 +1049,7 @@ fn restore<'a, B: Bus>(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Guard<'a,
             return Err(Stop::Error(q_error::BAD_RING));
         }
         let mut b = [0u8; save_area::SIZE];
-        ctx.direct(r.context, &mut b, false).map_err(|e| match e {
+        ctx.read_direct(r.context, &mut b).map_err(|e| match e {
             Stop::Fault => Stop::Error(q_error::BAD_CONTEXT),
             e => e,
         })?;
@@ -1090,10 +1094,10 @@ fn suspend<'a, B: Bus>(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Guard<'a,
         bus.cache_cmd(ctx.s(), cache::CLEAN | cache::INVALIDATE);
         let mut n = [0u8; 4];
         let at = r.context.wrapping_add(save_area::OFF_SUSPENDS as u64);
-        ctx.direct(at, &mut n, false)?;
+        ctx.read_direct(at, &mut n)?;
         c.suspends = u32::from_le_bytes(n).wrapping_add(1);
         c.saved_ts = bus.timestamp();
-        ctx.direct(r.context, &mut c.to_bytes(), true)
+        ctx.write_direct(r.context, &c.to_bytes())
     })();
     let mut g = ctx.g.take().expect("the device lock is held");
     let cur = &mut g.queues[q];
