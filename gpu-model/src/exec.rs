@@ -21,6 +21,7 @@ use std::time::Duration;
 use log::{debug, trace, warn};
 
 use crate::bus::{Bus, Fault, Guard, QueueRegs, State};
+use crate::command::Command;
 use crate::context::{Context, Frame, Latched, Position, CALL_BYTES};
 use crate::mmu::{self, Access, FaultKind, PhysRead, WalkStats};
 use crate::regs::*;
@@ -153,10 +154,6 @@ static AUDIT: std::sync::LazyLock<bool> =
 /// Page-table pages walked in TLB generation `.0`.
 static AUDIT_TABLES: std::sync::Mutex<(u64, Option<std::collections::HashSet<u64>>)> =
     std::sync::Mutex::new((0, None));
-
-fn u64_of(lo: u32, hi: u32) -> u64 {
-    u64::from(lo) | (u64::from(hi) << 32)
-}
 
 impl<'a, B: Bus> Ctx<'a, B> {
     fn new(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Self {
@@ -672,84 +669,49 @@ impl<'a, B: Bus> Ctx<'a, B> {
         Ok(())
     }
 
-    /// Execute one step of the decoded command `dw`, the innermost command
-    /// in progress at `pos`. `fresh`: the command was just fetched.
+    /// Execute one step of the command `dw`, the innermost command in
+    /// progress at `pos`. `fresh`: the command was just fetched.
     fn execute(&mut self, dw: &[u32], pos: &mut Position, fresh: bool) -> Res<Done> {
-        let op = dw[0] & 0xff;
-        let flags = (dw[0] >> 8) & 0xff;
-        let need = |n: usize| {
-            if dw.len() == n {
-                Ok(())
-            } else {
-                Err(Stop::Error(q_error::BAD_LENGTH))
-            }
-        };
-        let size_ok = |s: u64| {
-            if s <= MAX_COMMAND_BYTES {
-                Ok(s)
-            } else {
-                Err(Stop::Error(q_error::BAD_SIZE))
-            }
-        };
+        let cmd = Command::decode(dw);
         if pos.progress > 0 {
             // Restored inside this command: it must be a long command
             // with more to do.
-            let size = match (op, dw.len()) {
-                (op::FILL, 6) => u64_of(dw[3], dw[4]),
-                (op::COPY | op::CHECKSUM, 7) => u64_of(dw[5], dw[6]),
-                _ => 0,
-            };
-            if size > MAX_COMMAND_BYTES
-                || size <= pos.progress
-                || (op != op::CHECKSUM && pos.partial != 0)
-            {
+            if !cmd.is_ok_and(|c| c.resumes_at(pos.progress, pos.partial)) {
                 return Err(Stop::Error(q_error::BAD_CONTEXT));
             }
         } else if fresh {
             self.bus.count(counter::COMMANDS, 1);
             trace!(
-                "queue {} op {op:#x} flags {flags:#x} len {} depth {}",
+                "queue {} op {:#x} flags {:#x} len {} depth {}",
                 self.q,
+                dw[0] & 0xff,
+                (dw[0] >> 8) & 0xff,
                 dw.len(),
                 pos.depth
             );
         }
-        match op {
-            op::NOP => Ok(Done::Complete),
-            op::FILL => {
-                need(6)?;
-                let size = size_ok(u64_of(dw[3], dw[4]))?;
-                self.fill(u64_of(dw[1], dw[2]), size, dw[5], pos)
-            }
-            op::COPY => {
-                need(7)?;
-                let size = size_ok(u64_of(dw[5], dw[6]))?;
-                self.copy(u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]), size, pos)
-            }
-            op::CHECKSUM => {
-                need(7)?;
-                let size = size_ok(u64_of(dw[5], dw[6]))?;
-                self.checksum(u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]), size, pos)
-            }
-            op::WRITE64 => {
-                need(5)?;
-                let (dst, val) = (u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]));
-                if flags & write64::FLUSH != 0 {
+        match cmd.map_err(Stop::Error)? {
+            Command::Nop => Ok(Done::Complete),
+            Command::Fill { dst, size, pattern } => self.fill(dst, size, pattern, pos),
+            Command::Copy { dst, src, size } => self.copy(dst, src, size, pos),
+            Command::Checksum { dst, src, size } => self.checksum(dst, src, size, pos),
+            Command::Write64 { dst, value, flags } => {
+                if flags.flush {
                     let bus = self.bus;
                     bus.cache_cmd(self.s(), cache::CLEAN | cache::INVALIDATE);
                     // Written through, straight to memory (each page's
                     // part through its own translation: the value may
                     // straddle two pages, which need not be contiguous in
                     // memory, or both mapped).
-                    self.write_direct(dst, &val.to_le_bytes())?;
+                    self.write_direct(dst, &value.to_le_bytes())?;
                 } else {
-                    self.write_u64(dst, val)?;
+                    self.write_u64(dst, value)?;
                 }
                 let q = self.q;
-                if flags & write64::SEQNO != 0 {
-                    self.s().queues[q].seqno = val;
+                if flags.seqno {
+                    self.s().queues[q].seqno = value;
                 }
-                if flags & write64::IRQ != 0 {
+                if flags.irq {
                     let bus = self.bus;
                     bus.raise_job(self.s(), job_irq::FENCE + q as u32);
                 }
@@ -764,10 +726,8 @@ impl<'a, B: Bus> Ctx<'a, B> {
                 }
                 Ok(Done::Complete)
             }
-            op::WAIT => {
-                need(5)?;
-                let (addr, val) = (u64_of(dw[1], dw[2]), u64_of(dw[3], dw[4]));
-                if self.read_u64_coherent(addr)? >= val {
+            Command::Wait { addr, value } => {
+                if self.read_u64_coherent(addr)? >= value {
                     self.set_status(0, q_status::WAITING);
                     Ok(Done::Complete)
                 } else {
@@ -775,24 +735,20 @@ impl<'a, B: Bus> Ctx<'a, B> {
                     Ok(Done::Unsatisfied)
                 }
             }
-            op::TIMESTAMP => {
-                need(3)?;
+            Command::Timestamp { dst } => {
                 let t = self.bus.timestamp();
-                self.write_u64(u64_of(dw[1], dw[2]), t)?;
+                self.write_u64(dst, t)?;
                 Ok(Done::Complete)
             }
-            op::FLUSH => {
-                need(1)?;
+            Command::Flush { flags } => {
                 let bus = self.bus;
                 bus.cache_cmd(self.s(), flags);
                 Ok(Done::Complete)
             }
-            op::CALL => {
-                need(4)?;
+            Command::Call { ib, size } => {
                 if pos.depth + 1 > MAX_CALL_DEPTH {
                     return Err(Stop::Error(q_error::CALL_DEPTH));
                 }
-                let (ib, size) = (u64_of(dw[1], dw[2]), dw[3]);
                 if size % 4 != 0 || size > RING_MAX {
                     return Err(Stop::Error(q_error::BAD_SIZE));
                 }
@@ -809,7 +765,6 @@ impl<'a, B: Bus> Ctx<'a, B> {
                 pos.depth += 1;
                 Ok(Done::Entered)
             }
-            _ => Err(Stop::Error(q_error::BAD_OPCODE)),
         }
     }
 
@@ -854,11 +809,9 @@ impl<'a, B: Bus> Ctx<'a, B> {
     /// frames.
     fn check_chain(&mut self, r: &QueueRegs, pos: &Position, head: u32) -> Res<()> {
         let bad = || Stop::Error(q_error::BAD_CONTEXT);
-        let calls = |cmd: &[u32], f: &Frame| {
-            cmd.len() == 4
-                && cmd[0] & 0xff == op::CALL
-                && u64_of(cmd[1], cmd[2]) == f.ib
-                && cmd[3] == f.size
+        let calls = |cmd: &[u32], f: &Frame| match Command::decode(cmd) {
+            Ok(Command::Call { ib, size }) => ib == f.ib && size == f.size,
+            _ => false,
         };
         let as_bad = |e: Stop| {
             if e == Stop::Error(q_error::BAD_LENGTH) {

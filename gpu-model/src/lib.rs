@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod cache;
+mod command;
 pub mod context;
 pub mod device;
 pub mod dma;
