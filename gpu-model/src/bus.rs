@@ -15,6 +15,7 @@
 use std::sync::MutexGuard;
 use std::time::Duration;
 
+use crate::audit::Audit;
 use crate::cache::Cache;
 use crate::context::Position;
 use crate::dma::DmaSpace;
@@ -76,6 +77,9 @@ pub(crate) struct State<R> {
     pub queues: [QueueRegs; NUM_QUEUES],
     pub tlb: Tlb,
     pub cache: Cache,
+    /// The audit of the driver, if it is on: this device's, as its TLB
+    /// and its guest memory are.
+    pub audit: Option<Audit>,
     /// The device is going away: the engines return.
     pub shutdown: bool,
 }
@@ -90,6 +94,7 @@ impl<R> State<R> {
             queues: [QueueRegs::default(); NUM_QUEUES],
             tlb: Tlb::new(tlb_entries),
             cache: Cache::new(cache_lines),
+            audit: None,
             shutdown: false,
         }
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, trace};
 
+use crate::audit::Audit;
 use crate::bus::{AsSlot, Bus, Fault, Guard, QueueRegs, State};
 use crate::dma::DmaSpace;
 use crate::exec;
@@ -96,11 +97,10 @@ impl Device {
         Device {
             opts,
             dma: DmaSpace::default(),
-            state: Mutex::new(State::new(
-                Regs::default(),
-                opts.tlb_entries,
-                opts.cache_lines,
-            )),
+            state: Mutex::new(State {
+                audit: Audit::from_env(),
+                ..State::new(Regs::default(), opts.tlb_entries, opts.cache_lines)
+            }),
             qcond: Default::default(),
             counters: Default::default(),
             null_read: AtomicU64::new(0),
@@ -109,6 +109,17 @@ impl Device {
             msix: Mutex::new((0..MSIX_VECTORS).map(|_| None).collect()),
             workers: Mutex::new(Vec::new()),
             start: Instant::now(),
+        }
+    }
+
+    /// Turn the audit of the driver on or off (see [`crate::audit`]). A
+    /// device starts with it on if `FERRITE_MODEL_AUDIT` is set.
+    pub fn set_audit(&self, on: bool) {
+        let mut s = self.lock();
+        if !on {
+            s.audit = None;
+        } else if s.audit.is_none() {
+            s.audit = Some(Audit::default());
         }
     }
 

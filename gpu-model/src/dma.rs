@@ -134,6 +134,15 @@ impl DmaSpace {
     }
 }
 
+/// The MMU's walker reads descriptors straight from memory.
+impl crate::mmu::PhysRead for DmaSpace {
+    fn read_u64(&self, pa: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read(pa, &mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;

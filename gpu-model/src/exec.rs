@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use log::{debug, trace, warn};
 
+use crate::audit;
 use crate::bus::{Bus, Fault, Guard, QueueRegs, State};
 use crate::command::Command;
 use crate::context::{Context, Frame, Latched, Position, CALL_BYTES};
-use crate::mmu::{self, Access, FaultKind, PhysRead, WalkStats};
+use crate::mmu::{self, Access, FaultKind, WalkStats};
 use crate::regs::*;
 
 /// How long WAIT sleeps between polls of memory.
@@ -119,16 +120,6 @@ enum Path {
     Direct,
 }
 
-struct Phys<'a>(&'a crate::dma::DmaSpace);
-
-impl PhysRead for Phys<'_> {
-    fn read_u64(&self, pa: u64) -> Option<u64> {
-        let mut b = [0u8; 8];
-        self.0.read(pa, &mut b).ok()?;
-        Some(u64::from_le_bytes(b))
-    }
-}
-
 /// The execution context of one queue while it holds the device lock.
 struct Ctx<'a, B: Bus> {
     bus: &'a B,
@@ -145,15 +136,6 @@ struct Ctx<'a, B: Bus> {
     /// Faults never stall (accesses to the context save area).
     no_stall: bool,
 }
-
-/// Check cached translations against the tables, and writes against the
-/// page-table pages walked since the last invalidation (a debugging aid).
-static AUDIT: std::sync::LazyLock<bool> =
-    std::sync::LazyLock::new(|| std::env::var_os("FERRITE_MODEL_AUDIT").is_some());
-
-/// Page-table pages walked in TLB generation `.0`.
-static AUDIT_TABLES: std::sync::Mutex<(u64, Option<std::collections::HashSet<u64>>)> =
-    std::sync::Mutex::new((0, None));
 
 impl<'a, B: Bus> Ctx<'a, B> {
     fn new(bus: &'a B, g: Guard<'a, B::Regs>, q: usize) -> Self {
@@ -264,23 +246,15 @@ impl<'a, B: Bus> Ctx<'a, B> {
         }
     }
 
-    /// With `FERRITE_MODEL_AUDIT` set: check a cached translation against the
-    /// tables, and report one the driver changed without invalidating it
-    /// (outside a LOCKed range, the device would use a stale entry).
-    /// An access through a cached translation into the null aperture
-    /// touches no memory: it is not checked.
+    /// The audit (see [`crate::audit`]), if it is on: check a cached
+    /// translation against the tables. One into the null aperture touches
+    /// no memory: it is not checked.
     fn audit(&mut self, root: u64, va_bits: u32, va: u64, m: &mmu::Mapping) {
-        if !*AUDIT || m.is_null() {
+        if self.s().audit.is_none() || m.is_null() {
             return;
         }
         let oas = self.bus.dma_addr_bits();
-        let mut st = WalkStats::default();
-        let fresh = mmu::walk(&Phys(self.bus.memory()), root, va_bits, oas, va, &mut st);
-        let same = match fresh {
-            Ok(f) => f.pa(va) == m.pa(va) && f.writable == m.writable && f.user == m.user,
-            Err(_) => false,
-        };
-        if !same {
+        if let Some(fresh) = audit::stale(self.bus.memory(), root, va_bits, oas, va, m) {
             warn!(
                 "audit: queue {} slot {} va {va:#x}: cached {m:?}, tables {fresh:?}",
                 self.q, self.slot
@@ -288,22 +262,20 @@ impl<'a, B: Bus> Ctx<'a, B> {
         }
     }
 
-    /// With `FERRITE_MODEL_AUDIT` set: report a write into a page the
-    /// walker read as a page table (since the last invalidation): the
-    /// driver mapped a page it also uses, or freed, as a table. A write
-    /// into the null aperture touches no memory: it is not checked.
+    /// The audit, if it is on: check a write of `len` bytes at `pa` (from
+    /// `va`) against the page-table pages walked since the last
+    /// invalidation. One into the null aperture touches no memory: it is
+    /// not checked.
     fn audit_write(&mut self, pa: u64, va: u64, len: u64) {
-        if !*AUDIT || mmu::is_null(pa) {
+        if mmu::is_null(pa) {
             return;
         }
-        let gen = self.s().tlb.gen;
-        let t = AUDIT_TABLES.lock().unwrap_or_else(|e| e.into_inner());
-        let hit = |set: &std::collections::HashSet<u64>| {
-            (pa & !0xfff..pa + len.max(1))
-                .step_by(4096)
-                .any(|p| set.contains(&(p & !0xfff)))
-        };
-        if t.0 == gen && t.1.as_ref().is_some_and(hit) {
+        let s = self.s();
+        let gen = s.tlb.gen;
+        if s.audit
+            .as_ref()
+            .is_some_and(|a| a.writes_table(gen, pa, len))
+        {
             warn!(
                 "audit: queue {} slot {} writes page-table page {pa:#x} at va {va:#x}",
                 self.q, self.slot
@@ -358,17 +330,13 @@ impl<'a, B: Bus> Ctx<'a, B> {
                 None => {
                     self.bus.count(counter::TLB_MISSES, 1);
                     let mut st = WalkStats::default();
-                    let r = mmu::walk(&Phys(self.bus.memory()), root, va_bits, oas, va, &mut st);
+                    let r = mmu::walk(self.bus.memory(), root, va_bits, oas, va, &mut st);
                     self.bus.count(counter::PT_READS, st.descriptor_reads);
                     trace!("walk as{slot} {va:#x}: {r:?}");
-                    if *AUDIT && r.is_ok() {
-                        let gen = self.s().tlb.gen;
-                        let mut t = AUDIT_TABLES.lock().unwrap_or_else(|e| e.into_inner());
-                        if t.0 != gen || t.1.is_none() {
-                            *t = (gen, Some(Default::default()));
-                        }
-                        if let Some(set) = t.1.as_mut() {
-                            set.extend(st.tables[..st.ntables].iter().copied());
+                    if r.is_ok() {
+                        let s = self.s();
+                        if let Some(a) = s.audit.as_mut() {
+                            a.walked(s.tlb.gen, &st.tables[..st.ntables]);
                         }
                     }
                     match r {

@@ -2,6 +2,7 @@
 //! The Ferrite GPU device model: everything but the process entry point,
 //! so that tests and the fuzz target can drive the device directly.
 
+mod audit;
 pub mod bus;
 pub mod cache;
 mod command;

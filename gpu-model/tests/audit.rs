@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The model's audit (`FERRITE_MODEL_AUDIT`) with the null aperture:
-//! accesses into the aperture touch no memory and are no finding, while
-//! stale real translations and writes into page-table pages still are.
+//! The model's audit (`FERRITE_MODEL_AUDIT`): accesses into the null
+//! aperture touch no memory and are no finding, while stale real
+//! translations and writes into page-table pages still are; and each
+//! device audits its own tables only.
 //!
-//! One test in a binary of its own: the audit switch is read once per
-//! process, and the findings are log lines caught by a process-wide
-//! logger.
+//! The findings are log lines caught by a process-wide logger: the tests
+//! of this binary take turns.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, Once};
 
 use ferrite_gpu_model::regs::*;
 use ferrite_gpu_model::testbed::*;
@@ -34,12 +34,35 @@ impl log::Log for Catch {
     fn flush(&self) {}
 }
 
+/// Catch the log, and take this binary's turn.
+fn catch() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    static LOGGER: Once = Once::new();
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    LOGGER.call_once(|| {
+        log::set_logger(&Catch).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+    LINES.lock().unwrap().clear();
+    turn
+}
+
 /// The audit findings logged since the last call.
 fn findings() -> Vec<String> {
     std::mem::take(&mut *LINES.lock().unwrap())
         .into_iter()
         .filter(|l| l.starts_with("audit:"))
         .collect()
+}
+
+/// The level-3 table that maps `va` in slot 0.
+fn level3_table(g: &Gpu, va: u64) -> u64 {
+    let mut table = g.roots[0];
+    for lvl in 0..3 {
+        let d = g.pread64(table + ((va >> (39 - 9 * lvl)) & 0x1ff) * 8);
+        table = d & 0x0000_ffff_ffff_f000;
+    }
+    table
 }
 
 fn ok(g: &Gpu) {
@@ -53,11 +76,9 @@ fn ok(g: &Gpu) {
 
 #[test]
 fn the_audit_ignores_the_null_aperture_and_still_finds_the_rest() {
-    std::env::set_var("FERRITE_MODEL_AUDIT", "1");
-    log::set_logger(&Catch).unwrap();
-    log::set_max_level(log::LevelFilter::Warn);
-
+    let _turn = catch();
     let mut g = Gpu::new();
+    g.dev.set_audit(true);
     g.map_range(0, VA, DATA_PA, 0x4000);
     for off in (0..0x4000).step_by(4096) {
         g.map(0, NVA + off, NULL | (NVA + off), 3, false, false);
@@ -102,11 +123,7 @@ fn the_audit_ignores_the_null_aperture_and_still_finds_the_rest() {
 
     // A write into a page-table page the walks read (VA's level-3 table,
     // mapped at VA + 0x2000 by mistake).
-    let mut table = g.roots[0];
-    for lvl in 0..3 {
-        let d = g.pread64(table + ((VA >> (39 - 9 * lvl)) & 0x1ff) * 8);
-        table = d & 0x0000_ffff_ffff_f000;
-    }
+    let table = level3_table(&g, VA);
     g.map(0, VA + 0x2000, table, 3, false, false);
     g.flush_range(0, VA + 0x2000, 0x1000);
     g.submit(0, &write64(VA + 0x2000 + 0xff8, 0, 0));
@@ -116,4 +133,64 @@ fn the_audit_ignores_the_null_aperture_and_still_finds_the_rest() {
         f.len() == 1 && f[0].contains(&format!("writes page-table page {:#x}", table + 0xff8)),
         "{f:?}"
     );
+}
+
+/// Two devices in one process, each with its guest memory at the same bus
+/// addresses: a page one device walked as a table is plain memory to the
+/// other. With the audit state shared by the process, the second device's
+/// write into that page was a finding (when the two TLBs were in the same
+/// generation, as here: each slot was enabled once).
+#[test]
+fn each_device_audits_its_own_tables() {
+    const FAR: u64 = 0x40_0000_0000;
+    let _turn = catch();
+
+    // Device a walks the tables of VA and FAR; FAR's, allocated last, lie
+    // beyond every table device b allocates.
+    let mut a = Gpu::new();
+    a.dev.set_audit(true);
+    a.map_range(0, VA, DATA_PA, 0x4000);
+    a.enable_as(0, false);
+    a.setup_queue(0, 0);
+    a.map(0, FAR, DATA_PA + 0x8000, 3, false, false);
+    a.submit(0, &write64(VA, 1, 0));
+    a.submit(0, &write64(FAR, 1, 0));
+    ok(&a);
+    let far_table = level3_table(&a, FAR);
+
+    // Device b maps that page as data and writes it: no finding.
+    let mut b = Gpu::new();
+    b.dev.set_audit(true);
+    b.map_range(0, VA, DATA_PA, 0x4000);
+    b.map(0, VA + 0x4000, far_table, 3, false, false);
+    b.map(0, VA + 0x5000, level3_table(&b, VA), 3, false, false);
+    b.enable_as(0, false);
+    b.setup_queue(0, 0);
+    b.submit(0, &write64(VA, 1, 0));
+    b.submit(0, &write64(VA + 0x4000, 2, 0));
+    ok(&b);
+    assert_eq!(findings(), Vec::<String>::new());
+
+    // Each device still finds a write into its own tables.
+    b.submit(0, &write64(VA + 0x5ff8, 0, 0));
+    ok(&b);
+    let f = findings();
+    assert!(
+        f.len() == 1 && f[0].contains("writes page-table page"),
+        "{f:?}"
+    );
+    a.map(0, FAR + 0x1000, far_table, 3, false, false);
+    a.submit(0, &write64(FAR + 0x1ff8, 0, 0));
+    ok(&a);
+    let f = findings();
+    assert!(
+        f.len() == 1 && f[0].contains(&format!("writes page-table page {:#x}", far_table + 0xff8)),
+        "{f:?}"
+    );
+
+    // A device with the audit off finds nothing.
+    a.dev.set_audit(false);
+    a.submit(0, &write64(FAR + 0x1ff0, 0, 0));
+    ok(&a);
+    assert_eq!(findings(), Vec::<String>::new());
 }
