@@ -151,7 +151,7 @@ impl Context {
         }
     }
 
-    pub fn to_bytes(&self) -> [u8; SIZE] {
+    pub fn to_bytes(self) -> [u8; SIZE] {
         let mut b = [0u8; SIZE];
         put32(&mut b, OFF_MAGIC, self.magic);
         put32(&mut b, OFF_VERSION, self.version);

@@ -112,7 +112,7 @@ impl Device {
         }
     }
 
-    /// Turn the audit of the driver on or off (see [`crate::audit`]). A
+    /// Turn the audit of the driver on or off (module `audit`). A
     /// device starts with it on if `FERRITE_MODEL_AUDIT` is set.
     pub fn set_audit(&self, on: bool) {
         let mut s = self.lock();
@@ -191,7 +191,7 @@ impl Device {
     }
 
     /// A 32-bit read of BAR0. Unknown offsets read as zero.
-    pub fn mmio_read(&self, offset: u32) -> u32 {
+    pub(crate) fn mmio_read(&self, offset: u32) -> u32 {
         self.count(counter::MMIO_READS, 1);
         let mut s = self.lock_mmio();
         let v = self.read_reg(&mut s, offset);
@@ -300,7 +300,7 @@ impl Device {
 
     /// A 32-bit write of BAR0. Writes to read-only or unknown offsets are
     /// ignored.
-    pub fn mmio_write(&self, offset: u32, val: u32) {
+    pub(crate) fn mmio_write(&self, offset: u32, val: u32) {
         self.count(counter::MMIO_WRITES, 1);
         trace!("mmio write {offset:#06x} = {val:#x}");
         let mut s = self.lock_mmio();
@@ -571,7 +571,7 @@ impl Device {
     }
 
     /// Device reset from the PCI level (FLR or QEMU's reset).
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let mut s = self.lock();
         self.global_reset(&mut s);
         s.regs.reset_count = 0;

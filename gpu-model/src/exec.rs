@@ -41,7 +41,7 @@ static ZEROS: [u8; STEP_USIZE] = [0; STEP_USIZE];
 
 /// Why a command stopped.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Stop {
+enum Stop {
     /// The queue (or the device) was reset: abandon silently.
     Reset,
     /// An MMU fault (already recorded on the slot).
@@ -878,11 +878,11 @@ fn advance(pos: &mut Position, head: &mut u32, mask: u32, mut bytes: u32) {
     pos.active = false;
 }
 
-pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a 64 over `data`, continuing from `h`: the CHECKSUM command.
-pub fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
+fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
     for &b in data {
         h ^= u64::from(b);
         h = h.wrapping_mul(FNV_PRIME);

@@ -4,7 +4,7 @@
 //! One process is one GPU. It listens on a unix socket, serves one QEMU
 //! connection and exits when QEMU closes it.
 
-use ferrite_gpu_model::{device, logger, vfio};
+use ferrite_gpu_model::{logger, vfio, Device, Options};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,14 +18,14 @@ struct Args {
     socket: PathBuf,
     log: Option<PathBuf>,
     trace: bool,
-    opts: device::Options,
+    opts: Options,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut socket = None;
     let mut log = None;
     let mut trace = false;
-    let mut opts = device::Options::default();
+    let mut opts = Options::default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         args.opts
     );
 
-    let dev = Arc::new(device::Device::new(args.opts));
+    let dev = Arc::new(Device::new(args.opts));
     dev.start();
     let server = match vfio_user::Server::new(&args.socket, true, vfio::irqs(), vfio::regions()) {
         Ok(s) => s,

@@ -98,10 +98,8 @@ pub mod desc {
     /// AP[1]: accessible to unprivileged accesses (indirect buffers).
     pub const AP_UNPRIV: u64 = 1 << 6;
     pub const AF: u64 = 1 << 10;
-    /// XN / UXN.
+    /// XN / UXN. (PXN, bit 53, is ignored by the device.)
     pub const XN: u64 = 1 << 54;
-    /// PXN (ignored by the device).
-    pub const PXN: u64 = 1 << 53;
     /// Output address bits 47:12.
     pub const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 }
@@ -284,11 +282,13 @@ impl Tlb {
         self.order.clear();
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

@@ -91,8 +91,10 @@ impl ConfigSpace {
         }
     }
 
-    /// Whether the guest enabled bus mastering (DMA).
-    pub fn bus_master(&self) -> bool {
+    /// Whether the guest enabled bus mastering (DMA). The device does not
+    /// look at it.
+    #[cfg(test)]
+    fn bus_master(&self) -> bool {
         self.bytes[0x04] & 0x04 != 0
     }
 }

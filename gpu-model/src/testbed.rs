@@ -20,7 +20,7 @@ pub const RING_SIZE: u32 = 0x1000;
 pub const RING_VA: u64 = 0x7000_0000_0000;
 pub const DATA_PA: u64 = 0x100_0000;
 
-pub fn memfd(size: u64) -> File {
+fn memfd(size: u64) -> File {
     // SAFETY: memfd_create with a valid name; the fd is owned by the File.
     let fd = unsafe { libc::memfd_create(c"guest".as_ptr(), libc::MFD_CLOEXEC) };
     assert!(fd >= 0);
@@ -30,12 +30,16 @@ pub fn memfd(size: u64) -> File {
     f
 }
 
+/// A device with [`MEM`] bytes of guest memory at bus address 0, its
+/// queue workers running, and a root table for each slot.
 pub struct Gpu {
     pub dev: Arc<Device>,
-    pub mem: File,
+    /// Guest memory, mapped at bus address 0.
+    _mem: File,
     next_pt: u64,
+    /// The root table of each slot.
     pub roots: [u64; NUM_AS],
-    pub va_bits: u32,
+    va_bits: u32,
     tails: [u32; NUM_QUEUES],
 }
 
@@ -54,7 +58,7 @@ pub fn q_off(q: usize, reg: u32) -> u32 {
 }
 
 /// Memory an LPAE table encoder writes into.
-pub trait TableMem {
+pub(crate) trait TableMem {
     fn read_desc(&mut self, pa: u64) -> u64;
     fn write_desc(&mut self, pa: u64, desc: u64);
     /// A zeroed page for a new table.
@@ -79,7 +83,7 @@ impl TableMem for Gpu {
 /// model's walker: map `va` -> `pa` with a leaf at `level` (3 = 4K page,
 /// 2 = 2M block, 1 = 1G block) in the tables rooted at `root`.
 #[allow(clippy::too_many_arguments)]
-pub fn encode_map(
+pub(crate) fn encode_map(
     m: &mut impl TableMem,
     root: u64,
     va_bits: u32,
@@ -132,7 +136,7 @@ impl Gpu {
         dev.start();
         let mut g = Gpu {
             dev,
-            mem,
+            _mem: mem,
             next_pt: PT_POOL,
             roots: [0; NUM_AS],
             va_bits: 48,

@@ -23,7 +23,7 @@ use crate::regs;
 
 /// The backend the vfio-user server thread calls.
 pub struct Backend {
-    pub dev: Arc<Device>,
+    dev: Arc<Device>,
     config: ConfigSpace,
 }
 

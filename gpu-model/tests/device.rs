@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The device model driven through its registers, as a driver would.
 
-use ferrite_gpu_model::device::Options;
 use ferrite_gpu_model::regs::*;
 use ferrite_gpu_model::testbed::*;
+use ferrite_gpu_model::Options;
 
 const VA: u64 = 0x1_0000_0000;
 

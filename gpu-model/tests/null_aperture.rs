@@ -6,9 +6,9 @@
 //! registers as a driver would, with tables the test bed encodes from the
 //! spec, and checked against guest memory byte for byte.
 
-use ferrite_gpu_model::device::Options;
 use ferrite_gpu_model::regs::*;
 use ferrite_gpu_model::testbed::*;
+use ferrite_gpu_model::Options;
 
 /// The start of the aperture, from the spec.
 const NULL: u64 = 1 << 47;
