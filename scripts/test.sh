@@ -19,7 +19,7 @@ export FERRITE_TIMES=$FERRITE_CACHE/times.txt
 : >"$FERRITE_TIMES"
 stage "setup: make test ($FLAVOUR) with FERRITE_CACHE=$FERRITE_CACHE"
 # The device model checks the driver's TLB discipline in every boot (see
-# gpu-model/src/exec.rs, audit): reported in each boot's results.
+# gpu-model/src/audit.rs, audit): reported in each boot's results.
 export FERRITE_MODEL_AUDIT=1
 : >"$results"
 report() { echo "$*" | tee -a "$results"; }
