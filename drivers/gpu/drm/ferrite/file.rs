@@ -22,7 +22,7 @@ use kernel::{
         Arc, Mutex,
     },
     time::Instant,
-    transmute::AsBytes,
+    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
@@ -43,10 +43,6 @@ use crate::{
 /// one no DMA memory: see `Queue`).
 const MAX_VMS: usize = 64;
 pub(crate) const MAX_QUEUES: usize = 256;
-/// Most elements of the arrays of one ioctl.
-const MAX_BIND_OPS: u32 = 4096;
-const MAX_SYNCS: u32 = 64;
-const MAX_BOS: u32 = 1024;
 /// Largest element stride userspace may pass.
 const MAX_STRIDE: u32 = 4096;
 /// Largest command buffer (the CALL command's limit).
@@ -298,8 +294,18 @@ fn answer<T: AsBytes>(q: &mut uapi::drm_ferrite_dev_query, value: &T) -> Result<
         return Ok(0);
     }
     let n = (q.size as usize).min(bytes.len());
-    let ptr = UserPtr::from_addr(usize::try_from(q.pointer).map_err(|_| EFAULT)?);
-    UserSlice::new(ptr, n).writer().write_slice(&bytes[..n])?;
+    let unwritable = |e| {
+        pr_debug!(
+            "ferrite: DEV_QUERY: answer at {:#x} unwritable\n",
+            q.pointer
+        );
+        e
+    };
+    let ptr = UserPtr::from_addr(usize::try_from(q.pointer).map_err(|_| unwritable(EFAULT))?);
+    UserSlice::new(ptr, n)
+        .writer()
+        .write_slice(&bytes[..n])
+        .map_err(unwritable)?;
     q.size = u32::try_from(n)?;
     Ok(0)
 }
@@ -495,69 +501,158 @@ fn bound(dev: &FerriteDevice<Registered>) -> &Device<Bound> {
     pdev.as_ref()
 }
 
-/// Read the elements of a `struct drm_ferrite_obj_array` of `N`-byte
-/// elements: at most `max` of them, each read as `min(stride, N)` bytes
-/// with the bytes beyond `N` required to be zero.
-fn read_array<const N: usize>(
-    arr: &uapi::drm_ferrite_obj_array,
-    max: u32,
-) -> Result<KVec<[u8; N]>> {
-    if arr.count > max {
+/// An element type of a `struct drm_ferrite_obj_array`: a UAPI structure,
+/// read from userspace as it is laid out in the header.
+trait ArrayElem: FromBytes + AsBytes + Default + Clone {
+    /// Most elements of one array (the header's limit on `count`).
+    const MAX: u32;
+    /// What the array holds, for debug messages.
+    const NAME: &'static str;
+}
+
+/// `struct drm_ferrite_vm_bind_op`, as read from userspace.
+#[repr(transparent)]
+#[derive(Default, Clone)]
+struct VmBindOp(uapi::drm_ferrite_vm_bind_op);
+
+// SAFETY: a bindgen'd C structure of integers only (four `__u32`, three
+// `__u64`): every bit pattern is a valid value, and nothing in it has
+// interior mutability.
+unsafe impl FromBytes for VmBindOp {}
+
+// SAFETY: four u32 then three u64: no padding (its size is checked
+// below); every byte is initialized.
+unsafe impl AsBytes for VmBindOp {}
+
+static_assert!(core::mem::size_of::<VmBindOp>() == 40);
+
+impl ArrayElem for VmBindOp {
+    const MAX: u32 = 4096;
+    const NAME: &'static str = "bind ops";
+}
+
+/// `struct drm_ferrite_sync_op`, as read from userspace.
+#[repr(transparent)]
+#[derive(Default, Clone)]
+struct SyncOpArg(uapi::drm_ferrite_sync_op);
+
+// SAFETY: a bindgen'd C structure of integers only (two `__u32`, one
+// `__u64`): every bit pattern is a valid value, and nothing in it has
+// interior mutability.
+unsafe impl FromBytes for SyncOpArg {}
+
+// SAFETY: two u32 then one u64: no padding (its size is checked below);
+// every byte is initialized.
+unsafe impl AsBytes for SyncOpArg {}
+
+static_assert!(core::mem::size_of::<SyncOpArg>() == 16);
+
+impl ArrayElem for SyncOpArg {
+    const MAX: u32 = 64;
+    const NAME: &'static str = "sync ops";
+}
+
+/// `struct drm_ferrite_bo_ref`, as read from userspace.
+#[repr(transparent)]
+#[derive(Default, Clone)]
+struct BoRef(uapi::drm_ferrite_bo_ref);
+
+// SAFETY: a bindgen'd C structure of two `__u32`: every bit pattern is a
+// valid value, and nothing in it has interior mutability.
+unsafe impl FromBytes for BoRef {}
+
+// SAFETY: two u32: no padding (its size is checked below); every byte is
+// initialized.
+unsafe impl AsBytes for BoRef {}
+
+static_assert!(core::mem::size_of::<BoRef>() == 8);
+
+impl ArrayElem for BoRef {
+    const MAX: u32 = 1024;
+    const NAME: &'static str = "BO refs";
+}
+
+/// Read the elements of a `struct drm_ferrite_obj_array` of `T`s for the
+/// ioctl `ioctl` (named in debug messages), with the header's rules: at
+/// most `T::MAX` of them; a `stride` that is a multiple of 4 from 4 to
+/// 4096 (looked at only when `count` is not zero); of each element the
+/// first `min(stride, size_of::<T>())` bytes are read, the fields beyond a
+/// shorter `stride` are zero, and the bytes beyond a longer one (a later
+/// version's fields) must be zero, else `EINVAL`. An `array` the kernel
+/// cannot read fails with `EFAULT`.
+fn read_array<T: ArrayElem>(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<T>> {
+    let size = core::mem::size_of::<T>();
+    if arr.count > T::MAX {
+        pr_debug!(
+            "ferrite: {}: {} {}, more than {}\n",
+            ioctl,
+            arr.count,
+            T::NAME,
+            T::MAX
+        );
         return Err(EINVAL);
     }
-    let mut out = KVec::with_capacity(arr.count as usize, GFP_KERNEL)?;
     if arr.count == 0 {
-        return Ok(out);
+        return Ok(KVec::new());
     }
     if arr.stride == 0 || arr.stride > MAX_STRIDE || arr.stride % 4 != 0 {
+        pr_debug!(
+            "ferrite: {}: {} stride {}: not a multiple of 4 from 4 to {}\n",
+            ioctl,
+            T::NAME,
+            arr.stride,
+            MAX_STRIDE
+        );
         return Err(EINVAL);
     }
-    let total = (arr.count as usize)
-        .checked_mul(arr.stride as usize)
-        .ok_or(EINVAL)?;
-    let ptr = UserPtr::from_addr(usize::try_from(arr.array).map_err(|_| EFAULT)?);
+    let count = arr.count as usize;
+    let stride = arr.stride as usize;
+    let Some(total) = count.checked_mul(stride) else {
+        pr_debug!("ferrite: {}: {} array size overflows\n", ioctl, T::NAME);
+        return Err(EINVAL);
+    };
+    let unreadable = |e: Error| {
+        pr_debug!(
+            "ferrite: {}: {} array at {:#x} unreadable\n",
+            ioctl,
+            T::NAME,
+            arr.array
+        );
+        e
+    };
+    let ptr = UserPtr::from_addr(usize::try_from(arr.array).map_err(|_| unreadable(EFAULT))?);
     let mut reader = UserSlice::new(ptr, total).reader();
-    if arr.stride as usize == N {
+    let mut out = KVec::from_elem(T::default(), count, GFP_KERNEL)?;
+    if stride == size {
         // The common case: one copy from user memory for the whole array
         // (a SUBMIT may list a thousand BOs).
-        let mut bytes = KVec::with_capacity(total, GFP_KERNEL)?;
-        reader.read_all(&mut bytes, GFP_KERNEL)?;
-        for c in bytes.chunks_exact(N) {
-            let mut elem = [0u8; N];
-            elem.copy_from_slice(c);
-            out.push(elem, GFP_KERNEL)?;
-        }
+        reader.read_slice(out.as_bytes_mut()).map_err(unreadable)?;
         return Ok(out);
     }
-    let known = (arr.stride as usize).min(N);
-    for _ in 0..arr.count {
-        let mut elem = [0u8; N];
-        reader.read_slice(&mut elem[..known])?;
-        let mut extra = arr.stride as usize - known;
+    let known = stride.min(size);
+    for (i, elem) in out.iter_mut().enumerate() {
+        reader
+            .read_slice(&mut elem.as_bytes_mut()[..known])
+            .map_err(unreadable)?;
+        let mut extra = stride - known;
         while extra > 0 {
             let mut buf = [0u8; 64];
             let n = extra.min(buf.len());
-            reader.read_slice(&mut buf[..n])?;
+            reader.read_slice(&mut buf[..n]).map_err(unreadable)?;
             if buf[..n].iter().any(|b| *b != 0) {
+                pr_debug!(
+                    "ferrite: {}: {} element {}: non-zero bytes beyond the {} this kernel knows\n",
+                    ioctl,
+                    T::NAME,
+                    i,
+                    size
+                );
                 return Err(EINVAL);
             }
             extra -= n;
         }
-        out.push(elem, GFP_KERNEL)?;
     }
     Ok(out)
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    let mut v = [0u8; 4];
-    v.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(v)
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(v)
 }
 
 /// A validated `struct drm_ferrite_sync_op`.
@@ -567,21 +662,32 @@ struct SyncOp {
     point: u64,
 }
 
-fn parse_syncs(arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
-    let raw = read_array::<16>(arr, MAX_SYNCS)?;
+/// Read and check the sync ops of the ioctl `ioctl`.
+fn parse_syncs(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
+    let raw = read_array::<SyncOpArg>(ioctl, arr)?;
     let mut out = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
-    for b in raw.iter() {
-        let flags = u32_at(b, 0);
+    for (i, s) in raw.iter().enumerate() {
+        let uapi::drm_ferrite_sync_op {
+            flags,
+            handle,
+            point,
+        } = s.0;
         let known = uapi::DRM_FERRITE_SYNC_SIGNAL | uapi::DRM_FERRITE_SYNC_TIMELINE;
         let timeline = flags & uapi::DRM_FERRITE_SYNC_TIMELINE != 0;
-        let point = u64_at(b, 8);
         if flags & !known != 0 || (!timeline && point != 0) || (timeline && point == 0) {
+            pr_debug!(
+                "ferrite: {}: sync op {}: flags {:#x} with point {}\n",
+                ioctl,
+                i,
+                flags,
+                point
+            );
             return Err(EINVAL);
         }
         out.push(
             SyncOp {
                 signal: flags & uapi::DRM_FERRITE_SYNC_SIGNAL != 0,
-                handle: u32_at(b, 4),
+                handle,
                 point,
             },
             GFP_KERNEL,
@@ -590,11 +696,19 @@ fn parse_syncs(arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
     Ok(out)
 }
 
-/// The fences the WAIT sync ops name.
-fn wait_fences(file: &File, syncs: &[SyncOp]) -> Result<KVec<Dep>> {
+/// The fences the WAIT sync ops of the ioctl `ioctl` name.
+fn wait_fences(ioctl: &str, file: &File, syncs: &[SyncOp]) -> Result<KVec<Dep>> {
     let mut out = KVec::new();
     for s in syncs.iter().filter(|s| !s.signal) {
-        let fence = syncobj::find_fence(file, s.handle, s.point)?;
+        let fence = syncobj::find_fence(file, s.handle, s.point).inspect_err(|e| {
+            pr_debug!(
+                "ferrite: {}: WAIT on syncobj {} point {}: {:?}\n",
+                ioctl,
+                s.handle,
+                s.point,
+                e
+            );
+        })?;
         out.push(
             Dep {
                 fence,
@@ -611,10 +725,17 @@ fn wait_fences(file: &File, syncs: &[SyncOp]) -> Result<KVec<Dep>> {
 struct Signals(KVec<(SyncObj, Option<ChainNode>, u64)>);
 
 impl Signals {
-    fn prepare(file: &File, syncs: &[SyncOp]) -> Result<Self> {
+    fn prepare(ioctl: &str, file: &File, syncs: &[SyncOp]) -> Result<Self> {
         let mut out = KVec::new();
         for s in syncs.iter().filter(|s| s.signal) {
-            let obj = SyncObj::lookup(file, s.handle)?;
+            let obj = SyncObj::lookup(file, s.handle).inspect_err(|e| {
+                pr_debug!(
+                    "ferrite: {}: SIGNAL of syncobj {}: {:?}\n",
+                    ioctl,
+                    s.handle,
+                    e
+                );
+            })?;
             let chain = if s.point != 0 {
                 Some(ChainNode::new()?)
             } else {
@@ -656,10 +777,23 @@ fn wait_all(deps: &[Dep]) -> Result {
     Ok(())
 }
 
+/// Check a VM_BIND range: page-aligned, not empty, inside the user range.
 fn check_va(va: u64, size: u64) -> Result {
-    let end = va.checked_add(size).ok_or(EINVAL)?;
+    let Some(end) = va.checked_add(size) else {
+        pr_debug!(
+            "ferrite: VM_BIND: va {:#x} + size {:#x} overflows\n",
+            va,
+            size
+        );
+        return Err(EINVAL);
+    };
     let page = kernel::page::PAGE_SIZE as u64;
     if size == 0 || va % page != 0 || size % page != 0 || va < USER_VA_START || end > USER_VA_END {
+        pr_debug!(
+            "ferrite: VM_BIND: range [{:#x}, {:#x}) empty, unaligned or outside the user range\n",
+            va,
+            end
+        );
         return Err(EINVAL);
     }
     Ok(())
@@ -710,12 +844,15 @@ impl FileData {
         file: &File,
     ) -> Result<u32> {
         if req.flags != 0 {
+            pr_debug!("ferrite: VM_CREATE: flags {:#x}\n", req.flags);
             return Err(EINVAL);
         }
         // The VM belongs to the creating process (userptrs).
         let task = kernel::current!();
         let vm = Vm::new(&reg.gpu, dev, bound(dev), task.mm().map(|m| &**m))?;
-        req.vm_id = file.inner().vms.lock().insert(vm)?;
+        req.vm_id = file.inner().vms.lock().insert(vm).inspect_err(|e| {
+            pr_debug!("ferrite: VM_CREATE: {} VMs already: {:?}\n", MAX_VMS, e);
+        })?;
         Ok(0)
     }
 
@@ -727,13 +864,21 @@ impl FileData {
         file: &File,
     ) -> Result<u32> {
         if req.pad != 0 || req.vm_id == uapi::DRM_FERRITE_VM_PROCESS {
+            pr_debug!(
+                "ferrite: VM_DESTROY: pad {:#x} or the process VM (id {})\n",
+                req.pad,
+                req.vm_id
+            );
             return Err(EINVAL);
         }
         let data = file.inner();
         let queues = data.queues.lock();
         let mut vms = data.vms.lock();
-        let vm = vms.get(req.vm_id)?;
+        let vm = vms
+            .get(req.vm_id)
+            .inspect_err(|_| pr_debug!("ferrite: VM_DESTROY: no VM {}\n", req.vm_id))?;
         if queues.iter().any(|q| Arc::ptr_eq(&q.vm, &vm)) {
+            pr_debug!("ferrite: VM_DESTROY: VM {} has queues\n", req.vm_id);
             return Err(EBUSY);
         }
         vms.remove(req.vm_id)?;
@@ -754,13 +899,21 @@ impl FileData {
         let async_ = req.flags & uapi::DRM_FERRITE_VM_BIND_ASYNC != 0;
         let mut lap = Instant::now();
         let null_ok = reg.gpu.info.features & crate::regs::FEATURE_NULL_APERTURE != 0;
-        let vm = file.inner().vm(req.vm_id, dev, reg)?;
-        let raw = read_array::<40>(&req.ops, MAX_BIND_OPS)?;
+        let vm = file.inner().vm(req.vm_id, dev, reg).inspect_err(|e| {
+            pr_debug!("ferrite: VM_BIND: VM {}: {:?}\n", req.vm_id, e);
+        })?;
+        let raw = read_array::<VmBindOp>("VM_BIND", &req.ops)?;
         let mut ops = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
         for b in raw.iter() {
-            let (op, flags, handle, pad) =
-                (u32_at(b, 0), u32_at(b, 4), u32_at(b, 8), u32_at(b, 12));
-            let (bo_offset, va, size) = (u64_at(b, 16), u64_at(b, 24), u64_at(b, 32));
+            let uapi::drm_ferrite_vm_bind_op {
+                op,
+                flags,
+                handle,
+                pad,
+                bo_offset,
+                va,
+                size,
+            } = b.0;
             if pad != 0 {
                 pr_debug!("ferrite: VM_BIND: non-zero pad\n");
                 return Err(EINVAL);
@@ -829,7 +982,8 @@ impl FileData {
                         );
                         return Err(EINVAL);
                     }
-                    let bo = gem::lookup(file, handle)?;
+                    let bo = gem::lookup(file, handle)
+                        .inspect_err(|_| pr_debug!("ferrite: VM_BIND: no handle {}\n", handle))?;
                     if bo.private_vm != 0 && bo.private_vm != vm.id {
                         pr_debug!(
                             "ferrite: VM_BIND: BO {} is private to VM {}, not {}\n",
@@ -839,9 +993,13 @@ impl FileData {
                         );
                         return Err(EINVAL);
                     }
-                    let end = bo_offset.checked_add(size).ok_or(EINVAL)?;
-                    if end > bo.size() as u64 {
-                        pr_debug!("ferrite: VM_BIND: range beyond the BO\n");
+                    let end = bo_offset.checked_add(size);
+                    if end.is_none_or(|e| e > bo.size() as u64) {
+                        pr_debug!(
+                            "ferrite: VM_BIND: offset {:#x} + size {:#x} beyond the BO\n",
+                            bo_offset,
+                            size
+                        );
                         return Err(EINVAL);
                     }
                     // Pinned now: recording the bind needs its pages' bus
@@ -869,19 +1027,20 @@ impl FileData {
             };
             ops.push(op, GFP_KERNEL)?;
         }
-        let syncs = parse_syncs(&req.syncs)?;
-        let signals = Signals::prepare(file, &syncs)?;
-        let deps = wait_fences(file, &syncs)?;
+        let syncs = parse_syncs("VM_BIND", &req.syncs)?;
+        let signals = Signals::prepare("VM_BIND", file, &syncs)?;
+        let deps = wait_fences("VM_BIND", file, &syncs)?;
+        let refused = |e: &Error| pr_debug!("ferrite: VM_BIND: VM {}: {:?}\n", vm.id, e);
         if async_ {
-            let (fence, ret) = vm.bind_async(bound(dev), &ops, deps)?;
-            ret?;
+            let (fence, ret) = vm.bind_async(bound(dev), &ops, deps).inspect_err(refused)?;
+            ret.inspect_err(refused)?;
             signals.install(&fence);
             return Ok(0);
         }
         let prof = &reg.gpu.stats.bind_profile;
         prof.lap(BindPhase::Parse, &mut lap);
-        wait_all(&deps)?;
-        vm.bind(bound(dev), &ops, &mut lap)?;
+        wait_all(&deps).inspect_err(|e| pr_debug!("ferrite: VM_BIND: a WAIT fence: {:?}\n", e))?;
+        vm.bind(bound(dev), &ops, &mut lap).inspect_err(refused)?;
         prof.calls.add(1, Relaxed);
         if !signals.0.is_empty() {
             let done = done_fence()?;
@@ -901,7 +1060,9 @@ impl FileData {
             pr_debug!("ferrite: VM_GET_STATE: non-zero pad\n");
             return Err(EINVAL);
         }
-        let vm = file.inner().vm(req.vm_id, dev, reg)?;
+        let vm = file.inner().vm(req.vm_id, dev, reg).inspect_err(|e| {
+            pr_debug!("ferrite: VM_GET_STATE: VM {}: {:?}\n", req.vm_id, e);
+        })?;
         req.state = if vm.is_unusable() {
             uapi::drm_ferrite_vm_state_DRM_FERRITE_VM_STATE_UNUSABLE
         } else {
@@ -942,7 +1103,9 @@ impl FileData {
             return Err(EPERM);
         }
         let data = file.inner();
-        let vm = data.vm(req.vm_id, dev, reg)?;
+        let vm = data.vm(req.vm_id, dev, reg).inspect_err(|e| {
+            pr_debug!("ferrite: QUEUE_CREATE: VM {}: {:?}\n", req.vm_id, e);
+        })?;
         let mut queues = data.queues.lock();
         if queues.iter().count() >= MAX_QUEUES {
             pr_debug!("ferrite: QUEUE_CREATE: {} queues already\n", MAX_QUEUES);
@@ -972,9 +1135,15 @@ impl FileData {
         file: &File,
     ) -> Result<u32> {
         if req.pad != 0 {
+            pr_debug!("ferrite: QUEUE_DESTROY: pad {:#x}\n", req.pad);
             return Err(EINVAL);
         }
-        let q = file.inner().queues.lock().remove(req.queue_id)?;
+        let q = file
+            .inner()
+            .queues
+            .lock()
+            .remove(req.queue_id)
+            .inspect_err(|_| pr_debug!("ferrite: QUEUE_DESTROY: no queue {}\n", req.queue_id))?;
         q.close();
         Ok(0)
     }
@@ -987,32 +1156,55 @@ impl FileData {
         file: &File,
     ) -> Result<u32> {
         if req.flags != 0 || req.pad != 0 {
+            pr_debug!(
+                "ferrite: SUBMIT: flags {:#x} or pad {:#x}\n",
+                req.flags,
+                req.pad
+            );
             return Err(EINVAL);
         }
-        let q = file.inner().queues.lock().get(req.queue_id)?;
+        let q = file
+            .inner()
+            .queues
+            .lock()
+            .get(req.queue_id)
+            .inspect_err(|_| pr_debug!("ferrite: SUBMIT: no queue {}\n", req.queue_id))?;
         if q.vm.is_unusable() {
             pr_debug!("ferrite: SUBMIT: VM {} is unusable\n", q.vm.id);
             return Err(EIO);
         }
         if req.cmd_size == 0 || req.cmd_size % 4 != 0 || req.cmd_size > MAX_CMD_SIZE {
+            pr_debug!(
+                "ferrite: SUBMIT: cmd_size {:#x}: zero, unaligned or above {:#x}\n",
+                req.cmd_size,
+                MAX_CMD_SIZE
+            );
             return Err(EINVAL);
         }
-        let cmd_end = req
-            .cmd_va
-            .checked_add(u64::from(req.cmd_size))
-            .ok_or(EINVAL)?;
-        if req.cmd_va % 4 != 0 || req.cmd_va < USER_VA_START || cmd_end > USER_VA_END {
+        let cmd_end = req.cmd_va.checked_add(u64::from(req.cmd_size));
+        if req.cmd_va % 4 != 0
+            || req.cmd_va < USER_VA_START
+            || cmd_end.is_none_or(|e| e > USER_VA_END)
+        {
+            pr_debug!(
+                "ferrite: SUBMIT: cmd_va {:#x} + {:#x}: unaligned or outside the user range\n",
+                req.cmd_va,
+                req.cmd_size
+            );
             return Err(EINVAL);
         }
-        let syncs = parse_syncs(&req.syncs)?;
-        let signals = Signals::prepare(file, &syncs)?;
-        let mut deps = wait_fences(file, &syncs)?;
+        let syncs = parse_syncs("SUBMIT", &req.syncs)?;
+        let signals = Signals::prepare("SUBMIT", file, &syncs)?;
+        let mut deps = wait_fences("SUBMIT", file, &syncs)?;
 
-        let raw = read_array::<8>(&req.bos, MAX_BOS)?;
-        for b in raw.iter() {
-            let flags = u32_at(b, 4);
-            if flags & !uapi::DRM_FERRITE_BO_REF_WRITE != 0 {
-                pr_debug!("ferrite: SUBMIT: unknown BO flags {:#x}\n", flags);
+        let raw = read_array::<BoRef>("SUBMIT", &req.bos)?;
+        for (i, b) in raw.iter().enumerate() {
+            if b.0.flags & !uapi::DRM_FERRITE_BO_REF_WRITE != 0 {
+                pr_debug!(
+                    "ferrite: SUBMIT: BO ref {}: unknown flags {:#x}\n",
+                    i,
+                    b.0.flags
+                );
                 return Err(EINVAL);
             }
         }
@@ -1024,10 +1216,10 @@ impl FileData {
         // Whether a VM-private BO is listed, and whether one is written.
         let mut private: Option<bool> = None;
         let mut next = 0;
-        gem::lookup_each(file, raw.iter().map(|b| u32_at(b, 0)), |_, bo| {
+        gem::lookup_each(file, raw.iter().map(|b| b.0.handle), |_, bo| {
             let write = raw
                 .get(next)
-                .is_some_and(|b| u32_at(b, 4) & uapi::DRM_FERRITE_BO_REF_WRITE != 0);
+                .is_some_and(|b| b.0.flags & uapi::DRM_FERRITE_BO_REF_WRITE != 0);
             next += 1;
             if bo.private_vm != 0 {
                 // Its reservation object is the VM's: counted once below.
@@ -1052,6 +1244,11 @@ impl FileData {
                 .map_err(|_| ENOMEM)?;
             writes.push_within_capacity(write).map_err(|_| ENOMEM)?;
             Ok(())
+        })
+        .inspect_err(|e| {
+            if *e == ENOENT {
+                pr_debug!("ferrite: SUBMIT: a BO handle names no BO\n");
+            }
         })?;
         // The VM's reservation object, last and never waited for: every
         // job's fence goes there, as bookkeeping (userptr invalidations
@@ -1068,7 +1265,9 @@ impl FileData {
         // the reservation locks: a job slot with its ring buffer, and the
         // userptrs whose pages changed, mapped again and given to the
         // device.
-        let slot = q.prepare(bound(dev))?;
+        let slot = q.prepare(bound(dev)).inspect_err(|e| {
+            pr_debug!("ferrite: SUBMIT: queue {}: {:?}\n", req.queue_id, e);
+        })?;
         // Read before the userptrs are leased: if an invalidation gives up
         // waiting for the VM's jobs after this, the job never starts.
         let gen = q.vm.hw.gen.load(Relaxed);
@@ -1147,9 +1346,15 @@ impl FileData {
             | uapi::DRM_FERRITE_GEM_SYNC_READ
             | uapi::DRM_FERRITE_GEM_SYNC_WRITE;
         if req.flags & !known != 0 || begin == end || !(read || write) {
+            pr_debug!(
+                "ferrite: GEM_SYNC: flags {:#x}: unknown bits, not one of BEGIN and END, \
+                 or neither READ nor WRITE\n",
+                req.flags
+            );
             return Err(EINVAL);
         }
-        let bo = gem::lookup(file, req.handle)?;
+        let bo = gem::lookup(file, req.handle)
+            .inspect_err(|_| pr_debug!("ferrite: GEM_SYNC: no handle {}\n", req.handle))?;
         let dev = bound(dev);
         // The BO's DMA mapping (made on first use; mapping it now makes the
         // CPU's data visible to the device at once).
@@ -1196,9 +1401,15 @@ impl FileData {
         file: &File,
     ) -> Result<u32> {
         if req.flags & !uapi::DRM_FERRITE_QUEUE_STATE_CLEAR != 0 {
+            pr_debug!("ferrite: QUEUE_GET_STATE: flags {:#x}\n", req.flags);
             return Err(EINVAL);
         }
-        let q = file.inner().queues.lock().get(req.queue_id)?;
+        let q = file
+            .inner()
+            .queues
+            .lock()
+            .get(req.queue_id)
+            .inspect_err(|_| pr_debug!("ferrite: QUEUE_GET_STATE: no queue {}\n", req.queue_id))?;
         let st = q.state(req.flags & uapi::DRM_FERRITE_QUEUE_STATE_CLEAR != 0);
         let r = st.rec;
         req.state = r.state;
