@@ -127,7 +127,7 @@ kernel::pci_device_table!(
 /// register write completes, which RESET_COUNT confirms.
 fn reset(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result {
     let before = bar.read(regs::RESET_COUNT).count();
-    bar.write_reg(regs::RESET::zeroed().with_command(regs::RESET_GLOBAL));
+    bar.write_reg(regs::RESET::global());
     if bar.read(regs::RESET_COUNT).count() == before {
         dev_err!(pdev, "device did not reset\n");
         return Err(EIO);
@@ -148,8 +148,8 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
         features: bar.read(regs::FEATURES).features().into(),
         dma_addr_bits: bar.read(regs::DMA_ADDR_BITS).bits().into(),
         dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes().into(),
-        num_queues: bar.read(regs::NUM_QUEUES).count().into(),
-        num_as: bar.read(regs::NUM_AS).count().into(),
+        num_queues: bar.read(regs::NUM_QUEUES_REG).count().into(),
+        num_as: bar.read(regs::NUM_AS_REG).count().into(),
     };
     if info.version_major != regs::VERSION_MAJOR {
         dev_err!(

@@ -8,7 +8,7 @@ use kernel::{
     bindings,
     device::{Bound, Device},
     impl_has_delayed_work, impl_has_work,
-    io::{register::Array, Io},
+    io::Io,
     mm::Mm,
     new_mutex, new_spinlock, new_work, pci,
     prelude::*,
@@ -26,7 +26,7 @@ use crate::{
     driver::{GpuInfo, VA_BITS},
     gem::BoList,
     mmu::{AsSlots, VmAs},
-    regs,
+    regs::{self, CheckedArray},
     sched::Sched,
     vm::Vm,
 };
@@ -43,9 +43,11 @@ impl LiveUpdate<'_> {
     /// Existing entries are about to change: make the VM's queues wait.
     pub(crate) fn before_change(&self) {
         if let (Some(s), true, false) = (self.slot, self.busy, self.locked.get()) {
+            // Not checked: with the device gone (`ENODEV`) no queue runs
+            // any more, and a slot out of range (`EINVAL`) was reported.
             let _ = self
                 .gpu
-                .io(|bar| crate::mmu::lock_range(bar, s, 0, 1u64 << VA_BITS));
+                .try_io(|bar| crate::mmu::lock_range(bar, s, 0, 1u64 << VA_BITS));
             self.locked.set(true);
         }
     }
@@ -306,6 +308,12 @@ impl Gpu {
         Ok(f(&bar))
     }
 
+    /// [`Gpu::io`] for an `f` that can fail itself (it reaches an array
+    /// register at an index out of range).
+    pub(crate) fn try_io<R>(&self, f: impl FnOnce(&Bar0<'_>) -> Result<R>) -> Result<R> {
+        self.io(f)?
+    }
+
     /// The VM of the address space `mm` on this device, created on first
     /// use.
     pub(crate) fn process_vm(
@@ -440,18 +448,20 @@ impl Gpu {
     /// The device's 16 counters plus the driver's.
     pub(crate) fn counters(&self, kmap_user: u64) -> uapi::drm_ferrite_counters {
         let mut c = uapi::drm_ferrite_counters::default();
-        let _ = self.io(|bar| {
+        // Not checked: the device's counters read as zeros once it is gone
+        // (`ENODEV`); a counter out of range (`EINVAL`) was reported.
+        let _ = self.try_io(|bar| {
             for (i, v) in c.hw.iter_mut().enumerate().take(regs::NUM_COUNTERS) {
-                let (Some(lo), Some(hi)) =
-                    (regs::COUNTER_LO::try_at(i), regs::COUNTER_HI::try_at(i))
-                else {
-                    break;
-                };
+                let (lo, hi) = (
+                    regs::COUNTER_LO::checked_at(i)?,
+                    regs::COUNTER_HI::checked_at(i)?,
+                );
                 // Reading the low half latches the high half.
                 let lo = u64::from(u32::from(bar.read(lo).value()));
                 let hi = u64::from(u32::from(bar.read(hi).value()));
                 *v = (hi << 32) | lo;
             }
+            Ok(())
         });
         let s = &self.stats;
         c.kmap_user_bytes = kmap_user;
@@ -476,9 +486,9 @@ impl Gpu {
     /// global ones.
     pub(crate) fn enable_irqs(&self) -> Result {
         self.io(|bar| {
-            bar.write_reg(regs::IRQ_MASK::zeroed().with_mask(regs::IRQ_SOFT | regs::IRQ_ERROR));
-            bar.write_reg(regs::JOB_IRQ_MASK::zeroed().with_mask(0xffff_ffff_u32));
-            bar.write_reg(regs::MMU_IRQ_MASK::zeroed().with_mask(0xffff_ffff_u32));
+            bar.write_reg(regs::IRQ_MASK::zeroed().with_soft(true).with_error(true));
+            bar.write_reg(regs::JOB_IRQ_MASK::all());
+            bar.write_reg(regs::MMU_IRQ_MASK::all());
         })
     }
 
@@ -509,9 +519,13 @@ impl Gpu {
         };
         let (ret, range) = update(&live);
         if let Some(s) = live.slot {
-            let _ = self.io(|bar| {
+            // Not checked: with the device gone (`ENODEV`) nothing
+            // translates any more, and a slot out of range (`EINVAL`) was
+            // reported. The cache is cleaned even then.
+            let _ = self.try_io(|bar| {
+                let mut res = Ok(());
                 if let Some((start, end)) = range {
-                    crate::mmu::flush_range(bar, s, start, end - start);
+                    res = crate::mmu::flush_range(bar, s, start, end - start);
                     self.stats.tlb_flushes.add(1, Relaxed);
                     // Jobs of the VM may have left dirty lines of the pages
                     // just unmapped: write them back while the pages are
@@ -520,12 +534,13 @@ impl Gpu {
                     clean_cache(bar);
                 }
                 if live.locked.get() {
-                    crate::mmu::unlock(bar, s);
+                    res = res.and(crate::mmu::unlock(bar, s));
                 }
                 // The caller frees the pages of removed mappings next.
                 if range.is_some() || live.locked.get() {
                     crate::mmu::sync(bar);
                 }
+                res
             });
         }
         drop(slots);
@@ -556,10 +571,12 @@ impl Gpu {
     /// The device is being unbound: stop the hardware and fail every job.
     pub(crate) fn shutdown(&self) {
         self.dead.store(true, Relaxed);
+        // Not checked: a device already gone (`ENODEV`, surprise removal)
+        // has nothing left to stop.
         let _ = self.io(|bar| {
             bar.write_reg(regs::JOB_IRQ_MASK::zeroed());
             bar.write_reg(regs::MMU_IRQ_MASK::zeroed());
-            bar.write_reg(regs::RESET::zeroed().with_command(regs::RESET_GLOBAL));
+            bar.write_reg(regs::RESET::global());
             // Nothing runs any more when the jobs fail below.
             crate::mmu::sync(bar);
         });
@@ -572,9 +589,7 @@ impl Gpu {
 /// Write the device cache back to memory and drop it (posted: follow with
 /// [`crate::mmu::sync`] before relying on it).
 pub(crate) fn clean_cache(bar: &Bar0<'_>) {
-    bar.write_reg(
-        regs::CACHE_CMD::zeroed().with_command(regs::CACHE_CLEAN | regs::CACHE_INVALIDATE),
-    );
+    bar.write_reg(regs::CACHE_CMD::clean_invalidate());
 }
 
 impl_has_delayed_work! {

@@ -39,19 +39,22 @@ impl ThreadedHandler for GlobalIrq {
         let ours = self
             .gpu
             .io(|bar| {
-                let status = u32::from(bar.read(regs::IRQ_STATUS).status());
-                let ours = status & (regs::IRQ_SOFT | regs::IRQ_ERROR);
-                if ours != 0 {
+                let status = bar.read(regs::IRQ_STATUS);
+                let ours = regs::IRQ_STATUS::zeroed()
+                    .with_soft(status.soft())
+                    .with_error(status.error());
+                if ours.into_raw() != 0 {
                     // Write one to clear what we handle.
-                    bar.write_reg(regs::IRQ_STATUS::zeroed().with_status(ours));
+                    bar.write_reg(ours);
                 }
                 ours
             })
-            .unwrap_or(0);
-        if ours == 0 {
+            // A device that is gone raised nothing.
+            .unwrap_or_else(|_| regs::IRQ_STATUS::zeroed());
+        if ours.into_raw() == 0 {
             return IrqReturn::None;
         }
-        if ours & regs::IRQ_SOFT != 0 {
+        if ours.soft() {
             self.gpu.stats.soft_irqs.add(1, Relaxed);
         }
         IrqReturn::Handled
@@ -79,28 +82,32 @@ impl ThreadedHandler for JobIrq {
     fn handle_threaded(&self) -> IrqReturn {
         let gpu = &self.gpu;
         let Ok(status) = gpu.io(|bar| {
-            let status = u32::from(bar.read(regs::JOB_IRQ_STATUS).status());
-            if status != 0 {
-                bar.write_reg(regs::JOB_IRQ_STATUS::zeroed().with_status(status));
+            let status = bar.read(regs::JOB_IRQ_STATUS);
+            if status.into_raw() != 0 {
+                // Write one to clear every bit read.
+                bar.write_reg(status);
             }
             status
         }) else {
             return IrqReturn::None;
         };
-        if status == 0 {
+        if status.into_raw() == 0 {
             return IrqReturn::None;
         }
         let _signalling = kernel::dma_fence::SignallingSection::begin();
         for r in 0..regs::MAX_QUEUES {
-            if status & (1 << r) != 0 {
+            if status.fenced(r) {
                 sched::complete(gpu, r);
             }
-            if status & regs::job_irq_error(r) != 0 {
-                if let Ok((err, rec)) = gpu.io(|bar| recovery::read_error(gpu, bar, r)) {
+            if status.stopped_queue(r) {
+                // Unread only if the device is gone (`ENODEV`: unbind
+                // fails the job) or on an index out of range, reported
+                // where it arose.
+                if let Ok((err, rec)) = gpu.try_io(|bar| recovery::read_error(gpu, bar, r)) {
                     recovery::ring_failed(gpu, r, err, rec);
                 }
             }
-            if status & regs::job_irq_suspended(r) != 0 {
+            if status.suspended_queue(r) {
                 sched::suspended(gpu, r);
             }
         }
@@ -130,12 +137,14 @@ impl ThreadedHandler for MmuIrq {
         let status = self
             .gpu
             .io(|bar| {
-                let status = u32::from(bar.read(regs::MMU_IRQ_STATUS).status());
-                if status != 0 {
-                    bar.write_reg(regs::MMU_IRQ_STATUS::zeroed().with_status(status));
+                let status = bar.read(regs::MMU_IRQ_STATUS);
+                if status.into_raw() != 0 {
+                    // Write one to clear every bit read.
+                    bar.write_reg(status);
                 }
-                status
+                status.into_raw()
             })
+            // A device that is gone raised nothing.
             .unwrap_or(0);
         if status == 0 {
             IrqReturn::None
@@ -157,8 +166,8 @@ pub(crate) fn self_test(gpu: &Gpu) -> Result<Delta> {
     let before = gpu.stats.soft_irqs.load(Relaxed);
     let start = Instant::<Monotonic>::now();
     gpu.io(|bar| {
-        bar.write_reg(regs::IRQ_MASK::zeroed().with_mask(regs::IRQ_SOFT | regs::IRQ_ERROR));
-        bar.write_reg(regs::IRQ_RAISE::zeroed().with_bits(regs::IRQ_SOFT));
+        bar.write_reg(regs::IRQ_MASK::zeroed().with_soft(true).with_error(true));
+        bar.write_reg(regs::IRQ_RAISE::zeroed().with_soft(true));
     })?;
     read_poll_timeout(
         || Ok(gpu.stats.soft_irqs.load(Relaxed)),

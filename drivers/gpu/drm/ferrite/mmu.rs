@@ -4,7 +4,7 @@
 //! eviction of idle VMs, and TLB maintenance of exactly the changed range.
 
 use kernel::{
-    io::{register::Array, Io},
+    io::Io,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
@@ -15,7 +15,7 @@ use kernel::{
 use crate::{
     driver::VA_BITS,
     gpu::{Bar0, Gpu},
-    regs,
+    regs::{self, AsCommand, CheckedArray},
 };
 
 /// What a slot needs to translate for a VM; shared by the VM and the slot
@@ -139,11 +139,11 @@ impl AsSlots {
         });
         let s = victim.ok_or(EBUSY)?;
         if let Some(old) = self.slots[s].vm.take() {
-            gpu.io(|bar| disable(bar, s))?;
+            gpu.try_io(|bar| disable(bar, s))?;
             old.slot.store(0, Relaxed);
             self.evictions += 1;
         }
-        gpu.io(|bar| program(bar, s, vm.ttbr, vm.mair))?;
+        gpu.try_io(|bar| program(bar, s, vm.ttbr, vm.mair))?;
         vm.slot.store(s as u32 + 1, Relaxed);
         vm.resident.add(1, Relaxed);
         self.slots[s] = Slot {
@@ -155,10 +155,14 @@ impl AsSlots {
 
     pub(crate) fn release(&mut self, gpu: &Gpu, vm: &VmAs) {
         if let Some(s) = vm.slot() {
-            // The VM's tables are freed next.
-            let _ = gpu.io(|bar| {
-                disable(bar, s);
+            // The VM's tables are freed next. The result is not needed:
+            // with the device gone (`ENODEV`, at unbind) no slot translates
+            // any more, and a slot out of range (`EINVAL`) was reported
+            // where it arose; either way the VM leaves its slot.
+            let _ = gpu.try_io(|bar| {
+                disable(bar, s)?;
                 sync(bar);
+                Ok(())
             });
             vm.slot.store(0, Relaxed);
             self.slots[s].vm = None;
@@ -175,35 +179,37 @@ impl AsSlots {
     }
 }
 
-fn command(bar: &Bar0<'_>, s: usize, cmd: u32) {
-    if let Some(r) = regs::AS_COMMAND::try_at(s) {
-        bar.write(r, regs::AS_COMMAND::zeroed().with_command(cmd));
-    }
+fn command(bar: &Bar0<'_>, s: usize, cmd: AsCommand) -> Result {
+    bar.write(
+        regs::AS_COMMAND::checked_at(s)?,
+        regs::AS_COMMAND::zeroed().with_command(cmd),
+    );
+    Ok(())
 }
 
-fn set_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
+fn set_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) -> Result {
     let (alo, ahi) = Gpu::split(start);
     let (slo, shi) = Gpu::split(size);
-    let (Some(a0), Some(a1), Some(s0), Some(s1)) = (
-        regs::AS_LOCKADDR_LO::try_at(s),
-        regs::AS_LOCKADDR_HI::try_at(s),
-        regs::AS_LOCKSIZE_LO::try_at(s),
-        regs::AS_LOCKSIZE_HI::try_at(s),
-    ) else {
-        return;
-    };
+    let (a0, a1, s0, s1) = (
+        regs::AS_LOCKADDR_LO::checked_at(s)?,
+        regs::AS_LOCKADDR_HI::checked_at(s)?,
+        regs::AS_LOCKSIZE_LO::checked_at(s)?,
+        regs::AS_LOCKSIZE_HI::checked_at(s)?,
+    );
     bar.write(a0, regs::AS_LOCKADDR_LO::zeroed().with_value(alo));
     bar.write(a1, regs::AS_LOCKADDR_HI::zeroed().with_value(ahi));
     bar.write(s0, regs::AS_LOCKSIZE_LO::zeroed().with_value(slo));
     bar.write(s1, regs::AS_LOCKSIZE_HI::zeroed().with_value(shi));
+    Ok(())
 }
 
 /// LOCK a range: the slot's queues wait for accesses to it.
-pub(crate) fn lock_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
-    set_range(bar, s, start, size);
-    command(bar, s, regs::AS_CMD_LOCK);
+pub(crate) fn lock_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) -> Result {
+    set_range(bar, s, start, size)?;
+    command(bar, s, AsCommand::Lock)?;
     // The tables change next: the lock must hold before they do.
     sync(bar);
+    Ok(())
 }
 
 /// Wait until the device has carried out every earlier register write.
@@ -215,33 +221,32 @@ pub(crate) fn lock_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
 /// memory is given back, a slot disabled before its tables go) is followed
 /// by one.
 pub(crate) fn sync(bar: &Bar0<'_>) {
+    // The read is the point, not its value.
     let _ = bar.read(regs::ID);
 }
 
 /// FLUSH_RANGE: invalidate the TLB entries overlapping the range.
-pub(crate) fn flush_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) {
-    set_range(bar, s, start, size);
-    command(bar, s, regs::AS_CMD_FLUSH_RANGE);
+pub(crate) fn flush_range(bar: &Bar0<'_>, s: usize, start: u64, size: u64) -> Result {
+    set_range(bar, s, start, size)?;
+    command(bar, s, AsCommand::FlushRange)
 }
 
-pub(crate) fn unlock(bar: &Bar0<'_>, s: usize) {
-    command(bar, s, regs::AS_CMD_UNLOCK);
+pub(crate) fn unlock(bar: &Bar0<'_>, s: usize) -> Result {
+    command(bar, s, AsCommand::Unlock)
 }
 
 /// Point slot `s` at a page table and enable it (UPDATE also invalidates
 /// the slot's TLB entries and clears its fault record).
-fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64) {
+fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64) -> Result {
     let (tlo, thi) = Gpu::split(ttbr);
     let (mlo, mhi) = Gpu::split(mair);
-    let (Some(t0), Some(t1), Some(m0), Some(m1), Some(cfg)) = (
-        regs::AS_TRANSTAB_LO::try_at(s),
-        regs::AS_TRANSTAB_HI::try_at(s),
-        regs::AS_MEMATTR_LO::try_at(s),
-        regs::AS_MEMATTR_HI::try_at(s),
-        regs::AS_CONFIG::try_at(s),
-    ) else {
-        return;
-    };
+    let (t0, t1, m0, m1, cfg) = (
+        regs::AS_TRANSTAB_LO::checked_at(s)?,
+        regs::AS_TRANSTAB_HI::checked_at(s)?,
+        regs::AS_MEMATTR_LO::checked_at(s)?,
+        regs::AS_MEMATTR_HI::checked_at(s)?,
+        regs::AS_CONFIG::checked_at(s)?,
+    );
     bar.write(t0, regs::AS_TRANSTAB_LO::zeroed().with_value(tlo));
     bar.write(t1, regs::AS_TRANSTAB_HI::zeroed().with_value(thi));
     bar.write(m0, regs::AS_MEMATTR_LO::zeroed().with_value(mlo));
@@ -252,15 +257,13 @@ fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64) {
             .with_const_va_bits::<{ VA_BITS }>()
             .with_enable(true),
     );
-    command(bar, s, regs::AS_CMD_UPDATE);
+    command(bar, s, AsCommand::Update)
 }
 
 /// Disable slot `s` (UPDATE with ENABLE clear drops its TLB entries).
-fn disable(bar: &Bar0<'_>, s: usize) {
-    if let Some(cfg) = regs::AS_CONFIG::try_at(s) {
-        bar.write(cfg, regs::AS_CONFIG::zeroed());
-    }
-    command(bar, s, regs::AS_CMD_UPDATE);
+fn disable(bar: &Bar0<'_>, s: usize) -> Result {
+    bar.write(regs::AS_CONFIG::checked_at(s)?, regs::AS_CONFIG::zeroed());
+    command(bar, s, AsCommand::Update)
 }
 
 /// A fault recorded by a slot.
@@ -271,19 +274,17 @@ pub(crate) struct Fault {
 }
 
 /// Read slot `s`'s fault record.
-pub(crate) fn read_fault(bar: &Bar0<'_>, s: usize) -> Fault {
-    let (Some(st), Some(lo), Some(hi)) = (
-        regs::AS_FAULTSTATUS::try_at(s),
-        regs::AS_FAULTADDR_LO::try_at(s),
-        regs::AS_FAULTADDR_HI::try_at(s),
-    ) else {
-        return Fault::default();
-    };
+pub(crate) fn read_fault(bar: &Bar0<'_>, s: usize) -> Result<Fault> {
+    let (st, lo, hi) = (
+        regs::AS_FAULTSTATUS::checked_at(s)?,
+        regs::AS_FAULTADDR_LO::checked_at(s)?,
+        regs::AS_FAULTADDR_HI::checked_at(s)?,
+    );
     let status = bar.read(st).into_raw();
     let lo = u64::from(u32::from(bar.read(lo).value()));
     let hi = u64::from(u32::from(bar.read(hi).value()));
-    Fault {
+    Ok(Fault {
         status,
         addr: (hi << 32) | lo,
-    }
+    })
 }

@@ -706,7 +706,7 @@ impl Queue {
         match hw.at {
             Where::Resident(r) => {
                 let tail = hw.tail;
-                let r = gpu.io(|bar| HwRing(r).doorbell(bar, tail));
+                let r = gpu.try_io(|bar| HwRing(r).doorbell(bar, tail));
                 drop(s);
                 // The device went away (unbind, or lost) while the job went
                 // on the ring: whoever failed the jobs may have missed it.

@@ -15,7 +15,7 @@
 
 use kernel::{
     bindings, dma_fence,
-    io::{register::Array, Io},
+    io::Io,
     list::List,
     prelude::*,
     sync::{atomic::Relaxed, Arc},
@@ -29,7 +29,7 @@ use crate::{
     gpu::{Bar0, Gpu},
     mmu,
     queue::{Inflight, Queue, Record, Where},
-    regs,
+    regs::{self, CheckedArray, QueueError},
     ring::{HwRing, JOB_BYTES},
     sched::{self, take_jobs},
 };
@@ -40,18 +40,18 @@ use crate::{
 const WATCHDOG_PERIOD: Delta = Delta::from_millis(50);
 
 /// Why ring `r` stopped (job interrupt, error bit).
-pub(crate) fn read_error(gpu: &Gpu, bar: &Bar0<'_>, r: usize) -> (Error, Record) {
-    let code = regs::Q_ERROR::try_at(r).map_or(0, |reg| bar.read(reg).code().into());
+pub(crate) fn read_error(gpu: &Gpu, bar: &Bar0<'_>, r: usize) -> Result<(Error, Record)> {
+    let q_error = bar.read(regs::Q_ERROR::checked_at(r)?);
     let mut rec = Record {
         state: uapi::drm_ferrite_queue_state_DRM_FERRITE_QUEUE_STATE_ERROR,
-        error: code,
+        error: q_error.into_raw(),
         ..Record::default()
     };
     let mut err = EIO;
-    if code == regs::Q_ERROR_MMU_FAULT {
+    if matches!(q_error.code(), Ok(QueueError::MmuFault)) {
         let slot = gpu.sched.lock().queue_on(r).and_then(|q| q.vm.hw.slot());
         if let Some(s) = slot {
-            let f = mmu::read_fault(bar, s);
+            let f = mmu::read_fault(bar, s)?;
             rec.fault_addr = f.addr;
             rec.fault_status = f.status;
         }
@@ -59,7 +59,7 @@ pub(crate) fn read_error(gpu: &Gpu, bar: &Bar0<'_>, r: usize) -> (Error, Record)
         err = EFAULT;
         gpu.stats.faults.add(1, Relaxed);
     }
-    (err, rec)
+    Ok((err, rec))
 }
 
 /// Ring `r` stopped on an error, or its job timed out: fail the job at the
@@ -135,10 +135,14 @@ pub(crate) fn ring_failed(gpu: &Arc<Gpu>, r: usize, err: Error, rec: Record) {
 /// sure the ring stopped, before their fences signal and userspace (or the
 /// kernel, for userptr pages) may reuse what they used.
 fn halt_ring(gpu: &Gpu, r: usize, q: &Queue) {
-    let _ = gpu.io(|bar| {
-        HwRing(r).reset(bar);
+    // Not checked: with the device gone (`ENODEV`) nothing runs any more,
+    // and a ring out of range (`EINVAL`, reported where it arose) runs
+    // nothing. The cache is cleaned even then.
+    let _ = gpu.try_io(|bar| {
+        let reset = HwRing(r).reset(bar);
         crate::gpu::clean_cache(bar);
         mmu::sync(bar);
+        reset
     });
     q.vm.hw.leave();
 }
@@ -220,7 +224,7 @@ pub(crate) fn recover(gpu: &Arc<Gpu>) -> Result {
             s.off_ring(q);
         }
         gpu.io(|bar| {
-            bar.write_reg(regs::RESET::zeroed().with_command(regs::RESET_GLOBAL));
+            bar.write_reg(regs::RESET::global());
             mmu::sync(bar);
         })?;
         slots.forget_all();

@@ -25,7 +25,7 @@ use kernel::{
     device::{Bound, Device},
     devres::Devres,
     dma::Coherent,
-    io::{register::Array, Io},
+    io::Io,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
@@ -35,7 +35,11 @@ use kernel::{
 
 use crate::{
     gpu::{Bar0, Gpu},
-    regs::{self, cmd},
+    regs::{
+        self,
+        cmd::{Header, Write64Flags},
+        CheckedArray,
+    },
     vm::Vm,
 };
 
@@ -203,16 +207,16 @@ impl QueueMem {
         let (ib_lo, ib_hi) = Gpu::split(cmd_va);
         let (f_lo, f_hi) = Gpu::split(self.fence_va);
         let (s_lo, s_hi) = Gpu::split(seqno);
+        let fence_flags = Write64Flags::zeroed()
+            .with_irq(true)
+            .with_flush(true)
+            .with_seqno(true);
         let dwords = [
-            cmd::header(cmd::CALL, 0, 4),
+            Header::call(),
             ib_lo,
             ib_hi,
             cmd_size,
-            cmd::header(
-                cmd::WRITE64,
-                cmd::W64_IRQ | cmd::W64_FLUSH | cmd::W64_SEQNO,
-                5,
-            ),
+            Header::write64(fence_flags),
             f_lo,
             f_hi,
             s_lo,
@@ -242,35 +246,32 @@ impl Drop for QueueMem {
 pub(crate) struct HwRing(pub(crate) usize);
 
 impl HwRing {
-    fn control(self, bar: &Bar0<'_>, v: regs::Q_CONTROL) {
-        if let Some(r) = regs::Q_CONTROL::try_at(self.0) {
-            bar.write(r, v);
-        }
+    fn control(self, bar: &Bar0<'_>, v: regs::Q_CONTROL) -> Result {
+        bar.write(regs::Q_CONTROL::checked_at(self.0)?, v);
+        Ok(())
     }
 
     /// Abandon whatever the ring runs and clear its registers.
-    pub(crate) fn reset(self, bar: &Bar0<'_>) {
-        self.control(bar, regs::Q_CONTROL::zeroed().with_reset(true));
+    pub(crate) fn reset(self, bar: &Bar0<'_>) -> Result {
+        self.control(bar, regs::Q_CONTROL::reset_queue())
     }
 
     /// Run `mem` on this ring with address-space slot `slot`, from the
     /// context in `mem`, up to ring offset `tail`.
-    pub(crate) fn start(self, bar: &Bar0<'_>, mem: &QueueMem, slot: usize, tail: usize) {
+    pub(crate) fn start(self, bar: &Bar0<'_>, mem: &QueueMem, slot: usize, tail: usize) -> Result {
         let q = self.0;
         let (lo, hi) = Gpu::split(mem.ring_va);
         let (clo, chi) = Gpu::split(mem.fence_va + CTX_OFFSET as u64);
-        let (Some(b0), Some(b1), Some(sz), Some(r_as), Some(c0), Some(c1), Some(t)) = (
-            regs::Q_RING_BASE_LO::try_at(q),
-            regs::Q_RING_BASE_HI::try_at(q),
-            regs::Q_RING_SIZE::try_at(q),
-            regs::Q_AS::try_at(q),
-            regs::Q_CONTEXT_LO::try_at(q),
-            regs::Q_CONTEXT_HI::try_at(q),
-            regs::Q_TAIL::try_at(q),
-        ) else {
-            return;
-        };
-        self.reset(bar);
+        let (b0, b1, sz, r_as, c0, c1, t) = (
+            regs::Q_RING_BASE_LO::checked_at(q)?,
+            regs::Q_RING_BASE_HI::checked_at(q)?,
+            regs::Q_RING_SIZE::checked_at(q)?,
+            regs::Q_AS::checked_at(q)?,
+            regs::Q_CONTEXT_LO::checked_at(q)?,
+            regs::Q_CONTEXT_HI::checked_at(q)?,
+            regs::Q_TAIL::checked_at(q)?,
+        );
+        self.reset(bar)?;
         bar.write(b0, regs::Q_RING_BASE_LO::zeroed().with_value(lo));
         bar.write(b1, regs::Q_RING_BASE_HI::zeroed().with_value(hi));
         bar.write(
@@ -281,30 +282,22 @@ impl HwRing {
         bar.write(c0, regs::Q_CONTEXT_LO::zeroed().with_value(clo));
         bar.write(c1, regs::Q_CONTEXT_HI::zeroed().with_value(chi));
         bar.write(t, regs::Q_TAIL::zeroed().with_offset(tail as u32));
-        self.control(
-            bar,
-            regs::Q_CONTROL::zeroed()
-                .with_enable(true)
-                .with_restore(true),
-        );
+        self.control(bar, regs::Q_CONTROL::restore_and_run())
     }
 
     /// Tell the ring that commands were written up to `tail`: the
     /// doorbell, the only register access of a submission.
-    pub(crate) fn doorbell(self, bar: &Bar0<'_>, tail: usize) {
-        if let Some(r) = regs::Q_TAIL::try_at(self.0) {
-            bar.write(r, regs::Q_TAIL::zeroed().with_offset(tail as u32));
-        }
+    pub(crate) fn doorbell(self, bar: &Bar0<'_>, tail: usize) -> Result {
+        bar.write(
+            regs::Q_TAIL::checked_at(self.0)?,
+            regs::Q_TAIL::zeroed().with_offset(tail as u32),
+        );
+        Ok(())
     }
 
     /// Ask the ring to save its context and stop at its next suspend
     /// point; `JOB_IRQ_STATUS` says when it did.
-    pub(crate) fn suspend(self, bar: &Bar0<'_>) {
-        self.control(
-            bar,
-            regs::Q_CONTROL::zeroed()
-                .with_enable(true)
-                .with_suspend(true),
-        );
+    pub(crate) fn suspend(self, bar: &Bar0<'_>) -> Result {
+        self.control(bar, regs::Q_CONTROL::request_suspend())
     }
 }

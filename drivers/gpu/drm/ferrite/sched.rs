@@ -342,7 +342,7 @@ fn attach(gpu: &Gpu, slots: &mut AsSlots, s: &mut Sched, r: usize, q: Arc<Queue>
         mem.write_fresh_context(hw.head_off(), hw.last_done);
     }
     let tail = hw.tail;
-    if let Err(e) = gpu.io(|bar| HwRing(r).start(bar, &mem, slot, tail)) {
+    if let Err(e) = gpu.try_io(|bar| HwRing(r).start(bar, &mem, slot, tail)) {
         q.vm.hw.leave();
         return Err(e);
     }
@@ -363,7 +363,9 @@ fn detach_idle(gpu: &Gpu, s: &mut Sched, r: usize) {
     let Some(q) = s.take_ring(r) else {
         return;
     };
-    let _ = gpu.io(|bar| HwRing(r).reset(bar));
+    // Not checked: with the device gone (`ENODEV`) the ring runs nothing
+    // any more, and a ring out of range (`EINVAL`) was reported.
+    let _ = gpu.try_io(|bar| HwRing(r).reset(bar));
     q.vm.hw.leave();
     s.off_ring(q);
 }
@@ -535,7 +537,10 @@ fn suspend(gpu: &Gpu, s: &mut Sched, r: usize) {
         return;
     };
     q.hw.access_mut(s).at = Where::Suspending(r);
-    let _ = gpu.io(|bar| HwRing(r).suspend(bar));
+    // Not checked: with the device gone (`ENODEV`) no suspend comes, and
+    // unbind fails the queue's jobs; a ring out of range (`EINVAL`) was
+    // reported.
+    let _ = gpu.try_io(|bar| HwRing(r).suspend(bar));
 }
 
 /// Ring `r` saved its queue's context (job interrupt): the queue is off
@@ -629,7 +634,8 @@ pub(crate) fn queue_closed(gpu: &Arc<Gpu>, q: &Arc<Queue>) {
         let hw = q.hw.access_mut(&mut s);
         match hw.at {
             Where::Resident(r) if hw.inflight.is_empty() => {
-                let _ = gpu.io(|bar| HwRing(r).reset(bar));
+                // Not checked, as in `detach_idle`.
+                let _ = gpu.try_io(|bar| HwRing(r).reset(bar));
                 q.vm.hw.leave();
                 hw.at = Where::Idle;
                 hw.saved = false;
