@@ -17,6 +17,25 @@
 //! VMs, which a forked child sharing the file or a raw VM_DESTROY may
 //! destroy (and a later VM_CREATE reuse the id), outcomes that only a
 //! vanished VM explains are tolerated.
+//!
+//! Asynchronous binds and unusable VMs (UAPI 0.5): an asynchronous
+//! VM_BIND that waits for a fence which may fail (a job's, which may fault;
+//! another bind's) may leave its VM unusable for good, after the call
+//! returned. The fuzzer does not predict that: it asks VM_GET_STATE. Before
+//! a SUBMIT or a bind on a VM that may be unusable (one such bind was made
+//! on it, and now and then on any VM) it asks, and a VM reported unusable
+//! must then refuse the SUBMIT and every bind that MAPs (`EIO`); after any
+//! `EIO` that only an unusable VM explains, it asks again, and the VM must
+//! be reported unusable. UNMAP-only binds never get `EIO` from an unusable
+//! VM. Ids another thread may have reused meanwhile (a generation count of
+//! the VM and queue creations and destructions of the file) void both
+//! checks, and so does sharing the file with other processes (a forked
+//! child), except for the process VM, whose id always names the caller's.
+//! Such binds are made on the explicit VMs (recreated once found unusable)
+//! and on the process VMs of short-lived processes (the churn and fork
+//! children): the process VM of a process that keeps it takes only
+//! asynchronous binds that wait for nothing, which cannot fail, so it must
+//! stay usable.
 
 use std::fmt::Debug;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -31,13 +50,13 @@ use ferrite::device::{
 };
 use ferrite::exec::{
     IOCTL_QUEUE_CREATE, IOCTL_QUEUE_DESTROY, IOCTL_QUEUE_GET_STATE, IOCTL_SUBMIT, IOCTL_VM_BIND,
-    IOCTL_VM_CREATE, IOCTL_VM_DESTROY,
+    IOCTL_VM_CREATE, IOCTL_VM_DESTROY, IOCTL_VM_GET_STATE,
 };
 use ferrite::uapi::{self, drm_ferrite_counters, drm_ferrite_dev_info, drm_ferrite_obj_array};
 use ferrite::{drm, Mmap};
 
 use crate::gen::{
-    self, BindOp, BoInfo, BoRef, Element, Layout, MemKind, Ptr, SyncInfo, SyncOp, VaRange,
+    self, BindOp, BoInfo, BoRef, Element, Layout, MemKind, Ptr, SyncInfo, SyncOp, VaRange, Val,
 };
 use crate::gen::{MIB, PAGE};
 use crate::rng::Rng;
@@ -72,6 +91,8 @@ pub struct DevDesc {
     pub range: VaRange,
     /// The driver's debugfs directory of the device (readable as root).
     pub debugfs: PathBuf,
+    /// DEV_QUERY FEATURES: the `DRM_FERRITE_UAPI_*` bits.
+    pub features: u64,
 }
 
 // Bounds of what one file keeps.
@@ -85,7 +106,7 @@ const MAX_CMDBUFS: usize = 8;
 const MAX_MAPS: usize = 8;
 const MAX_EXT_FDS: usize = 16;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct QueueEnt {
     id: u32,
     vm: u32,
@@ -131,6 +152,17 @@ struct Pools {
     bound: Vec<(u32, u64, u64)>,
     cmdbufs: Vec<CmdBuf>,
     maps: Vec<Arc<MapEnt>>,
+    /// VMs an asynchronous bind that waits for a fence was made on since
+    /// VM_GET_STATE last reported them usable, or reported unusable: asked
+    /// about before each use. (Only a hint: no check depends on it.)
+    risky: Vec<u32>,
+    /// Explicit VMs VM_GET_STATE reported unusable, to destroy and make
+    /// again.
+    unusable: Vec<u32>,
+    /// Bumped before every VM and queue creation and destruction through
+    /// the file: unchanged over a check, the ids it used named the same
+    /// objects throughout (as far as this process goes).
+    gen: u64,
 }
 
 impl Pools {
@@ -191,6 +223,11 @@ pub struct FileCtx {
     /// The device (index into [`Env::devs`]): files of one device share
     /// the process VM.
     pub dev: usize,
+    /// The device takes asynchronous binds, SYNC_ONLY and VM_GET_STATE
+    /// (DRM_FERRITE_UAPI_ASYNC_BIND).
+    pub async_ok: bool,
+    /// The device maps NULL ranges (DRM_FERRITE_UAPI_NULL_BIND).
+    pub null_ok: bool,
     pools: Mutex<Pools>,
 }
 
@@ -200,10 +237,13 @@ impl FileCtx {
             .read(true)
             .write(true)
             .open(&devs[dev].path)?;
+        let features = devs[dev].features;
         Ok(FileCtx {
             fd: f.into(),
             range: devs[dev].range,
             dev,
+            async_ok: features & u64::from(uapi::DRM_FERRITE_UAPI_ASYNC_BIND) != 0,
+            null_ok: features & u64::from(uapi::DRM_FERRITE_UAPI_NULL_BIND) != 0,
             pools: Mutex::default(),
         })
     }
@@ -214,6 +254,16 @@ impl FileCtx {
 
     fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Note a VM or queue creation or destruction about to be made.
+    fn bump(&self) {
+        let mut p = self.pools();
+        p.gen = p.gen.wrapping_add(1);
+    }
+
+    fn gen(&self) -> u64 {
+        self.pools().gen
     }
 
     /// Keep a CPU mapping alive past the file (to touch after close).
@@ -454,6 +504,9 @@ pub struct Env {
     /// Weight of each operation of [`OPS`].
     pub weights: Vec<u32>,
     replay_extra: String,
+    /// Injected bind failures were pending when the run began (debugfs
+    /// `inject_bind_failure`): any asynchronous bind may fail.
+    inject_pending: bool,
     /// Userptr regions; last, so that they are unmapped after the files
     /// are closed.
     user: Mutex<UserMem>,
@@ -520,6 +573,7 @@ impl Env {
             trace: opts.trace,
             weights: opts.weights.clone(),
             replay_extra: opts.replay_extra.clone(),
+            inject_pending: opts.inject_pending,
             user: Mutex::default(),
         }
     }
@@ -553,6 +607,9 @@ pub struct RunOpts {
     pub weights: Vec<u32>,
     /// Options a replay needs besides the seed (`--skip ...`).
     pub replay_extra: String,
+    /// Injected bind failures were pending (debugfs `inject_bind_failure`
+    /// of a device read non-zero) when the run began.
+    pub inject_pending: bool,
 }
 
 /// The names of the operations (for --skip): the Op names in lower case.
@@ -744,10 +801,12 @@ enum Op {
     UserptrJob,
     BoLabel,
     BoQueryInfo,
+    VmState,
+    AsyncBind,
 }
 
 /// Operations and their weights (in tenths).
-const OPS: [(Op, u32); 38] = [
+const OPS: [(Op, u32); 40] = [
     (Op::DevQuery, 30),
     (Op::GemCreate, 60),
     (Op::GemClose, 30),
@@ -786,33 +845,71 @@ const OPS: [(Op, u32); 38] = [
     (Op::UserptrJob, 25),
     (Op::BoLabel, 15),
     (Op::BoQueryInfo, 15),
+    (Op::VmState, 15),
+    (Op::AsyncBind, 30),
 ];
 
 const EIO_OK: &[i32] = &[libc::EIO];
-/// VM_BIND: a MAP over a userptr is refused with EEXIST (and, with WAIT
-/// sync ops, a failed fence's error comes back).
+/// VM_BIND: a MAP over a userptr is refused with EEXIST; EIO comes from a
+/// MAP on an unusable VM (checked with VM_GET_STATE) or, in a synchronous
+/// bind with WAIT sync ops, is a failed fence's error.
 const BIND_EXTRA: &[i32] = &[libc::EEXIST];
-const BIND_WAIT_EXTRA: &[i32] = &[libc::EEXIST, libc::EIO];
+const BIND_EIO_EXTRA: &[i32] = &[libc::EEXIST, libc::EIO];
+/// SUBMIT on a queue whose VM VM_GET_STATE reported unusable just before,
+/// with nothing else wrong: EIO (ENOENT if another thread destroyed the
+/// queue meanwhile; EINTR while the BOs are locked; ENOMEM).
+const SUBMIT_UNUSABLE: &[i32] = &[libc::EIO, libc::ENOENT, libc::EINTR, libc::ENOMEM];
+/// VM_GET_STATE: of an explicit VM, ENOENT once it is gone; of the process
+/// VM (made on first use), ENOMEM.
+const STATE_VM: &[i32] = &[libc::ENOENT];
+const STATE_PVM: &[i32] = &[libc::ENOMEM];
+const EINVAL_ONLY: &[i32] = &[libc::EINVAL];
+/// An asynchronous bind with a userptr MAP: EINVAL (ENOENT: the VM or a BO
+/// of an earlier op is gone; ENOMEM: pinning a BO of an earlier op).
+const ASYNC_USERPTR: &[i32] = &[libc::EINVAL, libc::ENOENT, libc::ENOMEM];
+const ASYNC_USERPTR_EIO: &[i32] = &[libc::EINVAL, libc::ENOENT, libc::ENOMEM, libc::EIO];
+/// A NULL MAP on an unusable VM: EIO (ENOENT: the VM is gone; ENOMEM).
+const UNUSABLE_NULL_MAP: &[i32] = &[libc::EIO, libc::ENOENT, libc::ENOMEM];
+/// A BO MAP on an unusable VM: EIO, or the BO's errors (its handle closed,
+/// or reused for a smaller BO, by another thread; pinning it).
+const UNUSABLE_BO_MAP: &[i32] = &[libc::EIO, libc::ENOENT, libc::EINVAL, libc::ENOMEM];
+/// An UNMAP of a range without userptrs on an unusable VM: it works
+/// (ENOENT: the VM is gone; ENOMEM: splitting a mapping).
+const UNUSABLE_UNMAP: &[i32] = &[libc::ENOENT, libc::ENOMEM];
+/// Destroying an unusable VM after its queues: EBUSY only for queues the
+/// fuzzer does not know of (a forked child's), ENOENT if it is gone.
+const RECYCLE_DESTROY: &[i32] = &[libc::EBUSY, libc::ENOENT];
+/// Exporting the sync object an asynchronous bind just signalled: it holds
+/// a fence (ENOENT: destroyed by another thread through a random handle).
+const EXPORT_FENCED: &[i32] = &[libc::ENOMEM, libc::EMFILE, libc::ENFILE, libc::ENOENT];
 // The errors userptr VM_BINDs may return (ferrite_drm.h,
 // DRM_FERRITE_VM_BIND_USERPTR), on the process VM (`_PVM`, which is the
 // caller's and cannot be destroyed: no EPERM or ENOENT) and on explicit
 // VMs (a forked child's VMs are its parent's: EPERM; destroyed: ENOENT).
-// Never EIO: no userptr VM_BIND waits for a fence.
+// EIO only on an unusable VM (checked with VM_GET_STATE): no userptr
+// VM_BIND waits for a fence.
 /// A MAP that must fail: read-only memory bound writable, or unreadable
 /// memory (EFAULT); or a range that is bound already (EEXIST).
-const UP_FAIL_PVM: &[i32] = &[libc::EFAULT, libc::EEXIST, libc::ENOMEM];
+const UP_FAIL_PVM: &[i32] = &[libc::EFAULT, libc::EEXIST, libc::ENOMEM, libc::EIO];
 const UP_FAIL: &[i32] = &[
     libc::EFAULT,
     libc::EEXIST,
     libc::EPERM,
     libc::ENOENT,
     libc::ENOMEM,
+    libc::EIO,
 ];
 /// A MAP of memory the process may map so: EEXIST only where a userptr
 /// the fuzzer forgot (its file closed, the VM living on through another)
 /// or one of memory since unmapped is still there.
-const UP_MAP_PVM: &[i32] = &[libc::EEXIST, libc::ENOMEM];
-const UP_MAP: &[i32] = &[libc::EEXIST, libc::EPERM, libc::ENOENT, libc::ENOMEM];
+const UP_MAP_PVM: &[i32] = &[libc::EEXIST, libc::ENOMEM, libc::EIO];
+const UP_MAP: &[i32] = &[
+    libc::EEXIST,
+    libc::EPERM,
+    libc::ENOENT,
+    libc::ENOMEM,
+    libc::EIO,
+];
 /// An UNMAP of part of a userptr: EINVAL.
 const UP_PARTIAL_PVM: &[i32] = &[libc::EINVAL];
 const UP_PARTIAL: &[i32] = &[libc::EINVAL, libc::ENOENT];
@@ -848,12 +945,44 @@ fn query_len(ty: u32) -> Option<u32> {
 /// The longest BO label with its NUL.
 const LABEL_MAX: usize = uapi::DRM_FERRITE_BO_LABEL_MAX as usize;
 const SIGNAL: u32 = uapi::DRM_FERRITE_SYNC_SIGNAL;
-const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
-const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
+const TIMELINE: u32 = uapi::DRM_FERRITE_SYNC_TIMELINE;
+const MAP: u32 = gen::MAP;
+const UNMAP: u32 = gen::UNMAP;
+const ASYNC: u32 = uapi::DRM_FERRITE_VM_BIND_ASYNC;
+const USERPTR: u32 = uapi::DRM_FERRITE_VM_BIND_USERPTR;
 const PVM: u32 = uapi::DRM_FERRITE_VM_PROCESS;
+const VM_USABLE: u32 = uapi::drm_ferrite_vm_state_DRM_FERRITE_VM_STATE_USABLE;
+const VM_UNUSABLE: u32 = uapi::drm_ferrite_vm_state_DRM_FERRITE_VM_STATE_UNUSABLE;
+/// VM ids no file can reach (each VM holds page tables): VM_GET_STATE of
+/// one must fail with ENOENT.
+const VM_ID_NEVER: u32 = 1 << 24;
 
 fn nothing() -> String {
     String::new()
+}
+
+/// The elements of an array placed by [`Worker::array`] as the kernel
+/// reads them; None when its count is not theirs (it reads past them).
+fn kernel_view<T: Element>(elems: &[T], a: &Arr) -> Option<Vec<T>> {
+    let n = a.arr.count as usize;
+    (n <= elems.len()).then(|| {
+        elems[..n]
+            .iter()
+            .map(|e| gen::as_kernel_sees(e, a.layout.stride))
+            .collect()
+    })
+}
+
+/// Queue `id` of `f` was destroyed: forget it, so that every queue of the
+/// pool names the queue (and so the VM) it says.
+fn forget_queue(f: &FileCtx, id: u32) {
+    f.pools().queues.retain(|q| q.id != id);
+}
+
+/// Whether sync ops (as the kernel reads them) wait for a fence: a WAIT on
+/// a handle that may exist.
+fn waits_for_fence(syncs: Option<&[SyncOp]>) -> bool {
+    syncs.is_none_or(|v| v.iter().any(|s| s.flags & SIGNAL == 0 && s.handle != 0))
 }
 
 /// At most `n` elements of a list, for messages.
@@ -878,6 +1007,15 @@ pub struct Worker<'e> {
     steps: u64,
     /// The process the worker runs in (userptr regions are per process).
     pid: u32,
+    /// Its process VMs may become unusable: a short-lived process (churn,
+    /// forked child), whose asynchronous binds on them may wait for fences
+    /// that fail. Elsewhere they must stay usable.
+    pub pvm_expendable: bool,
+    /// Other processes use its files (the fork parent and its children):
+    /// ids of explicit VMs and of queues may change under it unseen.
+    pub shares_file: bool,
+    /// The process VM was reported unusable where it must not be (once).
+    pvm_reported: bool,
 }
 
 impl<'e> Worker<'e> {
@@ -893,6 +1031,9 @@ impl<'e> Worker<'e> {
             ncalls: 0,
             steps: 0,
             pid: std::process::id(),
+            pvm_expendable: false,
+            shares_file: false,
+            pvm_reported: false,
         }
     }
 
@@ -1059,6 +1200,13 @@ impl<'e> Worker<'e> {
             Op::UserptrJob => self.op_userptr_job(f),
             Op::BoLabel => self.op_bo_label(f),
             Op::BoQueryInfo => self.op_bo_query_info(f),
+            Op::VmState => self.op_vm_state(f),
+            Op::AsyncBind => self.op_async_bind(f),
+        }
+        // A client destroys a VM it found unusable and makes a new one.
+        let unusable = f.pools().unusable.first().copied();
+        if let Some(vm) = unusable.filter(|_| self.rng.chance(1, 2)) {
+            self.recycle_vm(f, vm);
         }
     }
 
@@ -1609,6 +1757,7 @@ impl<'e> Worker<'e> {
             vm_id: self.rng.next_u32(),
         };
         let ex = Expect::fail_if(fl.bad);
+        f.bump();
         if self
             .ioctl(f.raw(), "VM_CREATE", IOCTL_VM_CREATE, &mut c, ex, &nothing)
             .is_err()
@@ -1633,6 +1782,7 @@ impl<'e> Worker<'e> {
     }
 
     fn vm_destroy(&mut self, f: &FileCtx, vm: u32) {
+        f.bump();
         let mut d = uapi::drm_ferrite_vm_destroy { vm_id: vm, pad: 0 };
         let _ = self.ioctl(
             f.raw(),
@@ -1653,6 +1803,7 @@ impl<'e> Worker<'e> {
             pad: pad.v,
         };
         let ex = Expect::fail_if(pad.bad || vm == uapi::DRM_FERRITE_VM_PROCESS);
+        f.bump();
         let r = self.ioctl(
             f.raw(),
             "VM_DESTROY",
@@ -1669,6 +1820,8 @@ impl<'e> Worker<'e> {
             Ok(_) => {
                 p.bound.retain(|b| b.0 != vm);
                 p.cmdbufs.retain(|c| c.vm != vm);
+                p.risky.retain(|&v| v != vm);
+                p.unusable.retain(|&v| v != vm);
             }
             Err(e) => {
                 if let (Some(vm), true) = (taken, e != libc::ENOENT) {
@@ -1678,8 +1831,24 @@ impl<'e> Worker<'e> {
         }
     }
 
+    /// VM_BIND of random operations: synchronous mostly, asynchronous a
+    /// third of the time (UAPI 0.5), now and then with an unknown flag.
     fn op_vm_bind(&mut self, f: &FileCtx) {
         let range = f.range;
+        let g0 = f.gen();
+        let fl = match self.rng.below(100) {
+            0..=61 => Val::ok(0),
+            62..=95 => Val {
+                v: ASYNC,
+                bad: !f.async_ok,
+            },
+            _ => gen::flags(&mut self.rng, ASYNC),
+        };
+        let async_ = fl.v & ASYNC != 0;
+        let fl = Val {
+            bad: fl.bad || (async_ && !f.async_ok),
+            ..fl
+        };
         let (vm, ops, syncs) = {
             let p = f.pools();
             let vm = gen::vm_id(&mut self.rng, &p.vms);
@@ -1688,6 +1857,8 @@ impl<'e> Worker<'e> {
                 range,
                 bos: &p.bos,
                 bound: &bound,
+                null_ok: f.null_ok,
+                async_,
             };
             let n = match self.rng.below(200) {
                 0..=119 => 1,
@@ -1698,32 +1869,63 @@ impl<'e> Worker<'e> {
                 _ => self.rng.range(65, 4097),
             };
             let ops: Vec<BindOp> = (0..n).map(|_| gen::bind_op(&mut self.rng, &ctx)).collect();
-            let syncs = self.sync_ops(&p.syncs, 3, 2);
+            let mut syncs = self.sync_ops(&p.syncs, 3, 2);
+            if async_ && !self.may_lose(vm) {
+                // Waiting for a fence that fails would leave the VM unusable.
+                syncs.retain(|s| s.flags & SIGNAL != 0);
+            }
             (vm, ops, syncs)
         };
-        let fl = gen::flags(&mut self.rng, 0);
-        let oa = self.array(f, &ops, 40, |o| gen::bind_op_bad(o, range));
         let sa = self.array(f, &syncs, 16, gen::sync_op_bad);
+        let waits = waits_for_fence(kernel_view(&syncs, &sa).as_deref());
+        if async_ && waits && !fl.bad && !self.may_lose(vm) {
+            // Only an array whose count reads past its elements gets here.
+            return;
+        }
+        let oa = self.array(f, &ops, 40, |o| {
+            gen::bind_op_bad(o, range, async_, f.null_ok)
+        });
+        let maps = kernel_view(&ops, &oa).is_none_or(|v| v.iter().any(|o| o.op == MAP));
+        let pre = self.pre_state(f, vm);
+        if async_ && waits {
+            self.mark_risky(f, vm);
+        }
         let mut b = uapi::drm_ferrite_vm_bind {
             vm_id: vm,
             flags: fl.v,
             ops: oa.arr,
             syncs: sa.arr,
         };
-        let waits = syncs.iter().any(|s| s.flags & SIGNAL == 0);
+        // A synchronous bind returns a failed WAIT fence's error.
+        let fence_error = !async_ && waits;
         let ex = Expect {
             must_fail: fl.bad || oa.bad || sa.bad,
-            extra: if waits { BIND_WAIT_EXTRA } else { BIND_EXTRA },
+            extra: if maps || fence_error {
+                BIND_EIO_EXTRA
+            } else {
+                BIND_EXTRA
+            },
             ..Default::default()
         };
         let (ol, sl) = (oa.layout, sa.layout);
-        let r = self.ioctl(f.raw(), "VM_BIND", IOCTL_VM_BIND, &mut b, ex, &|| {
+        let describe = || {
             format!(
-                "\n  ops {ol:?}: {}\n  syncs {sl:?}: {}",
+                "\n  vm {vm} flags {:#x}\n  ops {ol:?}: {}\n  syncs {sl:?}: {}",
+                fl.v,
                 head(&ops, 8),
                 head(&syncs, 8)
             )
-        });
+        };
+        let name = if async_ { "VM_BIND_ASYNC" } else { "VM_BIND" };
+        let r = self.ioctl(f.raw(), name, IOCTL_VM_BIND, &mut b, ex, &describe);
+        if maps && pre == Some(true) && r.is_err() {
+            self.stats.event("map_on_unusable_refused");
+        }
+        match r {
+            Err(libc::EIO) if !fence_error => self.bind_eio(f, vm, g0, name, &describe),
+            Ok(_) if maps && pre == Some(true) => self.bind_on_unusable(f, vm, g0, name, &describe),
+            _ => {}
+        }
         if r.is_err() {
             return;
         }
@@ -1768,6 +1970,7 @@ impl<'e> Worker<'e> {
             pad: pad.v,
         };
         let ex = Expect::fail_if(fl.bad || pad.bad || bad_prio);
+        f.bump();
         if self
             .ioctl(
                 f.raw(),
@@ -1793,6 +1996,7 @@ impl<'e> Worker<'e> {
             full
         };
         if full {
+            f.bump();
             let mut d = uapi::drm_ferrite_queue_destroy {
                 queue_id: c.queue_id,
                 pad: 0,
@@ -1816,6 +2020,7 @@ impl<'e> Worker<'e> {
             queue_id: id,
             pad: pad.v,
         };
+        f.bump();
         let r = self.ioctl(
             f.raw(),
             "QUEUE_DESTROY",
@@ -1824,10 +2029,12 @@ impl<'e> Worker<'e> {
             Expect::fail_if(pad.bad),
             &nothing,
         );
-        if let (Err(e), Some(q)) = (r, taken) {
-            if e != libc::ENOENT {
-                f.pools().queues.push(q);
-            }
+        match (r, taken) {
+            (Err(e), Some(q)) if e != libc::ENOENT => f.pools().queues.push(q),
+            // A random id named a queue of the pool: it is gone (its id may
+            // come back on another VM), and SUBMIT checks rely on the pool.
+            (Ok(_), None) => forget_queue(f, id),
+            _ => {}
         }
     }
 
@@ -2028,16 +2235,19 @@ impl<'e> Worker<'e> {
             },
             syncs: drm_ferrite_obj_array::default(),
         };
-        let bound = self
-            .ioctl(
-                f.raw(),
-                "VM_BIND",
-                IOCTL_VM_BIND,
-                &mut b,
-                Expect::default(),
-                &nothing,
-            )
-            .is_ok();
+        // EIO: the VM is unusable (asked after).
+        let g0 = f.gen();
+        let ex = Expect {
+            extra: EIO_OK,
+            ..Default::default()
+        };
+        let r = self.ioctl(f.raw(), "VM_BIND", IOCTL_VM_BIND, &mut b, ex, &nothing);
+        if r == Err(libc::EIO) {
+            self.bind_eio(f, vm, g0, "VM_BIND (command buffer)", &|| {
+                format!(" vm {vm}")
+            });
+        }
+        let bound = r.is_ok();
         let (Some(map), true) = (mapped, bound) else {
             self.gem_close(f, cmd.handle);
             self.gem_close(f, data.handle);
@@ -2068,6 +2278,8 @@ impl<'e> Worker<'e> {
 
     fn op_submit(&mut self, f: &FileCtx) {
         let range = f.range;
+        // Read before the queue is picked: see `submit_vm_check`.
+        let g0 = f.gen();
         // Pick a queue and a command buffer of its VM.
         let pick = {
             let p = f.pools();
@@ -2110,6 +2322,7 @@ impl<'e> Worker<'e> {
         let queue_id = q.map_or_else(|| gen::handle(&mut self.rng, &[]), |q| q.id);
 
         // The commands, written into the command buffer.
+        let plain_cmd = cb.is_some();
         let (mut cmd_va, mut cmd_size) = match &cb {
             Some((map, cmd, data)) => {
                 let ctx = gen::CmdCtx {
@@ -2133,7 +2346,8 @@ impl<'e> Worker<'e> {
                 4 * self.rng.range(1, 64) as u32,
             ),
         };
-        if self.rng.chance(1, 12) {
+        let mutated = self.rng.chance(1, 12);
+        if mutated {
             match self.rng.below(9) {
                 0 => cmd_size = 0,
                 1 => cmd_size += self.rng.range(1, 3) as u32,
@@ -2169,15 +2383,29 @@ impl<'e> Worker<'e> {
             syncs: sa.arr,
             bos: ba.arr,
         };
-        let ex = Expect::fail_if(fl.bad || pad.bad || cmd_size % 4 != 0 || sa.bad || ba.bad);
+        let stateless_bad = fl.bad || pad.bad || cmd_size % 4 != 0 || sa.bad || ba.bad;
+        // EIO: the queue's VM is unusable (asked before or after).
+        let pre = q.and_then(|q| self.pre_state(f, q.vm));
+        let ex = Expect {
+            must_fail: stateless_bad,
+            extra: EIO_OK,
+            ..Default::default()
+        };
         let (sl, bl) = (sa.layout, ba.layout);
-        let r = self.ioctl(f.raw(), "SUBMIT", IOCTL_SUBMIT, &mut s, ex, &|| {
+        let describe = || {
             format!(
-                "\n  syncs {sl:?}: {}\n  bos {bl:?}: {}",
+                " queue {queue_id} ({q:?})\n  syncs {sl:?}: {}\n  bos {bl:?}: {}",
                 head(&syncs, 8),
                 head(&bos, 8)
             )
-        });
+        };
+        let r = self.ioctl(f.raw(), "SUBMIT", IOCTL_SUBMIT, &mut s, ex, &describe);
+        // Nothing but the VM's state can fail a SUBMIT of valid commands
+        // with no sync ops or BOs.
+        let clean = !stateless_bad && plain_cmd && !mutated && syncs.is_empty() && bos.is_empty();
+        if let Some(q) = q {
+            self.submit_vm_check(f, q, r, pre == Some(true), clean, g0, &describe);
+        }
         if r.is_err() {
             return;
         }
@@ -2194,6 +2422,799 @@ impl<'e> Worker<'e> {
         }
         if self.rng.chance(1, 10) {
             self.op_queue_state(f, Some(queue_id));
+        }
+    }
+
+    // ---- VM state and asynchronous binds (UAPI 0.5) --------------------
+
+    /// Whether `vm` may be lost to an asynchronous bind that fails: any
+    /// explicit VM, and the process VM of a short-lived process.
+    fn may_lose(&self, vm: u32) -> bool {
+        vm != PVM || self.pvm_expendable
+    }
+
+    /// Whether `vm` of `f` may be unusable, as far as this process knows.
+    fn maybe_unusable(&self, f: &FileCtx, vm: u32) -> bool {
+        f.pools().risky.contains(&vm)
+    }
+
+    /// An asynchronous bind that waits for a fence is about to be made on
+    /// `vm`.
+    fn mark_risky(&self, f: &FileCtx, vm: u32) {
+        let mut p = f.pools();
+        if !p.risky.contains(&vm) {
+            p.risky.push(vm);
+        }
+    }
+
+    /// VM_GET_STATE of `vm` through `f`: Some(true) if unusable, Some(false)
+    /// if usable, None if that cannot be told (the VM is gone).
+    fn vm_state(&mut self, f: &FileCtx, vm: u32) -> Option<bool> {
+        let mut s = uapi::drm_ferrite_vm_get_state {
+            vm_id: vm,
+            state: self.rng.next_u32(),
+            pad: 0,
+        };
+        let ex = Expect {
+            only: Some(if vm == PVM { STATE_PVM } else { STATE_VM }),
+            ..Default::default()
+        };
+        self.ioctl(
+            f.raw(),
+            "VM_GET_STATE",
+            IOCTL_VM_GET_STATE,
+            &mut s,
+            ex,
+            &nothing,
+        )
+        .ok()?;
+        self.state_answer(f, vm, s.state)
+    }
+
+    /// Check a state VM_GET_STATE returned for `vm` and note an unusable VM.
+    fn state_answer(&mut self, f: &FileCtx, vm: u32, state: u32) -> Option<bool> {
+        match state {
+            VM_USABLE => {
+                let mut p = f.pools();
+                p.risky.retain(|&v| v != vm);
+                p.unusable.retain(|&v| v != vm);
+                Some(false)
+            }
+            VM_UNUSABLE => {
+                self.stats.event("vm_reported_unusable");
+                {
+                    let mut p = f.pools();
+                    if !p.risky.contains(&vm) {
+                        p.risky.push(vm);
+                    }
+                    if vm != PVM && p.vms.contains(&vm) && !p.unusable.contains(&vm) {
+                        p.unusable.push(vm);
+                    }
+                }
+                if vm == PVM
+                    && !self.pvm_expendable
+                    && !self.env.inject_pending
+                    && !self.pvm_reported
+                {
+                    self.pvm_reported = true;
+                    self.finding(
+                        "VM_GET_STATE reports the process VM unusable, though none of the \
+                         process's asynchronous binds on it waited for a fence (none could fail)",
+                        "",
+                    );
+                }
+                Some(true)
+            }
+            _ => {
+                self.finding(
+                    &format!("VM_GET_STATE of VM {vm} returned state {state}"),
+                    "",
+                );
+                None
+            }
+        }
+    }
+
+    /// The state of `vm` before a call that an unusable VM fails, asked
+    /// when it may be unusable and now and then anyway. (The caller reads
+    /// the generation of `f`'s ids before it picks the ids it uses.)
+    fn pre_state(&mut self, f: &FileCtx, vm: u32) -> Option<bool> {
+        if self.maybe_unusable(f, vm) || self.rng.chance(1, 16) {
+            self.vm_state(f, vm)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the VM id `vm` named one VM since the generation `g0` was
+    /// read: the process VM always does; an explicit one unless this
+    /// process created or destroyed VMs or queues meanwhile, or another
+    /// process uses the file.
+    fn vm_id_stable(&self, f: &FileCtx, vm: u32, g0: u64) -> bool {
+        vm == PVM || (!self.shares_file && f.gen() == g0)
+    }
+
+    /// `what`, a bind with a MAP on `vm`, returned EIO, which only an
+    /// unusable VM explains: VM_GET_STATE must say so.
+    fn bind_eio(&mut self, f: &FileCtx, vm: u32, g0: u64, what: &str, d: &dyn Fn() -> String) {
+        self.stats.event("bind_eio_checked");
+        if self.vm_state(f, vm) == Some(false) && self.vm_id_stable(f, vm, g0) {
+            self.finding(
+                &format!("{what} returned EIO, but VM_GET_STATE reports VM {vm} usable"),
+                &d(),
+            );
+        }
+    }
+
+    /// `what`, a bind with a MAP on `vm`, succeeded though VM_GET_STATE
+    /// reported the VM unusable before: if it still does, the MAP should
+    /// have failed with EIO.
+    fn bind_on_unusable(
+        &mut self,
+        f: &FileCtx,
+        vm: u32,
+        g0: u64,
+        what: &str,
+        d: &dyn Fn() -> String,
+    ) {
+        self.stats.event("bind_on_unusable_ok_checked");
+        if self.vm_state(f, vm) == Some(true) && self.vm_id_stable(f, vm, g0) {
+            self.finding(
+                &format!(
+                    "{what} with a MAP succeeded on VM {vm}, which VM_GET_STATE reports unusable \
+                     (before and after): expected EIO"
+                ),
+                &d(),
+            );
+        }
+    }
+
+    /// After a SUBMIT on queue `q` (as the pool had it): EIO only on an
+    /// unusable VM (asked now); and if its VM was reported unusable just
+    /// before (`unusable`), it must have failed, with EIO if nothing else
+    /// was wrong (`clean`). Not where ids may have changed unseen: the pool
+    /// forgets every queue destroyed through the file (so each entry names
+    /// its queue, whose VM cannot go while it lives), and `g0`, read before
+    /// `q` was picked, voids the checks when another thread created or
+    /// destroyed queues or VMs meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    fn submit_vm_check(
+        &mut self,
+        f: &FileCtx,
+        q: QueueEnt,
+        r: Result<i32, i32>,
+        unusable: bool,
+        clean: bool,
+        g0: u64,
+        d: &dyn Fn() -> String,
+    ) {
+        if self.shares_file {
+            return;
+        }
+        match r {
+            Err(libc::EIO) => self.stats.event("submit_eio_checked"),
+            Err(_) if unusable => self.stats.event("submit_on_unusable_refused"),
+            _ => {}
+        }
+        // EIO: asked now.
+        let eio_on_usable = r == Err(libc::EIO) && self.vm_state(f, q.vm) == Some(false);
+        match r {
+            Err(libc::EIO) if eio_on_usable && f.gen() == g0 => self.finding(
+                &format!(
+                    "SUBMIT returned EIO, but VM_GET_STATE reports VM {} of queue {} usable",
+                    q.vm, q.id
+                ),
+                &d(),
+            ),
+            Ok(_) if unusable && f.gen() == g0 => self.finding(
+                &format!(
+                    "SUBMIT on queue {} succeeded, but VM_GET_STATE reported its VM {} unusable \
+                     just before: expected EIO",
+                    q.id, q.vm
+                ),
+                &d(),
+            ),
+            Err(e) if unusable && clean && !SUBMIT_UNUSABLE.contains(&e) && f.gen() == g0 => self
+                .finding(
+                    &format!(
+                        "SUBMIT on queue {} of unusable VM {} returned {}, expected EIO",
+                        q.id,
+                        q.vm,
+                        errno_name(e)
+                    ),
+                    &d(),
+                ),
+            _ => {}
+        }
+    }
+
+    /// What a client does with an unusable VM: destroy its queues, then the
+    /// VM (both must work), and forget what was bound there.
+    fn recycle_vm(&mut self, f: &FileCtx, vm: u32) {
+        if vm == PVM {
+            return;
+        }
+        let queues: Vec<u32> = {
+            let mut p = f.pools();
+            p.gen = p.gen.wrapping_add(1);
+            let ids = p
+                .queues
+                .iter()
+                .filter(|q| q.vm == vm)
+                .map(|q| q.id)
+                .collect();
+            p.queues.retain(|q| q.vm != vm);
+            p.cmdbufs.retain(|c| c.vm != vm);
+            p.bound.retain(|b| b.0 != vm);
+            p.vms.retain(|&v| v != vm);
+            p.unusable.retain(|&v| v != vm);
+            ids
+        };
+        for id in queues {
+            let mut d = uapi::drm_ferrite_queue_destroy {
+                queue_id: id,
+                pad: 0,
+            };
+            let ex = Expect {
+                only: Some(STATE_VM),
+                ..Default::default()
+            };
+            let _ = self.ioctl(
+                f.raw(),
+                "QUEUE_DESTROY",
+                IOCTL_QUEUE_DESTROY,
+                &mut d,
+                ex,
+                &nothing,
+            );
+        }
+        let mut d = uapi::drm_ferrite_vm_destroy { vm_id: vm, pad: 0 };
+        let ex = Expect {
+            only: Some(RECYCLE_DESTROY),
+            ..Default::default()
+        };
+        let r = self.ioctl(f.raw(), "VM_DESTROY", IOCTL_VM_DESTROY, &mut d, ex, &|| {
+            format!(" unusable vm {vm}")
+        });
+        match r {
+            Ok(_) => {
+                self.stats.event("vm_recycled");
+                self.forget_vm(f, vm);
+                f.pools().risky.retain(|&v| v != vm);
+            }
+            Err(libc::EBUSY) => {
+                let mut p = f.pools();
+                if p.vms.len() < MAX_VMS {
+                    p.vms.push(vm);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// VM_GET_STATE: of the process VM, a VM of the file or an unknown id
+    /// (ENOENT), with a bad pad now and then (EINVAL).
+    fn op_vm_state(&mut self, f: &FileCtx) {
+        if !f.async_ok {
+            return;
+        }
+        let live = f.pools().vms.clone();
+        let vm = match self.rng.below(10) {
+            0..=2 => PVM,
+            3..=7 if !live.is_empty() => *self.rng.pick(&live).unwrap(),
+            8 => VM_ID_NEVER + self.rng.below(u64::from(u32::MAX - VM_ID_NEVER)) as u32,
+            _ => gen::handle(&mut self.rng, &[]),
+        };
+        let pad = if self.rng.chance(1, 12) {
+            Val::bad(self.rng.interesting_u64().max(1))
+        } else {
+            Val::ok(0)
+        };
+        let mut s = uapi::drm_ferrite_vm_get_state {
+            vm_id: vm,
+            state: self.rng.next_u32(),
+            pad: pad.v,
+        };
+        let ex = if pad.bad {
+            Expect {
+                must_fail: true,
+                only: Some(EINVAL_ONLY),
+                ..Default::default()
+            }
+        } else {
+            Expect {
+                must_fail: vm >= VM_ID_NEVER,
+                only: Some(if vm == PVM { STATE_PVM } else { STATE_VM }),
+                ..Default::default()
+            }
+        };
+        let r = self.ioctl(
+            f.raw(),
+            "VM_GET_STATE",
+            IOCTL_VM_GET_STATE,
+            &mut s,
+            ex,
+            &nothing,
+        );
+        if r.is_ok() && !pad.bad {
+            self.state_answer(f, vm, s.state);
+        }
+    }
+
+    /// A new binary sync object, not in the pool (the caller destroys it).
+    fn own_syncobj(&mut self, f: &FileCtx) -> Option<u32> {
+        let mut c = TwoU32 { a: 0, b: 0 };
+        self.ioctl(
+            f.raw(),
+            "SYNCOBJ_CREATE",
+            sys::DRM_IOCTL_SYNCOBJ_CREATE,
+            &mut c,
+            Expect::default(),
+            &nothing,
+        )
+        .ok()?;
+        Some(c.a)
+    }
+
+    /// Export the fence of sync object `h` as a sync_file (EINVAL: it has
+    /// none, which `ex` decides about).
+    fn export_fence(&mut self, f: &FileCtx, h: u32, ex: Expect) -> Option<OwnedFd> {
+        let mut e = sys::SyncobjHandle {
+            handle: h,
+            flags: sys::SYNCOBJ_FD_EXPORT_SYNC_FILE,
+            fd: -1,
+            pad: 0,
+            point: 0,
+        };
+        self.ioctl(
+            f.raw(),
+            "SYNCOBJ_HANDLE_TO_FD",
+            sys::DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD,
+            &mut e,
+            ex,
+            &|| format!(" export of sync object {h}"),
+        )
+        .ok()?;
+        if e.fd < 0 {
+            self.finding(&format!("an ioctl returned success with fd {}", e.fd), "");
+            return None;
+        }
+        // SAFETY: the kernel just returned this new descriptor to us.
+        Some(unsafe { OwnedFd::from_raw_fd(e.fd) })
+    }
+
+    /// A job of random commands (which may fault or hang) with the sync
+    /// ops `syncs`, on a queue of the file (of `vm`, if given) that has a
+    /// command buffer; its queue's VM if it was submitted.
+    fn job(&mut self, f: &FileCtx, vm: Option<u32>, syncs: &[SyncOp]) -> Option<u32> {
+        let range = f.range;
+        let g0 = f.gen();
+        let (q, map, cmd, data, bound) = {
+            let p = f.pools();
+            let cands: Vec<(QueueEnt, &CmdBuf)> = p
+                .queues
+                .iter()
+                .filter(|q| vm.is_none_or(|v| v == q.vm))
+                .flat_map(|q| {
+                    p.cmdbufs
+                        .iter()
+                        .filter(move |c| c.vm == q.vm)
+                        .map(move |c| (*q, c))
+                })
+                .collect();
+            let (q, c) = self.rng.pick(&cands)?;
+            (
+                *q,
+                c.map.clone(),
+                (c.cmd_va, c.cmd_size),
+                (c.data_va, c.data_size),
+                p.bound_in(q.vm),
+            )
+        };
+        let mut bound = bound;
+        bound.extend(self.user_ranges(f, q.vm));
+        let ctx = gen::CmdCtx {
+            range,
+            data,
+            cmd,
+            bound,
+            allow_hang: self.rng.chance(1, 25),
+        };
+        let max_dw = (cmd.1 / 4).min(1024) as usize;
+        let mut dw = gen::commands(&mut self.rng, &ctx, max_dw);
+        dw.truncate((cmd.1 / 4) as usize);
+        let len = dw.len() as u64 * 4;
+        let off = 64 * self.rng.below((cmd.1 - len) / 64 + 1);
+        let bytes: Vec<u8> = dw.iter().flat_map(|d| d.to_le_bytes()).collect();
+        map.write(off as usize, &bytes);
+        let sb: Vec<u8> = syncs.iter().flat_map(|s| s.to_bytes()).collect();
+        let sp = self.place_valid(&sb, sb.len() as u64);
+        let mut s = uapi::drm_ferrite_submit {
+            queue_id: q.id,
+            flags: 0,
+            cmd_va: cmd.0 + off,
+            cmd_size: len as u32,
+            pad: 0,
+            syncs: drm_ferrite_obj_array {
+                count: syncs.len() as u32,
+                stride: 16,
+                array: sp.ptr,
+            },
+            bos: drm_ferrite_obj_array::default(),
+        };
+        let pre = self.pre_state(f, q.vm);
+        let ex = Expect {
+            extra: EIO_OK,
+            ..Default::default()
+        };
+        let describe = || format!(" job on queue {} of vm {}, syncs {syncs:?}", q.id, q.vm);
+        let r = self.ioctl(f.raw(), "SUBMIT", IOCTL_SUBMIT, &mut s, ex, &describe);
+        self.submit_vm_check(f, q, r, pre == Some(true), false, g0, &describe);
+        r.ok().map(|_| q.vm)
+    }
+
+    /// An asynchronous VM_BIND as a client makes it (UAPI 0.5): MAPs of BOs
+    /// and of NULL ranges, UNMAPs and SYNC_ONLY ops (or SYNC_ONLY ops
+    /// alone), waiting for a job just submitted (which may fault) or a
+    /// fenced sync object, signalling a new sync object, which must hold a
+    /// fence when the call returns; now and then with a userptr MAP, which
+    /// an asynchronous bind refuses (EINVAL). Then now and then a job that
+    /// waits for the bind, and a wait for the bind's fence and the checks
+    /// that follow: a bind whose WAIT fence failed fails, a failed bind
+    /// leaves its VM unusable, an unusable VM refuses MAPs (EIO) and takes
+    /// UNMAPs; and the VM is made again.
+    fn op_async_bind(&mut self, f: &FileCtx) {
+        if !f.async_ok {
+            return self.op_vm_bind(f);
+        }
+        let range = f.range;
+        let (vm, ops, fenced) = {
+            let p = f.pools();
+            let vm = match self.rng.pick(&p.vms) {
+                Some(&v) if self.rng.chance(3, 4) => v,
+                _ => PVM,
+            };
+            let bound = p.bound_in(vm);
+            let ctx = gen::BindCtx {
+                range,
+                bos: &p.bos,
+                bound: &bound,
+                null_ok: f.null_ok,
+                async_: true,
+            };
+            let n = self.rng.range(1, 8);
+            let ops = gen::valid_bind_ops(&mut self.rng, &ctx, n);
+            let fenced: Vec<u32> = p
+                .syncs
+                .iter()
+                .filter(|s| s.fenced)
+                .map(|s| s.handle)
+                .collect();
+            (vm, ops, fenced)
+        };
+        let mut ops = ops;
+        let userptr = self.rng.chance(1, 16);
+        if userptr {
+            let size = gen::plausible_size(&mut self.rng, 16 * PAGE);
+            let at = self.rng.index(ops.len() + 1);
+            ops.insert(
+                at,
+                BindOp {
+                    op: MAP,
+                    flags: USERPTR | uapi::DRM_FERRITE_VM_BIND_READONLY,
+                    va: gen::plausible_va(&mut self.rng, range, size),
+                    size,
+                    ..Default::default()
+                },
+            );
+        }
+        let maps = ops.iter().any(|o| o.op == MAP);
+        let mut own: Vec<u32> = Vec::new();
+        // The fence to wait for: of a job just submitted, or of a sync object
+        // of the pool (a job's or a bind's, which may have failed), or none.
+        let mut dep: Option<u32> = None;
+        let mut dep_fd: Option<OwnedFd> = None;
+        if self.may_lose(vm) {
+            match self.rng.below(8) {
+                0..=3 => {
+                    if let Some(h) = self.own_syncobj(f) {
+                        own.push(h);
+                        let sig = SyncOp {
+                            flags: SIGNAL,
+                            handle: h,
+                            point: 0,
+                        };
+                        if self.job(f, None, &[sig]).is_some() {
+                            dep = Some(h);
+                            // The very fence the bind waits for.
+                            dep_fd = self.export_fence(f, h, Expect::default());
+                        }
+                    }
+                }
+                4..=5 => dep = self.rng.pick(&fenced).copied(),
+                _ => {}
+            }
+        }
+        let Some(sig) = self.own_syncobj(f) else {
+            return self.destroy_own(f, own);
+        };
+        own.push(sig);
+        let mut syncs = vec![SyncOp {
+            flags: SIGNAL,
+            handle: sig,
+            point: 0,
+        }];
+        // And now and then the next point of a timeline of the pool.
+        let point = {
+            let p = f.pools();
+            match self.rng.pick(&p.syncs) {
+                Some(s) if self.rng.chance(1, 3) => Some((s.handle, s.point + 1)),
+                _ => None,
+            }
+        };
+        if let Some((handle, point)) = point {
+            syncs.push(SyncOp {
+                flags: SIGNAL | TIMELINE,
+                handle,
+                point,
+            });
+        }
+        if let Some(h) = dep {
+            syncs.insert(
+                self.rng.index(2),
+                SyncOp {
+                    flags: 0,
+                    handle: h,
+                    point: 0,
+                },
+            );
+        }
+        let (pre, g0) = {
+            let g0 = f.gen();
+            (self.vm_state(f, vm), g0)
+        };
+        if dep.is_some() {
+            self.mark_risky(f, vm);
+        }
+        let ob: Vec<u8> = ops.iter().flat_map(|o| o.to_bytes()).collect();
+        let sb: Vec<u8> = syncs.iter().flat_map(|s| s.to_bytes()).collect();
+        let op_ptr = self.place_valid(&ob, ob.len() as u64).ptr;
+        let sync_ptr = self.place_valid(&sb, sb.len() as u64).ptr;
+        let mut b = uapi::drm_ferrite_vm_bind {
+            vm_id: vm,
+            flags: ASYNC,
+            ops: drm_ferrite_obj_array {
+                count: ops.len() as u32,
+                stride: 40,
+                array: op_ptr,
+            },
+            syncs: drm_ferrite_obj_array {
+                count: syncs.len() as u32,
+                stride: 16,
+                array: sync_ptr,
+            },
+        };
+        let ex = if userptr {
+            let maybe = pre != Some(false) || self.maybe_unusable(f, vm);
+            Expect {
+                must_fail: true,
+                only: Some(if maybe {
+                    ASYNC_USERPTR_EIO
+                } else {
+                    ASYNC_USERPTR
+                }),
+                ..Default::default()
+            }
+        } else {
+            Expect {
+                extra: if maps { BIND_EIO_EXTRA } else { BIND_EXTRA },
+                ..Default::default()
+            }
+        };
+        let describe = || {
+            format!(
+                "\n  vm {vm} (state before {pre:?})\n  ops: {}\n  syncs: {}",
+                head(&ops, 8),
+                head(&syncs, 8)
+            )
+        };
+        let r = self.ioctl(
+            f.raw(),
+            "VM_BIND_ASYNC",
+            IOCTL_VM_BIND,
+            &mut b,
+            ex,
+            &describe,
+        );
+        match r {
+            Err(libc::EIO) if maps => self.bind_eio(f, vm, g0, "VM_BIND_ASYNC", &describe),
+            Ok(_) if maps && pre == Some(true) => {
+                self.bind_on_unusable(f, vm, g0, "VM_BIND_ASYNC", &describe)
+            }
+            _ => {}
+        }
+        if r.is_err() {
+            return self.destroy_own(f, own);
+        }
+        {
+            let mut p = f.pools();
+            for o in &ops {
+                match o.op {
+                    MAP => p.add_bound(vm, o.va, o.size),
+                    UNMAP => p.remove_bound(vm, o.va, o.size),
+                    _ => {}
+                }
+            }
+            p.signalled(&syncs);
+        }
+        // The SIGNAL sync object holds the bind's fence once VM_BIND returns.
+        let ex = Expect {
+            only: Some(EXPORT_FENCED),
+            ..Default::default()
+        };
+        let bind_fd = self.export_fence(f, sig, ex);
+        // A job that waits for the bind sees its mappings (reads of NULL
+        // ranges give zeros, writes are dropped).
+        if self.rng.chance(1, 3) {
+            let wait = SyncOp {
+                flags: 0,
+                handle: sig,
+                point: 0,
+            };
+            let _ = self.job(f, Some(vm), &[wait]);
+        }
+        if let Some(bind_fd) = bind_fd.filter(|_| self.rng.chance(1, 3)) {
+            self.check_bind_fence(f, vm, g0, &bind_fd, dep_fd.as_ref(), &describe);
+        } else if self.rng.chance(1, 2) {
+            // Later WAITs (of jobs and binds) on the bind's fence.
+            let mut p = f.pools();
+            if p.syncs.len() < MAX_SYNCOBJS {
+                p.syncs.push(SyncInfo {
+                    handle: sig,
+                    fenced: true,
+                    point: 0,
+                });
+                own.retain(|&h| h != sig);
+            }
+        }
+        self.destroy_own(f, own);
+    }
+
+    /// Wait (up to 3 s) for an asynchronous bind's fence, then check what
+    /// follows from how it ended: its WAIT fence `dep` failed, so must it;
+    /// it failed, so its VM is unusable; an unusable VM refuses MAPs and
+    /// takes UNMAPs, and is made again.
+    fn check_bind_fence(
+        &mut self,
+        f: &FileCtx,
+        vm: u32,
+        g0: u64,
+        bind: &OwnedFd,
+        dep: Option<&OwnedFd>,
+        d: &dyn Fn() -> String,
+    ) {
+        let mut pfd = libc::pollfd {
+            fd: bind.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 3000) };
+        if n <= 0 {
+            return;
+        }
+        let Ok(b) = drm::sync_file_status(bind.as_raw_fd()) else {
+            return;
+        };
+        let dstat = dep.and_then(|fd| drm::sync_file_status(fd.as_raw_fd()).ok());
+        self.stats
+            .event(match (b < 0, dstat.is_some_and(|d| d < 0)) {
+                (false, _) => "bind_fence_ok",
+                (true, true) => "bind_fence_failed_after_failed_wait",
+                (true, false) => "bind_fence_failed",
+            });
+        if b == 0 {
+            self.finding(
+                "the fence of an asynchronous VM_BIND polls signalled but reports pending",
+                &d(),
+            );
+            return;
+        }
+        if let Some(e @ ..=-1) = dstat {
+            if b > 0 {
+                self.finding(
+                    &format!(
+                        "an asynchronous VM_BIND whose WAIT fence failed ({}) signalled without error",
+                        errno_name(-e)
+                    ),
+                    &d(),
+                );
+            }
+        }
+        let st = self.vm_state(f, vm);
+        if b < 0 && st == Some(false) && self.vm_id_stable(f, vm, g0) {
+            self.finding(
+                &format!(
+                    "an asynchronous VM_BIND failed ({}) after it returned, but VM_GET_STATE \
+                     reports VM {vm} usable",
+                    errno_name(-b)
+                ),
+                &d(),
+            );
+        }
+        if st == Some(true) {
+            self.exercise_unusable(f, vm, g0);
+        }
+    }
+
+    /// On a VM VM_GET_STATE just reported unusable: a MAP (synchronous or
+    /// not) fails with EIO, an UNMAP works.
+    fn exercise_unusable(&mut self, f: &FileCtx, vm: u32, g0: u64) {
+        let range = f.range;
+        let bo = {
+            let p = f.pools();
+            self.rng.pick(&p.bos).copied()
+        };
+        let (map, only) = match bo {
+            Some(bo) if !f.null_ok || self.rng.chance(1, 3) => (
+                BindOp {
+                    op: MAP,
+                    handle: bo.handle,
+                    va: gen::plausible_va(&mut self.rng, range, PAGE),
+                    size: PAGE,
+                    ..Default::default()
+                },
+                UNUSABLE_BO_MAP,
+            ),
+            _ if f.null_ok => (gen::null_op(&mut self.rng, range), UNUSABLE_NULL_MAP),
+            _ => return,
+        };
+        let (wbase, wsize) = range.fuzz_window();
+        let unmap = BindOp {
+            op: UNMAP,
+            va: wbase,
+            size: PAGE * self.rng.range(1, wsize / PAGE),
+            ..Default::default()
+        };
+        for (o, only) in [(map, only), (unmap, UNUSABLE_UNMAP)] {
+            let async_ = self.rng.chance(1, 2);
+            let bytes = o.to_bytes();
+            let p = self.place_valid(&bytes, bytes.len() as u64);
+            let mut b = uapi::drm_ferrite_vm_bind {
+                vm_id: vm,
+                flags: if async_ { ASYNC } else { 0 },
+                ops: drm_ferrite_obj_array {
+                    count: 1,
+                    stride: 40,
+                    array: p.ptr,
+                },
+                syncs: drm_ferrite_obj_array::default(),
+            };
+            let ex = Expect {
+                only: Some(only),
+                ..Default::default()
+            };
+            let name = if async_ { "VM_BIND_ASYNC" } else { "VM_BIND" };
+            let describe = || format!(" on unusable vm {vm}: {o:?}");
+            let r = self.ioctl(f.raw(), name, IOCTL_VM_BIND, &mut b, ex, &describe);
+            if r.is_err() && o.op == MAP {
+                self.stats.event("unusable_map_refused");
+            }
+            if r.is_ok() && o.op == UNMAP {
+                self.stats.event("unusable_unmap_ok");
+            }
+            if o.op == MAP && r.is_ok() {
+                self.bind_on_unusable(f, vm, g0, name, &describe);
+            }
+            if o.op == UNMAP && r.is_ok() {
+                f.pools().remove_bound(vm, o.va, o.size);
+            }
+        }
+    }
+
+    fn destroy_own(&mut self, f: &FileCtx, own: Vec<u32>) {
+        for h in own {
+            self.sync_destroy(f, h);
         }
     }
 
@@ -3112,22 +4133,37 @@ impl<'e> Worker<'e> {
                 _ => {}
             }
             let req = sys::ioc(dir, sys::COMMAND_BASE + id, size);
-            let r = self.raw_call(f, "RAW_FERRITE", req, &mut buf, Expect::default());
+            // Creations and destructions of VMs and queues may change ids.
+            if matches!(id, 3 | 4 | 6 | 7) {
+                f.bump();
+            }
+            // A SUBMIT to a queue (or a VM_BIND MAP on a VM) that is
+            // unusable: EIO.
+            let ex = Expect {
+                extra: if matches!(id, 5 | 8) { EIO_OK } else { &[] },
+                ..Default::default()
+            };
+            let r = self.raw_call(f, "RAW_FERRITE", req, &mut buf, ex);
             // Release what a successful create made (when its id came back).
             let u32_at = |o: usize| u32::from_le_bytes(buf[o..o + 4].try_into().unwrap());
-            if r.is_ok() && id == 4 && dir & sys::IOC_WRITE != 0 {
-                // A VM_DESTROY that worked: the kernel read the id from the
-                // first bytes (zeros past `size`).
+            if r.is_ok() && matches!(id, 4 | 7) && dir & sys::IOC_WRITE != 0 {
+                // A VM_DESTROY or QUEUE_DESTROY that worked: the kernel read
+                // the id from the first bytes (zeros past `size`).
                 let mut b = [0u8; 4];
                 let n = size.min(4);
                 b[..n].copy_from_slice(&buf[..n]);
-                self.forget_vm(f, u32::from_le_bytes(b));
+                if id == 4 {
+                    self.forget_vm(f, u32::from_le_bytes(b));
+                } else {
+                    forget_queue(f, u32::from_le_bytes(b));
+                }
             }
             if r.is_ok() && read_back {
                 match id {
                     1 if size >= 16 => self.gem_close(f, u32_at(12)),
                     3 if size >= 8 => self.vm_destroy(f, u32_at(4)),
                     6 if size >= 16 => {
+                        f.bump();
                         let mut d = uapi::drm_ferrite_queue_destroy {
                             queue_id: u32_at(12),
                             pad: 0,
@@ -3581,7 +4617,14 @@ impl<'e> Worker<'e> {
             size,
             ..Default::default()
         };
-        if self.vm_bind_one(f.raw(), vm, o, ex).is_ok() {
+        let g0 = f.gen();
+        let res = self.vm_bind_one(f.raw(), vm, o, ex);
+        if res == Err(libc::EIO) {
+            self.bind_eio(f, vm, g0, "VM_BIND_USERPTR", &|| {
+                format!(" vm {vm} op {o:?}")
+            });
+        }
+        if res.is_ok() {
             let readonly = fl.v & uapi::DRM_FERRITE_VM_BIND_READONLY != 0;
             r.bindings
                 .retain(|b| !(b.in_vm(f, vm) && b.overlaps(va, size)));
@@ -3746,6 +4789,8 @@ impl<'e> Worker<'e> {
         let Some(&(vm, va, size, readonly, anon)) = self.rng.pick(&cands) else {
             return;
         };
+        // Read before the queue is picked: see `submit_vm_check`.
+        let g0 = f.gen();
         let (queue, cb, syncs) = {
             let p = f.pools();
             let qs: Vec<u32> = p
@@ -3804,14 +4849,15 @@ impl<'e> Worker<'e> {
             },
             bos: drm_ferrite_obj_array::default(),
         };
-        let r = self.ioctl(
-            f.raw(),
-            "SUBMIT",
-            IOCTL_SUBMIT,
-            &mut s,
-            Expect::default(),
-            &|| format!(" userptr job on {va:#x}+{size:#x} in vm {vm} (writes {write})"),
-        );
+        let pre = self.pre_state(f, vm);
+        let ex = Expect {
+            extra: EIO_OK,
+            ..Default::default()
+        };
+        let describe = || format!(" userptr job on {va:#x}+{size:#x} in vm {vm} (writes {write})");
+        let r = self.ioctl(f.raw(), "SUBMIT", IOCTL_SUBMIT, &mut s, ex, &describe);
+        let q = QueueEnt { id: queue_id, vm };
+        self.submit_vm_check(f, q, r, pre == Some(true), false, g0, &describe);
         if r.is_err() {
             return;
         }
@@ -3868,6 +4914,8 @@ mod tests {
         let names = op_names();
         assert_eq!(names.len(), OPS.len());
         assert!(names.contains(&"vmbind".to_string()));
+        assert!(names.contains(&"vmstate".to_string()));
+        assert!(names.contains(&"asyncbind".to_string()));
         assert!(names.contains(&"primeimport".to_string()));
         let all = weights(&[]).unwrap();
         assert!(all.iter().all(|&w| w > 0));
@@ -3933,8 +4981,55 @@ mod tests {
                 end: (1 << 48) - (1 << 32),
             },
             dev,
+            async_ok: true,
+            null_ok: true,
             pools: Mutex::default(),
         })
+    }
+
+    #[test]
+    fn kernel_views_of_sync_arrays() {
+        let w = SyncOp {
+            flags: 0,
+            handle: 5,
+            point: 0,
+        };
+        let sig = SyncOp {
+            flags: SIGNAL,
+            handle: 6,
+            point: 0,
+        };
+        let arr = |count, stride| Arr {
+            arr: drm_ferrite_obj_array {
+                count,
+                stride,
+                array: 0,
+            },
+            layout: Layout {
+                stride,
+                nonzero_tail: false,
+            },
+            bad: false,
+        };
+        let v = kernel_view(&[sig, w], &arr(2, 16)).unwrap();
+        assert!(waits_for_fence(Some(&v)));
+        assert!(!waits_for_fence(
+            kernel_view(&[sig], &arr(1, 16)).as_deref()
+        ));
+        assert!(!waits_for_fence(
+            kernel_view(&[sig, w], &arr(1, 16)).as_deref()
+        ));
+        // A count past the elements: the kernel reads what follows.
+        assert!(kernel_view(&[sig], &arr(0x1_0000, 16)).is_none());
+        assert!(waits_for_fence(None));
+        // A stride of 4: the kernel sees the flags, and handle 0, which no
+        // sync object has; of 0: a WAIT, of handle 0 too.
+        assert!(!waits_for_fence(
+            kernel_view(&[sig, w], &arr(2, 4)).as_deref()
+        ));
+        assert!(!waits_for_fence(kernel_view(&[sig], &arr(1, 0)).as_deref()));
+        let v = kernel_view(&[sig], &arr(1, 0)).unwrap();
+        assert_eq!((v[0].flags, v[0].handle), (0, 0));
     }
 
     #[test]
@@ -3999,6 +5094,7 @@ mod tests {
             trace: false,
             weights: weights(&[]).unwrap(),
             replay_extra: String::new(),
+            inject_pending: false,
         };
         let file = Arc::into_inner(test_file(0)).unwrap();
         let env = Env::new(Vec::new(), vec![file], budget, &opts);

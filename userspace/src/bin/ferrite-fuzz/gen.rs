@@ -226,61 +226,98 @@ pub struct BindCtx<'a> {
     pub bos: &'a [BoInfo],
     /// Recent (va, size) bindings of the VM, for unmaps.
     pub bound: &'a [(u64, u64)],
+    /// The device maps NULL ranges (DRM_FERRITE_UAPI_NULL_BIND).
+    pub null_ok: bool,
+    /// The bind is asynchronous: userptr MAPs (which it refuses) are
+    /// generated too. Never in synchronous binds: a userptr of whatever
+    /// the process has at a random address could let jobs write it.
+    pub async_: bool,
 }
 
 pub type BindOp = uapi::drm_ferrite_vm_bind_op;
 pub type SyncOp = uapi::drm_ferrite_sync_op;
 pub type BoRef = uapi::drm_ferrite_bo_ref;
 
-const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
-const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
+pub const MAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP;
+pub const UNMAP: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_UNMAP;
+pub const SYNC_ONLY: u32 = uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_SYNC_ONLY;
 const BIND_FLAGS: u32 = uapi::DRM_FERRITE_VM_BIND_READONLY | uapi::DRM_FERRITE_VM_BIND_NOEXEC;
 const READONLY: u32 = uapi::DRM_FERRITE_VM_BIND_READONLY;
 const NOEXEC: u32 = uapi::DRM_FERRITE_VM_BIND_NOEXEC;
 const USERPTR: u32 = uapi::DRM_FERRITE_VM_BIND_USERPTR;
+pub const NULL: u32 = uapi::DRM_FERRITE_VM_BIND_NULL;
+
+/// A size for a NULL range: like a BO's mostly, sometimes large (no
+/// memory backs it), up to the whole fuzz window.
+pub fn null_size(rng: &mut Rng) -> u64 {
+    match rng.below(10) {
+        0..=7 => plausible_size(rng, 2 * MIB),
+        8 => 2 * MIB * rng.range(1, 8),
+        _ => 32 * MIB,
+    }
+}
+
+/// A valid NULL MAP (DRM_FERRITE_VM_BIND_NULL) in the usual places.
+pub fn null_op(rng: &mut Rng, r: VaRange) -> BindOp {
+    let size = null_size(rng);
+    BindOp {
+        op: MAP,
+        flags: NULL
+            | if rng.chance(1, 4) {
+                rng.next_u32() & BIND_FLAGS
+            } else {
+                0
+            },
+        va: plausible_va(rng, r, size),
+        size,
+        ..Default::default()
+    }
+}
 
 /// One VM_BIND operation: a plausible MAP of a live BO or UNMAP of a
-/// recent range, with each field mutated now and then.
+/// recent range, a NULL MAP, a SYNC_ONLY, or (asynchronous binds only) a
+/// userptr MAP; with each field mutated now and then.
 pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
     let mut o = BindOp::default();
-    if rng.chance(3, 5) && !c.bos.is_empty() {
-        let bo = *rng.pick(c.bos).unwrap();
-        let pages = (bo.size / PAGE).max(1);
-        let off_pages = if rng.chance(1, 2) {
-            0
-        } else {
-            rng.below(pages)
-        };
-        o.op = MAP;
-        o.flags = if rng.chance(1, 4) {
-            rng.next_u32() & BIND_FLAGS
-        } else {
-            0
-        };
-        o.handle = bo.handle;
-        o.bo_offset = off_pages * PAGE;
-        o.size = plausible_size(rng, (pages - off_pages) * PAGE);
-        o.va = plausible_va(rng, c.range, o.size);
-    } else {
-        o.op = UNMAP;
-        if let (true, Some(&(va, size))) = (rng.chance(2, 3), rng.pick(c.bound)) {
-            // All of it, or a piece (which splits the mapping).
-            let pages = (size / PAGE).max(1);
-            let first = rng.below(pages);
-            o.va = va + if rng.chance(1, 2) { 0 } else { first * PAGE };
-            o.size = if rng.chance(1, 2) {
-                size - (o.va - va)
-            } else {
-                PAGE * rng.range(1, pages)
-            };
-        } else {
-            o.size = plausible_size(rng, MIB);
-            o.va = plausible_va(rng, c.range, o.size);
+    let kind = rng.below(100);
+    if kind < 5 {
+        // SYNC_ONLY: every field zero, or (a quarter of them) one not.
+        o.op = SYNC_ONLY;
+        if rng.chance(1, 4) {
+            match rng.below(5) {
+                0 => o.flags = 1 << rng.below(4),
+                1 => o.handle = c.bos.first().map_or(1, |b| b.handle),
+                2 => o.bo_offset = PAGE,
+                3 => o.va = plausible_va(rng, c.range, PAGE),
+                _ => o.size = PAGE,
+            }
         }
+    } else if kind < 15 {
+        // NULL: valid mostly; with a handle, an offset or USERPTR not.
+        o = null_op(rng, c.range);
+        if rng.chance(1, 6) {
+            match rng.below(3) {
+                0 => o.handle = c.bos.first().map_or(1, |b| b.handle),
+                1 => o.bo_offset = PAGE * rng.range(1, 16),
+                _ => o.flags |= USERPTR,
+            }
+        }
+    } else if kind < 18 && c.async_ {
+        // A userptr MAP, which an asynchronous bind refuses (-EINVAL).
+        o.op = MAP;
+        o.flags = USERPTR | (rng.next_u32() & BIND_FLAGS);
+        o.size = plausible_size(rng, 64 * PAGE);
+        o.va = plausible_va(rng, c.range, o.size);
+    } else if rng.chance(3, 5) && !c.bos.is_empty() {
+        let bo = *rng.pick(c.bos).unwrap();
+        o = bo_map_op(rng, c.range, bo);
+    } else {
+        o = unmap_op(rng, c);
     }
     // Mutations.
     if rng.chance(1, 8) {
-        match rng.below(10) {
+        match rng.below(11) {
+            10 => o.op = SYNC_ONLY,
             0 => o.op = rng.interesting_u32(),
             1 => o.flags = flags(rng, BIND_FLAGS).v,
             2 => o.handle = handle(rng, &[]),
@@ -298,21 +335,109 @@ pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
             }
         }
     }
+    // A mutated NULL op may have become a userptr MAP: never a valid one in
+    // a synchronous bind (a userptr of whatever the process has there).
+    if !c.async_ && o.op == MAP && o.flags & USERPTR != 0 && o.handle == 0 && o.bo_offset == 0 {
+        o.handle = 1;
+    }
     o
+}
+
+/// A valid MAP of (part of) `bo` at a plausible VA.
+pub fn bo_map_op(rng: &mut Rng, r: VaRange, bo: BoInfo) -> BindOp {
+    let pages = (bo.size / PAGE).max(1);
+    let off_pages = if rng.chance(1, 2) {
+        0
+    } else {
+        rng.below(pages)
+    };
+    let size = plausible_size(rng, (pages - off_pages) * PAGE);
+    BindOp {
+        op: MAP,
+        flags: if rng.chance(1, 4) {
+            rng.next_u32() & BIND_FLAGS
+        } else {
+            0
+        },
+        handle: bo.handle,
+        bo_offset: off_pages * PAGE,
+        va: plausible_va(rng, r, size),
+        size,
+        ..Default::default()
+    }
+}
+
+/// A valid UNMAP: of (a piece of) a recent binding mostly, else anywhere.
+pub fn unmap_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
+    let mut o = BindOp {
+        op: UNMAP,
+        ..Default::default()
+    };
+    if let (true, Some(&(va, size))) = (rng.chance(2, 3), rng.pick(c.bound)) {
+        // All of it, or a piece (which splits the mapping).
+        let pages = (size / PAGE).max(1);
+        let first = rng.below(pages);
+        o.va = va + if rng.chance(1, 2) { 0 } else { first * PAGE };
+        o.size = if rng.chance(1, 2) {
+            size - (o.va - va)
+        } else {
+            PAGE * rng.range(1, pages)
+        };
+    } else {
+        o.size = plausible_size(rng, MIB);
+        o.va = plausible_va(rng, c.range, o.size);
+    }
+    o
+}
+
+/// `n` valid operations for a structured bind: MAPs of live BOs (inside
+/// them), NULL MAPs (where the device has them), UNMAPs of recent ranges
+/// and SYNC_ONLYs; or (one bind in eight) SYNC_ONLYs alone.
+pub fn valid_bind_ops(rng: &mut Rng, c: &BindCtx<'_>, n: u64) -> Vec<BindOp> {
+    let sync_only = BindOp {
+        op: SYNC_ONLY,
+        ..Default::default()
+    };
+    if rng.chance(1, 8) {
+        return vec![sync_only; n.min(3) as usize];
+    }
+    (0..n)
+        .map(|_| match rng.below(10) {
+            0..=3 if !c.bos.is_empty() => {
+                let bo = *rng.pick(c.bos).unwrap();
+                bo_map_op(rng, c.range, bo)
+            }
+            4..=5 if c.null_ok => null_op(rng, c.range),
+            9 => sync_only,
+            _ => unmap_op(rng, c),
+        })
+        .collect()
 }
 
 /// Whether the UAPI requires VM_BIND to fail because of this operation,
 /// whatever the state (handles may change under a concurrent run, so only
-/// the stateless rules count).
-pub fn bind_op_bad(o: &BindOp, r: VaRange) -> bool {
-    if o.pad != 0 || !r.allows(o.va, o.size) {
+/// the stateless rules count), in a bind that is asynchronous or not
+/// (`async_`) on a device with or without NULL mappings (`null_ok`).
+pub fn bind_op_bad(o: &BindOp, r: VaRange, async_: bool, null_ok: bool) -> bool {
+    if o.pad != 0 {
+        return true;
+    }
+    if o.op == SYNC_ONLY {
+        // Every other field zero (no range to check).
+        return o.flags != 0 || o.handle != 0 || o.bo_offset != 0 || o.va != 0 || o.size != 0;
+    }
+    if !r.allows(o.va, o.size) {
         return true;
     }
     match o.op {
         // A userptr MAP (handle and offset zero) succeeds or not depending
-        // on what the process has mapped at `va`: only its form counts.
+        // on what the process has mapped at `va`: only its form counts;
+        // asynchronous binds refuse it.
         MAP if o.flags & USERPTR != 0 => {
-            o.flags & !(BIND_FLAGS | USERPTR) != 0 || o.handle != 0 || o.bo_offset != 0
+            o.flags & !(BIND_FLAGS | USERPTR) != 0 || o.handle != 0 || o.bo_offset != 0 || async_
+        }
+        MAP if o.flags & NULL != 0 => {
+            o.flags & !(BIND_FLAGS | NULL) != 0 || o.handle != 0 || o.bo_offset != 0 || !null_ok
         }
         MAP => {
             o.flags & !BIND_FLAGS != 0
@@ -1023,6 +1148,8 @@ mod tests {
             range: R,
             bos: &bos,
             bound: &bound,
+            null_ok: true,
+            async_: true,
         };
         let run = |seed| {
             let mut r = Rng::new(seed);
@@ -1061,43 +1188,134 @@ mod tests {
             },
         ];
         let bound = [(0x1_0000_0000, 16 * PAGE), (0x1_0020_0000, PAGE)];
+        for async_ in [false, true] {
+            let c = BindCtx {
+                range: R,
+                bos: &bos,
+                bound: &bound,
+                null_ok: true,
+                async_,
+            };
+            let mut r = Rng::new(5);
+            let (mut good, mut bad, mut maps, mut unmaps, mut in_bo) = (0, 0, 0, 0, 0);
+            let (mut nulls, mut bad_nulls, mut syncs, mut bad_syncs, mut users) = (0, 0, 0, 0, 0);
+            for _ in 0..10_000 {
+                let o = bind_op(&mut r, &c);
+                let is_null = o.op == MAP && o.flags & NULL != 0 && o.flags & USERPTR == 0;
+                if o.flags & USERPTR != 0 && o.op == MAP {
+                    users += 1;
+                    // Never valid in an asynchronous bind; never made for
+                    // a synchronous one (unless a mutation sets the bit,
+                    // with a handle: not valid either).
+                    assert!(async_ || bind_op_bad(&o, R, false, true), "{o:?}");
+                    assert!(!async_ || bind_op_bad(&o, R, true, true), "{o:?}");
+                }
+                if bind_op_bad(&o, R, async_, true) {
+                    bad += 1;
+                    bad_nulls += u32::from(is_null);
+                    bad_syncs += u32::from(o.op == SYNC_ONLY);
+                    continue;
+                }
+                good += 1;
+                match o.op {
+                    MAP if o.flags & NULL != 0 => {
+                        nulls += 1;
+                        assert_eq!((o.handle, o.bo_offset), (0, 0));
+                        // Without the null aperture: refused.
+                        assert!(bind_op_bad(&o, R, async_, false));
+                    }
+                    MAP => {
+                        maps += 1;
+                        // Unmutated maps use a live BO and stay inside it.
+                        if let Some(bo) = bos.iter().find(|b| b.handle == o.handle) {
+                            in_bo += u32::from(o.bo_offset + o.size <= bo.size);
+                        }
+                    }
+                    UNMAP => unmaps += 1,
+                    SYNC_ONLY => {
+                        syncs += 1;
+                        assert_eq!(
+                            BindOp { op: 0, ..o }.to_bytes(),
+                            BindOp::default().to_bytes()
+                        );
+                    }
+                    _ => unreachable!(),
+                }
+            }
+            assert!(good > 7500, "{good} good");
+            assert!(bad > 300, "{bad} bad");
+            assert!(maps > 3000 && unmaps > 2000, "{maps} maps {unmaps} unmaps");
+            assert!(
+                in_bo > maps * 9 / 10,
+                "{in_bo} of {maps} maps inside their BO"
+            );
+            assert!(nulls > 500 && bad_nulls > 50, "{nulls} {bad_nulls}");
+            assert!(syncs > 250 && bad_syncs > 50, "{syncs} {bad_syncs}");
+            if async_ {
+                assert!(users > 200, "{users}");
+            }
+        }
+    }
+
+    #[test]
+    fn synchronous_binds_get_no_valid_userptr() {
+        let bos = [BoInfo {
+            handle: 3,
+            size: PAGE,
+        }];
         let c = BindCtx {
             range: R,
             bos: &bos,
-            bound: &bound,
+            bound: &[],
+            null_ok: true,
+            async_: false,
         };
-        let mut r = Rng::new(5);
-        let (mut good, mut bad, mut maps, mut unmaps, mut in_bo) = (0, 0, 0, 0, 0);
-        for _ in 0..10_000 {
+        let mut r = Rng::new(99);
+        for _ in 0..200_000 {
             let o = bind_op(&mut r, &c);
-            if bind_op_bad(&o, R) {
-                bad += 1;
-                continue;
-            }
-            good += 1;
-            match o.op {
-                MAP => {
-                    maps += 1;
-                    // Unmutated maps use a live BO and stay inside it.
-                    if let Some(bo) = bos.iter().find(|b| b.handle == o.handle) {
-                        in_bo += u32::from(o.bo_offset + o.size <= bo.size);
-                    }
-                }
-                UNMAP => unmaps += 1,
-                _ => unreachable!(),
+            if o.op == MAP && o.flags & USERPTR != 0 {
+                assert!(o.handle != 0 || o.bo_offset != 0, "{o:?}");
             }
         }
-        assert!(good > 8000, "{good} good");
-        assert!(bad > 300, "{bad} bad");
-        assert!(maps > 3000 && unmaps > 2000, "{maps} maps {unmaps} unmaps");
-        assert!(
-            in_bo > maps * 9 / 10,
-            "{in_bo} of {maps} maps inside their BO"
-        );
+    }
+
+    #[test]
+    fn valid_bind_ops_are_valid() {
+        let bos = [BoInfo {
+            handle: 4,
+            size: 16 * PAGE,
+        }];
+        let bound = [(0x1_0000_0000, 8 * PAGE)];
+        let mut r = Rng::new(41);
+        let mut kinds = std::collections::BTreeSet::new();
+        for null_ok in [false, true] {
+            let c = BindCtx {
+                range: R,
+                bos: &bos,
+                bound: &bound,
+                null_ok,
+                async_: true,
+            };
+            for _ in 0..2000 {
+                let n = r.range(1, 8);
+                let ops = valid_bind_ops(&mut r, &c, n);
+                assert!(!ops.is_empty() && ops.len() as u64 <= n);
+                for o in &ops {
+                    assert!(!bind_op_bad(o, R, true, null_ok), "{o:?}");
+                    if o.op == MAP && o.flags & NULL == 0 {
+                        assert!(o.handle == 4 && o.bo_offset + o.size <= 16 * PAGE);
+                    }
+                    assert!(null_ok || o.flags & NULL == 0);
+                    kinds.insert((o.op, o.flags & NULL));
+                }
+            }
+        }
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
     }
 
     #[test]
     fn bind_op_rules() {
+        let bad = |o: &BindOp| bind_op_bad(o, R, false, true);
         let ok = BindOp {
             op: MAP,
             handle: 1,
@@ -1105,58 +1323,94 @@ mod tests {
             size: PAGE,
             ..Default::default()
         };
-        assert!(!bind_op_bad(&ok, R));
-        assert!(bind_op_bad(&BindOp { pad: 1, ..ok }, R));
-        assert!(bind_op_bad(&BindOp { flags: 4, ..ok }, R));
-        assert!(bind_op_bad(&BindOp { flags: 8, ..ok }, R));
+        assert!(!bad(&ok));
+        assert!(bad(&BindOp { pad: 1, ..ok }));
+        assert!(bad(&BindOp { flags: 4, ..ok }));
+        assert!(bad(&BindOp { flags: 16, ..ok }));
         // A userptr: handle and offset zero, else it must fail.
         let up = BindOp {
             flags: USERPTR | READONLY,
             handle: 0,
             ..ok
         };
-        assert!(!bind_op_bad(&up, R));
-        assert!(bind_op_bad(&BindOp { handle: 1, ..up }, R));
-        assert!(bind_op_bad(
-            &BindOp {
-                bo_offset: PAGE,
-                ..up
-            },
-            R
-        ));
-        assert!(bind_op_bad(
-            &BindOp {
-                flags: up.flags | 8,
-                ..up
-            },
-            R
-        ));
-        assert!(bind_op_bad(&BindOp { bo_offset: 1, ..ok }, R));
-        assert!(bind_op_bad(&BindOp { handle: 0, ..ok }, R));
-        assert!(bind_op_bad(&BindOp { op: 2, ..ok }, R));
-        assert!(bind_op_bad(&BindOp { va: R.end, ..ok }, R));
-        assert!(bind_op_bad(
-            &BindOp {
-                size: u64::MAX - PAGE + 1,
-                ..ok
-            },
-            R
-        ));
+        assert!(!bad(&up));
+        // Asynchronous binds take no userptr.
+        assert!(bind_op_bad(&up, R, true, true));
+        assert!(bad(&BindOp { handle: 1, ..up }));
+        assert!(bad(&BindOp {
+            bo_offset: PAGE,
+            ..up
+        }));
+        assert!(bad(&BindOp {
+            flags: up.flags | NULL,
+            ..up
+        }));
+        assert!(bad(&BindOp { bo_offset: 1, ..ok }));
+        assert!(bad(&BindOp { handle: 0, ..ok }));
+        assert!(bad(&BindOp { op: 3, ..ok }));
+        assert!(bad(&BindOp { va: R.end, ..ok }));
+        assert!(bad(&BindOp {
+            size: u64::MAX - PAGE + 1,
+            ..ok
+        }));
         let un = BindOp {
             op: UNMAP,
             handle: 0,
             ..ok
         };
-        assert!(!bind_op_bad(&un, R));
-        assert!(bind_op_bad(&BindOp { handle: 1, ..un }, R));
-        assert!(bind_op_bad(&BindOp { flags: 1, ..un }, R));
-        assert!(bind_op_bad(
-            &BindOp {
+        assert!(!bad(&un));
+        assert!(!bind_op_bad(&un, R, true, false));
+        assert!(bad(&BindOp { handle: 1, ..un }));
+        assert!(bad(&BindOp { flags: 1, ..un }));
+        assert!(bad(&BindOp {
+            bo_offset: PAGE,
+            ..un
+        }));
+        // NULL: no handle, no offset, no USERPTR; READONLY and NOEXEC go.
+        let null = BindOp {
+            flags: NULL | READONLY | NOEXEC,
+            handle: 0,
+            ..ok
+        };
+        assert!(!bad(&null));
+        assert!(!bind_op_bad(&null, R, true, true));
+        assert!(bind_op_bad(&null, R, false, false));
+        assert!(bad(&BindOp { handle: 1, ..null }));
+        assert!(bad(&BindOp {
+            bo_offset: PAGE,
+            ..null
+        }));
+        assert!(bad(&BindOp {
+            flags: NULL | USERPTR,
+            ..null
+        }));
+        assert!(bad(&BindOp { va: R.end, ..null }));
+        // SYNC_ONLY: every other field zero, the range not checked.
+        let so = BindOp {
+            op: SYNC_ONLY,
+            ..Default::default()
+        };
+        assert!(!bad(&so));
+        assert!(!bind_op_bad(&so, R, true, false));
+        for o in [
+            BindOp { flags: 1, ..so },
+            BindOp { handle: 1, ..so },
+            BindOp { pad: 1, ..so },
+            BindOp {
                 bo_offset: PAGE,
-                ..un
+                ..so
             },
-            R
-        ));
+            BindOp { va: PAGE, ..so },
+            BindOp { size: PAGE, ..so },
+        ] {
+            assert!(bad(&o), "{o:?}");
+        }
+        // Valid NULL ops stay in the range.
+        let mut r = Rng::new(31);
+        for _ in 0..2000 {
+            let o = null_op(&mut r, R);
+            assert!(!bad(&o), "{o:?}");
+        }
     }
 
     #[test]

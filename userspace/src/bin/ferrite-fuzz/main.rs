@@ -41,6 +41,40 @@
 //! and after each job writing one, a new read-only anonymous page must
 //! read zeros (the zero page is intact); after each unbind of a file-backed
 //! one, and when the process ends, the memfd must hold what was written.
+//!
+//! Asynchronous binds (UAPI 0.5): `vmbind` makes a third of its binds
+//! asynchronous (DRM_FERRITE_VM_BIND_ASYNC) and mixes SYNC_ONLY ops (some
+//! with a non-zero field: `EINVAL`), NULL MAPs (DRM_FERRITE_VM_BIND_NULL,
+//! where DEV_QUERY FEATURES has DRM_FERRITE_UAPI_NULL_BIND; some with a
+//! handle, an offset or USERPTR: `EINVAL`) and, in asynchronous binds,
+//! userptr MAPs (`EINVAL`) into its random operations. The operations for
+//! `--skip`:
+//!
+//! - `asyncbind`: an asynchronous bind of valid MAPs (of BOs and NULL
+//!   ranges), UNMAPs and SYNC_ONLY ops, waiting for a job just submitted
+//!   (which may fault) or another fence, signalling a new sync object,
+//!   which must hold a fence when the call returns; now and then with a
+//!   userptr MAP (`EINVAL` only), followed by a job that waits for it, or
+//!   by a wait for its fence and the checks that follow: a bind whose WAIT
+//!   fence failed carries an error, a failed bind leaves its VM unusable,
+//!   and an unusable VM fails MAPs with `EIO` (synchronous or not) but
+//!   takes UNMAPs;
+//! - `vmstate`: VM_GET_STATE of the process VM, of the file's VMs and of
+//!   unknown ids (`ENOENT`, required where no VM can exist), with a bad pad
+//!   now and then (`EINVAL`).
+//!
+//! A VM of the file found unusable is soon destroyed, after its queues
+//! (both must work), and made again, as a client would.
+//!
+//! An asynchronous bind that waits for a fence may leave its VM unusable
+//! after the call: such binds go to explicit VMs and to the process VMs of
+//! the short-lived processes (churn, forked children). The fuzzer asks
+//! VM_GET_STATE before SUBMITs and binds on VMs that may be unusable (and
+//! now and then on any), and after every `EIO` that only an unusable VM
+//! explains: SUBMIT and MAPs must fail with `EIO` exactly when the VM is
+//! reported unusable (see `engine.rs`). The process VM of a fuzz process
+//! takes only asynchronous binds that wait for nothing, so it must never
+//! be reported unusable.
 
 mod engine;
 mod gen;
@@ -160,6 +194,7 @@ fn discover() -> std::io::Result<Vec<(DevDesc, u64)>> {
     for d in Device::all()? {
         let info = d.info()?;
         let c = d.counters()?;
+        let features = d.uapi_features()?;
         let pci = d.pci_address().unwrap_or_default();
         out.push((
             DevDesc {
@@ -169,11 +204,19 @@ fn discover() -> std::io::Result<Vec<(DevDesc, u64)>> {
                     end: info.va_end,
                 },
                 debugfs: format!("/sys/kernel/debug/ferrite-{pci}").into(),
+                features,
             },
             c.bytes_bound,
         ));
     }
     Ok(out)
+}
+
+/// Asynchronous binds that will fail, injected through debugfs
+/// (`inject_bind_failure`) and not used yet, if readable.
+fn injected_bind_failures(d: &DevDesc) -> Option<u64> {
+    let s = std::fs::read_to_string(d.debugfs.join("inject_bind_failure")).ok()?;
+    s.trim().parse().ok()
 }
 
 /// The BOs the driver lists in debugfs (`id size` lines), if readable.
@@ -320,6 +363,8 @@ fn child_main(
                 let env = Env::new(devs.to_vec(), vec![f], budget, run);
                 {
                     let mut w = Worker::new(&env, stream_seed(o.seed, p, it), format!("churn{it}"));
+                    // Its process VM goes with the file.
+                    w.pvm_expendable = true;
                     w.run_n(prng.range(5, 60));
                     total.merge(&w.stats);
                 }
@@ -346,6 +391,7 @@ fn child_main(
             };
             let env = Env::new(devs.to_vec(), vec![f], budget, run);
             let mut w = Worker::new(&env, stream_seed(o.seed, p, 0), "fork-parent".into());
+            w.shares_file = true;
             let mut pending: Option<(libc::pid_t, u32)> = None;
             let mut n = 0u32;
             while !budget.done() {
@@ -360,6 +406,9 @@ fn child_main(
                 if pid == 0 {
                     let mut c =
                         Worker::new(&env, stream_seed(o.seed, p, n), format!("fork-child{n}"));
+                    // Its process VM is its own, and lives as long as it.
+                    c.pvm_expendable = true;
+                    c.shares_file = true;
                     let calls = c.rng.range(10, 100);
                     c.run_n(calls);
                     write_stats(pipe, &c.stats);
@@ -435,6 +484,7 @@ fn main() -> ExitCode {
             } else {
                 format!(" --skip {}", o.skip.join(","))
             },
+            inject_pending: false,
         },
         Err(e) => {
             eprintln!("ferrite-fuzz: --skip: {e}");
@@ -454,12 +504,22 @@ fn main() -> ExitCode {
         }
     };
     let devs: Vec<DevDesc> = found.iter().map(|d| d.0.clone()).collect();
+    let mut run = run;
+    for (i, d) in devs.iter().enumerate() {
+        if let Some(n @ 1..) = injected_bind_failures(d) {
+            // Any process VM may then be lost: not a finding.
+            println!(
+                "fuzz: gpu{i} has {n} injected bind failures pending (debugfs inject_bind_failure)"
+            );
+            run.inject_pending = true;
+        }
+    }
     let bound_before: Vec<u64> = found.iter().map(|d| d.1).collect();
     let counters_before = counters_of(&devs);
     let bos_before: Vec<Option<Vec<String>>> = devs.iter().map(debugfs_bos).collect();
     let aux = o.aux.unwrap_or(o.procs >= 2);
     println!(
-        "fuzz: seed={} calls={} seconds={} threads={} procs={} aux={}{} devices={}",
+        "fuzz: seed={} calls={} seconds={} threads={} procs={} aux={}{} devices={} features={}",
         o.seed,
         o.calls,
         o.seconds,
@@ -479,7 +539,11 @@ fn main() -> ExitCode {
                 d.range.end
             ))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        devs.iter()
+            .map(|d| format!("{:#x}", d.features))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     println!(
         "fuzz: replay with: ferrite-fuzz --seed {} --threads 1 --procs 1 --calls {}{}",
@@ -725,6 +789,7 @@ fn main() -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!("fuzz: checks met: {}", total.events_line());
     println!("fuzz: {:.1} calls/s", calls as f64 / elapsed.max(1e-9));
     println!(
         "fuzz: calls={calls} errors_by_errno={} findings={findings} seed={} elapsed={elapsed:.1}s \

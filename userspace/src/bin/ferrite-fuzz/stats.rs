@@ -15,6 +15,8 @@ pub struct Stats {
     pub errnos: BTreeMap<i32, u64>,
     /// Calls and successes by ioctl name.
     pub per_call: BTreeMap<String, (u64, u64)>,
+    /// How often each check of the model met the case it checks (no call).
+    pub events: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -31,6 +33,23 @@ impl Stats {
         }
     }
 
+    /// Count an event (a name without spaces, commas or colons).
+    pub fn event(&mut self, name: &str) {
+        *self.events.entry(name.to_string()).or_default() += 1;
+    }
+
+    /// `name n, ...`; `none` without events.
+    pub fn events_line(&self) -> String {
+        if self.events.is_empty() {
+            return "none".into();
+        }
+        self.events
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn merge(&mut self, o: &Stats) {
         self.calls += o.calls;
         self.ok += o.ok;
@@ -42,6 +61,9 @@ impl Stats {
             let e = self.per_call.entry(k.clone()).or_default();
             e.0 += c;
             e.1 += ok;
+        }
+        for (k, v) in &o.events {
+            *self.events.entry(k.clone()).or_default() += v;
         }
     }
 
@@ -58,7 +80,8 @@ impl Stats {
             .join(",")
     }
 
-    /// One line: `STATS calls ok findings errno:n,... name:calls:ok,...`.
+    /// One line: `STATS calls ok findings errno:n,... name:calls:ok,...
+    /// event:n,...`.
     pub fn to_line(&self) -> String {
         let errnos: Vec<String> = self
             .errnos
@@ -70,8 +93,13 @@ impl Stats {
             .iter()
             .map(|(k, (c, ok))| format!("{k}:{c}:{ok}"))
             .collect();
+        let events: Vec<String> = self
+            .events
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
         format!(
-            "STATS {} {} {} {} {}\n",
+            "STATS {} {} {} {} {} {}\n",
             self.calls,
             self.ok,
             self.findings,
@@ -84,6 +112,11 @@ impl Stats {
                 "-".into()
             } else {
                 per.join(",")
+            },
+            if events.is_empty() {
+                "-".into()
+            } else {
+                events.join(",")
             },
         )
     }
@@ -116,6 +149,13 @@ impl Stats {
                 s.per_call.insert(name, (c, ok));
             }
         }
+        let events = it.next()?;
+        if events != "-" {
+            for kv in events.split(',') {
+                let (k, v) = kv.split_once(':')?;
+                s.events.insert(k.to_string(), v.parse().ok()?);
+            }
+        }
         Some(s)
     }
 }
@@ -130,6 +170,8 @@ mod tests {
         a.record("VM_BIND", Ok(0));
         a.record("VM_BIND", Err(libc::EINVAL));
         a.record("SUBMIT", Err(libc::ENOENT));
+        a.event("vm_unusable");
+        a.event("vm_unusable");
         a.findings = 1;
         let b = Stats::from_line(&a.to_line()).unwrap();
         assert_eq!(a, b);
@@ -137,6 +179,8 @@ mod tests {
         m.merge(&b);
         assert_eq!(m.calls, 6);
         assert_eq!(m.per_call["VM_BIND"], (4, 2));
+        assert_eq!(m.events["vm_unusable"], 4);
+        assert_eq!(m.events_line(), "vm_unusable 4");
         // Equal counts: by errno value (ENOENT 2 before EINVAL 22).
         assert_eq!(m.errors_by_errno(), "ENOENT:2,EINVAL:2");
         assert_eq!(Stats::default().errors_by_errno(), "none");
