@@ -443,6 +443,31 @@ enum Edit {
     },
 }
 
+/// Write down a map of `count` pages of `pgsize` at `va` (to `pa` on), and
+/// note in `blocks` whether they are blocks (which may replace a table).
+fn push_map(
+    list: &mut KVec<Edit>,
+    blocks: &mut bool,
+    va: u64,
+    pa: u64,
+    pgsize: usize,
+    count: usize,
+    prot: u32,
+) -> Result {
+    *blocks |= pgsize > SZ_4K;
+    list.push(
+        Edit::Map {
+            va,
+            pa,
+            pgsize,
+            count,
+            prot,
+        },
+        GFP_KERNEL,
+    )?;
+    Ok(())
+}
+
 /// The page-table changes of a bind, written down when it is recorded and
 /// applied later without allocating ([`Vm::apply`]).
 pub(crate) struct Edits {
@@ -482,18 +507,7 @@ impl Edits {
         let list = &mut self.list;
         let mut blocks = false;
         let r = src.plan(off, va, len, |va, pa, pgsize, count| {
-            blocks |= pgsize > SZ_4K;
-            list.push(
-                Edit::Map {
-                    va,
-                    pa,
-                    pgsize,
-                    count,
-                    prot,
-                },
-                GFP_KERNEL,
-            )?;
-            Ok(())
+            push_map(list, &mut blocks, va, pa, pgsize, count, prot)
         });
         if r.is_err() {
             self.list.truncate(mark);
@@ -560,18 +574,7 @@ impl Edits {
                 GFP_KERNEL,
             )?;
             let mut push_map = |va: u64, pa: u64, pgsize: usize, count: usize| -> Result {
-                blocks |= pgsize > SZ_4K;
-                list.push(
-                    Edit::Map {
-                        va,
-                        pa,
-                        pgsize,
-                        count,
-                        prot,
-                    },
-                    GFP_KERNEL,
-                )?;
-                Ok(())
+                push_map(list, &mut blocks, va, pa, pgsize, count, prot)
             };
             if b0 < c0 {
                 plan_contig(b0, ppa + (b0 - pva), c0 - b0, &mut push_map)?;
