@@ -134,6 +134,15 @@ run_guest() {
 				echo "FAIL guest: driver reload did not run"
 			fi
 		fi
+		# The driver's own KUnit suite (ferrite_vm) runs when the module
+		# is loaded, in every boot: its first run's KTAP, from the console.
+		mkdir -p "$D/kunit-module"
+		tr -d '\r' <"$D/console.log" | sed -E 's/^\[[^]]*\] //' | awk '
+			/^ *# Subtest: ferrite_vm$/ { on = 1 }
+			on { print }
+			on && /^(not )?ok [0-9]+ ferrite_vm$/ { exit }
+		' >"$D/kunit-module/ferrite_vm.ktap"
+		python3 "$FERRITE_REPO/scripts/kunit-results.py" "$D/kunit-module"
 		[ "$vm_rc" -eq 0 ] || echo "FAIL guest: job (driver load/unload, runner) exited $vm_rc, see $D/job.log"
 		if [ -f "$D/kmemleak.txt" ]; then
 			if grep -q '^unreferenced object' "$D/kmemleak.txt"; then

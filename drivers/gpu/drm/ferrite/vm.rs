@@ -1534,3 +1534,387 @@ impl PinnedDrop for Vm {
         self.gpu.stats.bytes_bound.fetch_sub(bound, Relaxed);
     }
 }
+
+#[kunit_tests(ferrite_vm)]
+mod tests {
+    use super::*;
+
+    const K4: u64 = SZ_4K as u64;
+    const M2: u64 = SZ_2M as u64;
+    const G1: u64 = SZ_1G as u64;
+    const PROT: u32 = prot::READ | prot::WRITE;
+
+    /// A run of the plan: `(va, pa, pgsize, count)`.
+    type Run = (u64, u64, usize, usize);
+
+    fn plan_of(src: &Src<'_>, off: u64, va: u64, len: u64) -> Result<KVec<Run>> {
+        let mut runs = KVec::new();
+        src.plan(off, va, len, |va, pa, pg, n| {
+            runs.push((va, pa, pg, n), GFP_KERNEL)?;
+            Ok(())
+        })?;
+        Ok(runs)
+    }
+
+    fn contig(va: u64, pa: u64, len: u64) -> Result<KVec<Run>> {
+        let mut runs = KVec::new();
+        plan_contig(va, pa, len, &mut |va, pa, pg, n| {
+            runs.push((va, pa, pg, n), GFP_KERNEL)?;
+            Ok(())
+        })?;
+        Ok(runs)
+    }
+
+    /// Whether `runs` tile `[va, va + len)` with pages aligned on both
+    /// sides and at a constant offset from `pa`.
+    fn tiles(runs: &[Run], va: u64, pa: u64, len: u64) -> bool {
+        let mut next = va;
+        for &(v, p, pg, n) in runs {
+            let pg64 = pg as u64;
+            if v != next || p != pa + (v - va) || n == 0 || (v | p) % pg64 != 0 {
+                return false;
+            }
+            next += pg64 * n as u64;
+        }
+        next == va + len
+    }
+
+    /// Sorted by VA, with runs of the same page size that continue each
+    /// other (in VA and bus address) joined: two plans that map the same
+    /// pages with the same sizes are equal once normalised.
+    fn normalise(mut runs: KVec<Run>) -> Result<KVec<Run>> {
+        runs.sort_unstable_by_key(|r| r.0);
+        let mut out: KVec<Run> = KVec::new();
+        for &(v, p, pg, n) in runs.iter() {
+            if let Some(last) = out.last_mut() {
+                let bytes = (last.2 * last.3) as u64;
+                if last.2 == pg && last.0 + bytes == v && last.1 + bytes == p {
+                    last.3 += n;
+                    continue;
+                }
+            }
+            out.push((v, p, pg, n), GFP_KERNEL)?;
+        }
+        Ok(out)
+    }
+
+    /// The page table `edits` leave when applied over the pages of
+    /// `runs`; an unmap of pages that are not mapped with exactly its
+    /// size, or a map over mapped pages, is an error.
+    fn apply(runs: KVec<Run>, edits: &Edits) -> Result<KVec<Run>> {
+        let mut cur = runs;
+        for e in edits.list.iter() {
+            match *e {
+                Edit::Map {
+                    va,
+                    pa,
+                    pgsize,
+                    count,
+                    ..
+                } => {
+                    let end = va + (pgsize * count) as u64;
+                    let overlaps = cur
+                        .iter()
+                        .any(|&(v, _, pg, n)| v < end && va < v + (pg * n) as u64);
+                    if overlaps || (va | pa) % pgsize as u64 != 0 {
+                        return Err(EEXIST);
+                    }
+                    cur.push((va, pa, pgsize, count), GFP_KERNEL)?;
+                }
+                Edit::Unmap { va, pgsize, count } => {
+                    let end = va + (pgsize * count) as u64;
+                    let mut next = KVec::new();
+                    let mut gone = 0u64;
+                    for &(v, p, pg, n) in cur.iter() {
+                        let vend = v + (pg * n) as u64;
+                        if vend <= va || v >= end {
+                            next.push((v, p, pg, n), GFP_KERNEL)?;
+                            continue;
+                        }
+                        if pg != pgsize || va % pg as u64 != 0 {
+                            return Err(EINVAL);
+                        }
+                        let (s, t) = (v.max(va), vend.min(end));
+                        gone += t - s;
+                        if v < s {
+                            next.push((v, p, pg, ((s - v) / pg as u64) as usize), GFP_KERNEL)?;
+                        }
+                        if t < vend {
+                            next.push(
+                                (t, p + (t - v), pg, ((vend - t) / pg as u64) as usize),
+                                GFP_KERNEL,
+                            )?;
+                        }
+                    }
+                    if gone != end - va {
+                        return Err(ENOENT);
+                    }
+                    cur = next;
+                }
+            }
+        }
+        normalise(cur)
+    }
+
+    /// Cut `[c0, c1)` out of the NULL mapping `[va, va + len)` (pages from
+    /// offset `off`) and check the result: the page table the edits leave
+    /// is exactly the plans of the kept parts as mappings of their own,
+    /// the flushed range covers the cut, `frees_tables` says whether
+    /// blocks are mapped, and the tables the re-maps need are those
+    /// [`BindOp::tables`] reserves for the cut's ends. Returns how many
+    /// runs are mapped again.
+    fn check_cut(off: u64, va: u64, len: u64, c0: u64, c1: u64) -> Result<usize> {
+        let r = cut_result(off, va, len, c0, c1);
+        if let Err(e) = r {
+            pr_err!("    # cut [{c0:#x}, {c1:#x}) of [{va:#x}, +{len:#x}) from {off:#x}: {e:?}\n");
+        }
+        r
+    }
+
+    fn cut_result(off: u64, va: u64, len: u64, c0: u64, c1: u64) -> Result<usize> {
+        let src = Src::Null;
+        let before = plan_of(&src, off, va, len)?;
+        let mut edits = Edits::new();
+        edits.cut(&src, off, va, len, c0, c1, PROT)?;
+        let after = apply(before, &edits)?;
+        let mut kept = plan_of(&src, off, va, c0 - va)?;
+        let tail = plan_of(&src, off + (c1 - va), c1, va + len - c1)?;
+        kept.extend_from_slice(&tail, GFP_KERNEL)?;
+        let kept = normalise(kept)?;
+        if after[..] != kept[..] {
+            pr_err!("    # left {:x?}, expected {:x?}\n", &after[..], &kept[..]);
+            return Err(EINVAL);
+        }
+        if !edits.touched.is_some_and(|(s, e)| s <= c0 && c1 <= e) {
+            return Err(ERANGE);
+        }
+        let mut need = TableNeed(KVec::new());
+        need.cut_at(c0)?;
+        need.cut_at(c1 - 1)?;
+        let at_ends = need.count();
+        let mut need = TableNeed(KVec::new());
+        need.cut_at(c0)?;
+        need.cut_at(c1 - 1)?;
+        let (mut maps, mut blocks) = (0, false);
+        for e in edits.list.iter() {
+            if let Edit::Map {
+                va, pgsize, count, ..
+            } = *e
+            {
+                maps += 1;
+                blocks |= pgsize > SZ_4K;
+                need.run(va, pgsize, count)?;
+            }
+        }
+        if need.count() != at_ends || edits.frees_tables != blocks {
+            return Err(EFAULT);
+        }
+        Ok(maps)
+    }
+
+    #[test]
+    fn chunk_picks_the_largest_usable_size() {
+        // Alone, and as many as the length holds.
+        assert_eq!(chunk(0, 0, K4), (SZ_4K, 1));
+        assert_eq!(chunk(0, 0, M2), (SZ_2M, 1));
+        assert_eq!(chunk(0, 0, 3 * G1), (SZ_1G, 3));
+        assert_eq!(chunk(0, 0, M2 - K4), (SZ_4K, 511));
+        assert_eq!(chunk(0, 0, M2 + K4), (SZ_2M, 1));
+        // Up to the boundary where the larger size becomes usable...
+        assert_eq!(chunk(K4, K4, 4 * M2), (SZ_4K, 511));
+        assert_eq!(chunk(M2, M2, 2 * G1), (SZ_2M, 511));
+        assert_eq!(chunk(G1 - K4, G1 - K4, 2 * K4), (SZ_4K, 1));
+        // ...unless it never does: VA and bus address disagree modulo it.
+        assert_eq!(chunk(K4, 2 * K4, 4 * M2), (SZ_4K, 2048));
+        assert_eq!(chunk(M2, 2 * M2, 2 * G1), (SZ_2M, 1024));
+        assert_eq!(chunk(G1, G1 + M2, 3 * G1), (SZ_2M, 1536));
+    }
+
+    #[test]
+    fn plan_contig_tiles_with_the_largest_pages() -> Result {
+        let cases: [(u64, u64, u64, &[Run]); 4] = [
+            // 4 KiB pages up to a 2 MiB boundary, blocks, 4 KiB pages.
+            (
+                M2 - 3 * K4,
+                M2 - 3 * K4,
+                3 * K4 + 2 * M2 + 5 * K4,
+                &[
+                    (M2 - 3 * K4, M2 - 3 * K4, SZ_4K, 3),
+                    (M2, M2, SZ_2M, 2),
+                    (3 * M2, 3 * M2, SZ_4K, 5),
+                ],
+            ),
+            // Every size.
+            (
+                G1 - K4,
+                G1 - K4,
+                K4 + G1 + M2 + K4,
+                &[
+                    (G1 - K4, G1 - K4, SZ_4K, 1),
+                    (G1, G1, SZ_1G, 1),
+                    (2 * G1, 2 * G1, SZ_2M, 1),
+                    (2 * G1 + M2, 2 * G1 + M2, SZ_4K, 1),
+                ],
+            ),
+            // Not congruent modulo 2 MiB: 4 KiB pages throughout.
+            (0, K4, 2 * M2, &[(0, K4, SZ_4K, 1024)]),
+            // Not congruent modulo 1 GiB: 2 MiB blocks across a 1 GiB
+            // boundary.
+            (G1 - M2, M2, G1 + M2, &[(G1 - M2, M2, SZ_2M, 513)]),
+        ];
+        for (va, pa, len, want) in cases {
+            let runs = contig(va, pa, len)?;
+            assert!(tiles(&runs, va, pa, len));
+            assert_eq!(&runs[..], want);
+        }
+        // An error from the callback stops the plan.
+        let mut calls = 0;
+        let r = plan_contig(M2 - K4, M2 - K4, 2 * M2, &mut |_, _, _, _| {
+            calls += 1;
+            if calls == 2 {
+                Err(ENOSPC)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r, Err(ENOSPC));
+        assert_eq!(calls, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn null_plan_keeps_the_offset_alignment() -> Result {
+        // A NULL mapping's offset is its VA: blocks stay usable.
+        let runs = plan_of(&Src::Null, G1, G1, G1 + M2)?;
+        assert_eq!(
+            &runs[..],
+            &[
+                (G1, NULL_BASE | G1, SZ_1G, 1),
+                (2 * G1, NULL_BASE | (2 * G1), SZ_2M, 1)
+            ]
+        );
+        // Only the offset's bits below the aperture bit count.
+        let runs = plan_of(&Src::Null, NULL_BASE | M2, M2, M2)?;
+        assert_eq!(&runs[..], &[(M2, NULL_BASE | M2, SZ_2M, 1)]);
+        // An offset off the VA's alignment takes small pages.
+        let runs = plan_of(&Src::Null, M2 + K4, M2, M2)?;
+        assert_eq!(&runs[..], &[(M2, NULL_BASE | (M2 + K4), SZ_4K, 512)]);
+        Ok(())
+    }
+
+    #[test]
+    fn table_bound_counts_regions_touched() {
+        assert_eq!(table_bound(0, 0), 0);
+        assert_eq!(table_bound(0, K4), 3);
+        assert_eq!(table_bound(M2 - K4, 2 * K4), 4);
+        assert_eq!(table_bound(G1 - K4, 2 * K4), 5);
+        assert_eq!(table_bound(512 * G1 - K4, 2 * K4), 6);
+        assert_eq!(table_bound(0, G1), 514);
+    }
+
+    #[test]
+    fn table_need_counts_each_table_once() -> Result {
+        let count = |runs: &[(u64, usize, usize)]| -> Result<usize> {
+            let mut need = TableNeed(KVec::new());
+            for &(va, pg, n) in runs {
+                need.run(va, pg, n)?;
+            }
+            Ok(need.count())
+        };
+        // A page needs its level-3, level-2 and level-1 tables; a block
+        // those above it only.
+        assert_eq!(count(&[(0, SZ_4K, 1)]), Ok(3));
+        assert_eq!(count(&[(0, SZ_4K, 1), (K4, SZ_4K, 1)]), Ok(3));
+        assert_eq!(count(&[(0, SZ_2M, 1)]), Ok(2));
+        assert_eq!(count(&[(0, SZ_1G, 2)]), Ok(1));
+        assert_eq!(count(&[(M2 - K4, SZ_4K, 2)]), Ok(4));
+        // 1 GiB of 4 KiB pages: as many as the bound.
+        assert_eq!(count(&[(0, SZ_4K, SZ_1G / SZ_4K)]), Ok(table_bound(0, G1)));
+        // Duplicates further apart than the recent window still count
+        // once.
+        let mut need = TableNeed(KVec::new());
+        need.run(0, SZ_4K, 1)?;
+        for i in 1..=8 {
+            need.run(i * M2, SZ_4K, 1)?;
+        }
+        need.run(0, SZ_4K, 1)?;
+        assert!(need.0.len() > 11);
+        assert_eq!(need.count(), 11);
+        // The tables of a cut at `va`.
+        let mut need = TableNeed(KVec::new());
+        need.cut_at(0)?;
+        need.cut_at(K4)?;
+        assert_eq!(need.count(), 3);
+        let mut need = TableNeed(KVec::new());
+        need.cut_at(0)?;
+        need.cut_at(M2)?;
+        assert_eq!(need.count(), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn cut_1g_block_in_the_middle() {
+        // One 4 KiB page: 2 MiB blocks and 4 KiB pages on both sides.
+        let mid = G1 + G1 / 2;
+        assert_eq!(check_cut(G1, G1, G1, mid, mid + K4), Ok(3));
+        // Off every block boundary on both ends.
+        assert_eq!(
+            check_cut(G1, G1, G1, G1 + 5 * M2 + 3 * K4, mid + 7 * K4),
+            Ok(4)
+        );
+        // On 2 MiB boundaries: 2 MiB blocks only.
+        assert_eq!(check_cut(G1, G1, G1, mid - M2, mid + M2), Ok(2));
+        // Keeping one end only.
+        assert_eq!(check_cut(G1, G1, G1, G1, mid + K4), Ok(2));
+        assert_eq!(check_cut(G1, G1, G1, mid - K4, 2 * G1), Ok(2));
+    }
+
+    #[test]
+    fn cut_2m_block_at_4k_granularity() {
+        let b = 5 * M2;
+        for k in 0..512 {
+            let c0 = b + k * K4;
+            assert!(check_cut(b, b, M2, c0, c0 + K4).is_ok());
+            assert!(check_cut(b, b, M2, b, c0 + K4).is_ok());
+            assert!(check_cut(b, b, M2, c0, b + M2).is_ok());
+        }
+    }
+
+    #[test]
+    fn cut_on_block_boundaries_maps_nothing() {
+        // A 2 MiB block, a 1 GiB block, a 2 MiB block.
+        let (va, len) = (G1 - M2, M2 + G1 + M2);
+        assert_eq!(check_cut(va, va, len, va, G1), Ok(0));
+        assert_eq!(check_cut(va, va, len, G1, 2 * G1), Ok(0));
+        assert_eq!(check_cut(va, va, len, 2 * G1, va + len), Ok(0));
+        assert_eq!(check_cut(va, va, len, va, 2 * G1), Ok(0));
+        assert_eq!(check_cut(va, va, len, va, va + len), Ok(0));
+        // 4 KiB pages only (offset off the VA's alignment).
+        assert_eq!(check_cut(K4, 0, 2 * M2, 3 * K4, M2 + K4), Ok(0));
+    }
+
+    #[test]
+    fn cut_mixed_4k_runs() {
+        // 4 KiB pages, two 2 MiB blocks, 4 KiB pages: every cut between
+        // the edges of runs and blocks and the pages beside them.
+        let (va, len) = (M2 - 3 * K4, 3 * K4 + 2 * M2 + 5 * K4);
+        let points = [
+            va,
+            va + K4,
+            M2 - K4,
+            M2,
+            M2 + K4,
+            2 * M2 - K4,
+            2 * M2,
+            2 * M2 + 5 * K4,
+            3 * M2,
+            3 * M2 + 2 * K4,
+            va + len,
+        ];
+        for (i, &c0) in points.iter().enumerate() {
+            for &c1 in &points[i + 1..] {
+                assert!(check_cut(va, va, len, c0, c1).is_ok());
+            }
+        }
+    }
+}
