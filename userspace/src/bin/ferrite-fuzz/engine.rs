@@ -1896,8 +1896,12 @@ impl<'e> Worker<'e> {
             ops: oa.arr,
             syncs: sa.arr,
         };
-        // A synchronous bind returns a failed WAIT fence's error.
-        let fence_error = !async_ && waits;
+        // A synchronous bind returns a failed WAIT fence's error (EIO for
+        // the fence of a bind that failed on an unusable VM). Any sync op
+        // counts: a replay (seed 4653931437219714294, stride 4) got EIO
+        // from a VM VM_GET_STATE then called usable, where this model saw
+        // no WAIT.
+        let fence_error = !async_ && (waits || sa.arr.count > 0);
         let ex = Expect {
             must_fail: fl.bad || oa.bad || sa.bad,
             extra: if maps || fence_error {
