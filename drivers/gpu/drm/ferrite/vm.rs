@@ -474,8 +474,6 @@ pub(crate) struct Edits {
     list: KVec<Edit>,
     /// The range whose existing entries change (flushed from the TLB).
     touched: Option<(u64, u64)>,
-    /// Whether any edit maps.
-    pub(crate) maps: bool,
     /// Whether applying may free a table the device could be walking: a
     /// block mapped where a (then empty) table was. Leaf edits free none
     /// (every unmap replays the plan that mapped the range), so a bind of
@@ -489,7 +487,6 @@ impl Edits {
         Self {
             list: KVec::new(),
             touched: None,
-            maps: false,
             frees_tables: false,
         }
     }
@@ -512,7 +509,6 @@ impl Edits {
         if r.is_err() {
             self.list.truncate(mark);
         } else {
-            self.maps = true;
             self.frees_tables |= blocks;
         }
         r

@@ -880,8 +880,16 @@ const UNUSABLE_UNMAP: &[i32] = &[libc::ENOENT, libc::ENOMEM];
 /// fuzzer does not know of (a forked child's), ENOENT if it is gone.
 const RECYCLE_DESTROY: &[i32] = &[libc::EBUSY, libc::ENOENT];
 /// Exporting the sync object an asynchronous bind just signalled: it holds
-/// a fence (ENOENT: destroyed by another thread through a random handle).
-const EXPORT_FENCED: &[i32] = &[libc::ENOMEM, libc::EMFILE, libc::ENFILE, libc::ENOENT];
+/// a fence (ENOENT: destroyed by another thread through a random handle;
+/// EINVAL: reset by another thread through a random handle, leaving no
+/// fence to export, as a debug-boot run found).
+const EXPORT_FENCED: &[i32] = &[
+    libc::ENOMEM,
+    libc::EMFILE,
+    libc::ENFILE,
+    libc::ENOENT,
+    libc::EINVAL,
+];
 // The errors userptr VM_BINDs may return (ferrite_drm.h,
 // DRM_FERRITE_VM_BIND_USERPTR), on the process VM (`_PVM`, which is the
 // caller's and cannot be destroyed: no EPERM or ENOENT) and on explicit
