@@ -247,8 +247,8 @@ fn chunk(va: u64, pa: u64, left: u64) -> (usize, usize) {
 ///
 /// # Safety
 ///
-/// The range is unmapped and nothing else changes it meanwhile (the slot
-/// lock is held); the pages stay valid while they are mapped.
+/// The range is unmapped and nothing else changes it meanwhile (the VM's
+/// `pt_lock` is held); the pages stay valid while they are mapped.
 unsafe fn map_run(
     pt: &PageTable<'_>,
     va: u64,
@@ -284,7 +284,7 @@ unsafe fn map_run(
 ///
 /// # Safety
 ///
-/// Nothing else changes the range meanwhile (the slot lock is held).
+/// Nothing else changes the range meanwhile (the VM's `pt_lock` is held).
 unsafe fn unmap_run(pt: &PageTable<'_>, va: u64, pgsize: usize, count: usize) -> Result {
     let mut off = 0usize;
     while off < pgsize * count {
@@ -299,13 +299,14 @@ unsafe fn unmap_run(pt: &PageTable<'_>, va: u64, pgsize: usize, count: usize) ->
     Ok(())
 }
 
-/// Map userptr pages (`sgt`) at `va` with tables from `res`: no allocation.
+/// Map userptr pages (`sgt`) at `iova`, with tables the caller reserved
+/// from the VM's pool: no allocation.
 fn map_plan(pt: &PageTable<'_>, sgt: &SGTable, iova: u64, len: u64, prot: u32) -> Result {
     let mut done = 0u64;
     let ret = plan(sgt, 0, iova, len, |va, pa, pg, n| {
         // SAFETY: the userptr's range is unmapped (stale pages were unmapped
-        // first) and only its owner maps it, under the slot lock; the pages
-        // stay referenced while mapped.
+        // first) and only its owner maps it, under `pt_lock`; the pages stay
+        // referenced while mapped.
         unsafe { map_run(pt, va, pa, pg, n, prot, GFP_NOWAIT) }?;
         done += (pg * n) as u64;
         Ok(())
@@ -320,7 +321,7 @@ fn map_plan(pt: &PageTable<'_>, sgt: &SGTable, iova: u64, len: u64, prot: u32) -
 fn unmap_plan(pt: &PageTable<'_>, sgt: &SGTable, iova: u64, len: u64) -> Result {
     plan(sgt, 0, iova, len, |va, _pa, pg, n| {
         // SAFETY: the range was mapped by `map_plan` with the same plan;
-        // the slot lock is held.
+        // `pt_lock` is held.
         unsafe { unmap_run(pt, va, pg, n) }
     })
 }
@@ -1162,7 +1163,7 @@ impl Vm {
                 live.before_change();
                 let mut va = 0;
                 while va < high {
-                    // SAFETY: the slot lock is held. An entry that maps
+                    // SAFETY: `pt_lock` is held. An entry that maps
                     // nothing is tolerated (QUIRK_NO_WARN): unmapping a whole
                     // 1 GiB entry clears its block or frees its tables.
                     let _ = unsafe { pt.unmap_pages(va as usize, SZ_1G, 1) };
