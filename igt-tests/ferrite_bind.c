@@ -28,7 +28,8 @@
  *                        fields must be zero; a synchronous one waits for
  *                        the earlier asynchronous binds.
  *   null-reads-zero      NULL ranges (4 KiB pages, 2 MiB and 1 GiB aligned
- *                        ranges, sync and async) read as zeros, on each GPU.
+ *                        ranges, sync and async, one across VA 2^47)
+ *                        read as zeros, on each GPU.
  *   null-writes-dropped  writes to a NULL range that replaced a BO mapping
  *                        are dropped (the BO keeps its data), and a BO
  *                        mapped over the middle of a NULL range gets the
@@ -868,9 +869,10 @@ static void on_each_gpu(void (*fn)(int fd))
 
 /*
  * null-reads-zero: NULL ranges of 4 KiB pages (synchronous), of two 2 MiB
- * blocks (asynchronous) and of a 1 GiB block (synchronous) read as zeros:
- * COPYs from them over non-zero data, across the blocks' boundary and
- * from the 1 GiB range's end, and CHECKSUMs of them.
+ * blocks (asynchronous), of a 1 GiB block (synchronous) and of 4 MiB across
+ * VA 2^47 (where the aperture's output addresses wrap) read as zeros: COPYs
+ * from them over non-zero data, across the blocks' boundary and from the
+ * 1 GiB range's end, and CHECKSUMs of them.
  */
 static void null_reads_zero(int fd)
 {
@@ -879,13 +881,15 @@ static void null_reads_zero(int fd)
 	const uint64_t C = FX_VA(48), CSZ = 1ull << 30;
 	const uint64_t DST = FX_VA(3), DSZ = 256 * 1024, RES = FX_VA(4);
 	const uint64_t ZSZ = ASZ + 65536 + 32768;
+	/* Across VA 2^47, where the null aperture's output addresses wrap. */
+	const uint64_t W = (1ull << 47) - (2 << 20), WSZ = 4 << 20;
 	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0), dst, res, mapped, done;
 	struct drm_ferrite_vm_bind_op a = fx_op_null(A, ASZ), b = fx_op_null(B, BSZ);
-	struct drm_ferrite_vm_bind_op cc = fx_op_null(C, CSZ);
+	struct drm_ferrite_vm_bind_op cc = fx_op_null(C, CSZ), w = fx_op_null(W, WSZ);
 	struct drm_ferrite_queue_get_state st;
 	struct fx_cmd c = { .n = 0 };
 	uint8_t *want = malloc(DSZ);
-	uint64_t sums[5];
+	uint64_t sums[6];
 
 	dst = bo_with(fd, DSZ, NULL, 0xa5);
 	res = bo_with(fd, FX_PAGE, NULL, 0xa5);
@@ -898,10 +902,12 @@ static void null_reads_zero(int fd)
 	fx_checksum(&c, RES + 8, B, BSZ);
 	fx_checksum(&c, RES + 16, C, 2 << 20);
 	fx_checksum(&c, RES + 24, C + (512 << 20) - 6, 8192 + 12);
+	fx_checksum(&c, RES + 32, W, WSZ);
 	fx_cmdbuf(fd, vm, CMD_VA, &c);
 
 	ftest_assert_ok(fx_vm_bind(fd, vm, 0, &a, 1, NULL, 0));
 	ftest_assert_ok(fx_vm_bind(fd, vm, 0, &cc, 1, NULL, 0));
+	ftest_assert_ok(fx_vm_bind(fd, vm, 0, &w, 1, NULL, 0));
 	mapped = fx_syncobj(fd);
 	done = fx_syncobj(fd);
 	{
@@ -920,12 +926,13 @@ static void null_reads_zero(int fd)
 	memset(want, 0xa5, DSZ);
 	memset(want, 0, ZSZ);
 	expect_bo(fd, dst, want, DSZ, "COPYs of NULL ranges over 0xa5");
-	read_u64s(fd, res, sums, 5);
+	read_u64s(fd, res, sums, 6);
 	ftest_assert_eq_u64(sums[0], fnv_zeros(FNV_BASIS, ASZ));
 	ftest_assert_eq_u64(sums[1], fnv_zeros(FNV_BASIS, BSZ));
 	ftest_assert_eq_u64(sums[2], fnv_zeros(FNV_BASIS, 2 << 20));
 	ftest_assert_eq_u64(sums[3], fnv_zeros(FNV_BASIS, 8192 + 12));
-	ftest_assert_eq_u64(sums[4], 0xa5a5a5a5a5a5a5a5ull);
+	ftest_assert_eq_u64(sums[4], fnv_zeros(FNV_BASIS, WSZ));
+	ftest_assert_eq_u64(sums[5], 0xa5a5a5a5a5a5a5a5ull);
 	free(want);
 }
 

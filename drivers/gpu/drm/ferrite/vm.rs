@@ -419,8 +419,23 @@ impl Src<'_> {
         match self {
             Src::Pages(sgt) => plan(sgt, gem_offset, va, len, f),
             // A NULL mapping's offset is its VA: the output address keeps
-            // the VA's alignment, so blocks stay usable.
-            Src::Null => plan_contig(va, NULL_BASE | (gem_offset & (NULL_BASE - 1)), len, &mut f),
+            // the VA's alignment, so blocks stay usable. The aperture is
+            // `NULL_BASE` bytes wide, less than the VA space: a range that
+            // crosses a multiple of `NULL_BASE` wraps to the aperture's
+            // start there (a multiple of every block size, so nothing is
+            // lost), instead of running past the output address size.
+            Src::Null => {
+                let (mut off, mut va, mut left) = (gem_offset, va, len);
+                while left > 0 {
+                    let inner = off & (NULL_BASE - 1);
+                    let n = left.min(NULL_BASE - inner);
+                    plan_contig(va, NULL_BASE | inner, n, &mut f)?;
+                    off += n;
+                    va += n;
+                    left -= n;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -1796,6 +1811,28 @@ mod tests {
         // An offset off the VA's alignment takes small pages.
         let runs = plan_of(&Src::Null, M2 + K4, M2, M2)?;
         assert_eq!(&runs[..], &[(M2, NULL_BASE | (M2 + K4), SZ_4K, 512)]);
+        Ok(())
+    }
+
+    #[test]
+    fn null_plan_wraps_at_the_aperture_end() -> Result {
+        // A range across VA 2^47 would run past the 48-bit output size
+        // (io-pgtable WARNs and refuses it): it wraps to the aperture start.
+        let va = NULL_BASE - G1;
+        let runs = plan_of(&Src::Null, va, va, 2 * G1)?;
+        assert_eq!(
+            &runs[..],
+            &[
+                (va, NULL_BASE | va, SZ_1G, 1),
+                (NULL_BASE, NULL_BASE, SZ_1G, 1)
+            ]
+        );
+        // Every output address stays inside the aperture.
+        let runs = plan_of(&Src::Null, va + K4, va + K4, G1)?;
+        for &(_, pa, pg, n) in runs.iter() {
+            assert!(pa & NULL_BASE != 0);
+            assert!(pa + (pg * n) as u64 <= 2 * NULL_BASE);
+        }
         Ok(())
     }
 
