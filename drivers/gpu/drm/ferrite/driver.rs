@@ -7,7 +7,6 @@ use kernel::{
     dma::{Device as DmaDevice, DmaMask},
     drm::{self, ioctl},
     io::Io,
-    irq::{self as kirq, ThreadedRegistration},
     pci::{self, IrqType, IrqTypes, IrqVectorRegistration},
     prelude::*,
     sync::Arc,
@@ -19,7 +18,7 @@ use crate::{
     file::FileData,
     gem::{Bo, BoList},
     gpu::{Bar0, Gpu},
-    irq::{self, GlobalIrq, JobIrq, MmuIrq},
+    irq::{self, Irqs},
     regs,
 };
 
@@ -98,7 +97,7 @@ pub(crate) struct FerritePciDriver;
 /// Per-device driver data, alive while the device is bound.
 ///
 /// Fields drop in declaration order: the DRM device goes first (no new
-/// ioctls), then the interrupt handler, then the MSI-X vectors it uses.
+/// ioctls), then the interrupt handlers, then the MSI-X vectors they use.
 #[pin_data]
 pub(crate) struct DeviceData<'a> {
     _reg: drm::Registration<'a, FerriteDrmDriver>,
@@ -106,11 +105,7 @@ pub(crate) struct DeviceData<'a> {
     _debugfs: Debugfs,
     _shutdown: Shutdown,
     #[pin]
-    job_irq: ThreadedRegistration<'a, JobIrq>,
-    #[pin]
-    mmu_irq: ThreadedRegistration<'a, MmuIrq>,
-    #[pin]
-    global_irq: ThreadedRegistration<'a, GlobalIrq>,
+    irqs: Irqs<'a>,
     vectors: IrqVectorRegistration<'a>,
 }
 
@@ -217,84 +212,35 @@ impl pci::Driver for FerritePciDriver {
         pdev: &'a pci::Device<Core<'_>>,
         _info: Option<&'a Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'a>, Error> + 'a {
-        let early = probe_early(pdev);
-        // Handed from the first field's initializer to the later ones.
-        let parts: core::cell::Cell<Option<Early>> = core::cell::Cell::new(None);
-        let gpu_of = |parts: &core::cell::Cell<Option<Early>>| -> Result<Arc<Gpu>> {
-            let p = parts.take().ok_or(EINVAL)?;
-            let gpu = p.gpu.clone();
-            parts.set(Some(p));
-            Ok(gpu)
-        };
+        pin_init::pin_init_scope(move || {
+            let Early { gpu, unreg } = probe_early(pdev)?;
 
-        try_pin_init!(&this in DeviceData {
-            vectors: {
-                parts.set(Some(early?));
-                pdev.alloc_irq_vectors(
+            Ok(try_pin_init!(DeviceData {
+                vectors: pdev.alloc_irq_vectors(
                     irq::NUM_VECTORS,
                     irq::NUM_VECTORS,
                     IrqTypes::default().with(IrqType::MsiX),
-                )?
-            },
-            global_irq <- {
-                let gpu = gpu_of(&parts)?;
-                // SAFETY: `vectors` (initialized above) lives in this pinned, never moved
-                // `DeviceData` and is dropped after the interrupt registrations, its users.
-                let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
-                // SAFETY: the registration is a field of `DeviceData`, dropped
-                // when the device is unbound, and never forgotten.
-                unsafe {
-                    ThreadedRegistration::new(
-                        vectors.index(irq::VECTOR_GLOBAL)?.into(),
-                        kirq::Flags::TRIGGER_NONE,
-                        c"ferrite",
-                        Ok::<_, Error>(GlobalIrq::new(gpu)),
-                    )
-                }
-            },
-            mmu_irq <- {
-                let gpu = gpu_of(&parts)?;
-                // SAFETY: as for `global_irq`.
-                let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
-                // SAFETY: as for `global_irq`.
-                unsafe {
-                    ThreadedRegistration::new(
-                        vectors.index(irq::VECTOR_MMU)?.into(),
-                        kirq::Flags::TRIGGER_NONE,
-                        c"ferrite-mmu",
-                        Ok::<_, Error>(MmuIrq::new(gpu)),
-                    )
-                }
-            },
-            job_irq <- {
-                let gpu = gpu_of(&parts)?;
-                // SAFETY: as for `global_irq`.
-                let vectors: &IrqVectorRegistration<'a> = unsafe { &(*this.as_ptr()).vectors };
-                // SAFETY: as for `global_irq`.
-                unsafe {
-                    ThreadedRegistration::new(
-                        vectors.index(irq::VECTOR_JOB)?.into(),
-                        kirq::Flags::TRIGGER_NONE,
-                        c"ferrite-job",
-                        Ok::<_, Error>(JobIrq::new(gpu)),
-                    )
-                }
-            },
-            _shutdown: Shutdown(gpu_of(&parts)?),
-            _debugfs <- {
-                Debugfs::new(pdev.as_ref().name(), gpu_of(&parts)?)?
-            },
-            _reg: {
-                let Early { gpu, unreg } = parts.take().ok_or(EINVAL)?;
-                // The global vector's handler (registered above) counts it.
-                irq::self_test(&gpu)
-                    .inspect_err(|_| dev_err!(pdev, "MSI-X self-test failed\n"))?;
-                gpu.enable_irqs()?;
-                let reg_data = try_pin_init!(RegistrationData { pdev, gpu });
-                // SAFETY: the registration is stored in `DeviceData`, dropped
-                // when the device is unbound, and never forgotten.
-                unsafe { drm::Registration::new(pdev.as_ref(), unreg, reg_data, 0)? }
-            },
+                )?,
+                // SAFETY: `vectors` is initialized before this expression is
+                // evaluated (`try_pin_init!()` initializes fields in the order
+                // written here), lives at a pinned, stable address and is
+                // dropped after `irqs` (declaration order). `irqs` is a field
+                // of `DeviceData`, dropped when the device is unbound and
+                // never forgotten.
+                irqs <- unsafe { Irqs::new(&*core::ptr::from_ref(vectors), &gpu) },
+                _shutdown: Shutdown(gpu.clone()),
+                _debugfs <- Debugfs::new(pdev.as_ref().name(), gpu.clone())?,
+                _reg: {
+                    // The global vector's handler (registered above) counts it.
+                    irq::self_test(&gpu)
+                        .inspect_err(|_| dev_err!(pdev, "MSI-X self-test failed\n"))?;
+                    gpu.enable_irqs()?;
+                    let reg_data = try_pin_init!(RegistrationData { pdev, gpu });
+                    // SAFETY: the registration is stored in `DeviceData`, dropped
+                    // when the device is unbound, and never forgotten.
+                    unsafe { drm::Registration::new(pdev.as_ref(), unreg, reg_data, 0)? }
+                },
+            }))
         })
     }
 }

@@ -70,18 +70,13 @@ struct ProcessVm {
 pub(crate) struct ProcessVmRef {
     gpu: Arc<Gpu>,
     pub(crate) vm: Arc<Vm>,
-    mm: *const bindings::mm_struct,
+    mm: ARef<Mm>,
 }
-
-// SAFETY: `mm` is only compared, never dereferenced.
-unsafe impl Send for ProcessVmRef {}
-// SAFETY: as above.
-unsafe impl Sync for ProcessVmRef {}
 
 impl ProcessVmRef {
     /// Whether this is the VM of the address space `mm`.
     pub(crate) fn is_for(&self, mm: &Mm) -> bool {
-        core::ptr::eq(self.mm, mm.as_raw())
+        core::ptr::eq(self.mm.as_raw(), mm.as_raw())
     }
 }
 
@@ -92,7 +87,7 @@ impl Drop for ProcessVmRef {
             let i = pv
                 .entries
                 .iter()
-                .position(|e| core::ptr::eq(e.mm.as_raw(), self.mm));
+                .position(|e| core::ptr::eq(e.mm.as_raw(), self.mm.as_raw()));
             match i {
                 Some(i) => {
                     pv.entries[i].users -= 1;
@@ -348,7 +343,7 @@ impl Gpu {
         Ok(ProcessVmRef {
             gpu: self.clone(),
             vm,
-            mm: mm.as_raw(),
+            mm: mm.into(),
         })
     }
 

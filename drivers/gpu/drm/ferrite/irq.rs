@@ -6,13 +6,77 @@
 
 use kernel::{
     io::{poll::read_poll_timeout, Io},
-    irq::{IrqReturn, ThreadedHandler, ThreadedIrqReturn},
+    irq::{Flags, IrqReturn, ThreadedHandler, ThreadedIrqReturn, ThreadedRegistration},
+    pci::IrqVectorRegistration,
     prelude::*,
     sync::{atomic::Relaxed, Arc},
     time::{Delta, Instant, Monotonic},
 };
 
 use crate::{gpu::Gpu, recovery, regs, sched};
+
+/// The interrupt handlers of a device, one per MSI-X vector.
+///
+/// Fields drop in declaration order, the reverse of their registration.
+#[pin_data]
+pub(crate) struct Irqs<'a> {
+    #[pin]
+    job: ThreadedRegistration<'a, JobIrq>,
+    #[pin]
+    mmu: ThreadedRegistration<'a, MmuIrq>,
+    #[pin]
+    global: ThreadedRegistration<'a, GlobalIrq>,
+}
+
+impl<'a> Irqs<'a> {
+    /// Register the handlers of `gpu` on `vectors`: the global vector's
+    /// first, then the MMU's, then the job vector's.
+    ///
+    /// # Safety
+    ///
+    /// Callers must not `mem::forget()` the resulting [`Irqs`] or otherwise
+    /// prevent its [`Drop`] implementation from running.
+    pub(crate) unsafe fn new(
+        vectors: &'a IrqVectorRegistration<'a>,
+        gpu: &Arc<Gpu>,
+    ) -> impl PinInit<Self, Error> + 'a {
+        let (on_global, on_mmu, on_job) = (
+            GlobalIrq::new(gpu.clone()),
+            MmuIrq::new(gpu.clone()),
+            JobIrq::new(gpu.clone()),
+        );
+        try_pin_init!(Self {
+            // SAFETY: a field of the `Irqs`, which the caller does not forget.
+            global <- unsafe { register(vectors, VECTOR_GLOBAL, c"ferrite", on_global) },
+            // SAFETY: as above.
+            mmu <- unsafe { register(vectors, VECTOR_MMU, c"ferrite-mmu", on_mmu) },
+            // SAFETY: as above.
+            job <- unsafe { register(vectors, VECTOR_JOB, c"ferrite-job", on_job) },
+        })
+    }
+}
+
+/// Register `handler` as the threaded handler of vector `index` of
+/// `vectors`.
+///
+/// # Safety
+///
+/// Callers must not `mem::forget()` the resulting registration or otherwise
+/// prevent its [`Drop`] implementation from running.
+unsafe fn register<'a, T: ThreadedHandler + 'a>(
+    vectors: &'a IrqVectorRegistration<'a>,
+    index: usize,
+    name: &'static CStr,
+    handler: T,
+) -> impl PinInit<ThreadedRegistration<'a, T>, Error> + 'a {
+    pin_init::pin_init_scope(move || {
+        let request = vectors.index(index)?.into();
+        // SAFETY: the caller does not forget the registration.
+        Ok(unsafe {
+            ThreadedRegistration::new(request, Flags::TRIGGER_NONE, name, Ok::<_, Error>(handler))
+        })
+    })
+}
 
 /// MSI-X vectors the driver uses.
 pub(crate) const NUM_VECTORS: u32 = 3;
