@@ -36,16 +36,34 @@
 //! the mappings held.
 
 use kernel::{
-    device::{Bound, Device},
-    dma_fence::{Fence, FenceTimeline, SignalFence, SignallingSection},
+    device::{
+        Bound,
+        Device, //
+    },
+    dma_fence::{
+        Fence,
+        FenceTimeline,
+        SignalFence,
+        SignallingSection, //
+    },
     prelude::*,
-    sync::{aref::ARef, Arc},
-    workqueue::{self, WorkItem},
+    sync::{
+        aref::ARef,
+        Arc, //
+    },
+    workqueue::{
+        self,
+        WorkItem, //
+    }, //
 };
 
 use crate::{
     queue::Dep,
-    vm::{BindOp, Recorded, Vm},
+    vm::{
+        BindOp,
+        Recorded,
+        Vm, //
+    }, //
 };
 
 /// Names of bind fences.

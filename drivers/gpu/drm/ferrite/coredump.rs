@@ -9,11 +9,17 @@
 //! ring around it and the VM's mappings, never user memory) and hands it
 //! to the devcoredump core.
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 use crate::{
-    queue::{Queue, Record},
-    ring::JOB_BYTES,
+    queue::{
+        Queue,
+        Record, //
+    },
+    ring::JOB_BYTES, //
 };
 
 /// What a coredump shows, captured when the job failed.

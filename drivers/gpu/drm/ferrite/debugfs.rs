@@ -16,14 +16,23 @@
 use core::fmt;
 
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{
+        Dir,
+        File, //
+    },
     prelude::*,
     str::CString,
-    sync::{atomic::Relaxed, Arc},
-    uaccess::UserSliceReader,
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+    uaccess::UserSliceReader, //
 };
 
-use crate::{gem::LabelFmt, gpu::Gpu};
+use crate::{
+    gem::LabelFmt,
+    gpu::Gpu, //
+};
 
 /// The debugfs directory of a device; its files go with it.
 #[pin_data]

@@ -3,23 +3,46 @@
 //! PCI driver and DRM device of the Ferrite GPU.
 
 use kernel::{
-    device::{Core, DeviceContext},
-    dma::{Device as DmaDevice, DmaMask},
-    drm::{self, ioctl},
+    device::{
+        Core,
+        DeviceContext, //
+    },
+    dma::{
+        Device as DmaDevice,
+        DmaMask, //
+    },
+    drm::{
+        self,
+        ioctl, //
+    },
     io::Io,
-    pci::{self, IrqType, IrqTypes, IrqVectorRegistration},
+    pci::{
+        self,
+        IrqType,
+        IrqTypes,
+        IrqVectorRegistration, //
+    },
     prelude::*,
     sync::Arc,
-    uapi,
+    uapi, //
 };
 
 use crate::{
     debugfs::Debugfs,
     file::FileData,
-    gem::{Bo, BoList},
-    gpu::{Bar0, Gpu},
-    irq::{self, Irqs},
-    regs,
+    gem::{
+        Bo,
+        BoList, //
+    },
+    gpu::{
+        Bar0,
+        Gpu, //
+    },
+    irq::{
+        self,
+        Irqs, //
+    },
+    regs, //
 };
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.

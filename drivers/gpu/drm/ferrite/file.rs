@@ -4,39 +4,84 @@
 
 use kernel::{
     bindings,
-    device::{Bound, Device},
+    device::{
+        Bound,
+        Device, //
+    },
     dma::DataDirection,
-    dma_fence::{Fence, FenceContext},
-    dma_resv::{LockedResvs, Usage},
+    dma_fence::{
+        Fence,
+        FenceContext, //
+    },
+    dma_resv::{
+        LockedResvs,
+        Usage, //
+    },
     drm::{
         self,
         gem::BaseObject,
-        syncobj::{self, ChainNode, SyncObj},
-        Registered,
+        syncobj::{
+            self,
+            ChainNode,
+            SyncObj, //
+        },
+        Registered, //
     },
-    new_mutex, pci,
+    new_mutex,
+    pci,
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex, //
     },
     time::Instant,
-    transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
-    uapi,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi, //
 };
 
 use crate::{
     driver::{
-        FerriteDevice, FerriteDrmDriver, RegistrationData, KERNEL_VA_END, KERNEL_VA_START,
-        USER_VA_END, USER_VA_START, VA_BITS,
+        FerriteDevice,
+        FerriteDrmDriver,
+        RegistrationData,
+        KERNEL_VA_END,
+        KERNEL_VA_START,
+        USER_VA_END,
+        USER_VA_START,
+        VA_BITS, //
     },
-    gem::{self, Bo},
-    gpu::{BindPhase, ProcessVmRef},
-    queue::{Dep, FileStats, Job, Queue, MAX_TIMEOUT_MS},
+    gem::{
+        self,
+        Bo, //
+    },
+    gpu::{
+        BindPhase,
+        ProcessVmRef, //
+    },
+    queue::{
+        Dep,
+        FileStats,
+        Job,
+        Queue,
+        MAX_TIMEOUT_MS, //
+    },
     sched::Priority,
-    vm::{BindOp, Vm},
+    vm::{
+        BindOp,
+        Vm, //
+    }, //
 };
 
 /// Most VMs and queues one file may have (queues cost no ring, and an idle

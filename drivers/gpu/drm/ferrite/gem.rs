@@ -8,23 +8,38 @@ use core::fmt;
 
 use kernel::{
     bindings,
-    device::{Bound, Device},
-    drm::gem::{self, shmem, BaseObject, IntoGEMObject},
+    device::{
+        Bound,
+        Device, //
+    },
+    drm::gem::{
+        self,
+        shmem,
+        BaseObject,
+        IntoGEMObject, //
+    },
     new_mutex,
     prelude::*,
     scatterlist::SGTable,
     sizes::SZ_4K,
     sync::{
         aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex, //
     },
-    uapi,
+    uapi, //
 };
 
 use crate::{
-    driver::{FerriteDevice, FerriteDrmDriver},
-    file::File,
+    driver::{
+        FerriteDevice,
+        FerriteDrmDriver, //
+    },
+    file::File, //
 };
 
 /// The buffer objects of a device, for debugfs, and the ids of its BOs and

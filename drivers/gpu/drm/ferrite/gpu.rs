@@ -6,29 +6,56 @@
 
 use kernel::{
     bindings,
-    device::{Bound, Device},
-    impl_has_delayed_work, impl_has_work,
+    device::{
+        Bound,
+        Device, //
+    },
+    impl_has_delayed_work,
+    impl_has_work,
     io::Io,
     mm::Mm,
-    new_mutex, new_spinlock, new_work, pci,
+    new_mutex,
+    new_spinlock,
+    new_work,
+    pci,
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc, Mutex, SpinLock,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex,
+        SpinLock, //
     },
-    time::{Instant, Monotonic},
+    time::{
+        Instant,
+        Monotonic, //
+    },
     uapi,
-    workqueue::{DelayedWork, Work},
+    workqueue::{
+        DelayedWork,
+        Work, //
+    }, //
 };
 
 use crate::{
-    driver::{GpuInfo, VA_BITS},
+    driver::{
+        GpuInfo,
+        VA_BITS, //
+    },
     gem::BoList,
-    mmu::{AsSlots, VmAs},
-    regs::{self, CheckedArray},
+    mmu::{
+        AsSlots,
+        VmAs, //
+    },
+    regs::{
+        self,
+        CheckedArray, //
+    },
     sched::Sched,
-    vm::Vm,
+    vm::Vm, //
 };
 
 /// A page-table update in progress (see [`Gpu::update_vm`]).

@@ -5,15 +5,36 @@
 //! vector 2 (MMU faults).
 
 use kernel::{
-    io::{poll::read_poll_timeout, Io},
-    irq::{Flags, IrqReturn, ThreadedHandler, ThreadedIrqReturn, ThreadedRegistration},
+    io::{
+        poll::read_poll_timeout,
+        Io, //
+    },
+    irq::{
+        Flags,
+        IrqReturn,
+        ThreadedHandler,
+        ThreadedIrqReturn,
+        ThreadedRegistration, //
+    },
     pci::IrqVectorRegistration,
     prelude::*,
-    sync::{atomic::Relaxed, Arc},
-    time::{Delta, Instant, Monotonic},
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    }, //
 };
 
-use crate::{gpu::Gpu, recovery, regs, sched};
+use crate::{
+    gpu::Gpu,
+    recovery,
+    regs,
+    sched, //
+};
 
 /// The interrupt handlers of a device, one per MSI-X vector.
 ///

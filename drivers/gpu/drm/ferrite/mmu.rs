@@ -7,15 +7,25 @@ use kernel::{
     io::Io,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc, //
+    }, //
 };
 
 use crate::{
     driver::VA_BITS,
-    gpu::{Bar0, Gpu},
-    regs::{self, AsCommand, CheckedArray},
+    gpu::{
+        Bar0,
+        Gpu, //
+    },
+    regs::{
+        self,
+        AsCommand,
+        CheckedArray, //
+    }, //
 };
 
 /// What a slot needs to translate for a VM; shared by the VM and the slot

@@ -22,30 +22,69 @@
 //! for what a failure leaves userspace.
 
 use kernel::{
-    device::{Bound, Device},
-    dma_fence::{Fence, FenceCallback, FenceContext, FenceTimeline, SignalFence},
-    impl_has_fence_callback, impl_has_work,
-    list::{AtomicTracker, ListLinks, TryNewListArc},
-    new_mutex, new_spinlock, new_work,
+    device::{
+        Bound,
+        Device, //
+    },
+    dma_fence::{
+        Fence,
+        FenceCallback,
+        FenceContext,
+        FenceTimeline,
+        SignalFence, //
+    },
+    impl_has_fence_callback,
+    impl_has_work,
+    list::{
+        AtomicTracker,
+        ListLinks,
+        TryNewListArc, //
+    },
+    new_mutex,
+    new_spinlock,
+    new_work,
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc, LockedBy, Mutex, SpinLock,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        LockedBy,
+        Mutex,
+        SpinLock, //
     },
-    time::{Delta, Instant, Monotonic},
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
     uapi,
-    workqueue::{self, Work, WorkItem},
+    workqueue::{
+        self,
+        Work,
+        WorkItem, //
+    }, //
 };
 
 use crate::{
     coredump::DumpInfo,
     gem::Bo,
     gpu::Gpu,
-    ring::{HwRing, QueueMem, JOB_BYTES, RING_BYTES},
-    sched::{self, Priority, Sched},
+    ring::{
+        HwRing,
+        QueueMem,
+        JOB_BYTES,
+        RING_BYTES, //
+    },
+    sched::{
+        self,
+        Priority,
+        Sched, //
+    },
     userptr::DeviceLease,
-    vm::Vm,
+    vm::Vm, //
 };
 
 /// Jobs on a queue's ring buffer at once (the ring holds more).

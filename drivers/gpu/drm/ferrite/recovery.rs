@@ -14,24 +14,55 @@
 //! while allocating.
 
 use kernel::{
-    bindings, dma_fence,
+    bindings,
+    dma_fence,
     io::Io,
     list::List,
     prelude::*,
-    sync::{atomic::Relaxed, Arc},
-    time::{msecs_to_jiffies, Delta, Instant},
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+    time::{
+        msecs_to_jiffies,
+        Delta,
+        Instant, //
+    },
     uapi,
-    workqueue::{self, DelayedWork, Work, WorkItem},
+    workqueue::{
+        self,
+        DelayedWork,
+        Work,
+        WorkItem, //
+    }, //
 };
 
 use crate::{
     coredump::DumpInfo,
-    gpu::{Bar0, Gpu},
+    gpu::{
+        Bar0,
+        Gpu, //
+    },
     mmu,
-    queue::{Inflight, Queue, Record, Where},
-    regs::{self, CheckedArray, QueueError},
-    ring::{HwRing, JOB_BYTES},
-    sched::{self, take_jobs},
+    queue::{
+        Inflight,
+        Queue,
+        Record,
+        Where, //
+    },
+    regs::{
+        self,
+        CheckedArray,
+        QueueError, //
+    },
+    ring::{
+        HwRing,
+        JOB_BYTES, //
+    },
+    sched::{
+        self,
+        take_jobs, //
+    }, //
 };
 
 /// Longest time between two watchdog checks while jobs run: a delayed

@@ -18,10 +18,13 @@
 use kernel::{
     io::{
         register,
-        register::{RegisterArray, RegisterArrayLoc},
+        register::{
+            RegisterArray,
+            RegisterArrayLoc, //
+        }, //
     },
     num::Bounded,
-    prelude::*,
+    prelude::*, //
 };
 
 /// PCI device ID (vendor: Red Hat, 0x1b36, as QEMU's virtual devices).
@@ -563,7 +566,11 @@ pub(crate) const TIMESTAMP_FREQUENCY: u64 = 1_000_000_000;
 /// Ring commands (see "Queues and commands"): not registers, but dwords in
 /// memory that the device decodes like them.
 pub(crate) mod cmd {
-    use kernel::{bitfield, num::Bounded, prelude::*};
+    use kernel::{
+        bitfield,
+        num::Bounded,
+        prelude::*, //
+    };
 
     field_values! {
         /// The opcodes of the commands the driver writes.

@@ -22,25 +22,37 @@
 //! goes) and lent to queues that have work: an idle queue holds none.
 
 use kernel::{
-    device::{Bound, Device},
+    device::{
+        Bound,
+        Device, //
+    },
     devres::Devres,
     dma::Coherent,
     io::Io,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc, //
+    }, //
 };
 
 use crate::{
-    gpu::{Bar0, Gpu},
+    gpu::{
+        Bar0,
+        Gpu, //
+    },
     regs::{
         self,
-        cmd::{Header, Write64Flags},
-        CheckedArray,
+        cmd::{
+            Header,
+            Write64Flags, //
+        },
+        CheckedArray, //
     },
-    vm::Vm,
+    vm::Vm, //
 };
 
 /// Ring size: 16 KiB.

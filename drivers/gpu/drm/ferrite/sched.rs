@@ -31,19 +31,37 @@
 //! doorbell under the spinlock.
 
 use kernel::{
-    list::{List, ListArc},
+    list::{
+        List,
+        ListArc, //
+    },
     prelude::*,
-    sync::{atomic::Relaxed, Arc},
-    time::{msecs_to_jiffies, Delta, Instant, Monotonic},
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+    time::{
+        msecs_to_jiffies,
+        Delta,
+        Instant,
+        Monotonic, //
+    },
     uapi,
-    workqueue::{self, WorkItem},
+    workqueue::{
+        self,
+        WorkItem, //
+    }, //
 };
 
 use crate::{
     gpu::Gpu,
     mmu::AsSlots,
-    queue::{Inflight, Queue, Where},
-    ring::HwRing,
+    queue::{
+        Inflight,
+        Queue,
+        Where, //
+    },
+    ring::HwRing, //
 };
 
 /// Queue priorities, lowest first.

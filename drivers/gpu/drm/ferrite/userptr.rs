@@ -49,21 +49,41 @@
 //! copy would overwrite what the CPU wrote since the last job ended.
 
 use kernel::{
-    device::{Bound, Device},
+    device::{
+        Bound,
+        Device, //
+    },
     dma_resv::Usage,
     mm::{
-        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, Invalidation},
-        user_pages::{Access, DmaPages, UserPages},
+        mmu_notifier::{
+            IntervalNotifier,
+            IntervalNotifierOps,
+            Invalidation, //
+        },
+        user_pages::{
+            Access,
+            DmaPages,
+            UserPages, //
+        }, //
     },
     new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
     scatterlist::SGTable,
-    sync::{aref::ARef, atomic::Relaxed, Arc, SpinLock},
-    time::Delta,
+    sync::{
+        aref::ARef,
+        atomic::Relaxed,
+        Arc,
+        SpinLock, //
+    },
+    time::Delta, //
 };
 
-use crate::{gem::Bo, gpu::Gpu, mmu::VmAs};
+use crate::{
+    gem::Bo,
+    gpu::Gpu,
+    mmu::VmAs, //
+};
 
 /// How long an invalidation waits for the VM's jobs before it stops them.
 const WAIT_JOBS_MS: i64 = 2000;

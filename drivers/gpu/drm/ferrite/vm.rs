@@ -7,36 +7,96 @@
 
 use kernel::{
     alloc::flags::GFP_NOWAIT,
-    device::{Bound, Device},
-    devres::DevresLt,
-    dma_fence::{FenceCallback, FenceContext},
-    drm::gpuvm::{
-        DriverGpuVm, GpuVaAlloc, GpuVm, GpuVmBo, OpMap, OpMapRequest, OpMapped, OpRemap,
-        OpRemapped, OpUnmap, OpUnmapped, UniqueRefGpuVm,
+    device::{
+        Bound,
+        Device, //
     },
-    iommu::pgtable::{prot, Config, IoPageTable, PoolReservation, TablePool, ARM64LPAES1},
-    mm::{mmu_notifier::IntervalNotifier, Mm},
-    new_mutex, new_work,
+    devres::DevresLt,
+    dma_fence::{
+        FenceCallback,
+        FenceContext, //
+    },
+    drm::gpuvm::{
+        DriverGpuVm,
+        GpuVaAlloc,
+        GpuVm,
+        GpuVmBo,
+        OpMap,
+        OpMapRequest,
+        OpMapped,
+        OpRemap,
+        OpRemapped,
+        OpUnmap,
+        OpUnmapped,
+        UniqueRefGpuVm, //
+    },
+    iommu::pgtable::{
+        prot,
+        Config,
+        IoPageTable,
+        PoolReservation,
+        TablePool,
+        ARM64LPAES1, //
+    },
+    mm::{
+        mmu_notifier::IntervalNotifier,
+        Mm, //
+    },
+    new_mutex,
+    new_work,
     prelude::*,
     rbtree::RBTree,
     scatterlist::SGTable,
-    sizes::{SZ_1G, SZ_2M, SZ_4K},
+    sizes::{
+        SZ_1G,
+        SZ_2M,
+        SZ_4K, //
+    },
     sync::{
         aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc, Mutex, MutexGuard,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex,
+        MutexGuard, //
     },
-    time::{Instant, Monotonic},
+    time::{
+        Instant,
+        Monotonic, //
+    },
     types::CovariantForLt,
-    workqueue::Work,
+    workqueue::Work, //
 };
 
 use crate::{
-    driver::{FerriteDevice, FerriteDrmDriver, KERNEL_VA_END, KERNEL_VA_START, VA_BITS},
-    gem::{self, Bo, BoArgs, BoMeta, LabelFmt},
-    gpu::{BindPhase, Gpu},
+    driver::{
+        FerriteDevice,
+        FerriteDrmDriver,
+        KERNEL_VA_END,
+        KERNEL_VA_START,
+        VA_BITS, //
+    },
+    gem::{
+        self,
+        Bo,
+        BoArgs,
+        BoMeta,
+        LabelFmt, //
+    },
+    gpu::{
+        BindPhase,
+        Gpu, //
+    },
     mmu::VmAs,
-    userptr::{self, DeviceLease, Mapped, Range, Userptr},
+    userptr::{
+        self,
+        DeviceLease,
+        Mapped,
+        Range,
+        Userptr, //
+    }, //
 };
 
 /// The page table of a VM, valid while the device is bound.
