@@ -15,10 +15,15 @@ use crate::{bindings, device::Device, prelude::*};
 ///
 /// Only the first dump of a device is kept until userspace reads or
 /// discards it; later ones are dropped meanwhile. Without
-/// `CONFIG_DEV_COREDUMP` the data is freed.
+/// `CONFIG_DEV_COREDUMP` the data is freed. An empty `data` makes no dump
+/// (its pointer is dangling, not an allocation the core could `vfree()`).
 pub fn dev_coredump(dev: &Device, data: VVec<u8>) {
+    if data.capacity() == 0 || data.is_empty() {
+        return;
+    }
     let (ptr, len, _cap) = data.into_raw_parts();
-    // SAFETY: `ptr` is a vmalloc allocation of at least `len` bytes, whose
-    // ownership passes to the core, which frees it with `vfree()`.
+    // SAFETY: `data` had capacity, so `ptr` is a vmalloc allocation (of at
+    // least `len` bytes, `len > 0`), whose ownership passes to the core,
+    // which frees it with `vfree()`.
     unsafe { bindings::dev_coredumpv(dev.as_raw(), ptr.cast(), len, GFP_KERNEL.as_raw()) };
 }
