@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -88,8 +88,9 @@ impl Device {
             let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
                 continue;
             };
-            if drm::version(file.as_raw_fd()).is_ok_and(|v| v.name == DRIVER_NAME) {
-                out.push(Device { file, path });
+            let d = Device { file, path };
+            if d.version().is_ok_and(|v| v.name == DRIVER_NAME) {
+                out.push(d);
             }
         }
         Ok(out)
@@ -103,8 +104,9 @@ impl Device {
         self.file.as_raw_fd()
     }
 
+    /// DRM_IOCTL_VERSION (through the `drm` crate's [`::drm::Device`]).
     pub fn version(&self) -> io::Result<drm::Version> {
-        drm::version(self.fd())
+        drm::version(self)
     }
 
     /// The sysfs directory of the PCI function behind this node.
@@ -282,21 +284,30 @@ impl Device {
 
     /// Export `bo` as a dma-buf.
     pub fn prime_export(&self, bo: Bo) -> io::Result<std::os::fd::OwnedFd> {
-        drm::prime_handle_to_fd(self.fd(), bo.handle)
+        drm::prime_handle_to_fd(self.as_fd(), bo.handle)
     }
 
     /// Import a dma-buf of `size` bytes as a BO of this device.
     pub fn prime_import(&self, dmabuf: std::os::fd::BorrowedFd<'_>, size: u64) -> io::Result<Bo> {
-        use std::os::fd::AsRawFd;
-        let handle = drm::prime_fd_to_handle(self.fd(), dmabuf.as_raw_fd())?;
+        let handle = drm::prime_fd_to_handle(self.as_fd(), dmabuf)?;
         Ok(Bo { handle, size })
     }
 
     /// GEM_CLOSE: release the handle (the BO goes when nothing else uses it).
     pub fn gem_close(&self, bo: Bo) -> io::Result<()> {
-        drm::gem_close(self.fd(), bo.handle)
+        drm::gem_close(self.as_fd(), bo.handle)
     }
 }
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// The generic DRM interface of the `drm` crate (`get_driver`,
+/// `get_driver_capability`, ...) on a Ferrite render node.
+impl ::drm::Device for Device {}
 
 /// Names of the device counters, in the order of `drm_ferrite_counters.hw`.
 pub const COUNTER_NAMES: [&str; 16] = [

@@ -1,81 +1,30 @@
 // SPDX-License-Identifier: MIT
-//! The generic DRM ioctls the library uses.
+//! The generic DRM ioctls the library uses, and the raw ioctl helpers its
+//! driver-specific calls are built on.
+//!
+//! The generic ioctls go through the Smithay [`drm`](::drm) crate: its
+//! [`::drm::Device`] trait for `DRM_IOCTL_VERSION` (a
+//! [`crate::Device`] is a `drm::Device`), and the crate's own FFI layer,
+//! `drm-ffi` (one copy, the version `drm` itself uses), for GEM_CLOSE,
+//! PRIME and the sync-object ioctls. Those calls exist in `drm` only on
+//! `drm::control::Device`, the modesetting trait, with typed handles a
+//! render node's caller has no use for, and `drm` does not re-export its
+//! FFI; `drm-ffi` has every sync-object ioctl (timeline wait, query,
+//! signal and transfer, and `deadline_nsec` in `drm_syncobj_wait`) with the
+//! structures of the kernel's current `<drm/drm.h>`. Neither crate
+//! retries an ioctl that a signal interrupted, so [`retrying`] does, as
+//! libdrm's `drmIoctl` (and this library before them) does. Both are pure
+//! Rust over `rustix`'s raw system calls: nothing to link, nothing the
+//! guest's root filesystem must provide.
+//!
+//! What stays here: `SYNC_IOC_FILE_INFO` (a sync_file ioctl, not DRM's),
+//! [`ioctl`] and [`ioctl_raw`] for the Ferrite ioctls and the fuzzer, and
+//! [`monotonic_ns`].
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// `struct drm_version` from `<drm/drm.h>`.
-#[repr(C)]
-#[derive(Default)]
-struct DrmVersion {
-    version_major: libc::c_int,
-    version_minor: libc::c_int,
-    version_patchlevel: libc::c_int,
-    name_len: libc::size_t,
-    name: u64,
-    date_len: libc::size_t,
-    date: u64,
-    desc_len: libc::size_t,
-    desc: u64,
-}
-
-const DRM_IOCTL_BASE: u64 = b'd' as u64;
-
-const fn iowr(nr: u64, size: usize) -> u64 {
-    (3 << 30) | ((size as u64) << 16) | (DRM_IOCTL_BASE << 8) | nr
-}
-
-const fn iow(nr: u64, size: usize) -> u64 {
-    (1 << 30) | ((size as u64) << 16) | (DRM_IOCTL_BASE << 8) | nr
-}
-
-/// `struct drm_gem_close`.
-#[repr(C)]
-#[derive(Default)]
-struct DrmGemClose {
-    handle: u32,
-    pad: u32,
-}
-
-/// `struct drm_syncobj_create`.
-#[repr(C)]
-#[derive(Default)]
-struct DrmSyncobjCreate {
-    handle: u32,
-    flags: u32,
-}
-
-/// `struct drm_syncobj_destroy`.
-#[repr(C)]
-#[derive(Default)]
-struct DrmSyncobjDestroy {
-    handle: u32,
-    pad: u32,
-}
-
-/// `struct drm_syncobj_handle`.
-#[repr(C)]
-#[derive(Default)]
-struct DrmSyncobjHandle {
-    handle: u32,
-    flags: u32,
-    fd: i32,
-    pad: u32,
-}
-
-/// `struct drm_syncobj_wait`, with the `deadline_nsec` the kernel's header
-/// has (libdrm's older copy stops at `pad`; the kernel accepts both sizes).
-#[repr(C)]
-#[derive(Default)]
-struct DrmSyncobjWait {
-    handles: u64,
-    timeout_nsec: i64,
-    count_handles: u32,
-    flags: u32,
-    first_signaled: u32,
-    pad: u32,
-    deadline_nsec: u64,
-}
+use drm_ffi as ffi;
 
 /// `struct sync_file_info` from `<linux/sync_file.h>`.
 #[repr(C)]
@@ -88,23 +37,16 @@ struct SyncFileInfo {
     sync_fence_info: u64,
 }
 
-const DRM_IOCTL_VERSION: u64 = iowr(0x00, std::mem::size_of::<DrmVersion>());
-const DRM_IOCTL_GEM_CLOSE: u64 = iow(0x09, std::mem::size_of::<DrmGemClose>());
-const DRM_IOCTL_SYNCOBJ_CREATE: u64 = iowr(0xbf, std::mem::size_of::<DrmSyncobjCreate>());
-const DRM_IOCTL_SYNCOBJ_DESTROY: u64 = iowr(0xc0, std::mem::size_of::<DrmSyncobjDestroy>());
-const DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD: u64 = iowr(0xc1, std::mem::size_of::<DrmSyncobjHandle>());
-const DRM_IOCTL_SYNCOBJ_WAIT: u64 = iowr(0xc3, std::mem::size_of::<DrmSyncobjWait>());
 /// `_IOWR('>', 4, struct sync_file_info)`.
 const SYNC_IOC_FILE_INFO: u64 =
     (3 << 30) | ((std::mem::size_of::<SyncFileInfo>() as u64) << 16) | ((b'>' as u64) << 8) | 4;
 
 /// `DRM_SYNCOBJ_CREATE_SIGNALED`: create the sync object already signalled.
-pub const SYNCOBJ_CREATE_SIGNALED: u32 = 1 << 0;
+pub const SYNCOBJ_CREATE_SIGNALED: u32 = ffi::DRM_SYNCOBJ_CREATE_SIGNALED;
 /// `DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL`.
-pub const SYNCOBJ_WAIT_ALL: u32 = 1 << 0;
+pub const SYNCOBJ_WAIT_ALL: u32 = ffi::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL;
 /// `DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT`.
-pub const SYNCOBJ_WAIT_FOR_SUBMIT: u32 = 1 << 1;
-const SYNCOBJ_HANDLE_TO_FD_EXPORT_SYNC_FILE: u32 = 1 << 0;
+pub const SYNCOBJ_WAIT_FOR_SUBMIT: u32 = ffi::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
 
 /// What `DRM_IOCTL_VERSION` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +56,21 @@ pub struct Version {
     pub patchlevel: i32,
     pub name: String,
     pub desc: String,
+}
+
+/// Run `f`, one or more ioctls, again while it fails with EINTR or EAGAIN,
+/// as libdrm's `drmIoctl` does.
+pub fn retrying<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EAGAIN)) => {}
+            r => return r,
+        }
+    }
+}
+
+fn invalid() -> io::Error {
+    io::Error::from_raw_os_error(libc::EINVAL)
 }
 
 /// Issue an ioctl, retrying on EINTR/EAGAIN as libdrm does.
@@ -155,86 +112,49 @@ pub unsafe fn ioctl_raw(fd: RawFd, req: u64, arg: *mut libc::c_void) -> Result<i
     }
 }
 
-/// `DRM_IOCTL_VERSION`.
-pub fn version(fd: RawFd) -> io::Result<Version> {
-    let mut name = [0u8; 64];
-    let mut desc = [0u8; 128];
-    let mut v = DrmVersion {
-        name_len: name.len(),
-        name: name.as_mut_ptr() as u64,
-        desc_len: desc.len(),
-        desc: desc.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    // SAFETY: `v` is a drm_version whose buffers outlive the call.
-    unsafe { ioctl(fd, DRM_IOCTL_VERSION, &mut v)? };
-    let s = |b: &[u8], n: usize| String::from_utf8_lossy(&b[..n.min(b.len())]).into_owned();
+/// `DRM_IOCTL_VERSION`, through [`::drm::Device::get_driver`].
+pub fn version(dev: &impl ::drm::Device) -> io::Result<Version> {
+    let d = retrying(|| dev.get_driver())?;
     Ok(Version {
-        major: v.version_major,
-        minor: v.version_minor,
-        patchlevel: v.version_patchlevel,
-        name: s(&name, v.name_len),
-        desc: s(&desc, v.desc_len),
+        major: d.version.0,
+        minor: d.version.1,
+        patchlevel: d.version.2,
+        name: d.name.to_string_lossy().into_owned(),
+        desc: d.desc.to_string_lossy().into_owned(),
     })
 }
 
 /// `DRM_IOCTL_GEM_CLOSE`: release a GEM handle.
-pub fn gem_close(fd: RawFd, handle: u32) -> io::Result<()> {
-    let mut c = DrmGemClose { handle, pad: 0 };
-    // SAFETY: c is a drm_gem_close.
-    unsafe { ioctl(fd, DRM_IOCTL_GEM_CLOSE, &mut c) }
+pub fn gem_close(fd: BorrowedFd<'_>, handle: u32) -> io::Result<()> {
+    retrying(|| ffi::gem::close(fd, handle)).map(drop)
 }
-
-/// `struct drm_prime_handle`.
-#[repr(C)]
-#[derive(Default)]
-struct DrmPrimeHandle {
-    handle: u32,
-    flags: u32,
-    fd: i32,
-}
-
-const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr(0x2d, core::mem::size_of::<DrmPrimeHandle>());
-const DRM_IOCTL_PRIME_FD_TO_HANDLE: u64 = iowr(0x2e, core::mem::size_of::<DrmPrimeHandle>());
 
 /// `DRM_IOCTL_PRIME_HANDLE_TO_FD`: export a GEM object as a dma-buf
 /// (close-on-exec, mappable read-write).
-pub fn prime_handle_to_fd(fd: RawFd, handle: u32) -> io::Result<OwnedFd> {
-    let mut p = DrmPrimeHandle {
-        handle,
-        flags: (libc::O_CLOEXEC | libc::O_RDWR) as u32,
-        fd: -1,
-    };
-    // SAFETY: p is a drm_prime_handle.
-    unsafe { ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut p)? };
+pub fn prime_handle_to_fd(fd: BorrowedFd<'_>, handle: u32) -> io::Result<OwnedFd> {
+    let p = retrying(|| ffi::gem::handle_to_fd(fd, handle, ffi::DRM_CLOEXEC | ffi::DRM_RDWR))?;
     // SAFETY: the kernel returned a new file descriptor that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(p.fd) })
 }
 
 /// `DRM_IOCTL_PRIME_FD_TO_HANDLE`: import a dma-buf; returns the handle.
-pub fn prime_fd_to_handle(fd: RawFd, dmabuf: RawFd) -> io::Result<u32> {
-    let mut p = DrmPrimeHandle {
-        fd: dmabuf,
-        ..Default::default()
-    };
-    // SAFETY: p is a drm_prime_handle.
-    unsafe { ioctl(fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &mut p)? };
-    Ok(p.handle)
+pub fn prime_fd_to_handle(fd: BorrowedFd<'_>, dmabuf: BorrowedFd<'_>) -> io::Result<u32> {
+    Ok(retrying(|| ffi::gem::fd_to_handle(fd, dmabuf))?.handle)
 }
 
-/// `DRM_IOCTL_SYNCOBJ_CREATE`; `flags` is 0 or [`SYNCOBJ_CREATE_SIGNALED`].
-pub fn syncobj_create(fd: RawFd, flags: u32) -> io::Result<u32> {
-    let mut c = DrmSyncobjCreate { handle: 0, flags };
-    // SAFETY: c is a drm_syncobj_create.
-    unsafe { ioctl(fd, DRM_IOCTL_SYNCOBJ_CREATE, &mut c)? };
-    Ok(c.handle)
+/// `DRM_IOCTL_SYNCOBJ_CREATE`; `flags` is 0 or [`SYNCOBJ_CREATE_SIGNALED`]
+/// (any other bit: EINVAL, as from the kernel).
+pub fn syncobj_create(fd: BorrowedFd<'_>, flags: u32) -> io::Result<u32> {
+    if flags & !SYNCOBJ_CREATE_SIGNALED != 0 {
+        return Err(invalid());
+    }
+    let signaled = flags & SYNCOBJ_CREATE_SIGNALED != 0;
+    Ok(retrying(|| ffi::syncobj::create(fd, signaled))?.handle)
 }
 
 /// `DRM_IOCTL_SYNCOBJ_DESTROY`.
-pub fn syncobj_destroy(fd: RawFd, handle: u32) -> io::Result<()> {
-    let mut d = DrmSyncobjDestroy { handle, pad: 0 };
-    // SAFETY: d is a drm_syncobj_destroy.
-    unsafe { ioctl(fd, DRM_IOCTL_SYNCOBJ_DESTROY, &mut d) }
+pub fn syncobj_destroy(fd: BorrowedFd<'_>, handle: u32) -> io::Result<()> {
+    retrying(|| ffi::syncobj::destroy(fd, handle)).map(drop)
 }
 
 /// The current `CLOCK_MONOTONIC` time in nanoseconds, the clock of
@@ -252,17 +172,21 @@ pub fn monotonic_ns() -> i64 {
 /// `DRM_IOCTL_SYNCOBJ_WAIT` on binary sync objects until the absolute
 /// `CLOCK_MONOTONIC` time `deadline_ns`. `Ok(true)` when signalled (all of
 /// them with [`SYNCOBJ_WAIT_ALL`], else any), `Ok(false)` on timeout.
-pub fn syncobj_wait(fd: RawFd, handles: &[u32], deadline_ns: i64, flags: u32) -> io::Result<bool> {
-    let mut w = DrmSyncobjWait {
-        handles: handles.as_ptr() as u64,
-        timeout_nsec: deadline_ns,
-        count_handles: handles.len() as u32,
-        flags,
-        ..Default::default()
-    };
-    // SAFETY: w is a drm_syncobj_wait whose handle array outlives the call.
-    match unsafe { ioctl(fd, DRM_IOCTL_SYNCOBJ_WAIT, &mut w) } {
-        Ok(()) => Ok(true),
+/// `flags` are [`SYNCOBJ_WAIT_ALL`] and [`SYNCOBJ_WAIT_FOR_SUBMIT`] (any
+/// other bit: EINVAL, as from the kernel).
+pub fn syncobj_wait(
+    fd: BorrowedFd<'_>,
+    handles: &[u32],
+    deadline_ns: i64,
+    flags: u32,
+) -> io::Result<bool> {
+    if flags & !(SYNCOBJ_WAIT_ALL | SYNCOBJ_WAIT_FOR_SUBMIT) != 0 {
+        return Err(invalid());
+    }
+    let all = flags & SYNCOBJ_WAIT_ALL != 0;
+    let submit = flags & SYNCOBJ_WAIT_FOR_SUBMIT != 0;
+    match retrying(|| ffi::syncobj::wait(fd, handles, deadline_ns, all, submit)) {
+        Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
         Err(e) => Err(e),
     }
@@ -270,15 +194,8 @@ pub fn syncobj_wait(fd: RawFd, handles: &[u32], deadline_ns: i64, flags: u32) ->
 
 /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD` with `EXPORT_SYNC_FILE`: a sync_file
 /// holding the sync object's current fence.
-pub fn syncobj_export_sync_file(fd: RawFd, handle: u32) -> io::Result<OwnedFd> {
-    let mut h = DrmSyncobjHandle {
-        handle,
-        flags: SYNCOBJ_HANDLE_TO_FD_EXPORT_SYNC_FILE,
-        fd: -1,
-        pad: 0,
-    };
-    // SAFETY: h is a drm_syncobj_handle.
-    unsafe { ioctl(fd, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &mut h)? };
+pub fn syncobj_export_sync_file(fd: BorrowedFd<'_>, handle: u32) -> io::Result<OwnedFd> {
+    let h = retrying(|| ffi::syncobj::handle_to_fd(fd, handle, true))?;
     // SAFETY: the kernel returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(h.fd) })
 }
@@ -302,23 +219,59 @@ pub fn sync_file_status(sync_file: RawFd) -> io::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::mem::size_of;
 
     #[test]
-    fn ioctl_number_matches_the_kernel() {
-        // DRM_IOCTL_VERSION on 64-bit: _IOWR('d', 0x00, struct drm_version)
-        assert_eq!(DRM_IOCTL_VERSION, 0xc040_6400);
+    fn drm_ffi_structs_are_the_kernels() {
+        // The sizes in the kernel's <drm/drm.h> (7.3), so that the ioctl
+        // numbers drm-ffi derives from them are the kernel's:
+        // drm_syncobj_wait with deadline_nsec, drm_syncobj_handle with
+        // point.
+        assert_eq!(size_of::<ffi::drm_version>(), 64);
+        assert_eq!(size_of::<ffi::drm_gem_close>(), 8);
+        assert_eq!(size_of::<ffi::drm_prime_handle>(), 12);
+        assert_eq!(size_of::<ffi::drm_syncobj_create>(), 8);
+        assert_eq!(size_of::<ffi::drm_syncobj_destroy>(), 8);
+        assert_eq!(size_of::<ffi::drm_syncobj_handle>(), 24);
+        assert_eq!(size_of::<ffi::drm_syncobj_wait>(), 40);
     }
 
     #[test]
-    fn generic_ioctl_numbers_match_drm_h() {
-        // _IOW('d', 0x09, struct drm_gem_close), 8 bytes.
-        assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
-        // _IOWR('d', 0xBF / 0xC0 / 0xC1 / 0xC3, ...): 8, 8, 16, 40 bytes.
-        assert_eq!(DRM_IOCTL_SYNCOBJ_CREATE, 0xc008_64bf);
-        assert_eq!(DRM_IOCTL_SYNCOBJ_DESTROY, 0xc008_64c0);
-        assert_eq!(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, 0xc010_64c1);
-        assert_eq!(DRM_IOCTL_SYNCOBJ_WAIT, 0xc028_64c3);
+    fn sync_file_info_ioctl_number() {
         // _IOWR('>', 4, struct sync_file_info), 56 bytes.
         assert_eq!(SYNC_IOC_FILE_INFO, 0xc038_3e04);
+    }
+
+    #[test]
+    fn unknown_flags_are_refused_before_the_kernel() {
+        // /dev/null: the flags are checked before any ioctl.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&null);
+        let einval = |r: io::Result<_>| r.err().and_then(|e| e.raw_os_error());
+        assert_eq!(einval(syncobj_create(fd, 2).map(drop)), Some(libc::EINVAL));
+        assert_eq!(
+            einval(syncobj_wait(fd, &[1], 0, 1 << 2).map(drop)),
+            Some(libc::EINVAL)
+        );
+    }
+
+    #[test]
+    fn retrying_repeats_eintr_only() {
+        let mut n = 0;
+        let r = retrying(|| {
+            n += 1;
+            match n {
+                1 => Err(io::Error::from_raw_os_error(libc::EINTR)),
+                2 => Err(io::Error::from_raw_os_error(libc::EAGAIN)),
+                _ => Ok(n),
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut m = 0;
+        let e = retrying(|| -> io::Result<()> {
+            m += 1;
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        });
+        assert_eq!((m, e.unwrap_err().raw_os_error()), (1, Some(libc::ENOENT)));
     }
 }

@@ -2,6 +2,7 @@
 //! GPU address spaces, queues, job submission and sync objects.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::device::{iowr, Bo, Device};
@@ -326,11 +327,11 @@ impl Device {
         } else {
             0
         };
-        drm::syncobj_create(self.fd(), flags)
+        drm::syncobj_create(self.as_fd(), flags)
     }
 
     pub fn syncobj_destroy(&self, handle: u32) -> io::Result<()> {
-        drm::syncobj_destroy(self.fd(), handle)
+        drm::syncobj_destroy(self.as_fd(), handle)
     }
 
     /// Wait up to `timeout` for every sync object of `handles` to signal;
@@ -340,7 +341,7 @@ impl Device {
         let ns = i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX);
         let deadline = drm::monotonic_ns().saturating_add(ns);
         drm::syncobj_wait(
-            self.fd(),
+            self.as_fd(),
             handles,
             deadline,
             drm::SYNCOBJ_WAIT_ALL | drm::SYNCOBJ_WAIT_FOR_SUBMIT,
@@ -350,7 +351,7 @@ impl Device {
     /// The status of the fence in a sync object: 1 signalled, 0 pending,
     /// negative the error the job ended with (-EFAULT, -ETIMEDOUT, ...).
     pub fn syncobj_status(&self, handle: u32) -> io::Result<i32> {
-        let f = drm::syncobj_export_sync_file(self.fd(), handle)?;
+        let f = drm::syncobj_export_sync_file(self.as_fd(), handle)?;
         drm::sync_file_status(std::os::fd::AsRawFd::as_raw_fd(&f))
     }
 }
