@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! Other DRM core ioctls a client uses (version, client caps, ...).
+//! Other DRM core ioctls a client uses: VERSION, GET_CAP, SET_CLIENT_CAP,
+//! SET_CLIENT_NAME, GEM_CHANGE_HANDLE.
 
 use super::*;
 

@@ -64,7 +64,7 @@ use crate::stats::Stats;
 use crate::sys::{self, errno_name, TwoU32};
 
 mod async_bind;
-mod core;
+mod drm_core;
 mod files;
 mod gem;
 mod place;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! DEV_QUERY: every query type, with bad sizes and pads.
+//! DEV_QUERY: every query type and unknown ones, with short, long and
+//! random sizes.
 
 use super::*;
 

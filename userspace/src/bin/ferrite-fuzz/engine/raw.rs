@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! Raw ioctls: random request numbers and argument bytes, ioctls past
-//! the last one, and a sweep of argument sizes at the start.
+//! Raw ioctls: random request numbers and argument bytes, numbers past
+//! the last Ferrite ioctl, and a boundary sweep once per worker.
 
 use super::*;
 
