@@ -109,7 +109,9 @@ const USAGE: &str = "usage: ferrite-fuzz [options]
   --trace        print every call
   --skip A,B     leave out these operations (to narrow a finding down); the
                  names: {OPS}
-A run with --threads 1 --procs 1 replays exactly from its seed. Exit status:
+A run with --threads 1 --procs 1 replays exactly from its seed. The PRNG is
+rand_xoshiro's Xoshiro256++: seeds printed before it replaced the fuzzer's own
+SplitMix64 (November 2026) do not replay the same calls. Exit status:
 0 without findings, 1 with findings, 2 on usage or setup errors.";
 
 #[derive(Debug, Clone)]
@@ -138,7 +140,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         calls: 200_000,
         seconds: 120.0,
-        seed: rng::splitmix64(&mut (now ^ u64::from(std::process::id()))),
+        seed: rng::mix(now ^ u64::from(std::process::id())),
         threads: 1,
         procs: 1,
         aux: None,
