@@ -46,7 +46,8 @@ use kernel::{
     },
     uaccess::{
         UserPtr,
-        UserSlice, //
+        UserSlice,
+        UserSliceReader, //
     },
     uapi, //
 };
@@ -617,15 +618,43 @@ impl ArrayElem for BoRef {
     const NAME: &'static str = "BO refs";
 }
 
-/// Read the elements of a `struct drm_ferrite_obj_array` of `T`s for the
+/// Where the bytes of an array come from: user memory, or a kernel buffer
+/// in the KUnit tests.
+trait ArraySource {
+    /// Fill `out` with the next `out.len()` bytes; `EFAULT` if they cannot
+    /// be read.
+    fn read_slice(&mut self, out: &mut [u8]) -> Result;
+}
+
+impl ArraySource for UserSliceReader {
+    fn read_slice(&mut self, out: &mut [u8]) -> Result {
+        UserSliceReader::read_slice(self, out)
+    }
+}
+
+/// Read the elements of a `struct drm_ferrite_obj_array` of `T`s from user
+/// memory for the ioctl `ioctl`, as [`parse_array`] says.
+fn read_array<T: ArrayElem>(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<T>> {
+    parse_array(ioctl, arr, |total| {
+        let ptr = UserPtr::from_addr(usize::try_from(arr.array).map_err(|_| EFAULT)?);
+        Ok(UserSlice::new(ptr, total).reader())
+    })
+}
+
+/// Parse the elements of a `struct drm_ferrite_obj_array` of `T`s for the
 /// ioctl `ioctl` (named in debug messages), with the header's rules: at
 /// most `T::MAX` of them; a `stride` that is a multiple of 4 from 4 to
 /// 4096 (looked at only when `count` is not zero); of each element the
 /// first `min(stride, size_of::<T>())` bytes are read, the fields beyond a
 /// shorter `stride` are zero, and the bytes beyond a longer one (a later
-/// version's fields) must be zero, else `EINVAL`. An `array` the kernel
-/// cannot read fails with `EFAULT`.
-fn read_array<T: ArrayElem>(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<T>> {
+/// version's fields) must be zero, else `EINVAL`. `open` gives the source
+/// of the array's `count * stride` bytes; an `array` the kernel cannot
+/// read fails with `EFAULT`.
+fn parse_array<T: ArrayElem, S: ArraySource>(
+    ioctl: &str,
+    arr: &uapi::drm_ferrite_obj_array,
+    open: impl FnOnce(usize) -> Result<S>,
+) -> Result<KVec<T>> {
     let size = core::mem::size_of::<T>();
     if arr.count > T::MAX {
         pr_debug!(
@@ -665,8 +694,7 @@ fn read_array<T: ArrayElem>(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> R
         );
         e
     };
-    let ptr = UserPtr::from_addr(usize::try_from(arr.array).map_err(|_| unreadable(EFAULT))?);
-    let mut reader = UserSlice::new(ptr, total).reader();
+    let mut reader = open(total).map_err(unreadable)?;
     let mut out = KVec::from_elem(T::default(), count, GFP_KERNEL)?;
     if stride == size {
         // The common case: one copy from user memory for the whole array
@@ -707,16 +735,15 @@ struct SyncOp {
     point: u64,
 }
 
-/// Read and check the sync ops of the ioctl `ioctl`.
-fn parse_syncs(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
-    let raw = read_array::<SyncOpArg>(ioctl, arr)?;
-    let mut out = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
-    for (i, s) in raw.iter().enumerate() {
+impl SyncOp {
+    /// Check sync op `i` of the ioctl `ioctl`: known flags, and a point
+    /// exactly when the op is on a timeline.
+    fn parse(ioctl: &str, i: usize, arg: &SyncOpArg) -> Result<Self> {
         let uapi::drm_ferrite_sync_op {
             flags,
             handle,
             point,
-        } = s.0;
+        } = arg.0;
         let known = uapi::DRM_FERRITE_SYNC_SIGNAL | uapi::DRM_FERRITE_SYNC_TIMELINE;
         let timeline = flags & uapi::DRM_FERRITE_SYNC_TIMELINE != 0;
         if flags & !known != 0 || (!timeline && point != 0) || (timeline && point == 0) {
@@ -729,14 +756,20 @@ fn parse_syncs(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<Sy
             );
             return Err(EINVAL);
         }
-        out.push(
-            SyncOp {
-                signal: flags & uapi::DRM_FERRITE_SYNC_SIGNAL != 0,
-                handle,
-                point,
-            },
-            GFP_KERNEL,
-        )?;
+        Ok(SyncOp {
+            signal: flags & uapi::DRM_FERRITE_SYNC_SIGNAL != 0,
+            handle,
+            point,
+        })
+    }
+}
+
+/// Read and check the sync ops of the ioctl `ioctl`.
+fn parse_syncs(ioctl: &str, arr: &uapi::drm_ferrite_obj_array) -> Result<KVec<SyncOp>> {
+    let raw = read_array::<SyncOpArg>(ioctl, arr)?;
+    let mut out = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+    for (i, s) in raw.iter().enumerate() {
+        out.push(SyncOp::parse(ioctl, i, s)?, GFP_KERNEL)?;
     }
     Ok(out)
 }
@@ -1468,5 +1501,243 @@ impl FileData {
         req.preemptions = st.preemptions;
         req.ring_time_ns = st.ring_ns;
         Ok(0)
+    }
+}
+
+#[kunit_tests(ferrite_args)]
+mod tests {
+    use super::*;
+
+    /// The bytes of an array in kernel memory, read as a `UserSliceReader`
+    /// of their length reads user memory: `EFAULT` past their end.
+    struct Bytes<'a>(&'a [u8]);
+
+    impl ArraySource for Bytes<'_> {
+        fn read_slice(&mut self, out: &mut [u8]) -> Result {
+            if out.len() > self.0.len() {
+                return Err(EFAULT);
+            }
+            let (head, rest) = self.0.split_at(out.len());
+            out.copy_from_slice(head);
+            self.0 = rest;
+            Ok(())
+        }
+    }
+
+    fn obj_array(count: u32, stride: u32) -> uapi::drm_ferrite_obj_array {
+        uapi::drm_ferrite_obj_array {
+            count,
+            stride,
+            array: 0x1000,
+        }
+    }
+
+    /// Parse `count` elements of `stride` bytes from `bytes`, which must be
+    /// as long as the array (else `ERANGE`).
+    fn parse<T: ArrayElem>(count: u32, stride: u32, bytes: &[u8]) -> Result<KVec<T>> {
+        parse_array("TEST", &obj_array(count, stride), |total| {
+            if total != bytes.len() {
+                return Err(ERANGE);
+            }
+            Ok(Bytes(bytes))
+        })
+    }
+
+    /// The bytes of `words`, each of `size` (4 or 8) bytes, in native
+    /// order (as userspace lays the structure out).
+    fn bytes_of(words: &[(usize, u64)]) -> Result<KVec<u8>> {
+        let mut out = KVec::new();
+        for &(size, v) in words {
+            match size {
+                4 => out.extend_from_slice(&(v as u32).to_ne_bytes(), GFP_KERNEL)?,
+                _ => out.extend_from_slice(&v.to_ne_bytes(), GFP_KERNEL)?,
+            }
+        }
+        Ok(out)
+    }
+
+    fn zeros(n: usize) -> Result<KVec<u8>> {
+        Ok(KVec::from_elem(0u8, n, GFP_KERNEL)?)
+    }
+
+    #[test]
+    fn array_at_the_element_size() -> Result {
+        let bytes = bytes_of(&[(4, 1), (4, 0), (4, 2), (4, 1), (4, 3), (4, 0)])?;
+        let refs = parse::<BoRef>(3, 8, &bytes)?;
+        assert_eq!(refs.len(), 3);
+        for (i, r) in refs.iter().enumerate() {
+            assert_eq!(r.0.handle, i as u32 + 1);
+            assert_eq!(r.0.flags, (i % 2) as u32);
+        }
+        let op = [
+            (4, 1),
+            (4, 2),
+            (4, 3),
+            (4, 0),
+            (8, 0x5000),
+            (8, 0x10_0000),
+            (8, 0x2000),
+        ];
+        let ops = parse::<VmBindOp>(1, 40, &bytes_of(&op)?)?;
+        let o = &ops[0].0;
+        assert_eq!((o.op, o.flags, o.handle, o.pad), (1, 2, 3, 0));
+        assert_eq!((o.bo_offset, o.va, o.size), (0x5000, 0x10_0000, 0x2000));
+        Ok(())
+    }
+
+    #[test]
+    fn shorter_stride_leaves_later_fields_zero() -> Result {
+        // An older VM_BIND op that ends after `bo_offset`, twice.
+        let mut bytes = bytes_of(&[(4, 1), (4, 2), (4, 3), (4, 0), (8, 0x5000)])?;
+        bytes.extend_from_slice(
+            &bytes_of(&[(4, 2), (4, 0), (4, 0), (4, 0), (8, 0)])?,
+            GFP_KERNEL,
+        )?;
+        let ops = parse::<VmBindOp>(2, 24, &bytes)?;
+        let (a, b) = (&ops[0].0, &ops[1].0);
+        assert_eq!((a.op, a.flags, a.handle, a.bo_offset), (1, 2, 3, 0x5000));
+        assert_eq!((a.va, a.size), (0, 0));
+        assert_eq!((b.op, b.va, b.size), (2, 0, 0));
+        // A sync op without its point.
+        let syncs = parse::<SyncOpArg>(1, 8, &bytes_of(&[(4, 1), (4, 7)])?)?;
+        assert_eq!(
+            (syncs[0].0.flags, syncs[0].0.handle, syncs[0].0.point),
+            (1, 7, 0)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn longer_stride_needs_a_zero_tail() -> Result {
+        // Two sync ops of a later version, 8 bytes longer.
+        let op = |handle: u64| bytes_of(&[(4, 3), (4, handle), (8, 9), (8, 0)]);
+        let mut bytes = op(4)?;
+        bytes.extend_from_slice(&op(5)?, GFP_KERNEL)?;
+        let syncs = parse::<SyncOpArg>(2, 24, &bytes)?;
+        assert_eq!((syncs[0].0.handle, syncs[1].0.handle), (4, 5));
+        assert_eq!((syncs[1].0.flags, syncs[1].0.point), (3, 9));
+        // A non-zero byte in the tail of the second element.
+        bytes[47] = 1;
+        assert_eq!(parse::<SyncOpArg>(2, 24, &bytes).err(), Some(EINVAL));
+        // The longest stride: a tail read in several pieces, checked to its
+        // last byte.
+        let mut bytes = op(4)?;
+        bytes.extend_from_slice(&zeros(4096 - 24)?, GFP_KERNEL)?;
+        assert_eq!(parse::<SyncOpArg>(1, 4096, &bytes)?[0].0.handle, 4);
+        bytes[4095] = 0x80;
+        assert_eq!(parse::<SyncOpArg>(1, 4096, &bytes).err(), Some(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn counts_and_strides_out_of_range() -> Result {
+        let mut opened = false;
+        let mut shape = |count: u32, stride: u32| -> Result<usize> {
+            parse_array::<SyncOpArg, _>("TEST", &obj_array(count, stride), |_| {
+                opened = true;
+                Ok(Bytes(&[]))
+            })
+            .map(|v| v.len())
+        };
+        // More than the header's limit, whatever the stride.
+        assert_eq!(shape(65, 16), Err(EINVAL));
+        assert_eq!(shape(u32::MAX, 0), Err(EINVAL));
+        // No elements: the stride is not looked at, nothing is read.
+        assert_eq!(shape(0, 0), Ok(0));
+        assert_eq!(shape(0, 3), Ok(0));
+        // Strides that are not a multiple of 4 from 4 to 4096.
+        for stride in [0, 2, 6, 4097, 4100, u32::MAX] {
+            assert_eq!(shape(1, stride), Err(EINVAL));
+        }
+        assert!(!opened);
+        // The limits themselves.
+        let bytes = zeros(1024 * 8)?;
+        assert_eq!(parse::<BoRef>(1024, 8, &bytes)?.len(), 1024);
+        assert_eq!(parse::<BoRef>(1025, 8, &bytes).err(), Some(EINVAL));
+        assert_eq!(parse::<BoRef>(2, 4096, &bytes)?.len(), 2);
+        assert_eq!(parse::<BoRef>(1024, 4, &bytes[..4096])?.len(), 1024);
+        Ok(())
+    }
+
+    #[test]
+    fn unreadable_array_fails_with_efault() -> Result {
+        let bytes = zeros(40)?;
+        let short = |stride: u32| {
+            parse_array::<VmBindOp, _>("TEST", &obj_array(2, stride), |_| Ok(Bytes(&bytes))).err()
+        };
+        // Short at the element size (one copy), at a shorter and at a
+        // longer stride (element by element).
+        assert_eq!(short(40), Some(EFAULT));
+        assert_eq!(short(24), Some(EFAULT));
+        assert_eq!(short(48), Some(EFAULT));
+        let fails = parse_array::<VmBindOp, Bytes<'_>>("TEST", &obj_array(1, 40), |_| Err(EFAULT));
+        assert_eq!(fails.err(), Some(EFAULT));
+        // User memory: nothing is mapped at address 0.
+        let arr = uapi::drm_ferrite_obj_array {
+            count: 1,
+            stride: 16,
+            array: 0,
+        };
+        assert_eq!(read_array::<SyncOpArg>("TEST", &arr).err(), Some(EFAULT));
+        Ok(())
+    }
+
+    #[test]
+    fn sync_ops_are_checked() {
+        let sync = |flags: u32, point: u64| {
+            SyncOp::parse(
+                "TEST",
+                0,
+                &SyncOpArg(uapi::drm_ferrite_sync_op {
+                    flags,
+                    handle: 7,
+                    point,
+                }),
+            )
+            .map(|s| (s.signal, s.handle, s.point))
+        };
+        let (wait, signal, timeline) = (
+            uapi::DRM_FERRITE_SYNC_WAIT,
+            uapi::DRM_FERRITE_SYNC_SIGNAL,
+            uapi::DRM_FERRITE_SYNC_TIMELINE,
+        );
+        assert_eq!(sync(wait, 0), Ok((false, 7, 0)));
+        assert_eq!(sync(signal, 0), Ok((true, 7, 0)));
+        assert_eq!(sync(wait | timeline, 3), Ok((false, 7, 3)));
+        assert_eq!(sync(signal | timeline, u64::MAX), Ok((true, 7, u64::MAX)));
+        // A point exactly with a timeline; no unknown flag.
+        assert_eq!(sync(signal, 3), Err(EINVAL));
+        assert_eq!(sync(timeline, 0), Err(EINVAL));
+        assert_eq!(sync(1 << 2, 0), Err(EINVAL));
+        assert_eq!(sync(u32::MAX, 1), Err(EINVAL));
+    }
+
+    #[test]
+    fn bind_ranges_are_checked() {
+        let page = kernel::page::PAGE_SIZE as u64;
+        assert_eq!(check_va(USER_VA_START, page), Ok(()));
+        assert_eq!(check_va(USER_VA_END - page, page), Ok(()));
+        assert_eq!(check_va(USER_VA_START, USER_VA_END - USER_VA_START), Ok(()));
+        // Empty, unaligned, outside the user range, overflowing.
+        assert_eq!(check_va(USER_VA_START, 0), Err(EINVAL));
+        assert_eq!(check_va(USER_VA_START + 8, page), Err(EINVAL));
+        assert_eq!(check_va(USER_VA_START, page + 8), Err(EINVAL));
+        assert_eq!(check_va(USER_VA_START - page, page), Err(EINVAL));
+        assert_eq!(check_va(USER_VA_END - page, 2 * page), Err(EINVAL));
+        assert_eq!(check_va(KERNEL_VA_START, page), Err(EINVAL));
+        assert_eq!(check_va(u64::MAX - page + 1, page), Err(EINVAL));
+    }
+
+    #[test]
+    fn bind_flags_give_the_protection() {
+        use kernel::iommu::pgtable::prot;
+        let (ro, noexec) = (
+            uapi::DRM_FERRITE_VM_BIND_READONLY,
+            uapi::DRM_FERRITE_VM_BIND_NOEXEC,
+        );
+        assert_eq!(bind_prot(0), prot::READ | prot::WRITE);
+        assert_eq!(bind_prot(ro), prot::READ);
+        assert_eq!(bind_prot(noexec), prot::READ | prot::WRITE | prot::NOEXEC);
+        assert_eq!(bind_prot(ro | noexec), prot::READ | prot::NOEXEC);
     }
 }
