@@ -73,6 +73,7 @@ use crate::{
     gem::Bo,
     gpu::Gpu,
     ring::{
+        self,
         HwRing,
         QueueMem,
         JOB_BYTES,
@@ -89,6 +90,12 @@ use crate::{
 
 /// Jobs on a queue's ring buffer at once (the ring holds more).
 pub(crate) const MAX_INFLIGHT: usize = 256;
+
+// The ring holds them all: a full ring would look empty to the device
+// (it runs while HEAD differs from TAIL), and `ring::first_job` would not
+// find the oldest.
+static_assert!(MAX_INFLIGHT * JOB_BYTES < RING_BYTES);
+
 /// Default job timeout.
 pub(crate) const DEFAULT_TIMEOUT_MS: u32 = 2000;
 /// Largest timeout userspace may ask for.
@@ -235,7 +242,7 @@ pub(crate) struct QueueHw {
 impl QueueHw {
     /// Ring offset of the oldest inflight job.
     pub(crate) fn head_off(&self) -> usize {
-        (self.tail + RING_BYTES - (self.inflight.len() * JOB_BYTES) % RING_BYTES) % RING_BYTES
+        ring::first_job(self.tail, self.inflight.len())
     }
 
     /// Take the job at the head off the ring buffer: it ended (done or
@@ -275,7 +282,7 @@ impl QueueHw {
         let mut tail = 0;
         for j in self.inflight.iter() {
             mem.write_job(tail, j.job.cmd_va, j.job.cmd_size, j.seqno);
-            tail = (tail + JOB_BYTES) % RING_BYTES;
+            tail = ring::next_job(tail);
         }
         self.tail = tail;
         self.saved = false;
@@ -729,7 +736,7 @@ impl Queue {
         }
         let seqno = p.fence.seqno();
         mem.write_job(hw.tail, p.job.cmd_va, p.job.cmd_size, seqno);
-        hw.tail = (hw.tail + JOB_BYTES) % RING_BYTES;
+        hw.tail = ring::next_job(hw.tail);
         if hw.inflight.is_empty() {
             hw.since = Instant::now();
             hw.head_ran_ns = 0;

@@ -59,6 +59,48 @@ use crate::{
 pub(crate) const RING_BYTES: usize = 16 * 1024;
 /// Bytes of ring one job takes: CALL (4 dwords) + WRITE64 (5 dwords).
 pub(crate) const JOB_BYTES: usize = 9 * 4;
+/// Ring offset of the job after the one at ring offset `off`.
+pub(crate) const fn next_job(off: usize) -> usize {
+    (off + JOB_BYTES) % RING_BYTES
+}
+
+/// Ring offset of the oldest of the last `jobs` jobs written before ring
+/// offset `tail` (fewer than fit in the ring).
+pub(crate) const fn first_job(tail: usize, jobs: usize) -> usize {
+    (tail + RING_BYTES - (jobs * JOB_BYTES) % RING_BYTES) % RING_BYTES
+}
+
+/// Index among the ring's dwords of the `i`-th dword from ring offset
+/// `off`: a job that does not fit before the ring's end goes on at its
+/// start.
+const fn dword_index(off: usize, i: usize) -> usize {
+    (off / 4 + i) % (RING_BYTES / 4)
+}
+
+/// The ring commands of a job: CALL the `cmd_size` bytes at `cmd_va`, then
+/// WRITE64 `seqno` to the fence word at `fence_va` with IRQ | FLUSH |
+/// SEQNO.
+fn job_dwords(cmd_va: u64, cmd_size: u32, fence_va: u64, seqno: u64) -> [u32; JOB_BYTES / 4] {
+    let (ib_lo, ib_hi) = Gpu::split(cmd_va);
+    let (f_lo, f_hi) = Gpu::split(fence_va);
+    let (s_lo, s_hi) = Gpu::split(seqno);
+    let fence_flags = Write64Flags::zeroed()
+        .with_irq(true)
+        .with_flush(true)
+        .with_seqno(true);
+    [
+        Header::call(),
+        ib_lo,
+        ib_hi,
+        cmd_size,
+        Header::write64(fence_flags),
+        f_lo,
+        f_hi,
+        s_lo,
+        s_hi,
+    ]
+}
+
 /// Byte offset of the context save area in the fence page.
 const CTX_OFFSET: usize = 256;
 /// Size of the context save area.
@@ -206,8 +248,8 @@ impl QueueMem {
     pub(crate) fn read_ring(&self, off: usize) -> u32 {
         self.ring.try_access().map_or(0, |r| {
             let base = r.as_ptr().cast::<u32>();
-            // SAFETY: the index is reduced modulo the ring's length.
-            unsafe { core::ptr::read_volatile(base.add((off / 4) % (RING_BYTES / 4))) }
+            // SAFETY: `dword_index` is below the ring's length in dwords.
+            unsafe { core::ptr::read_volatile(base.add(dword_index(off, 0))) }
         })
     }
 
@@ -216,30 +258,13 @@ impl QueueMem {
         let Some(r) = self.ring.try_access() else {
             return;
         };
-        let (ib_lo, ib_hi) = Gpu::split(cmd_va);
-        let (f_lo, f_hi) = Gpu::split(self.fence_va);
-        let (s_lo, s_hi) = Gpu::split(seqno);
-        let fence_flags = Write64Flags::zeroed()
-            .with_irq(true)
-            .with_flush(true)
-            .with_seqno(true);
-        let dwords = [
-            Header::call(),
-            ib_lo,
-            ib_hi,
-            cmd_size,
-            Header::write64(fence_flags),
-            f_lo,
-            f_hi,
-            s_lo,
-            s_hi,
-        ];
+        let dwords = job_dwords(cmd_va, cmd_size, self.fence_va, seqno);
         let base = r.as_mut_ptr().cast::<u32>();
-        let n = RING_BYTES / 4;
         for (i, d) in dwords.iter().enumerate() {
-            // SAFETY: the index is reduced modulo the ring's length; only the
-            // scheduler lock's holder writes the ring, and the device reads it.
-            unsafe { core::ptr::write_volatile(base.add((off / 4 + i) % n), *d) };
+            // SAFETY: `dword_index` is below the ring's length in dwords; only
+            // the scheduler lock's holder writes the ring, and the device
+            // reads it.
+            unsafe { core::ptr::write_volatile(base.add(dword_index(off, i)), *d) };
         }
     }
 }
@@ -311,5 +336,82 @@ impl HwRing {
     /// point; `JOB_IRQ_STATUS` says when it did.
     pub(crate) fn suspend(self, bar: &Bar0<'_>) -> Result {
         self.control(bar, regs::Q_CONTROL::request_suspend())
+    }
+}
+
+#[kunit_tests(ferrite_ring)]
+mod tests {
+    use super::*;
+    use crate::queue::MAX_INFLIGHT;
+
+    const DWORDS: usize = RING_BYTES / 4;
+
+    #[test]
+    fn next_job_goes_round_the_ring() {
+        assert_eq!(next_job(0), JOB_BYTES);
+        // The ring is not a multiple of a job: the job that crosses its end
+        // goes on at its start.
+        let last = RING_BYTES / JOB_BYTES * JOB_BYTES;
+        assert_eq!(next_job(last - JOB_BYTES), last);
+        assert_eq!(next_job(last), last + JOB_BYTES - RING_BYTES);
+        // As many jobs as the ring has bytes fill a whole number of rings:
+        // every offset on the way is dword-aligned and inside the ring, and
+        // the last is the start.
+        let mut off = 0;
+        for _ in 0..RING_BYTES {
+            off = next_job(off);
+            assert!(off < RING_BYTES && off % 4 == 0);
+        }
+        assert_eq!(off, 0);
+    }
+
+    #[test]
+    fn first_job_undoes_next_job() {
+        let starts = [
+            0,
+            JOB_BYTES,
+            RING_BYTES / 2,
+            RING_BYTES - JOB_BYTES,
+            RING_BYTES - JOB_BYTES + 8,
+            RING_BYTES - 4,
+        ];
+        for start in starts {
+            let mut tail = start;
+            for jobs in 0..=MAX_INFLIGHT {
+                assert_eq!(first_job(tail, jobs), start);
+                tail = next_job(tail);
+            }
+        }
+    }
+
+    #[test]
+    fn dwords_wrap_at_the_ring_end() {
+        assert_eq!(dword_index(0, 0), 0);
+        assert_eq!(dword_index(JOB_BYTES, 1), JOB_BYTES / 4 + 1);
+        // A job starting two dwords before the end.
+        let off = RING_BYTES - 8;
+        let idx: [usize; JOB_BYTES / 4] = core::array::from_fn(|i| dword_index(off, i));
+        assert_eq!(idx, [DWORDS - 2, DWORDS - 1, 0, 1, 2, 3, 4, 5, 6]);
+        // Offsets past the end (as `read_ring` may be given) wrap too.
+        assert_eq!(dword_index(RING_BYTES + 4, 0), 1);
+    }
+
+    #[test]
+    fn job_is_a_call_then_a_fence_write() {
+        use crate::regs::cmd::Opcode;
+        let d = job_dwords(0x12_3456_7000, 0x180, 0xffff_0000_1000, 0x1_0000_0002);
+        // The two commands' lengths add up to a job.
+        let call = Header::from_raw(d[0]);
+        assert_eq!(call.opcode(), Ok(Opcode::Call));
+        assert_eq!(call.dwords().get(), 4);
+        let write = Header::from_raw(d[4]);
+        assert_eq!(write.opcode(), Ok(Opcode::Write64));
+        assert_eq!(write.dwords().get(), 5);
+        assert_eq!(4 + 5, JOB_BYTES / 4);
+        let flags = Write64Flags::from_raw(write.flags().get() as u8);
+        assert!(flags.irq() && flags.flush() && flags.seqno());
+        // Operands: the command buffer, its size, the fence word, the seqno.
+        assert_eq!(&d[1..4], &[0x3456_7000, 0x12, 0x180]);
+        assert_eq!(&d[5..9], &[0x0000_1000, 0xffff, 2, 1]);
     }
 }
