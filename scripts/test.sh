@@ -134,17 +134,21 @@ run_guest() {
 				echo "FAIL guest: driver reload did not run"
 			fi
 		fi
-		# The driver's own KUnit suite (ferrite_vm) runs when the module
-		# is loaded, in every boot: its first run's KTAP, from the console.
+		# The driver's own KUnit suites (each `#[kunit_tests(..)]` in its
+		# source) run when the module is loaded, in every boot: each
+		# one's first run's KTAP, from the console.
 		mkdir -p "$D/kunit-module"
-		# (awk reads to the end: an early exit would kill the pipe's
-		# writers with SIGPIPE, which pipefail turns into a failed run.)
-		tr -d '\r' <"$D/console.log" | sed -E 's/^\[[^]]*\] //' | awk '
-			done { next }
-			/^ *# Subtest: ferrite_vm$/ { on = 1 }
-			on { print }
-			on && /^(not )?ok [0-9]+ ferrite_vm$/ { done = 1 }
-		' >"$D/kunit-module/ferrite_vm.ktap"
+		for suite in $(sed -nE 's/^#\[kunit_tests\(([a-z0-9_]+)\)\]$/\1/p' \
+			"$FERRITE_REPO"/drivers/gpu/drm/ferrite/*.rs); do
+			# (awk reads to the end: an early exit would kill the pipe's
+			# writers with SIGPIPE, which pipefail turns into a failed run.)
+			tr -d '\r' <"$D/console.log" | sed -E 's/^\[[^]]*\] //' | awk -v s="$suite" '
+				done { next }
+				$0 ~ "^ *# Subtest: " s "$" { on = 1 }
+				on { print }
+				on && $0 ~ "^(not )?ok [0-9]+ " s "$" { done = 1 }
+			' >"$D/kunit-module/$suite.ktap"
+		done
 		python3 "$FERRITE_REPO/scripts/kunit-results.py" "$D/kunit-module"
 		[ "$vm_rc" -eq 0 ] || echo "FAIL guest: job (driver load/unload, runner) exited $vm_rc, see $D/job.log"
 		if [ -f "$D/kmemleak.txt" ]; then
