@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 //! `ferrite`: command-line tool for Ferrite GPUs.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use ferrite::device::COUNTER_NAMES;
+use clap::{CommandFactory, Parser, Subcommand};
+
 use ferrite::Device;
 
 mod cli {
@@ -11,90 +13,82 @@ mod cli {
     pub mod bench_bind;
     pub mod common;
     pub mod demo;
+    pub mod info;
 }
 
-const USAGE: &str = "usage: ferrite <command>
-commands:
-  info     list the Ferrite GPUs and what their driver reports
-  demo     identify every GPU, create, map and check a buffer object on
-           each and show the client's fdinfo keys; then run one job on
-           GPU 0 (FILL, COPY, CHECKSUM) and check it against the CPU
-  bench [--iters N]
-           on GPU 0: null-ioctl floor, VM_BIND map/unmap of 4 KiB, 1 MiB
-           and 32 MiB, NOP submit to fence, and MMIO/TLB counters per
-           call (N floor and submit iterations, N/4 binds per size;
-           default 200); N 4 KiB maps against the null ioctl with the
-           driver's bind profile, asynchronous batches of 1,000 binds,
-           another VM's binds against this VM's job latency";
+/// What `--version` prints after the name: the tool's version and the
+/// interface it speaks ([`ferrite::UAPI_VERSION`], checked by a test).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (Ferrite UAPI 0.5)");
 
-fn info() -> std::io::Result<()> {
-    let devs = Device::all()?;
-    if devs.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no Ferrite GPU found",
-        ));
+/// Command-line tool for Ferrite GPUs.
+#[derive(Debug, Parser)]
+#[command(name = "ferrite", version = VERSION, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List the Ferrite GPUs and what their driver reports
+    Info {
+        /// Print one JSON document instead of text (without a GPU: an
+        /// empty "gpus" list, and still exit status 1)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Identify every GPU, check a buffer object on each, run one job on GPU 0
+    ///
+    /// Identify every GPU, create, map and check a buffer object on each
+    /// and show the client's fdinfo keys; then run one job on GPU 0 (FILL,
+    /// COPY, CHECKSUM) and check it against the CPU.
+    Demo,
+    /// Benchmark GPU 0: null-ioctl floor, VM_BIND, NOP submit, scheduler
+    ///
+    /// On GPU 0: null-ioctl floor, VM_BIND map/unmap of 4 KiB, 1 MiB and
+    /// 32 MiB, NOP submit to fence, and MMIO/TLB counters per call (N floor
+    /// and submit iterations, N/4 binds per size); N 4 KiB maps against the
+    /// null ioctl with the driver's bind profile, asynchronous batches of
+    /// 1,000 binds, another VM's binds against this VM's job latency.
+    Bench {
+        /// Iterations of the floor and submit loops (binds: N/4 per size)
+        #[arg(long, value_name = "N", default_value_t = 200, value_parser = positive)]
+        iters: usize,
+        /// Print the measurements as one JSON document instead of the report
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Cmd {
+    fn name(&self) -> &'static str {
+        match self {
+            Cmd::Info { .. } => "info",
+            Cmd::Demo => "demo",
+            Cmd::Bench { .. } => "bench",
+        }
     }
-    for (i, d) in devs.iter().enumerate() {
-        let v = d.version()?;
-        println!(
-            "gpu{i}: {} at PCI {}: driver {} {}.{}.{} ({})",
-            d.path().display(),
-            d.pci_address()?,
-            v.name,
-            v.major,
-            v.minor,
-            v.patchlevel,
-            v.desc
-        );
-        let info = d.info()?;
-        println!(
-            "  hw {}.{}, uapi {}.{}, features {:#x}",
-            info.hw_version >> 16,
-            info.hw_version & 0xffff,
-            info.uapi_version >> 16,
-            info.uapi_version & 0xffff,
-            info.features
-        );
-        println!(
-            "  constraints: {}-bit DMA, max segment {} bytes; {} queues, {} address spaces",
-            info.dma_addr_bits, info.dma_max_segment, info.num_queues, info.num_as
-        );
-        println!(
-            "  GPU VA: {} bits, user range {:#x}..{:#x}, page sizes {:#x}",
-            info.va_bits, info.va_start, info.va_end, info.page_sizes
-        );
-        // Interface 0.3's queries; an older driver lacks them.
-        if let Ok(f) = d.uapi_features() {
-            println!("  uapi features {f:#x}");
-        }
-        if let Ok(m) = d.memory() {
-            println!(
-                "  memory: {} MiB usable, budget {} MiB, BOs up to {} GiB",
-                m.total >> 20,
-                m.available >> 20,
-                m.max_bo_size >> 30
-            );
-        }
-        if let Ok(t) = d.timestamp() {
-            println!(
-                "  GPU clock: {} Hz, at {} (CLOCK_MONOTONIC {} ns, sampled within {} ns)",
-                t.timestamp_frequency, t.gpu_timestamp, t.cpu_monotonic_ns, t.sample_window_ns
-            );
-        }
-        let c = d.counters()?;
-        let hw: Vec<String> = COUNTER_NAMES
-            .iter()
-            .zip(c.hw.iter())
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
-        println!("  counters: {}", hw.join(" "));
-        println!(
-            "  kernel mappings: user {} bytes, kernel {} bytes",
-            c.kmap_user_bytes, c.kmap_kernel_bytes
-        );
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    s.parse()
+        .ok()
+        .filter(|&v: &usize| v > 0)
+        .ok_or_else(|| "needs a positive number".to_string())
+}
+
+/// The exit status of a command line clap refused, as before clap: 2
+/// without a known command (usage), 1 for a known command's bad options.
+fn refused_status(args: &[OsString]) -> u8 {
+    let known = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| Cli::command().get_subcommands().any(|c| c.get_name() == a));
+    if known {
+        1
+    } else {
+        2
     }
-    Ok(())
 }
 
 /// Create a BO, fill it through one CPU mapping, check it through another,
@@ -134,7 +128,7 @@ fn bo_round_trip(d: &Device) -> std::io::Result<()> {
 }
 
 fn demo() -> std::io::Result<()> {
-    info()?;
+    cli::info::run(false)?;
     for (i, d) in Device::all()?.iter().enumerate() {
         println!("gpu{i}:");
         bo_round_trip(d)?;
@@ -142,41 +136,81 @@ fn demo() -> std::io::Result<()> {
     cli::demo::run(&Device::open(0)?)
 }
 
-fn bench(args: &[String]) -> std::io::Result<()> {
-    let mut n = 200;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--iters" => {
-                n = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v: &usize| v > 0)
-                    .ok_or_else(|| std::io::Error::other("--iters needs a positive number"))?;
-            }
-            _ => return Err(std::io::Error::other(format!("unknown option {a}"))),
-        }
-    }
-    cli::bench::run(&Device::open(0)?, cli::bench::Iters::new(n))
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = args.first().cloned().unwrap_or_default();
-    let r = match cmd.as_str() {
-        "info" => info(),
-        "demo" => demo(),
-        "bench" => bench(&args[1..]),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print to stdout and succeed.
+            let status = if e.use_stderr() {
+                refused_status(&args)
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(status);
+        }
+    };
+    let r = match cli.cmd {
+        Cmd::Info { json } => cli::info::run(json),
+        Cmd::Demo => demo(),
+        Cmd::Bench { iters, json } => {
+            Device::open(0).and_then(|d| cli::bench::run(&d, cli::bench::Iters::new(iters), json))
         }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferrite {cmd}: {e}");
+            eprintln!("ferrite {}: {e}", cli.cmd.name());
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_librarys_uapi() {
+        let (major, minor) = ferrite::UAPI_VERSION;
+        assert!(VERSION.ends_with(&format!(" (Ferrite UAPI {major}.{minor})")));
+    }
+
+    #[test]
+    fn bench_takes_iterations() {
+        let c = Cli::try_parse_from(["ferrite", "bench", "--iters", "40", "--json"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Cmd::Bench {
+                iters: 40,
+                json: true
+            }
+        ));
+        let c = Cli::try_parse_from(["ferrite", "bench"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Cmd::Bench {
+                iters: 200,
+                json: false
+            }
+        ));
+        assert!(Cli::try_parse_from(["ferrite", "bench", "--iters", "0"]).is_err());
+    }
+
+    #[test]
+    fn refused_command_lines_exit_as_before() {
+        let args = |a: &[&str]| -> Vec<OsString> { a.iter().map(OsString::from).collect() };
+        assert_eq!(refused_status(&args(&["ferrite"])), 2);
+        assert_eq!(refused_status(&args(&["ferrite", "frobnicate"])), 2);
+        assert_eq!(
+            refused_status(&args(&["ferrite", "bench", "--iters", "x"])),
+            1
+        );
     }
 }

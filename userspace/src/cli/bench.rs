@@ -5,6 +5,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use ferrite::{uapi, BoRef, Cmds, Device, SyncOp};
 
 use super::bench_bind;
@@ -15,7 +17,7 @@ const SIZES: [(u64, &str); 3] = [(4 << 10, "4 KiB"), (1 << 20, "1 MiB"), (32 << 
 
 /// Iteration counts: `--iters N` sets the floor and submit loops; each bind
 /// size runs N/4.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Iters {
     pub floor: usize,
     pub binds: usize,
@@ -33,6 +35,7 @@ impl Iters {
     }
 }
 
+#[derive(Serialize)]
 struct BindResult {
     label: &'static str,
     size: u64,
@@ -44,6 +47,7 @@ struct BindResult {
     n: usize,
 }
 
+#[derive(Serialize)]
 struct SubmitResult {
     ioctl: Times,
     total: Times,
@@ -228,6 +232,7 @@ impl Drop for AnonMem {
     }
 }
 
+#[derive(Serialize)]
 struct UserptrResult {
     /// USERPTR bind of the memory where it is (GPU VA == CPU VA).
     userptr: Times,
@@ -403,8 +408,10 @@ fn private_vs_ordinary(
 }
 
 /// The scheduler's figures (issue 14's benchmark).
+#[derive(Serialize)]
 struct SchedBench {
     /// One register write + one interrupt back, in the kernel: mean, p50 (us).
+    #[serde(serialize_with = "mean_p50")]
     floor: Option<(f64, f64)>,
     /// NOP submit -> signal on an idle queue, measured with the floor.
     one: Times,
@@ -581,7 +588,94 @@ pub(super) fn verdict(ok: bool) -> &'static str {
     }
 }
 
-pub fn run(d: &Device, it: Iters) -> io::Result<()> {
+/// What one `ferrite bench` run measured: the text report is printed from
+/// it, and `--json` prints it as it is (times in microseconds; counter
+/// deltas per call where the report shows them per call, else totals; a
+/// `None` where the report says "not measured").
+#[derive(Serialize)]
+pub struct Report {
+    pub device: String,
+    pub iters: Iters,
+    /// What one DEV_QUERY COUNTERS adds (subtracted from the deltas).
+    pub query_cost: Delta,
+    /// The null ioctl (DEV_QUERY INFO).
+    pub floor: Times,
+    /// VM_BIND map and unmap of 4 KiB, 1 MiB and 32 MiB; counters are
+    /// totals over `n` calls.
+    binds: Vec<BindResult>,
+    /// NOP submit: the ioctl, and until its fence signalled; counters are
+    /// totals over `n` jobs.
+    submit: SubmitResult,
+    pub queue_failed_jobs: u64,
+    /// Issue 15's binds.
+    pub bind: bench_bind::BindBench,
+    /// 64 MiB dma-buf import + bind against BO create + bind.
+    #[serde(serialize_with = "import_create")]
+    pub import: Option<(Times, Times)>,
+    userptr: UserptrResult,
+    /// `kmap_user_bytes` before and after the userptr benchmark.
+    pub kmap_user_bytes: [u64; 2],
+    sched: SchedBench,
+    /// SUBMIT listing VM-private BOs against ordinary ones.
+    #[serde(serialize_with = "private_ordinary")]
+    pub lists: Option<(Times, Times)>,
+}
+
+fn mean_p50<S: serde::Serializer>(p: &Option<(f64, f64)>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct MeanP50 {
+        mean: f64,
+        p50: f64,
+    }
+    p.map(|(mean, p50)| MeanP50 { mean, p50 }).serialize(s)
+}
+
+/// A pair of measurements, named.
+fn named_pair<S: serde::Serializer>(
+    p: &Option<(Times, Times)>,
+    names: [&'static str; 2],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match p {
+        None => s.serialize_none(),
+        Some((a, b)) => {
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry(names[0], a)?;
+            m.serialize_entry(names[1], b)?;
+            m.end()
+        }
+    }
+}
+
+fn import_create<S: serde::Serializer>(
+    p: &Option<(Times, Times)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    named_pair(p, ["import", "create"], s)
+}
+
+fn private_ordinary<S: serde::Serializer>(
+    p: &Option<(Times, Times)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    named_pair(p, ["private", "ordinary"], s)
+}
+
+/// `ferrite bench`: measure, then print the report or (`json`) the
+/// measurements as one JSON document.
+pub fn run(d: &Device, it: Iters, json: bool) -> io::Result<()> {
+    let r = measure(d, it)?;
+    if json {
+        let text = serde_json::to_string_pretty(&r).map_err(io::Error::other)?;
+        println!("{text}");
+    } else {
+        print(&r);
+    }
+    Ok(())
+}
+
+fn measure(d: &Device, it: Iters) -> io::Result<Report> {
     // va(9) holds the asynchronous batch benchmark's 1,000 pages.
     common::check_va_range(d, va(4), va(10))?;
     let vm = d.vm_create()?;
@@ -624,12 +718,50 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
     d.queue_destroy(queue)?;
     d.vm_destroy(vm)?;
 
+    let map32m = binds[2].map;
+    Ok(Report {
+        device: d.path().display().to_string(),
+        iters: it,
+        query_cost: qcost,
+        floor: fl,
+        binds,
+        submit: sub,
+        queue_failed_jobs: st.failed_jobs.into(),
+        bind: bench_bind::BindBench {
+            sync: sync4k,
+            idle: idle4k,
+            batch,
+            map32m,
+            interference,
+        },
+        import,
+        userptr: user,
+        kmap_user_bytes: [kmap_before, kmap_after],
+        sched: sb,
+        lists,
+    })
+}
+
+fn print(r: &Report) {
+    let Report {
+        device,
+        iters: it,
+        query_cost: qcost,
+        floor: fl,
+        binds,
+        submit: sub,
+        queue_failed_jobs,
+        bind,
+        import,
+        userptr: user,
+        kmap_user_bytes: [kmap_before, kmap_after],
+        sched: sb,
+        lists,
+    } = r;
+    let (kmap_before, kmap_after) = (*kmap_before, *kmap_after);
     println!(
         "ferrite bench on {} (iterations: floor {}, binds {} per size, submits {})",
-        d.path().display(),
-        it.floor,
-        it.binds,
-        it.submits
+        device, it.floor, it.binds, it.submits
     );
     println!(
         "one DEV_QUERY COUNTERS costs {} MMIO reads, {} MMIO writes (subtracted from every delta below)",
@@ -651,8 +783,8 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
             pages.map_or(String::new(), |p| format!("{:.3}", t.mean / p as f64))
         );
     };
-    row("null ioctl (DEV_QUERY INFO)", &fl, None);
-    for b in &binds {
+    row("null ioctl (DEV_QUERY INFO)", fl, None);
+    for b in binds {
         let pages = b.size / PAGE;
         row(&format!("VM_BIND map {}", b.label), &b.map, Some(pages));
         row(&format!("VM_BIND unmap {}", b.label), &b.unmap, Some(pages));
@@ -665,7 +797,7 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
         "{:<22} {:>10} {:>10} {:>12} {:>12}",
         "counters per call", "MMIO rd", "MMIO wr", "hw TLB inv", "drv flushes"
     );
-    for b in &binds {
+    for b in binds {
         for (what, c) in [("map", &b.map_ctr), ("unmap", &b.unmap_ctr)] {
             println!(
                 "{:<22} {:>10.2} {:>10.2} {:>12.2} {:>12.2}",
@@ -694,7 +826,7 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
         irqs,
         per(c.hw[common::COMMANDS], sub.n),
         per(c.jobs_submitted, sub.n),
-        st.failed_jobs
+        queue_failed_jobs
     );
 
     let b4k = &binds[0];
@@ -811,13 +943,7 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
         }
         None => println!("  SUBMIT with VM-private BOs: not measured (interface older than 0.4)"),
     }
-    bench_bind::print(&bench_bind::BindBench {
-        sync: sync4k,
-        idle: idle4k,
-        batch,
-        map32m: b32m.map,
-        interference,
-    });
+    bench_bind::print(bind);
     println!();
     println!("scheduler:");
     let one = sb.one.p50;
@@ -880,5 +1006,4 @@ pub fn run(d: &Device, it: Iters) -> io::Result<()> {
     println!(
         "  (latency goals are for real hardware / KVM; under TCG emulation compare the ratios and counters)"
     );
-    Ok(())
 }

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
 use ferrite::{uapi, BindOp, Device, SyncOp};
 
 use super::bench::{debugfs_path, field, nop_cmdbuf, submit_once, verdict};
@@ -27,9 +30,11 @@ const PHASES: [&str; 5] = ["parse", "wait", "record", "apply", "cleanup"];
 
 /// Totals of debugfs `bind_profile`: synchronous VM_BIND calls and the
 /// nanoseconds of each phase.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Profile {
     pub calls: u64,
+    /// By phase name in JSON.
+    #[serde(serialize_with = "named_phases")]
     pub ns: [u64; 5],
 }
 
@@ -69,13 +74,34 @@ impl Profile {
 }
 
 /// Synchronous 4 KiB map and unmap against the null ioctl, interleaved.
+#[derive(Serialize)]
 pub struct Sync4k {
     pub floor: Times,
     pub map: Times,
     pub unmap: Times,
     /// `bind_profile` over the maps and over the unmaps; `None` without
     /// debugfs.
+    #[serde(serialize_with = "map_unmap")]
     pub profile: Option<(Profile, Profile)>,
+}
+
+fn named_phases<S: Serializer>(ns: &[u64; 5], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(ns.len()))?;
+    for (n, v) in PHASES.iter().zip(ns) {
+        m.serialize_entry(n, v)?;
+    }
+    m.end()
+}
+
+fn map_unmap<S: Serializer>(p: &Option<(Profile, Profile)>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct MapUnmap<'a> {
+        map: &'a Profile,
+        unmap: &'a Profile,
+    }
+    p.as_ref()
+        .map(|(map, unmap)| MapUnmap { map, unmap })
+        .serialize(s)
 }
 
 fn read_profile(path: Option<&std::path::Path>) -> io::Result<Option<Profile>> {
@@ -138,12 +164,14 @@ pub fn sync_4k(d: &Device, vm: u32, n: usize) -> io::Result<Sync4k> {
 /// One asynchronous VM_BIND of BATCH_OPS 4 KiB MAPs, and one of as many
 /// UNMAPs: the ioctl's time and the time until the SIGNAL sync object
 /// signalled, per batch.
+#[derive(Serialize)]
 pub struct Batch {
     pub floor: Times,
     /// The same operations in one synchronous VM_BIND each, with
     /// `bind_profile` over those calls (`None` without debugfs).
     pub sync_map: Times,
     pub sync_unmap: Times,
+    #[serde(serialize_with = "map_unmap")]
     pub sync_profile: Option<(Profile, Profile)>,
     pub map_ioctl: Times,
     pub map_signal: Times,
@@ -279,6 +307,44 @@ pub struct Interference {
     pub b: [Times; 4],
     pub ops_per_s: [f64; 4],
     pub samples: usize,
+}
+
+/// VM A's loads, in the order of [`Interference::b`], as the report
+/// names them.
+const LOAD_NAMES: [&str; 4] = [
+    "nothing",
+    "a CPU-bound loop (no ioctls)",
+    "synchronous 4 KiB map/unmap pairs",
+    "asynchronous batches of 64 maps + 64 unmaps",
+];
+
+/// In JSON: the samples per load, and per load its name, VM B's job
+/// latency and A's bind operations per second.
+impl Serialize for Interference {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct LoadJson<'a> {
+            load: &'a str,
+            job: &'a Times,
+            ops_per_s: f64,
+        }
+        #[derive(Serialize)]
+        struct Loads<'a> {
+            samples: usize,
+            loads: Vec<LoadJson<'a>>,
+        }
+        Loads {
+            samples: self.samples,
+            loads: (0..LOAD_NAMES.len())
+                .map(|i| LoadJson {
+                    load: LOAD_NAMES[i],
+                    job: &self.b[i],
+                    ops_per_s: self.ops_per_s[i],
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
 }
 
 /// VM A: its own file (as another process would have), VM, a 4 KiB BO and
@@ -461,6 +527,7 @@ pub fn interference(
 }
 
 /// Everything of issue 15's bind benchmark.
+#[derive(Serialize)]
 pub struct BindBench {
     pub sync: Sync4k,
     /// The same on a VM without queues (in no address-space slot: its
@@ -624,13 +691,7 @@ pub fn print(b: &BindBench) {
         "  bind interference: VM B's NOP submit -> signal while VM A (another file, a second thread) does (p50 / mean, {} jobs each, loads interleaved):",
         it.samples
     );
-    let names = [
-        "nothing",
-        "a CPU-bound loop (no ioctls)",
-        "synchronous 4 KiB map/unmap pairs",
-        "asynchronous batches of 64 maps + 64 unmaps",
-    ];
-    for (i, name) in names.iter().enumerate() {
+    for (i, name) in LOAD_NAMES.iter().enumerate() {
         let t = &it.b[i];
         let rate = if i >= 2 {
             format!(", A: {:.0} bind ops/s", it.ops_per_s[i])

@@ -4,6 +4,10 @@
 use std::io;
 use std::time::Duration;
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use ferrite::device::COUNTER_NAMES;
 use ferrite::uapi::drm_ferrite_counters;
 use ferrite::Device;
 
@@ -25,12 +29,22 @@ pub fn check_va_range(d: &Device, first: u64, end: u64) -> io::Result<()> {
 }
 
 /// Counter changes between two DEV_QUERY COUNTERS snapshots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Delta {
+    /// By counter name in JSON.
+    #[serde(serialize_with = "named_counters")]
     pub hw: [i64; 16],
     pub tlb_flushes: i64,
     pub jobs_submitted: i64,
     pub faults: i64,
+}
+
+fn named_counters<S: Serializer>(c: &[i64; 16], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(c.len()))?;
+    for (n, v) in COUNTER_NAMES.iter().zip(c) {
+        m.serialize_entry(n, v)?;
+    }
+    m.end()
 }
 
 pub const MMIO_READS: usize = 0;
@@ -109,7 +123,7 @@ pub fn counters_query_cost(dev: &Device) -> io::Result<Delta> {
 }
 
 /// Mean, median and minimum of a set of durations, in microseconds.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Times {
     pub mean: f64,
     pub p50: f64,
