@@ -6,6 +6,7 @@
 # and ends with `N passed, N failed, N skipped`.
 #
 # usage: test.sh [main|debug]
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 FLAVOUR=${1:-${FERRITE_KERNEL:-main}}
 
@@ -47,8 +48,8 @@ if [ $build_rc -eq 0 ] && [ "$FLAVOUR" = main ] && boot debug; then
 	stage "kernel(debug): building in the background (nice 19), log in $FERRITE_CACHE/kernel-debug.log"
 	(
 		t0=$(now)
-		FERRITE_TIMES= nice -n 19 "$FERRITE_REPO/scripts/kernel.sh" debug &&
-			FERRITE_TIMES= nice -n 19 "$FERRITE_REPO/scripts/module.sh" debug
+		FERRITE_TIMES='' nice -n 19 "$FERRITE_REPO/scripts/kernel.sh" debug &&
+			FERRITE_TIMES='' nice -n 19 "$FERRITE_REPO/scripts/module.sh" debug
 		rc=$?
 		echo "$(( $(now) - t0 ))" >"$FERRITE_CACHE/kernel-debug.secs"
 		exit $rc
@@ -95,24 +96,115 @@ else
 	report "FAIL host: cargo clippy (see $FERRITE_CACHE/clippy.log)"
 fi
 
-# One guest boot: run_guest NAME LABEL APPEND GENERIC FILTER EXCLUDE RELOAD
-# [KERNEL] (default: $FLAVOUR).
-# FILTER / EXCLUDE are grep -E patterns on igt@test@subtest names; results
-# are reported as "guest(LABEL): ...".
-run_guest() {
-	local name=$1 label=$2 append=$3 generic=$4 filter=$5 exclude=$6 reload=$7
-	local kernel=${8:-$FLAVOUR} fuzz=${9:-}
-	local job=$FERRITE_CACHE/guest-$name.job D=$RUNDIR/$name vm_rc first
+# The guest boots, in the order they run: one row each, run by run_boot.
+#   boot     its name in FERRITE_BOOTS
+#   dir      its run directory under $RUNDIR (and guest-DIR.job)
+#   label    results are reported as "guest(LABEL): ..."
+#   kernel   main: the kernel this run built ($FLAVOUR: main, or debug for
+#            `make test debug`); debug: the debug kernel that a main run
+#            builds in the background, waited for here
+#   mem      guest memory (-: ${GUEST_MEM:-2G})
+#   append   kernel command line additions
+#   generic  yes: the generic IGT tests ($IGT_GENERIC) run too
+#   reload   1: the driver is unloaded, bound again and unloaded, and the
+#            suites built into the kernel (KUnit) are reported from here
+#   fuzz     ioctl fuzzer calls
+#   only     what FERRITE_ONLY (a local run) does to it: narrow (only the
+#            matching subtests, no generic IGT tests, no fuzzer), narrow+quick
+#            (the same, and no reload)
+#   env      more guest environment (VAR=value)
+#   tests    the subtests it runs, a grep -E pattern on igt@test@subtest
+#            names (-: all)
+#   exclude  the subtests it leaves out (the same)
+# A - is an empty field. The patterns hold no blanks.
+#
+# Subtests with a boot of their own, or the debug kernel's.
+own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
+BOOT_TABLE=(
+	#boot   dir           label         kernel     mem append         generic reload fuzz   only         env                    tests and exclude
+	# slub_debug: poisoned and red-zoned slab objects, so that a stray
+	# write (a device's included) is reported where it lands.
+	# Everything, except the subtests that need every DMA mapping bounced.
+	"main    tests         main          main       -   slub_debug=FZP yes     1      100000 narrow+quick -                      -
+		$own"
+	# Every DMA mapping bounced through swiotlb: a missing or misplaced
+	# dma_sync shows as stale data, a wrong DMA direction as data copied
+	# back where it must not be (read-only userptrs of shared pages). The
+	# ownership-transfer tests and every path that takes user memory
+	# (the others read GPU results without GEM_SYNC, as is fine on
+	# coherent x86), and the fuzzer, which makes read-only, zero-page and
+	# file-backed userptrs.
+	"swiotlb tests-swiotlb swiotlb=force main       -   swiotlb=force  no      0      20000  -            -                      ^igt@ferrite_(sync|userptr|bind)@
+		-"
+	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
+	# dma-buf reach tests (allocation on attach, refusal) run here only,
+	# and the userptr tests (every subtest on each GPU) see pages the
+	# 32-bit GPU reaches only through bounce buffers.
+	"highmem tests-highmem 6G            main       6G  -              no      0      -      -            -                      ^igt@ferrite_prime@reach-|^igt@ferrite_userptr@
+		-"
+	# Surprise removal: GPU 1's device process is killed under a hung job;
+	# GPU 1 stays dead, so nothing else runs in this boot.
+	"kill    tests-kill    model-killed  main       -   -              no      0      -      -            -                      ^igt@ferrite_robust@model-killed
+		-"
+	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
+	# Ferrite's own tests, the driver reload and a kmemleak scan. The
+	# generic IGT tests stay on the main kernel: under KASAN and TCG the
+	# syncobj ones alone take over 20 minutes. ferrite_sched@fairness
+	# measures shares of GPU time, which the main boot checks; under KASAN
+	# and lockdep the kernel's time per job, not the scheduler, sets them
+	# (its code paths run here in many-queues, realtime and
+	# preempt-mid-job). It runs once the background build is done.
+	"debug   tests-debug   debug         debug      -   -              no      1      20000  narrow       FERRITE_IGT_MULTIPLE=1 ^igt@ferrite_
+		^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed|^igt@ferrite_sched@fairness"
+)
+
+# run_boot ROW: the guest boot of one row of BOOT_TABLE, if FERRITE_BOOTS
+# picks it; its results are reported as "guest(LABEL): ...".
+run_boot() {
+	local boot dir label kernel mem append generic reload fuzz only env tests exclude
+	# (A row spans two lines: read to its end, which read reports as EOF.)
+	read -r -d '' boot dir label kernel mem append generic reload fuzz only env tests exclude <<<"$1" || true
+	boot "$boot" || return 0
+	[ "$mem" != - ] || mem=${GUEST_MEM:-2G}
+	[ "$env" != - ] || env=${GUEST_ENV:-}
+	[ "$append" != - ] || append=
+	[ "$fuzz" != - ] || fuzz=
+	[ "$tests" != - ] || tests=
+	[ "$exclude" != - ] || exclude=
+	if [ "$generic" = yes ]; then
+		generic=$IGT_GENERIC
+	else
+		generic=
+	fi
+	if [ -n "${FERRITE_ONLY:-}" ] && [ "$only" != - ]; then
+		tests=$FERRITE_ONLY generic='' fuzz=
+		[ "$only" != narrow+quick ] || reload=0
+	fi
+	if [ "$kernel" = main ]; then
+		kernel=$FLAVOUR
+	else
+		# The debug kernel, built in the background (above) if this run
+		# builds it at all.
+		[ -n "$debug_pid" ] || return 0
+		stage "kernel(debug): waiting for the background build"
+		if ! wait "$debug_pid"; then
+			tail -20 "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
+			report "FAIL build: debug kernel or module (see $FERRITE_CACHE/kernel-debug.log)"
+			return 0
+		fi
+		grep -h '==>' "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
+	fi
+	local job=$FERRITE_CACHE/guest-$dir.job D=$RUNDIR/$dir vm_rc first
 	stage "guest($kernel kernel, $label): booting with two Ferrite GPUs, running igt_runner"
 	{
 		echo "export FERRITE_IGT_GENERIC='$generic'"
-		echo "export FERRITE_TEST_FILTER='$filter' FERRITE_TEST_EXCLUDE='$exclude'"
+		echo "export FERRITE_TEST_FILTER='$tests' FERRITE_TEST_EXCLUDE='$exclude'"
 		echo "export FERRITE_RELOAD=$reload FERRITE_FUZZ_CALLS='$fuzz' FERRITE_FUZZ_SECONDS=150"
-		[ -z "${GUEST_ENV:-}" ] || echo "export $GUEST_ENV"
+		[ -z "$env" ] || echo "export $env"
 		cat "$FERRITE_REPO/scripts/guest-tests.sh"
 	} >"$job"
 	set +e
-	FERRITE_GUEST_MEM=${GUEST_MEM:-2G} "$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$name" --timeout 2400 \
+	FERRITE_GUEST_MEM=$mem "$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$dir" --timeout 2400 \
 		${append:+--append "$append"} --gpu 48:2147483648 --gpu 32:65536 "$job" |
 		sed 's/^/  | /'
 	vm_rc=${PIPESTATUS[0]}
@@ -138,6 +230,7 @@ run_guest() {
 		# source) run when the module is loaded, in every boot: each
 		# one's first run's KTAP, from the console.
 		mkdir -p "$D/kunit-module"
+		# shellcheck disable=SC2013 # (suite names are words)
 		for suite in $(sed -nE 's/^#\[kunit_tests\(([a-z0-9_]+)\)\]$/\1/p' \
 			"$FERRITE_REPO"/drivers/gpu/drm/ferrite/*.rs); do
 			# (awk reads to the end: an early exit would kill the pipe's
@@ -175,55 +268,9 @@ run_guest() {
 }
 
 if [ $build_rc -eq 0 ]; then
-	# Everything, except the subtests that need every DMA mapping bounced.
-	# Subtests with a boot of their own, or the debug kernel's.
-	own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
-	# slub_debug: poisoned and red-zoned slab objects, so that a stray
-	# write (a device's included) is reported where it lands.
-	# FERRITE_ONLY (a local run): only the matching subtests, in the main
-	# boot, without the generic IGT tests and the fuzzer.
-	if [ -n "${FERRITE_ONLY:-}" ]; then
-		boot main && run_guest tests main slub_debug=FZP "" "$FERRITE_ONLY" "$own" 0 "$FLAVOUR" ""
-	else
-		boot main && run_guest tests main slub_debug=FZP "$IGT_GENERIC" "" "$own" 1 "$FLAVOUR" 100000
-	fi
-	# Every DMA mapping bounced through swiotlb: a missing or misplaced
-	# dma_sync shows as stale data, a wrong DMA direction as data copied
-	# back where it must not be (read-only userptrs of shared pages). The
-	# ownership-transfer tests and every path that takes user memory
-	# (the others read GPU results without GEM_SYNC, as is fine on
-	# coherent x86), and the fuzzer, which makes read-only, zero-page and
-	# file-backed userptrs.
-	boot swiotlb && run_guest tests-swiotlb swiotlb=force swiotlb=force "" '^igt@ferrite_(sync|userptr|bind)@' "" 0 "$FLAVOUR" 20000
-	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
-	# dma-buf reach tests (allocation on attach, refusal) run here only,
-	# and the userptr tests (every subtest on each GPU) see pages the
-	# 32-bit GPU reaches only through bounce buffers.
-	boot highmem && GUEST_MEM=6G run_guest tests-highmem 6G "" "" '^igt@ferrite_prime@reach-|^igt@ferrite_userptr@' "" 0
-	# Surprise removal: GPU 1's device process is killed under a hung job;
-	# GPU 1 stays dead, so nothing else runs in this boot.
-	boot kill && run_guest tests-kill model-killed "" "" '^igt@ferrite_robust@model-killed' "" 0
-	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
-	# Ferrite's own tests, the driver reload and a kmemleak scan. The
-	# generic IGT tests stay on the main kernel: under KASAN and TCG the
-	# syncobj ones alone take over 20 minutes.
-	if [ -n "$debug_pid" ]; then
-		stage "kernel(debug): waiting for the background build"
-		if wait "$debug_pid"; then
-			grep -h '==>' "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
-			# FERRITE_ONLY narrows this boot too (no fuzzer then).
-			# ferrite_sched@fairness measures shares of GPU time, which
-			# the main boot checks; under KASAN and lockdep the kernel's
-			# time per job, not the scheduler, sets them (its code paths
-			# run here in many-queues, realtime and preempt-mid-job).
-			GUEST_ENV=FERRITE_IGT_MULTIPLE=1 run_guest tests-debug debug "" "" "${FERRITE_ONLY:-^igt@ferrite_}" \
-				'^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed|^igt@ferrite_sched@fairness' 1 debug \
-				"$([ -n "${FERRITE_ONLY:-}" ] || echo 20000)"
-		else
-			tail -20 "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
-			report "FAIL build: debug kernel or module (see $FERRITE_CACHE/kernel-debug.log)"
-		fi
-	fi
+	for row in "${BOOT_TABLE[@]}"; do
+		run_boot "$row"
+	done
 fi
 
 stage_summary
