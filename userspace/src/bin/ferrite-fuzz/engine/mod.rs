@@ -36,6 +36,13 @@
 //! children): the process VM of a process that keeps it takes only
 //! asynchronous binds that wait for nothing, which cannot fail, so it must
 //! stay usable.
+//!
+//! This module holds the shared state (pools, files, the process's
+//! environment, the operation table, the allowed errnos) and the worker's
+//! dispatch and checks; the operations live in one module per ioctl
+//! family: [`query`], [`gem`], [`vm_bind`], [`submit`], [`vm_state`],
+//! [`async_bind`], [`syncobj`], [`prime`], [`drm_core`], [`raw`],
+//! [`userptr`] and [`files`], with argument placement in [`place`].
 
 use std::fmt::Debug;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
