@@ -11,7 +11,7 @@
 FERRITE_KERNEL ?= main
 export FERRITE_KERNEL
 
-.PHONY: run test bench build kernel module clean
+.PHONY: run test bench build kernel module series clean
 run:
 	@scripts/run.sh $(FERRITE_KERNEL)
 
@@ -30,6 +30,11 @@ kernel:
 
 module:
 	@scripts/module.sh $(FERRITE_KERNEL)
+
+# The kernel changes (patches/ and the rust/ overlay) as a git format-patch
+# series in $(FERRITE_CACHE)/series; make test also applies and checks it.
+series:
+	@scripts/series.sh
 
 # Removes the repo's build products; the cache ($(FERRITE_CACHE)) stays.
 clean:

@@ -19,6 +19,14 @@ PRISTINE=$KBUILD/linux-$LINUX_VERSION-pristine
 SRC=$KBUILD/linux-$LINUX_VERSION
 OUT=$KBUILD/build-$FLAVOUR
 KMAKE="make -C $SRC O=$OUT LLVM=-19 -j$(nproc)"
+# The main kernel compiles its Rust (the kernel crate with rust/'s
+# abstractions) with clippy, every warning an error (-Dwarnings, as the
+# kernel's own CONFIG_WERROR does it), and documents the crates with
+# rustdoc under the same flags. The debug kernel builds the same code.
+case $FLAVOUR in
+main) RUSTCHECK="CLIPPY=1 KRUSTFLAGS=-Dwarnings" ;;
+*) RUSTCHECK= ;;
+esac
 
 fetch_source() {
 	[ -f "$PRISTINE/Makefile" ] && return 0
@@ -179,7 +187,7 @@ fetch_source
 
 # What this build depends on: source version, fragments, overlay.
 inputs=$( {
-	echo "$LINUX_VERSION $FLAVOUR $FRAGMENTS"
+	echo "$LINUX_VERSION $FLAVOUR $FRAGMENTS $RUSTCHECK"
 	for f in $FRAGMENTS; do cat "$FERRITE_REPO/kernel-config/$f.config"; done
 	cat "$FERRITE_REPO/kernel-config/$FLAVOUR.implied" 2>/dev/null || true
 	cat "$FERRITE_REPO/Kconfig"
@@ -201,9 +209,20 @@ if [ "$CONFIG_ONLY" = --config-only ]; then
 	exit 0
 fi
 stage "kernel($FLAVOUR): building (make LLVM=-19 -j$(nproc), log in $OUT/build.log)"
-if ! in_rootfs $KMAKE bzImage modules >"$OUT/build.log" 2>&1; then
+if ! in_rootfs $KMAKE $RUSTCHECK bzImage modules >"$OUT/build.log" 2>&1; then
 	grep -E 'error|Error' "$OUT/build.log" | head -20 >&2
 	die "kernel build failed, see $OUT/build.log"
+fi
+if [ -n "$RUSTCHECK" ]; then
+	# rustdoc of the crates (core, macros, kernel...), warnings failing:
+	# broken intra-doc links and the like. Only when the kernel is rebuilt,
+	# which is when its input hash changes.
+	stage "kernel($FLAVOUR): make rustdoc (warnings fail), log in $OUT/rustdoc.log"
+	if ! in_rootfs $KMAKE $RUSTCHECK rustdoc >"$OUT/rustdoc.log" 2>&1 ||
+		grep -qE '^(warning|error)(\[|:)' "$OUT/rustdoc.log"; then
+		grep -E -A5 '^(warning|error)(\[|:)' "$OUT/rustdoc.log" | head -30 >&2
+		die "make rustdoc failed or warned, see $OUT/rustdoc.log"
+	fi
 fi
 in_rootfs $KMAKE -s modules_install INSTALL_MOD_PATH="$OUT/mods" INSTALL_MOD_STRIP=1 >/dev/null
 rm -f "$OUT/mods/lib/modules/"*/build "$OUT/mods/lib/modules/"*/source

@@ -96,6 +96,13 @@ else
 	report "FAIL host: cargo clippy (see $FERRITE_CACHE/clippy.log)"
 fi
 
+# The kernel changes as a patch series: git am onto the pristine tree, the
+# result against the tree the kernel build compiled, checkpatch --strict
+# (scripts/series.sh prints its PASS/FAIL host: lines).
+if ! "$FERRITE_REPO/scripts/series.sh" --check | tee -a "$results"; then
+	report "FAIL host: series (scripts/series.sh --check failed, see above)"
+fi
+
 # The guest boots, in the order they run: one row each, run by run_boot.
 #   boot     its name in FERRITE_BOOTS
 #   dir      its run directory under $RUNDIR (and guest-DIR.job)

@@ -190,7 +190,10 @@ impl Fence {
     /// }
     ///
     /// fn wait_for(fence: &Fence) -> Result {
-    ///     let waiter = Arc::pin_init(pin_init!(Waiter { cb <- FenceCallback::new() }), GFP_KERNEL)?;
+    ///     let waiter = Arc::pin_init(
+    ///         pin_init!(Waiter { cb <- FenceCallback::new() }),
+    ///         GFP_KERNEL,
+    ///     )?;
     ///     match fence.add_callback(waiter) {
     ///         Ok(()) => Ok(()),
     ///         // Already signalled: nothing to wait for.
@@ -677,6 +680,8 @@ impl<T: FenceTimeline> FenceContext<T> {
         // SAFETY: `dma_fence_init()` set the reference count to one, which
         // we own.
         let fence = unsafe { Fence::from_raw_owned(ptr) }.ok_or(ENOMEM)?;
+        // INVARIANT: a new fence of this context, whose ops cannot signal it
+        // and which no one else can signal yet.
         Ok(SignalFence(fence))
     }
 }
@@ -690,6 +695,16 @@ impl<T: FenceTimeline> Default for FenceContext<T> {
 /// The right to signal one fence.
 ///
 /// Dropping it unsignalled signals the fence with `-ECANCELED`.
+///
+/// # Invariants
+///
+/// The fence was made by [`FenceContext::fence`] and this object is its
+/// only signaller: its ops have no `signaled` or `enable_signaling`
+/// callback, and no other code is handed the right to signal it. So it
+/// stays unsignalled until [`SignalFence::signal`],
+/// [`SignalFence::signal_error`] or the drop, which are the only places
+/// that signal it and run at most once between them (the first two
+/// consume the object, whose drop then finds the fence signalled).
 pub struct SignalFence(ARef<Fence>);
 
 impl SignalFence {
@@ -700,14 +715,15 @@ impl SignalFence {
 
     /// Signal the fence.
     pub fn signal(self) {
-        // SAFETY: the fence is valid; signalling may happen in any context.
+        // SAFETY: the fence is valid (an `ARef`); signalling may happen in
+        // any context.
         unsafe { bindings::dma_fence_signal(self.0.as_raw()) };
     }
 
     /// Signal the fence with an error, which waiters see as its status.
     pub fn signal_error(self, err: Error) {
-        // SAFETY: we are the fence's only signaller, so it is not signalled
-        // yet, and `err` is a valid negative errno.
+        // SAFETY: by the type invariants we are the fence's only signaller,
+        // so it is not signalled yet, and `err` is a valid negative errno.
         unsafe {
             bindings::dma_fence_set_error(self.0.as_raw(), err.to_errno());
             bindings::dma_fence_signal(self.0.as_raw());
@@ -726,8 +742,9 @@ impl core::ops::Deref for SignalFence {
 impl Drop for SignalFence {
     fn drop(&mut self) {
         let raw = self.0.as_raw();
-        // SAFETY: the fence is valid, and we are its only signaller, so it
-        // cannot become signalled between the test and the signal.
+        // SAFETY: the fence is valid (an `ARef`) and, by the type
+        // invariants, we are its only signaller, so it cannot become
+        // signalled between the test and the signal.
         unsafe {
             if !bindings::dma_fence_test_signaled_flag(raw) {
                 // Never signalled: the operation was cancelled.

@@ -65,6 +65,13 @@ impl Usage {
 }
 
 /// A reservation object, borrowed from its owner (usually a GEM object).
+///
+/// # Invariants
+///
+/// A `Resv` is only reached through a reference (from [`Resv::from_raw`] or
+/// an owner such as [`OwnedResv`]), and while that reference lives the
+/// inner `struct dma_resv` is initialised (`dma_resv_init()`) and not yet
+/// finalised (`dma_resv_fini()`).
 #[repr(transparent)]
 pub struct Resv(Opaque<bindings::dma_resv>);
 
@@ -81,7 +88,8 @@ impl Resv {
     ///
     /// `ptr` must point to an initialised `struct dma_resv` valid for `'a`.
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::dma_resv) -> &'a Self {
-        // SAFETY: transparent wrapper; validity is the caller's promise.
+        // SAFETY: transparent wrapper. INVARIANT: the caller promises that
+        // the object is initialised and stays valid for `'a`.
         unsafe { &*ptr.cast() }
     }
 
@@ -92,17 +100,18 @@ impl Resv {
 
     /// Whether the object is locked (by anyone).
     pub fn is_locked(&self) -> bool {
-        // SAFETY: the object is valid.
+        // SAFETY: by the type invariants the object is valid.
         unsafe { bindings::dma_resv_is_locked(self.as_raw()) }
     }
 
     /// Lock the object, interruptibly (without a ww acquire context, so the
     /// caller must not hold another reservation lock).
     pub fn lock(&self) -> Result<ResvGuard<'_>> {
-        // SAFETY: the object is valid; a null context locks it on its own.
+        // SAFETY: by the type invariants the object is valid; a null context locks it on its own.
         to_result(unsafe {
             bindings::dma_resv_lock_interruptible(self.as_raw(), core::ptr::null_mut())
         })?;
+        // INVARIANT: this task holds the lock; nothing is reserved yet.
         Ok(ResvGuard {
             resv: self,
             reserved: 0,
@@ -114,7 +123,7 @@ impl Resv {
     /// signalled. Never sleeps and never allocates: usable where waiting is
     /// not allowed, such as an MMU notifier that may not block.
     pub fn test_signaled(&self, usage: Usage) -> bool {
-        // SAFETY: the object is valid; the call reads its fences under RCU.
+        // SAFETY: by the type invariants the object is valid; the call reads its fences under RCU.
         unsafe { bindings::dma_resv_test_signaled(self.as_raw(), usage as u32) }
     }
 
@@ -125,11 +134,10 @@ impl Resv {
     pub fn wait_timeout(&self, usage: Usage, timeout: crate::time::Delta) -> bool {
         let ms = u32::try_from(timeout.as_millis_ceil().max(0)).unwrap_or(u32::MAX);
         let jiffies = crate::time::msecs_to_jiffies(ms);
-        // SAFETY: the object is valid; an uninterruptible wait returns the
+        // SAFETY: by the type invariants the object is valid; an uninterruptible wait returns the
         // time left (> 0) once all fences signalled, or 0 on timeout.
-        let left = unsafe {
-            bindings::dma_resv_wait_timeout(self.as_raw(), usage as u32, false, jiffies as _)
-        };
+        let left =
+            unsafe { bindings::dma_resv_wait_timeout(self.as_raw(), usage as u32, false, jiffies) };
         left > 0
     }
 
@@ -138,7 +146,7 @@ impl Resv {
     pub fn fences(&self, usage: Usage) -> Result<KVec<ARef<Fence>>> {
         let mut count: u32 = 0;
         let mut array: *mut *mut bindings::dma_fence = core::ptr::null_mut();
-        // SAFETY: the object is valid; the call takes a reference to each
+        // SAFETY: by the type invariants the object is valid; the call takes a reference to each
         // fence and returns them in a kmalloc'ed array.
         to_result(unsafe {
             bindings::dma_resv_get_fences(self.as_raw(), usage as u32, &mut count, &mut array)
@@ -222,7 +230,7 @@ impl ResvGuard<'_> {
     /// The room lasts until the guard is dropped: with `CONFIG_DEBUG_MUTEXES`
     /// unlocking takes it back.
     pub fn reserve_fences(&mut self, num: u32) -> Result {
-        // SAFETY: we hold the lock.
+        // SAFETY: by the type invariants we hold the lock.
         to_result(unsafe { bindings::dma_resv_reserve_fences(self.resv.as_raw(), num) })?;
         // INVARIANT: there is room for `num` fences now, and there still is
         // for the `reserved` that were counted before, if more.
@@ -240,7 +248,7 @@ impl ResvGuard<'_> {
             return;
         }
         self.reserved -= 1;
-        // SAFETY: we hold the lock and, by the type invariants, a slot is
+        // SAFETY: by the type invariants we hold the lock and a slot is
         // reserved; the object takes its own fence reference.
         unsafe { bindings::dma_resv_add_fence(self.resv.as_raw(), fence.as_raw(), usage as u32) };
     }
@@ -248,15 +256,15 @@ impl ResvGuard<'_> {
     /// The fences that a user of the given `usage` must wait for, read under
     /// the lock.
     pub fn fences(&self, usage: Usage) -> ResvFences<'_> {
-        // SAFETY: we hold the lock while the iterator borrows the guard, and
-        // fences are only added through `&mut self`.
+        // SAFETY: by the type invariants we hold the lock while the iterator
+        // borrows the guard, and fences are only added through `&mut self`.
         unsafe { ResvFences::new(self.resv, usage) }
     }
 }
 
 impl Drop for ResvGuard<'_> {
     fn drop(&mut self) {
-        // SAFETY: we hold the lock.
+        // SAFETY: by the type invariants we hold the lock.
         unsafe { bindings::dma_resv_unlock(self.resv.as_raw()) };
     }
 }
@@ -409,7 +417,7 @@ impl<'a> LockedResvs<'a> {
             self.index.clear();
             let mut contended = None;
             for &obj in objs {
-                // SAFETY: the object is valid, the context is ours.
+                // SAFETY: by `Resv`'s invariants the object is valid; the context is ours.
                 let ret =
                     unsafe { bindings::dma_resv_lock_interruptible(obj.as_raw(), self.ctx.get()) };
                 let pos = if ret == 0 {
@@ -435,7 +443,7 @@ impl<'a> LockedResvs<'a> {
             // An older context holds `obj`: drop every lock, wait for `obj`,
             // and start again with it held.
             self.unlock_all();
-            // SAFETY: the object is valid and was the contended one; the
+            // SAFETY: by `Resv`'s invariants the object is valid; it was the contended one; the
             // context is ours and holds no lock.
             to_result(unsafe {
                 bindings::dma_resv_lock_slow_interruptible(obj.as_raw(), self.ctx.get())

@@ -42,12 +42,12 @@ pub struct Invalidation<'a> {
 impl Invalidation<'_> {
     /// Start of the invalidated range of addresses.
     pub fn start(&self) -> usize {
-        self.range.start as usize
+        self.range.start
     }
 
     /// End (exclusive) of the invalidated range of addresses.
     pub fn end(&self) -> usize {
-        self.range.end as usize
+        self.range.end
     }
 
     /// Whether the callback may sleep.
@@ -61,7 +61,7 @@ impl Invalidation<'_> {
     /// Must be called with the lock held that the driver takes around `read_retry`.
     pub fn set_seq(&self) {
         // SAFETY: `notifier` is the notifier the callback was called for.
-        unsafe { bindings::mmu_interval_set_seq(self.notifier, self.cur_seq as _) };
+        unsafe { bindings::mmu_interval_set_seq(self.notifier, self.cur_seq as usize) };
     }
 }
 
@@ -109,17 +109,19 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
             // C code expects it); `mm` is a valid `mm_struct` the caller holds, and `OPS` lives
             // for ever. On success the notifier is registered until `drop`.
             notifier <- unsafe {
-                pin_init::pin_init_from_closure(move |slot: *mut Opaque<bindings::mmu_interval_notifier>| {
-                    let n = Opaque::cast_into(slot);
-                    core::ptr::write_bytes(n, 0, 1);
-                    to_result(bindings::mmu_interval_notifier_insert(
-                        n,
-                        mm,
-                        start as _,
-                        length as _,
-                        &Self::OPS,
-                    ))
-                })
+                pin_init::pin_init_from_closure(
+                    move |slot: *mut Opaque<bindings::mmu_interval_notifier>| {
+                        let n = Opaque::cast_into(slot);
+                        core::ptr::write_bytes(n, 0, 1);
+                        to_result(bindings::mmu_interval_notifier_insert(
+                            n,
+                            mm,
+                            start,
+                            length,
+                            &Self::OPS,
+                        ))
+                    },
+                )
             },
         })
     }
@@ -149,9 +151,15 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
     /// [`Invalidation::set_seq`].
     pub fn read_retry(&self, seq: u64) -> bool {
         // SAFETY: the notifier is registered (type invariant).
-        unsafe { bindings::mmu_interval_read_retry(self.notifier.get(), seq as _) }
+        unsafe { bindings::mmu_interval_read_retry(self.notifier.get(), seq as usize) }
     }
 
+    /// The `invalidate` operation of `OPS`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the MMU notifier core only, on a notifier registered by [`Self::new`], with a
+    /// valid range.
     unsafe extern "C" fn invalidate_callback(
         notifier: *mut bindings::mmu_interval_notifier,
         range: *const bindings::mmu_notifier_range,

@@ -110,9 +110,9 @@ impl UserPages {
             let got = unsafe {
                 bindings::get_user_pages_remote(
                     mm.as_raw(),
-                    addr as _,
-                    n as _,
-                    flags as _,
+                    addr,
+                    n,
+                    flags,
                     this.pages.as_mut_ptr().add(done),
                     core::ptr::null_mut(),
                 )
@@ -169,7 +169,7 @@ impl UserPages {
                 self.pages.as_ptr().cast_mut(),
                 n,
                 0,
-                (n as usize * PAGE_SIZE) as _,
+                n as usize * PAGE_SIZE,
                 max_segment,
                 Flags::as_raw(GFP_KERNEL),
             )
@@ -180,8 +180,7 @@ impl UserPages {
             0
         };
         // SAFETY: `sgt` was just allocated from the pages; `dev` is bound.
-        let r =
-            unsafe { bindings::dma_map_sgtable(dev.as_raw(), sgt.get(), dir.into(), attrs as _) };
+        let r = unsafe { bindings::dma_map_sgtable(dev.as_raw(), sgt.get(), dir.into(), attrs) };
         if r != 0 {
             // SAFETY: the table was allocated above and is not mapped.
             unsafe { bindings::sg_free_table(sgt.get()) };
@@ -207,7 +206,7 @@ impl Drop for UserPages {
                 bindings::release_pages_arg {
                     pages: self.pages.as_mut_ptr(),
                 },
-                self.pages.len() as _,
+                self.pages.len() as i32,
             )
         };
     }
@@ -299,9 +298,9 @@ impl Drop for DmaPages {
             bindings::dma_unmap_sg_attrs(
                 self.dev.as_raw(),
                 (*sgt).sgl,
-                (*sgt).orig_nents as _,
+                (*sgt).orig_nents as i32,
                 self.dir().into(),
-                attrs as _,
+                attrs,
             );
             bindings::sg_free_table(sgt);
         }
