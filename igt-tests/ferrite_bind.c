@@ -42,7 +42,9 @@
  *                        returned (a failed WAIT fence; debugfs
  *                        inject_bind_failure) carries the error in its
  *                        fence and leaves the VM unusable: MAP and SUBMIT
- *                        -EIO, UNMAP and VM_DESTROY work.
+ *                        -EIO, UNMAP and VM_DESTROY work; so does a
+ *                        synchronous MAP whose page-table update fails
+ *                        (debugfs inject_pt_failure), which returns -ENOMEM.
  *   bad-input            the new VM_BIND and VM_GET_STATE errors, each
  *                        leaving nothing queued or signalled.
  */
@@ -1361,14 +1363,19 @@ static void expect_unusable(int fd, uint32_t vm, uint32_t q, uint32_t bo, uint64
 	ftest_assert_eq(fx_vm_state(fd, vm), -ENOENT);
 }
 
-/* The injected failures still to come. */
-static long inject_left(int fd)
+/* The injected failures still to come, of debugfs file `name`. */
+static long injected_left(int fd, const char *name)
 {
 	char path[PATH_MAX], buf[64];
 
-	ftest_assert_ok(fx_debugfs_path(fd, "inject_bind_failure", path, sizeof(path)));
+	ftest_assert_ok(fx_debugfs_path(fd, name, path, sizeof(path)));
 	ftest_assert(fx_slurp(path, buf, sizeof(buf)) > 0);
 	return strtol(buf, NULL, 10);
+}
+
+static long inject_left(int fd)
+{
+	return injected_left(fd, "inject_bind_failure");
 }
 
 /* Fail, after taking back injected failures not used. */
@@ -1386,7 +1393,10 @@ static long inject_left(int fd)
  * VM and a new VM work. Then a failure injected through debugfs
  * (inject_bind_failure): a synchronous bind does not take it, the next
  * asynchronous MAP returns 0 and fails with -ENOMEM, with the same
- * consequences. (That the failed binds applied nothing cannot be seen:
+ * consequences. Last, a page-table update injected to fail
+ * (inject_pt_failure) in a synchronous MAP: VM_BIND returns -ENOMEM and
+ * the VM is unusable, with the same consequences (that error path once
+ * took the page-table lock it held and hung). (That the failed binds applied nothing cannot be seen:
  * an unusable VM's page tables are emptied and it runs no job, and
  * bytes_bound counts a bind when it is recorded, at VM_BIND.)
  */
@@ -1500,6 +1510,25 @@ static void test_unusable_vm(void)
 			ftest_fail("the MAP with an injected failure: fence status %d (%s), expected -ENOMEM",
 				   st, fence_word(st));
 		expect_unusable(fd, vm, q, bo, FX_VA(3), FX_PAGE);
+	}
+	/* (c) A synchronous MAP whose page-table update fails. */
+	if (fx_debugfs_path(fd, "inject_pt_failure", path, sizeof(path)))
+		ftest_fail("debugfs has no %s", path);
+	{
+		uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0);
+		int rc;
+
+		ftest_assert_ok(fx_debugfs_write(fd, "inject_pt_failure", "1"));
+		rc = fx_map_flags(fd, vm, bo, 0, FX_VA(5), FX_PAGE, 0) ? errno : 0;
+		if (injected_left(fd, "inject_pt_failure") != 0) {
+			fx_debugfs_write(fd, "inject_pt_failure", "0");
+			ftest_fail("a synchronous MAP did not take the injected page-table failure (returned %s)",
+				   strerror(rc));
+		}
+		if (rc != ENOMEM)
+			ftest_fail("a synchronous MAP whose page-table update failed returned %s, expected ENOMEM",
+				   strerror(rc));
+		expect_unusable(fd, vm, q, bo, FX_VA(5), FX_PAGE);
 	}
 	ftest_assert_eq(fx_vm_state(fd, r.gvm), USABLE);
 	close(fd);

@@ -9,7 +9,9 @@
 //! register write and an interrupt back: the benchmark's floor) and
 //! `inject_bind_failure` (writing N makes the next N asynchronous binds
 //! fail when applied, with `ENOMEM`, as if their reservation had been
-//! short: for tests of unusable VMs; reading gives the number left) and
+//! short: for tests of unusable VMs; reading gives the number left),
+//! `inject_pt_failure` (the same for the next N page-table updates,
+//! synchronous binds' included: for tests of that error path) and
 //! `bind_profile` (where synchronous VM_BIND calls spend their time, per
 //! phase; writing `0` starts again).
 
@@ -53,6 +55,8 @@ pub(crate) struct Debugfs {
     #[pin]
     inject_bind_failure: File<Arc<Gpu>>,
     #[pin]
+    inject_pt_failure: File<Arc<Gpu>>,
+    #[pin]
     bind_profile: File<Arc<Gpu>>,
 }
 
@@ -86,13 +90,26 @@ fn inject_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn inject_write(gpu: &Arc<Gpu>, r: &mut UserSliceReader) -> Result {
+    gpu.stats.inject_bind_failure.store(read_count(r)?, Relaxed);
+    Ok(())
+}
+
+fn inject_pt_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", gpu.stats.inject_pt_failure.load(Relaxed))
+}
+
+fn inject_pt_write(gpu: &Arc<Gpu>, r: &mut UserSliceReader) -> Result {
+    gpu.stats.inject_pt_failure.store(read_count(r)?, Relaxed);
+    Ok(())
+}
+
+/// A count written to an injection file, in decimal.
+fn read_count(r: &mut UserSliceReader) -> Result<u32> {
     let mut b = [0u8; 12];
     let n = r.len().min(b.len());
     r.read_slice(&mut b[..n])?;
     let text = core::str::from_utf8(&b[..n]).map_err(|_| EINVAL)?;
-    let v: u32 = text.trim().parse().map_err(|_| EINVAL)?;
-    gpu.stats.inject_bind_failure.store(v, Relaxed);
-    Ok(())
+    text.trim().parse().map_err(|_| EINVAL)
 }
 
 /// One line per BO: id, size, creation flags, whether it was imported
@@ -200,9 +217,15 @@ impl Debugfs {
             ),
             inject_bind_failure <- dir.read_write_callback_file(
                 c"inject_bind_failure",
-                gpu,
+                gpu.clone(),
                 &inject_read,
                 &inject_write
+            ),
+            inject_pt_failure <- dir.read_write_callback_file(
+                c"inject_pt_failure",
+                gpu,
+                &inject_pt_read,
+                &inject_pt_write
             ),
             _dir: dir,
         }))

@@ -188,6 +188,9 @@ pub(crate) struct Stats {
     /// Asynchronous binds still to fail when applied (debugfs
     /// `inject_bind_failure`, for tests of unusable VMs).
     pub(crate) inject_bind_failure: Atomic<u32>,
+    /// Page-table updates still to fail, synchronous or not (debugfs
+    /// `inject_pt_failure`, for tests of a failed update's error path).
+    pub(crate) inject_pt_failure: Atomic<u32>,
     /// Where synchronous VM_BIND calls spend their time (debugfs
     /// `bind_profile`).
     pub(crate) bind_profile: BindProfile,
@@ -238,6 +241,7 @@ impl Default for Stats {
             soft_irqs: Atomic::new(0),
             userptr_stops: Atomic::new(0),
             inject_bind_failure: Atomic::new(0),
+            inject_pt_failure: Atomic::new(0),
             bind_profile: BindProfile {
                 ns: [const { Atomic::new(0) }; 5],
                 calls: Atomic::new(0),
@@ -572,15 +576,13 @@ impl Gpu {
     /// Whether the asynchronous bind being applied is to fail (debugfs
     /// `inject_bind_failure`); counts the injection down.
     pub(crate) fn take_injected_bind_failure(&self) -> bool {
-        let n = &self.stats.inject_bind_failure;
-        let mut cur = n.load(Relaxed);
-        while cur > 0 {
-            match n.cmpxchg(cur, cur - 1, Relaxed) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
-        false
+        take_one(&self.stats.inject_bind_failure)
+    }
+
+    /// Whether the page-table update being applied is to fail (debugfs
+    /// `inject_pt_failure`); counts the injection down.
+    pub(crate) fn take_injected_pt_failure(&self) -> bool {
+        take_one(&self.stats.inject_pt_failure)
     }
 
     /// Take `vm` out of its slot, if it has one (its page tables are about
@@ -621,4 +623,16 @@ impl_has_delayed_work! {
 
 impl_has_work! {
     impl HasWork<Gpu, 1> for Gpu { self.sched_work }
+}
+
+/// Count an injected failure down: whether one was left.
+fn take_one(n: &Atomic<u32>) -> bool {
+    let mut cur = n.load(Relaxed);
+    while cur > 0 {
+        match n.cmpxchg(cur, cur - 1, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+    false
 }

@@ -1188,8 +1188,11 @@ impl Vm {
             // Its tables were cleared: nothing is left to change.
             return Ok(());
         }
-        let _pt = self.pt_lock.lock();
-        let r = if edits.frees_tables || edits.touched.is_some() {
+        let pt_guard = self.pt_lock.lock();
+        let r = if self.gpu.take_injected_pt_failure() {
+            // As if io-pgtable had found no table page.
+            Err(ENOMEM)
+        } else if edits.frees_tables || edits.touched.is_some() {
             // Entries go (or a block may replace a table io-pgtable then
             // frees): the VM's queues wait for translations meanwhile, so
             // that no job goes on using a removed entry between the edit
@@ -1213,6 +1216,8 @@ impl Vm {
                 .try_access_with(|pt| replay(pt, edits))
                 .unwrap_or(Err(ENODEV))
         };
+        // `make_unusable` takes `pt_lock` itself.
+        drop(pt_guard);
         if r.is_err() {
             self.make_unusable();
         }
