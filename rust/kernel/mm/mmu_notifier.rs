@@ -186,3 +186,169 @@ impl<T: IntervalNotifierOps> PinnedDrop for IntervalNotifier<T> {
         unsafe { bindings::mmu_interval_notifier_remove(self.notifier.get()) };
     }
 }
+
+#[macros::kunit_tests(rust_mm_interval_notifier)]
+mod tests {
+    use super::*;
+    use crate::{
+        ffi::c_ulong,
+        page::PAGE_SIZE,
+        sync::{new_spinlock, Arc, SpinLock},
+    };
+
+    // `include/uapi/asm-generic/mman-common.h`.
+    const PROT_READ: c_ulong = 0x1;
+    const PROT_WRITE: c_ulong = 0x2;
+    const MAP_PRIVATE: c_ulong = 0x02;
+    const MAP_ANONYMOUS: c_ulong = 0x20;
+
+    /// Map `npages` pages of anonymous, writable memory into the test's address space, which
+    /// KUnit creates for the test thread and tears down at the end of the test.
+    fn map(npages: usize) -> Result<usize> {
+        // SAFETY: no precondition; it returns NULL outside a KUnit test.
+        let test = unsafe { bindings::kunit_get_current_test() };
+        if test.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `test` is the running test; a NULL file and these flags map anonymous memory.
+        let addr = unsafe {
+            bindings::kunit_vm_mmap(
+                test,
+                core::ptr::null_mut(),
+                0,
+                npages * PAGE_SIZE,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                0,
+            )
+        };
+        // `vm_mmap` returns an error as a negative address, which `kunit_vm_mmap` passes on.
+        if addr == 0 || addr > usize::MAX - bindings::MAX_ERRNO as usize {
+            return Err(ENOMEM);
+        }
+        Ok(addr)
+    }
+
+    /// Unmap `[start, start + len)` of the test's address space.
+    fn unmap(start: usize, len: usize) -> Result {
+        // SAFETY: the tests only unmap their own mappings, which nothing else uses.
+        to_result(unsafe { bindings::vm_munmap(start, len) })
+    }
+
+    /// What a notifier's callback saw.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    struct Seen {
+        calls: usize,
+        start: usize,
+        end: usize,
+        blockable: bool,
+    }
+
+    /// Notifier data: what the callback saw, shared with the test, which looks at it after the
+    /// notifier is gone too. The lock is the driver lock of the pattern in the module's
+    /// documentation.
+    struct Recorder {
+        seen: Arc<SpinLock<Seen>>,
+    }
+
+    impl IntervalNotifierOps for Recorder {
+        fn invalidate(notifier: &IntervalNotifier<Self>, inv: &Invalidation<'_>) -> bool {
+            let mut seen = notifier.data().seen.lock();
+            seen.calls += 1;
+            seen.start = inv.start();
+            seen.end = inv.end();
+            seen.blockable = inv.blockable();
+            inv.set_seq();
+            true
+        }
+    }
+
+    type Notifier = Pin<KBox<IntervalNotifier<Recorder>>>;
+
+    /// A notifier on `[start, start + len)` of `mm`, and what it sees.
+    fn watch(mm: &Mm, start: usize, len: usize) -> Result<(Notifier, Arc<SpinLock<Seen>>)> {
+        let seen = Arc::pin_init(new_spinlock!(Seen::default()), GFP_KERNEL)?;
+        let data = Ok::<_, Error>(Recorder { seen: seen.clone() });
+        let notifier = KBox::pin_init(IntervalNotifier::new(mm, start, len, data), GFP_KERNEL)?;
+        Ok((notifier, seen))
+    }
+
+    /// Whether `notifier` must retry a read side section that began with `seq`, asked with the
+    /// lock held that its callback holds.
+    fn must_retry(notifier: &IntervalNotifier<Recorder>, seq: u64) -> bool {
+        let _guard = notifier.data().seen.lock();
+        notifier.read_retry(seq)
+    }
+
+    #[test]
+    fn unmap_calls_the_notifier_of_the_range() -> Result {
+        let (a, b) = (map(4)?, map(4)?);
+        let task = crate::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        let (na, seen_a) = watch(mm, a, 4 * PAGE_SIZE)?;
+        let (nb, seen_b) = watch(mm, b, 4 * PAGE_SIZE)?;
+        assert_eq!(na.mm().as_raw(), mm.as_raw());
+        let (seq_a, seq_b) = (na.read_begin(), nb.read_begin());
+        assert!(!must_retry(&na, seq_a));
+        // The second and third pages of `a` go: `a`'s notifier is told, with their range.
+        unmap(a + PAGE_SIZE, 2 * PAGE_SIZE)?;
+        assert_eq!(
+            *seen_a.lock(),
+            Seen {
+                calls: 1,
+                start: a + PAGE_SIZE,
+                end: a + 3 * PAGE_SIZE,
+                blockable: true,
+            }
+        );
+        assert!(must_retry(&na, seq_a));
+        // A read side section that begins after the invalidation need not retry.
+        let seq = na.read_begin();
+        assert!(!must_retry(&na, seq));
+        // `b` was not touched.
+        assert_eq!(*seen_b.lock(), Seen::default());
+        assert!(!must_retry(&nb, seq_b));
+        Ok(())
+    }
+
+    #[test]
+    fn unmap_past_the_range_is_not_seen() -> Result {
+        let a = map(4)?;
+        let task = crate::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        // A notifier on the middle two pages: the pages either side are not its business.
+        let (n, seen) = watch(mm, a + PAGE_SIZE, 2 * PAGE_SIZE)?;
+        let seq = n.read_begin();
+        unmap(a, PAGE_SIZE)?;
+        unmap(a + 3 * PAGE_SIZE, PAGE_SIZE)?;
+        assert_eq!(seen.lock().calls, 0);
+        assert!(!must_retry(&n, seq));
+        // An unmap that covers it and more is seen whole.
+        unmap(a, 4 * PAGE_SIZE)?;
+        assert_eq!(
+            *seen.lock(),
+            Seen {
+                calls: 1,
+                start: a,
+                end: a + 4 * PAGE_SIZE,
+                blockable: true,
+            }
+        );
+        assert!(must_retry(&n, seq));
+        Ok(())
+    }
+
+    #[test]
+    fn dropped_notifier_is_not_called() -> Result {
+        let a = map(2)?;
+        let task = crate::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        let (n, seen) = watch(mm, a, 2 * PAGE_SIZE)?;
+        unmap(a, PAGE_SIZE)?;
+        assert_eq!(seen.lock().calls, 1);
+        drop(n);
+        unmap(a + PAGE_SIZE, PAGE_SIZE)?;
+        assert_eq!(seen.lock().calls, 1);
+        Ok(())
+    }
+}

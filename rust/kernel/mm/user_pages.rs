@@ -306,3 +306,176 @@ impl Drop for DmaPages {
         }
     }
 }
+
+#[macros::kunit_tests(rust_mm_user_pages)]
+mod tests {
+    use super::*;
+    use crate::{
+        ffi::c_ulong,
+        page::BorrowedPage,
+        uaccess::{UserPtr, UserSlice},
+    };
+    use core::ptr::NonNull;
+
+    // `include/uapi/asm-generic/mman-common.h`.
+    const PROT_READ: c_ulong = 0x1;
+    const PROT_WRITE: c_ulong = 0x2;
+    const MAP_PRIVATE: c_ulong = 0x02;
+    const MAP_ANONYMOUS: c_ulong = 0x20;
+
+    /// Map `npages` pages of anonymous memory with the protection `prot` into the test's address
+    /// space, which KUnit creates for the test thread and tears down at the end of the test.
+    fn map(npages: usize, prot: c_ulong) -> Result<usize> {
+        // SAFETY: no precondition; it returns NULL outside a KUnit test.
+        let test = unsafe { bindings::kunit_get_current_test() };
+        if test.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `test` is the running test; a NULL file and these flags map anonymous memory.
+        let addr = unsafe {
+            bindings::kunit_vm_mmap(
+                test,
+                core::ptr::null_mut(),
+                0,
+                npages * PAGE_SIZE,
+                prot,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                0,
+            )
+        };
+        // `vm_mmap` returns an error as a negative address, which `kunit_vm_mmap` passes on.
+        if addr == 0 || addr > usize::MAX - bindings::MAX_ERRNO as usize {
+            return Err(ENOMEM);
+        }
+        Ok(addr)
+    }
+
+    /// Fill the `len` bytes at the user address `addr` with `byte`, as `copy_to_user()` does.
+    fn fill(addr: usize, len: usize, byte: u8) -> Result {
+        let data = KVec::from_elem(byte, len, GFP_KERNEL)?;
+        UserSlice::new(UserPtr::from_addr(addr), len)
+            .writer()
+            .write_slice(&data)
+    }
+
+    /// The `len` bytes at the user address `addr`, read with `copy_from_user()`.
+    fn user_bytes(addr: usize, len: usize) -> Result<KVec<u8>> {
+        let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        UserSlice::new(UserPtr::from_addr(addr), len)
+            .reader()
+            .read_slice(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Page `i` of `pages`, borrowed for as long as `pages` is.
+    fn page(pages: &UserPages, i: usize) -> Result<BorrowedPage<'_>> {
+        let p = NonNull::new(*pages.pages.get(i).ok_or(EINVAL)?).ok_or(EINVAL)?;
+        // SAFETY: `pages` holds a reference on each of its pages (type invariant) for as long as
+        // it is borrowed, so the page stays valid for the lifetime of the result.
+        Ok(unsafe { BorrowedPage::from_raw(p) })
+    }
+
+    /// The contents of page `i` of `pages`, read through a kernel mapping of the page.
+    fn contents(pages: &UserPages, i: usize) -> Result<KVec<u8>> {
+        let mut buf = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        // SAFETY: `buf` has room for `PAGE_SIZE` bytes. Only the test's thread uses its address
+        // space, so nothing writes the page meanwhile.
+        unsafe { page(pages, i)?.read_raw(buf.as_mut_ptr(), 0, PAGE_SIZE)? };
+        Ok(buf)
+    }
+
+    /// The address space KUnit gave the test thread.
+    fn with_mm<R>(f: impl FnOnce(&MmWithUser) -> Result<R>) -> Result<R> {
+        let task = crate::current!();
+        f(task.mm().ok_or(EINVAL)?)
+    }
+
+    #[test]
+    fn pages_hold_what_was_written() -> Result {
+        let addr = map(4, PROT_READ | PROT_WRITE)?;
+        for i in 0..4 {
+            fill(addr + i * PAGE_SIZE, PAGE_SIZE, 0xa0 + i as u8)?;
+        }
+        with_mm(|mm| {
+            let pages = UserPages::get(mm, addr, 4, Access::Read)?;
+            assert_eq!(pages.len(), 4);
+            assert!(!pages.is_empty());
+            for i in 0..4 {
+                assert!(contents(&pages, i)?.iter().all(|&b| b == 0xa0 + i as u8));
+            }
+            // A lookup from the middle of the range starts at the page there.
+            let tail = UserPages::get(mm, addr + 2 * PAGE_SIZE, 2, Access::ReadWrite)?;
+            assert_eq!(tail.len(), 2);
+            assert!(contents(&tail, 0)?.iter().all(|&b| b == 0xa2));
+            assert!(contents(&tail, 1)?.iter().all(|&b| b == 0xa3));
+            assert!(UserPages::get(mm, addr, 0, Access::Read)?.is_empty());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn write_access_gets_the_process_pages() -> Result {
+        // Memory never touched: a write lookup faults in pages of the process's own, not the
+        // shared zero page, so what the process writes afterwards is in them.
+        let addr = map(2, PROT_READ | PROT_WRITE)?;
+        let pages = with_mm(|mm| UserPages::get(mm, addr, 2, Access::ReadWrite))?;
+        assert_eq!(pages.len(), 2);
+        assert!(contents(&pages, 0)?.iter().all(|&b| b == 0));
+        fill(addr + PAGE_SIZE + 100, 200, 0x5a)?;
+        let second = contents(&pages, 1)?;
+        assert!(second[..100].iter().all(|&b| b == 0));
+        assert!(second[100..300].iter().all(|&b| b == 0x5a));
+        assert!(second[300..].iter().all(|&b| b == 0));
+        // And what is written into the pages, the process reads.
+        let data = [0xc3u8; 64];
+        // SAFETY: `data` holds 64 bytes. Only the test's thread uses the page.
+        unsafe { page(&pages, 0)?.write_raw(data.as_ptr(), 8, data.len())? };
+        let back = user_bytes(addr, 128)?;
+        assert!(back[..8].iter().all(|&b| b == 0));
+        assert!(back[8..72].iter().all(|&b| b == 0xc3));
+        assert!(back[72..].iter().all(|&b| b == 0));
+        Ok(())
+    }
+
+    #[test]
+    fn read_only_mapping_refuses_write_access() -> Result {
+        let addr = map(2, PROT_READ)?;
+        with_mm(|mm| {
+            assert_eq!(
+                UserPages::get(mm, addr, 2, Access::ReadWrite).err(),
+                Some(EFAULT)
+            );
+            let pages = UserPages::get(mm, addr, 2, Access::Read)?;
+            assert_eq!(pages.len(), 2);
+            assert!(contents(&pages, 1)?.iter().all(|&b| b == 0));
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn unmapped_pages_fail() -> Result {
+        let addr = map(4, PROT_READ | PROT_WRITE)?;
+        fill(addr, 4 * PAGE_SIZE, 0x11)?;
+        // SAFETY: the last two pages of the test's own mapping, which nothing else uses.
+        to_result(unsafe { bindings::vm_munmap(addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE) })?;
+        with_mm(|mm| {
+            // The first two pages are found, the third is not: the lookup fails (and gives the
+            // references it took back).
+            for access in [Access::Read, Access::ReadWrite] {
+                assert_eq!(UserPages::get(mm, addr, 4, access).err(), Some(EFAULT));
+                assert_eq!(
+                    UserPages::get(mm, addr + 3 * PAGE_SIZE, 1, access).err(),
+                    Some(EFAULT)
+                );
+            }
+            let head = UserPages::get(mm, addr, 2, Access::ReadWrite)?;
+            assert_eq!(head.len(), 2);
+            assert!(contents(&head, 1)?.iter().all(|&b| b == 0x11));
+            assert_eq!(
+                UserPages::get(mm, addr + 1, 1, Access::Read).err(),
+                Some(EINVAL)
+            );
+            Ok(())
+        })
+    }
+}
