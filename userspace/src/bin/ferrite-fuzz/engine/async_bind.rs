@@ -84,19 +84,13 @@ impl Worker<'_> {
             bound,
             allow_hang: self.rng.chance(1, 25),
         };
-        let max_dw = (cmd.1 / 4).min(1024) as usize;
-        let mut dw = gen::commands(&mut self.rng, &ctx, max_dw);
-        dw.truncate((cmd.1 / 4) as usize);
-        let len = dw.len() as u64 * 4;
-        let off = 64 * self.rng.below((cmd.1 - len) / 64 + 1);
-        let bytes: Vec<u8> = dw.iter().flat_map(|d| d.to_le_bytes()).collect();
-        map.write(off as usize, &bytes);
+        let (cmd_va, len) = self.write_commands(&ctx, &map, cmd);
         let sb: Vec<u8> = syncs.iter().flat_map(|s| s.to_bytes()).collect();
         let sp = self.place_valid(&sb, sb.len() as u64);
         let mut s = uapi::drm_ferrite_submit {
             queue_id: q.id,
             flags: 0,
-            cmd_va: cmd.0 + off,
+            cmd_va,
             cmd_size: len as u32,
             pad: 0,
             syncs: drm_ferrite_obj_array {

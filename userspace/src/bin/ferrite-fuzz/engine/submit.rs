@@ -5,6 +5,25 @@
 use super::*;
 
 impl Worker<'_> {
+    /// Generate commands for `ctx` and write them into the command area
+    /// `cmd` (VA, size) of the command buffer mapped at `map`, at a random
+    /// 64-byte aligned offset: their VA and length in bytes.
+    pub(super) fn write_commands(
+        &mut self,
+        ctx: &gen::CmdCtx,
+        map: &MapEnt,
+        cmd: (u64, u64),
+    ) -> (u64, u64) {
+        let max_dw = (cmd.1 / 4).min(1024) as usize;
+        let mut dw = gen::commands(&mut self.rng, ctx, max_dw);
+        dw.truncate((cmd.1 / 4) as usize);
+        let len = dw.len() as u64 * 4;
+        let off = 64 * self.rng.below((cmd.1 - len) / 64 + 1);
+        let bytes: Vec<u8> = dw.iter().flat_map(|d| d.to_le_bytes()).collect();
+        map.write(off as usize, &bytes);
+        (cmd.0 + off, len)
+    }
+
     pub(super) fn op_queue_create(&mut self, f: &FileCtx, vm: Option<u32>) {
         let vm = vm.unwrap_or_else(|| {
             let p = f.pools();
@@ -334,14 +353,8 @@ impl Worker<'_> {
                     bound,
                     allow_hang: self.rng.chance(1, 25),
                 };
-                let max_dw = (cmd.1 / 4).min(1024) as usize;
-                let mut dw = gen::commands(&mut self.rng, &ctx, max_dw);
-                dw.truncate((cmd.1 / 4) as usize);
-                let len = dw.len() as u64 * 4;
-                let off = 64 * self.rng.below((cmd.1 - len) / 64 + 1);
-                let bytes: Vec<u8> = dw.iter().flat_map(|d| d.to_le_bytes()).collect();
-                map.write(off as usize, &bytes);
-                (cmd.0 + off, len as u32)
+                let (va, len) = self.write_commands(&ctx, map, *cmd);
+                (va, len as u32)
             }
             None => (
                 gen::plausible_va(&mut self.rng, range, PAGE),
