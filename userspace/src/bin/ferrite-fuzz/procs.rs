@@ -109,6 +109,7 @@ fn child_main(
                         s.spawn(move || {
                             let mut w =
                                 Worker::new(env, stream_seed(o.seed, p, t), format!("p{p}t{t}"));
+                            w.sibling_threads = o.threads > 1;
                             w.run();
                             w.stats
                         })

@@ -386,14 +386,18 @@ impl Worker<'_> {
             );
             return;
         }
-        // Only on a file no other thread uses: another thread's SIGNAL,
+        // Only on a file no other thread or process uses: their SIGNAL,
         // RESET or DESTROY of a random handle may hit the WAIT's or the
         // SIGNAL's sync object between this thread's export of the job's
         // fence and the bind's lookup (or the bind's SIGNAL and its
         // export), so that the bind waited for, or the export read, some
-        // other fence (seen once in 100k calls: a bind that waited for a
-        // job that faulted signalled without error).
-        if let Some(e @ ..=-1) = dstat.filter(|_| !self.shares_file) {
+        // other fence (seen about once in 100k calls, from a fork child and
+        // from a sibling thread, each time with handle 1 among the bind's
+        // sync objects: a bind that waited
+        // for a job that failed signalled without error). ferrite_bind's
+        // unusable-vm checks that property deterministically.
+        let alone = !self.shares_file && !self.sibling_threads;
+        if let Some(e @ ..=-1) = dstat.filter(|_| alone) {
             if b > 0 {
                 self.finding(
                     &format!(

@@ -757,6 +757,9 @@ pub struct Worker<'e> {
     /// Other processes use its files (the fork parent and its children):
     /// ids of explicit VMs and of queues may change under it unseen.
     pub shares_file: bool,
+    /// Other threads of its process use its files: their operations on
+    /// random handles may hit the sync objects it made for itself.
+    pub sibling_threads: bool,
     /// The process VM was reported unusable where it must not be (once).
     pvm_reported: bool,
 }
@@ -776,6 +779,7 @@ impl<'e> Worker<'e> {
             pid: std::process::id(),
             pvm_expendable: false,
             shares_file: false,
+            sibling_threads: false,
             pvm_reported: false,
         }
     }
