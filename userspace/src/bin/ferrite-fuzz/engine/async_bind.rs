@@ -393,9 +393,9 @@ impl Worker<'_> {
         // export), so that the bind waited for, or the export read, some
         // other fence (seen about once in 100k calls, from a fork child and
         // from a sibling thread, each time with handle 1 among the bind's
-        // sync objects: a bind that waited
-        // for a job that failed signalled without error). ferrite_bind's
-        // unusable-vm checks that property deterministically.
+        // sync objects: a bind that waited for a job that failed signalled
+        // without error). ferrite_bind's unusable-vm checks that property
+        // deterministically.
         let alone = !self.shares_file && !self.sibling_threads;
         if let Some(e @ ..=-1) = dstat.filter(|_| alone) {
             if b > 0 {
