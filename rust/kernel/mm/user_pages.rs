@@ -311,6 +311,8 @@ impl Drop for DmaPages {
 mod tests {
     use super::*;
     use crate::{
+        dma::DmaAddress,
+        faux,
         ffi::c_ulong,
         page::BorrowedPage,
         uaccess::{UserPtr, UserSlice},
@@ -477,5 +479,135 @@ mod tests {
             );
             Ok(())
         })
+    }
+
+    /// A faux device that does DMA. It has no IOMMU and no DMA offset: a DMA address is the
+    /// physical address of the memory the device accesses, the page itself or, with
+    /// `swiotlb=force`, its bounce buffer.
+    fn dma_device() -> Result<faux::Registration> {
+        let reg = faux::Registration::new(c"rust_mm_user_pages", None)?;
+        let dev: &Device<Bound> = reg.as_ref().as_ref();
+        let raw = dev.as_raw();
+        // SAFETY: the device is new and does no DMA yet; `dma_mask` points into the device, as
+        // bus code sets it up.
+        unsafe {
+            (*raw).coherent_dma_mask = u64::MAX;
+            (*raw).dma_mask = &raw mut (*raw).coherent_dma_mask;
+        }
+        Ok(reg)
+    }
+
+    /// Run `f` on the `len` bytes at DMA address `addr` as the device accesses them.
+    fn with_device_view<R>(addr: DmaAddress, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        // SAFETY: `addr` is the physical address of `len` bytes of RAM (see `dma_device`), which
+        // `memremap()` maps at its linear-map address.
+        let p = unsafe { bindings::memremap(addr, len, bindings::MEMREMAP_WB as c_ulong) };
+        assert!(!p.is_null());
+        // SAFETY: `p` maps `len` bytes, which only the test accesses meanwhile (the device
+        // "accesses" them through this view).
+        let r = f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) });
+        // SAFETY: mapped above.
+        unsafe { bindings::memunmap(p) };
+        r
+    }
+
+    /// The device writes `byte` into every segment of `sgt`.
+    fn device_fill(sgt: &SGTable, byte: u8) -> usize {
+        sgt.iter()
+            .map(|e| {
+                let len = e.dma_len() as usize;
+                with_device_view(e.dma_address(), len, |m| m.fill(byte));
+                len
+            })
+            .sum()
+    }
+
+    /// Whether the device reads `byte` everywhere in `sgt`.
+    fn device_sees(sgt: &SGTable, byte: u8) -> bool {
+        sgt.iter().all(|e| {
+            with_device_view(e.dma_address(), e.dma_len() as usize, |m| {
+                m.iter().all(|&b| b == byte)
+            })
+        })
+    }
+
+    /// `npages` writable pages of the test's address space filled with `byte`, and their DMA
+    /// mapping for `dev`.
+    fn mapped(
+        dev: &Device<Bound>,
+        npages: usize,
+        byte: u8,
+        skip_sync: bool,
+    ) -> Result<(usize, DmaPages)> {
+        let addr = map(npages, PROT_READ | PROT_WRITE)?;
+        fill(addr, npages * PAGE_SIZE, byte)?;
+        let pages = with_mm(|mm| UserPages::get(mm, addr, npages, Access::ReadWrite))?;
+        Ok((addr, pages.dma_map(dev, PAGE_SIZE as u32, skip_sync)?))
+    }
+
+    #[test]
+    fn dma_map_gives_the_device_every_page() -> Result {
+        let reg = dma_device()?;
+        let dev = reg.as_ref().as_ref();
+        let (_, dma) = mapped(dev, 4, 0x3c, false)?;
+        assert_eq!(dma.pages().len(), 4);
+        // No segment is longer than `max_segment`, and they cover the pages.
+        assert_eq!(dma.sgt().iter().count(), 4);
+        assert!(dma.sgt().iter().all(|e| e.dma_len() as usize == PAGE_SIZE));
+        // Mapped without `skip_cpu_sync`: the device owns them and sees what the CPU wrote.
+        assert!(device_sees(dma.sgt(), 0x3c));
+        Ok(())
+    }
+
+    #[test]
+    fn syncs_move_data_between_cpu_and_device() -> Result {
+        let reg = dma_device()?;
+        let dev = reg.as_ref().as_ref();
+        let (addr, dma) = mapped(dev, 2, 0, false)?;
+        assert_eq!(device_fill(dma.sgt(), 0xd5), 2 * PAGE_SIZE);
+        dma.sync_for_cpu();
+        assert!(user_bytes(addr, 2 * PAGE_SIZE)?.iter().all(|&b| b == 0xd5));
+        fill(addr, 2 * PAGE_SIZE, 0x6e)?;
+        dma.sync_for_device();
+        assert!(device_sees(dma.sgt(), 0x6e));
+        Ok(())
+    }
+
+    #[test]
+    fn unmap_syncs_only_device_owned_pages() -> Result {
+        let reg = dma_device()?;
+        let dev = reg.as_ref().as_ref();
+        // Owned by the device when unmapped: what it wrote reaches the pages.
+        let (addr, dma) = mapped(dev, 2, 0, false)?;
+        device_fill(dma.sgt(), 0x99);
+        drop(dma);
+        assert!(user_bytes(addr, 2 * PAGE_SIZE)?.iter().all(|&b| b == 0x99));
+        // Given back to the CPU, which wrote since: the unmap must not copy the device's data
+        // (a bounce buffer) over what the CPU wrote.
+        let (addr, dma) = mapped(dev, 2, 0, false)?;
+        device_fill(dma.sgt(), 0xd5);
+        dma.sync_for_cpu();
+        fill(addr, 2 * PAGE_SIZE, 0x42)?;
+        drop(dma);
+        assert!(user_bytes(addr, 2 * PAGE_SIZE)?.iter().all(|&b| b == 0x42));
+        Ok(())
+    }
+
+    #[test]
+    fn sgtable_syncs_transfer_ownership() -> Result {
+        let reg = dma_device()?;
+        let dev = reg.as_ref().as_ref();
+        // Mapped with `skip_cpu_sync`: the CPU owns the pages, and the unmap does not sync.
+        let (addr, dma) = mapped(dev, 3, 0x17, true)?;
+        let dir = DataDirection::Bidirectional;
+        // SAFETY: the table is mapped for `dev` in `dir`; the CPU does not touch the pages until
+        // the sync for the CPU.
+        unsafe { dma.sgt().dma_sync_for_device(dev, dir) };
+        assert!(device_sees(dma.sgt(), 0x17));
+        device_fill(dma.sgt(), 0x71);
+        // SAFETY: as above; the device is done.
+        unsafe { dma.sgt().dma_sync_for_cpu(dev, dir) };
+        assert!(user_bytes(addr, 3 * PAGE_SIZE)?.iter().all(|&b| b == 0x71));
+        Ok(())
     }
 }
