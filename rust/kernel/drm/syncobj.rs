@@ -77,7 +77,9 @@ impl Drop for SyncObj {
 }
 
 /// The fence of sync object `handle` of `file` at timeline point `point`
-/// (0 for a binary sync object); `ENOENT` if there is none (yet).
+/// (0 for a binary sync object): `ENOENT` if `handle` names no sync object,
+/// `EINVAL` if it has no fence at `point` (yet). A point already signalled
+/// and gone from the timeline gives a signalled fence.
 pub fn find_fence<T: DriverFile>(
     file: &drm::File<T>,
     handle: u32,
