@@ -142,20 +142,58 @@ impl Drop for MockFile {
     }
 }
 
-/// Run `f` with a registered DRM device of the fake driver and a file opened on it.
-fn with_file(f: impl FnOnce(&Device, &MockFile) -> Result) -> Result {
-    let faux = faux::Registration::new(c"rust_drm_kunit", None)?;
+/// How a test's device is set up.
+struct Setup {
+    /// The faux device's name (unique among the devices a test has at once).
+    name: &'static CStr,
+    /// Give the faux device a 64-bit DMA mask. It has no IOMMU and no DMA offset: a DMA address
+    /// is the physical address of the memory the device accesses (the pages, or bounce buffers
+    /// with `swiotlb=force`).
+    dma: bool,
+    /// Back the device's objects with a huge-page tmpfs mount (`huge=within_size`).
+    huge: bool,
+}
+
+const PLAIN: Setup = Setup {
+    name: c"rust_drm_kunit",
+    dma: false,
+    huge: false,
+};
+
+/// Run `f` with a registered DRM device of the fake driver set up as `setup` says, its parent
+/// (bound) device, and a file opened on it.
+fn with_device(
+    setup: Setup,
+    f: impl FnOnce(&Device, &device::Device<device::Bound>, &MockFile) -> Result,
+) -> Result {
+    let faux = faux::Registration::new(setup.name, None)?;
+    let parent: &device::Device<device::Bound> = faux.as_ref().as_ref();
+    if setup.dma {
+        let raw = parent.as_raw();
+        // SAFETY: the device is new and does no DMA yet; `dma_mask` points into the device, as
+        // bus code sets it up.
+        unsafe {
+            (*raw).coherent_dma_mask = u64::MAX;
+            (*raw).dma_mask = &raw mut (*raw).coherent_dma_mask;
+        }
+    }
     let unregistered =
         drm::UnregisteredDevice::<KunitDriver>::new(faux.as_ref(), try_pin_init!(KunitData {}))?;
+    if setup.huge {
+        unregistered.huge_mnt_create(c"within_size")?;
+    }
     // SAFETY: the registration is dropped at the end of this function, never forgotten.
-    let registration = unsafe {
-        drm::Registration::new::<Error>(faux.as_ref().as_ref(), unregistered, Ok(()), 0)?
-    };
+    let registration = unsafe { drm::Registration::new::<Error>(parent, unregistered, Ok(()), 0)? };
     let drm = registration.device();
     let file = MockFile::open(drm)?;
-    let result = f(drm, &file);
+    let result = f(drm, parent, &file);
     drop(file);
     result
+}
+
+/// Run `f` with a registered DRM device of the fake driver and a file opened on it.
+fn with_file(f: impl FnOnce(&Device, &MockFile) -> Result) -> Result {
+    with_device(PLAIN, |drm, _, file| f(drm, file))
 }
 
 /// A new shmem object of `size` bytes with a handle in `file`.
@@ -459,6 +497,165 @@ mod fdinfo_tests {
             assert!(has_line(&text, b"drm-total-memory:\t12 KiB"));
             assert!(has_line(&text, b"drm-resident-memory:\t8 KiB"));
             drop(map);
+            Ok(())
+        })
+    }
+}
+
+#[macros::kunit_tests(rust_drm_gem_prime)]
+mod prime_tests {
+    use super::*;
+    use crate::{
+        dma::DataDirection, drm::gem::IntoGEMObject, ffi::c_ulong, io::Io, scatterlist::SGTable,
+    };
+
+    const SIZE: usize = 4 * PAGE_SIZE;
+
+    /// Export the object of `handle` (see `gem_tests::export`).
+    fn export(drm: &Device, file: &File, handle: u32) -> Result<NonNull<bindings::dma_buf>> {
+        // SAFETY: `drm` is registered and `file` an open file of it.
+        let buf = from_err_ptr(unsafe {
+            bindings::drm_gem_prime_handle_to_dmabuf(drm.as_raw(), file.as_raw(), handle, 0)
+        })?;
+        NonNull::new(buf).ok_or(ENOMEM)
+    }
+
+    /// A dma-buf reference of ours, put when dropped.
+    struct DmaBuf(NonNull<bindings::dma_buf>);
+
+    impl Drop for DmaBuf {
+        fn drop(&mut self) {
+            // SAFETY: a reference of ours, given back once.
+            unsafe { bindings::dma_buf_put(self.0.as_ptr()) };
+        }
+    }
+
+    /// Run `f` on the `len` bytes at DMA address `addr` as the device accesses them (see
+    /// `Setup::dma`).
+    fn with_device_view<R>(addr: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        // SAFETY: `addr` is the physical address of `len` bytes of RAM, which `memremap()` maps
+        // at its linear-map address.
+        let p = unsafe { bindings::memremap(addr, len, bindings::MEMREMAP_WB as c_ulong) };
+        assert!(!p.is_null());
+        // SAFETY: `p` maps `len` bytes, which only the test accesses meanwhile.
+        let r = f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) });
+        // SAFETY: mapped above.
+        unsafe { bindings::memunmap(p) };
+        r
+    }
+
+    fn device_fill(sgt: &SGTable, byte: u8) {
+        for e in sgt.iter() {
+            with_device_view(e.dma_address(), e.dma_len() as usize, |m| m.fill(byte));
+        }
+    }
+
+    fn device_sees(sgt: &SGTable, byte: u8) -> bool {
+        sgt.iter().all(|e| {
+            with_device_view(e.dma_address(), e.dma_len() as usize, |m| {
+                m.iter().all(|&b| b == byte)
+            })
+        })
+    }
+
+    /// The mount of the shmem file behind `obj`.
+    fn mount_of(obj: &Object) -> *mut bindings::vfsmount {
+        // SAFETY: a shmem object has its shmem file from creation on; `f_path` is the member of
+        // the union that is read.
+        unsafe { (*(*obj.as_raw()).filp).__bindgen_anon_1.f_path.mnt }
+    }
+
+    #[test]
+    fn huge_mount_backs_the_objects() -> Result {
+        let huge = Setup {
+            huge: true,
+            ..PLAIN
+        };
+        with_device(huge, |drm, _, file| {
+            // SAFETY: `drm` is a valid device; the mount is set before registration.
+            let mnt = unsafe { (*drm.as_raw()).huge_mnt };
+            assert!(!mnt.is_null());
+            let (obj, _) = new_object(drm, file.drm_file(), 2 * 1024 * 1024, true)?;
+            assert_eq!(mount_of(&obj), mnt);
+            Ok(())
+        })?;
+        with_file(|drm, file| {
+            // SAFETY: as above.
+            assert!(unsafe { (*drm.as_raw()).huge_mnt }.is_null());
+            let (obj, _) = new_object(drm, file.drm_file(), 2 * 1024 * 1024, true)?;
+            assert!(!mount_of(&obj).is_null());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn import_from_another_device() -> Result {
+        let exporter = Setup {
+            name: c"rust_drm_kunit_exporter",
+            dma: true,
+            ..PLAIN
+        };
+        let importer = Setup {
+            name: c"rust_drm_kunit_importer",
+            dma: true,
+            ..PLAIN
+        };
+        with_device(exporter, |a, a_parent, a_file| {
+            let (obj, handle) = new_object(a, a_file.drm_file(), SIZE, true)?;
+            let buf = DmaBuf(export(a, a_file.drm_file(), handle)?);
+            with_device(importer, |b, b_parent, _| {
+                // SAFETY: `b` is a registered device, `buf` a dma-buf of ours.
+                let raw = from_err_ptr(unsafe {
+                    bindings::drm_gem_prime_import(b.as_raw(), buf.0.as_ptr())
+                })?;
+                // SAFETY: `raw` is an object of `b`'s driver, made by its import callback, of
+                // which we own the reference `drm_gem_prime_import()` returned.
+                let imported: ARef<Object> = unsafe {
+                    let obj = Object::from_raw(raw);
+                    let r = ARef::from(obj);
+                    bindings::drm_gem_object_put(raw);
+                    r
+                };
+                assert!(imported.is_imported());
+                assert!(!obj.is_imported());
+                assert_eq!(imported.size(), SIZE);
+                // The attachment's table, mapped by the exporter for `b`.
+                let sgt = imported.sg_table(b_parent)?;
+                let len: u64 = sgt.iter().map(|e| e.dma_len()).sum();
+                assert_eq!(len, SIZE as u64);
+                // Not for another device.
+                assert_eq!(imported.sg_table(a_parent).err(), Some(EINVAL));
+                Ok(())
+            })
+        })
+    }
+
+    #[test]
+    fn cpu_access_syncs_the_exporters_mapping() -> Result {
+        let setup = Setup { dma: true, ..PLAIN };
+        with_device(setup, |drm, parent, file| {
+            let (obj, handle) = new_object(drm, file.drm_file(), SIZE, true)?;
+            let map = obj.vmap::<SIZE>()?;
+            let sgt = obj.sg_table(parent)?;
+            let buf = DmaBuf(export(drm, file.drm_file(), handle)?);
+            // The device writes; DMA_BUF_IOCTL_SYNC's START gives the pages to the CPU.
+            device_fill(sgt, 0xd5);
+            // SAFETY: `buf` is a dma-buf of ours.
+            to_result(unsafe {
+                bindings::dma_buf_begin_cpu_access(buf.0.as_ptr(), DataDirection::FromDevice.into())
+            })?;
+            for i in 0..SIZE {
+                assert_eq!(map.try_read8(i)?, 0xd5);
+            }
+            // The CPU writes; END gives the pages back to the device.
+            for i in 0..SIZE {
+                map.try_write8(0x6e, i)?;
+            }
+            // SAFETY: as above.
+            to_result(unsafe {
+                bindings::dma_buf_end_cpu_access(buf.0.as_ptr(), DataDirection::ToDevice.into())
+            })?;
+            assert!(device_sees(sgt, 0x6e));
             Ok(())
         })
     }
