@@ -565,6 +565,11 @@ mod prime_tests {
         unsafe { (*(*obj.as_raw()).filp).__bindgen_anon_1.f_path.mnt }
     }
 
+    /// `r`, with a line saying which step failed if it did.
+    fn step<T>(what: &str, r: Result<T>) -> Result<T> {
+        r.inspect_err(|e| pr_err!("rust_drm_gem_prime: {} failed: {:?}\n", what, e))
+    }
+
     #[test]
     fn huge_mount_backs_the_objects() -> Result {
         let huge = Setup {
@@ -601,13 +606,12 @@ mod prime_tests {
             ..PLAIN
         };
         with_device(exporter, |a, a_parent, a_file| {
-            let (obj, handle) = new_object(a, a_file.drm_file(), SIZE, true)?;
-            let buf = DmaBuf(export(a, a_file.drm_file(), handle)?);
+            let (obj, handle) = step("object", new_object(a, a_file.drm_file(), SIZE, true))?;
+            let buf = DmaBuf(step("export", export(a, a_file.drm_file(), handle))?);
             with_device(importer, |b, b_parent, _| {
                 // SAFETY: `b` is a registered device, `buf` a dma-buf of ours.
-                let raw = from_err_ptr(unsafe {
-                    bindings::drm_gem_prime_import(b.as_raw(), buf.0.as_ptr())
-                })?;
+                let raw = unsafe { bindings::drm_gem_prime_import(b.as_raw(), buf.0.as_ptr()) };
+                let raw = step("import", from_err_ptr(raw))?;
                 // SAFETY: `raw` is an object of `b`'s driver, made by its import callback, of
                 // which we own the reference `drm_gem_prime_import()` returned.
                 let imported: ARef<Object> = unsafe {
@@ -620,7 +624,7 @@ mod prime_tests {
                 assert!(!obj.is_imported());
                 assert_eq!(imported.size(), SIZE);
                 // The attachment's table, mapped by the exporter for `b`.
-                let sgt = imported.sg_table(b_parent)?;
+                let sgt = step("sg_table", imported.sg_table(b_parent))?;
                 let len: u64 = sgt.iter().map(|e| e.dma_len()).sum();
                 assert_eq!(len, SIZE as u64);
                 // Not for another device.
