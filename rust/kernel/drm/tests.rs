@@ -29,8 +29,12 @@ use core::{
 /// The fake driver.
 struct KunitDriver;
 
+/// The fake driver's device data.
 #[pin_data]
-struct KunitData {}
+struct KunitData {
+    /// Whether the device imports dma-bufs of other devices.
+    imports: bool,
+}
 
 /// A client of the fake driver: its fdinfo has one engine key and the memory keys.
 struct KunitFile;
@@ -65,6 +69,22 @@ impl gem::DriverObject for KunitObject {
         exportable: bool,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(KunitObject { exportable })
+    }
+
+    fn import_args(
+        dev: &drm::Device<KunitDriver>,
+        size: usize,
+        sgt: &crate::scatterlist::SGTable,
+    ) -> Result<bool> {
+        if !dev.imports {
+            return Err(EPERM);
+        }
+        // The exporter's table covers the object.
+        let len: u64 = sgt.iter().map(|e| e.dma_len()).sum();
+        if len != size as u64 {
+            return Err(EINVAL);
+        }
+        Ok(true)
     }
 
     fn may_export(obj: &shmem::Object<Self>) -> Result {
@@ -152,12 +172,15 @@ struct Setup {
     dma: bool,
     /// Back the device's objects with a huge-page tmpfs mount (`huge=within_size`).
     huge: bool,
+    /// Import dma-bufs of other devices (the default of `import_args()` refuses).
+    imports: bool,
 }
 
 const PLAIN: Setup = Setup {
     name: c"rust_drm_kunit",
     dma: false,
     huge: false,
+    imports: false,
 };
 
 /// Run `f` with a registered DRM device of the fake driver set up as `setup` says, its parent
@@ -177,8 +200,12 @@ fn with_device(
             (*raw).dma_mask = &raw mut (*raw).coherent_dma_mask;
         }
     }
-    let unregistered =
-        drm::UnregisteredDevice::<KunitDriver>::new(faux.as_ref(), try_pin_init!(KunitData {}))?;
+    let unregistered = drm::UnregisteredDevice::<KunitDriver>::new(
+        faux.as_ref(),
+        try_pin_init!(KunitData {
+            imports: setup.imports,
+        }),
+    )?;
     if setup.huge {
         unregistered.huge_mnt_create(c"within_size")?;
     }
@@ -603,11 +630,24 @@ mod prime_tests {
         let importer = Setup {
             name: c"rust_drm_kunit_importer",
             dma: true,
+            imports: true,
+            ..PLAIN
+        };
+        let refuser = Setup {
+            name: c"rust_drm_kunit_refuser",
+            dma: true,
             ..PLAIN
         };
         with_device(exporter, |a, a_parent, a_file| {
             let (obj, handle) = step("object", new_object(a, a_file.drm_file(), SIZE, true))?;
             let buf = DmaBuf(step("export", export(a, a_file.drm_file(), handle))?);
+            // A driver that refuses imports: its `import_args()` error is the import's.
+            with_device(refuser, |c, _, _| {
+                // SAFETY: `c` is a registered device, `buf` a dma-buf of ours.
+                let raw = unsafe { bindings::drm_gem_prime_import(c.as_raw(), buf.0.as_ptr()) };
+                assert_eq!(from_err_ptr(raw).err(), Some(EPERM));
+                Ok(())
+            })?;
             with_device(importer, |b, b_parent, _| {
                 // SAFETY: `b` is a registered device, `buf` a dma-buf of ours.
                 let raw = unsafe { bindings::drm_gem_prime_import(b.as_raw(), buf.0.as_ptr()) };
