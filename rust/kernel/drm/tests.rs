@@ -17,6 +17,7 @@ use crate::{
     },
     error::{from_err_ptr, to_result},
     faux,
+    mm::user_pages::test_device::{device_fill, device_sees, enable_dma},
     page::PAGE_SIZE,
     prelude::*,
     sync::aref::ARef,
@@ -166,9 +167,7 @@ impl Drop for MockFile {
 struct Setup {
     /// The faux device's name (unique among the devices a test has at once).
     name: &'static CStr,
-    /// Give the faux device a 64-bit DMA mask. It has no IOMMU and no DMA offset: a DMA address
-    /// is the physical address of the memory the device accesses (the pages, or bounce buffers
-    /// with `swiotlb=force`).
+    /// Give the faux device a 64-bit DMA mask (`kernel::mm::user_pages::test_device`).
     dma: bool,
     /// Back the device's objects with a huge-page tmpfs mount (`huge=within_size`).
     huge: bool,
@@ -192,13 +191,8 @@ fn with_device(
     let faux = faux::Registration::new(setup.name, None)?;
     let parent: &device::Device<device::Bound> = faux.as_ref().as_ref();
     if setup.dma {
-        let raw = parent.as_raw();
-        // SAFETY: the device is new and does no DMA yet; `dma_mask` points into the device, as
-        // bus code sets it up.
-        unsafe {
-            (*raw).coherent_dma_mask = u64::MAX;
-            (*raw).dma_mask = &raw mut (*raw).coherent_dma_mask;
-        }
+        // SAFETY: the device is ours, new, and has done no DMA.
+        unsafe { enable_dma(parent) };
     }
     let unregistered = drm::UnregisteredDevice::<KunitDriver>::new(
         faux.as_ref(),
@@ -233,6 +227,31 @@ fn new_object(
     let obj = Object::new(drm, size, shmem::ObjectConfig::default(), exportable)?;
     let handle = obj.create_handle(file)?;
     Ok((obj, handle))
+}
+
+/// A dma-buf reference, put when dropped.
+///
+/// # Invariants
+///
+/// The pointer is a dma-buf on which we own one reference.
+struct DmaBuf(NonNull<bindings::dma_buf>);
+
+impl Drop for DmaBuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the reference (type invariant), given back once.
+        unsafe { bindings::dma_buf_put(self.0.as_ptr()) };
+    }
+}
+
+/// Export the object of `handle` as the DRM core does for `DRM_IOCTL_PRIME_HANDLE_TO_FD`,
+/// without making a file descriptor.
+fn export(drm: &Device, file: &File, handle: u32) -> Result<DmaBuf> {
+    // SAFETY: `drm` is registered and `file` an open file of it.
+    let buf = from_err_ptr(unsafe {
+        bindings::drm_gem_prime_handle_to_dmabuf(drm.as_raw(), file.as_raw(), handle, 0)
+    })?;
+    // INVARIANT: `drm_gem_prime_handle_to_dmabuf()` returned a new reference.
+    Ok(DmaBuf(NonNull::new(buf).ok_or(ENOMEM)?))
 }
 
 struct Timeline;
@@ -437,21 +456,6 @@ mod gem_tests {
         })
     }
 
-    /// Export the object of `handle` as the DRM core does for `DRM_IOCTL_PRIME_HANDLE_TO_FD`,
-    /// without making a file descriptor.
-    fn export(drm: &Device, file: &File, handle: u32) -> Result<NonNull<bindings::dma_buf>> {
-        // SAFETY: `drm` is registered and `file` an open file of it.
-        let buf = from_err_ptr(unsafe {
-            bindings::drm_gem_prime_handle_to_dmabuf(drm.as_raw(), file.as_raw(), handle, 0)
-        })?;
-        NonNull::new(buf).ok_or(ENOMEM)
-    }
-
-    fn put(buf: NonNull<bindings::dma_buf>) {
-        // SAFETY: a reference of ours from `export`, given back once.
-        unsafe { bindings::dma_buf_put(buf.as_ptr()) };
-    }
-
     #[test]
     fn may_export_refuses_and_allows() -> Result {
         with_file(|drm, file| {
@@ -464,9 +468,9 @@ mod gem_tests {
             let buf = export(drm, file, hs)?;
             // A second export reuses the object's dma-buf.
             let again = export(drm, file, hs)?;
-            assert_eq!(buf, again);
-            put(again);
-            put(buf);
+            assert_eq!(buf.0, again.0);
+            drop(again);
+            drop(buf);
             assert_eq!(export(drm, file, hs + 100).err(), Some(ENOENT));
             Ok(())
         })
@@ -532,58 +536,9 @@ mod fdinfo_tests {
 #[macros::kunit_tests(rust_drm_gem_prime)]
 mod prime_tests {
     use super::*;
-    use crate::{
-        dma::DataDirection, drm::gem::IntoGEMObject, ffi::c_ulong, io::Io, scatterlist::SGTable,
-    };
+    use crate::{dma::DataDirection, drm::gem::IntoGEMObject, io::Io};
 
     const SIZE: usize = 4 * PAGE_SIZE;
-
-    /// Export the object of `handle` (see `gem_tests::export`).
-    fn export(drm: &Device, file: &File, handle: u32) -> Result<NonNull<bindings::dma_buf>> {
-        // SAFETY: `drm` is registered and `file` an open file of it.
-        let buf = from_err_ptr(unsafe {
-            bindings::drm_gem_prime_handle_to_dmabuf(drm.as_raw(), file.as_raw(), handle, 0)
-        })?;
-        NonNull::new(buf).ok_or(ENOMEM)
-    }
-
-    /// A dma-buf reference of ours, put when dropped.
-    struct DmaBuf(NonNull<bindings::dma_buf>);
-
-    impl Drop for DmaBuf {
-        fn drop(&mut self) {
-            // SAFETY: a reference of ours, given back once.
-            unsafe { bindings::dma_buf_put(self.0.as_ptr()) };
-        }
-    }
-
-    /// Run `f` on the `len` bytes at DMA address `addr` as the device accesses them (see
-    /// `Setup::dma`).
-    fn with_device_view<R>(addr: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        // SAFETY: `addr` is the physical address of `len` bytes of RAM, which `memremap()` maps
-        // at its linear-map address.
-        let p = unsafe { bindings::memremap(addr, len, bindings::MEMREMAP_WB as c_ulong) };
-        assert!(!p.is_null());
-        // SAFETY: `p` maps `len` bytes, which only the test accesses meanwhile.
-        let r = f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) });
-        // SAFETY: mapped above.
-        unsafe { bindings::memunmap(p) };
-        r
-    }
-
-    fn device_fill(sgt: &SGTable, byte: u8) {
-        for e in sgt.iter() {
-            with_device_view(e.dma_address(), e.dma_len() as usize, |m| m.fill(byte));
-        }
-    }
-
-    fn device_sees(sgt: &SGTable, byte: u8) -> bool {
-        sgt.iter().all(|e| {
-            with_device_view(e.dma_address(), e.dma_len() as usize, |m| {
-                m.iter().all(|&b| b == byte)
-            })
-        })
-    }
 
     /// The mount of the shmem file behind `obj`.
     fn mount_of(obj: &Object) -> *mut bindings::vfsmount {
@@ -640,7 +595,7 @@ mod prime_tests {
         };
         with_device(exporter, |a, a_parent, a_file| {
             let (obj, handle) = step("object", new_object(a, a_file.drm_file(), SIZE, true))?;
-            let buf = DmaBuf(step("export", export(a, a_file.drm_file(), handle))?);
+            let buf = step("export", export(a, a_file.drm_file(), handle))?;
             // A driver that refuses imports: its `import_args()` error is the import's.
             with_device(refuser, |c, _, _| {
                 // SAFETY: `c` is a registered device, `buf` a dma-buf of ours.
@@ -681,7 +636,7 @@ mod prime_tests {
             let (obj, handle) = new_object(drm, file.drm_file(), SIZE, true)?;
             let map = obj.vmap::<SIZE>()?;
             let sgt = obj.sg_table(parent)?;
-            let buf = DmaBuf(export(drm, file.drm_file(), handle)?);
+            let buf = export(drm, file.drm_file(), handle)?;
             // The device writes; DMA_BUF_IOCTL_SYNC's START gives the pages to the CPU.
             device_fill(sgt, 0xd5);
             // SAFETY: `buf` is a dma-buf of ours.

@@ -307,11 +307,79 @@ impl Drop for DmaPages {
     }
 }
 
+/// Helpers for KUnit tests of DMA mappings: a faux device that does DMA, and what it sees.
+///
+/// The device has no IOMMU and no DMA offset, so a DMA address is the physical address of the
+/// memory the device accesses: the pages themselves or, with `swiotlb=force`, their bounce
+/// buffers. A test plays the device by reading and writing there through `memremap()`.
+#[cfg(CONFIG_KUNIT = "y")]
+pub(crate) mod test_device {
+    use crate::{
+        bindings,
+        device::{Bound, Device},
+        dma::DmaAddress,
+        ffi::c_ulong,
+        scatterlist::SGTable,
+    };
+
+    /// Give `dev` a 64-bit DMA mask.
+    ///
+    /// # Safety
+    ///
+    /// `dev` is a device of the caller's (a faux device, say) that no bus code sets up for DMA
+    /// and that has done no DMA yet.
+    pub(crate) unsafe fn enable_dma(dev: &Device<Bound>) {
+        let raw = dev.as_raw();
+        // SAFETY: by the caller's guarantee nothing else sets or uses the masks; `dma_mask`
+        // points into the device, as bus code sets it up.
+        unsafe {
+            (*raw).coherent_dma_mask = u64::MAX;
+            (*raw).dma_mask = &raw mut (*raw).coherent_dma_mask;
+        }
+    }
+
+    /// Run `f` on the `len` bytes at DMA address `addr` as the device accesses them.
+    fn with_view<R>(addr: DmaAddress, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        // SAFETY: `addr` is the physical address of `len` bytes of RAM (see above), which
+        // `memremap()` maps at its linear-map address.
+        let p = unsafe { bindings::memremap(addr, len, bindings::MEMREMAP_WB as c_ulong) };
+        assert!(!p.is_null());
+        // SAFETY: `p` maps `len` bytes, which only the test accesses meanwhile (the device
+        // "accesses" them through this view).
+        let r = f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) });
+        // SAFETY: mapped above.
+        unsafe { bindings::memunmap(p) };
+        r
+    }
+
+    /// The device writes `byte` into every segment of `sgt`; returns how many bytes.
+    pub(crate) fn device_fill(sgt: &SGTable, byte: u8) -> usize {
+        sgt.iter()
+            .map(|e| {
+                let len = e.dma_len() as usize;
+                with_view(e.dma_address(), len, |m| m.fill(byte));
+                len
+            })
+            .sum()
+    }
+
+    /// Whether the device reads `byte` everywhere in `sgt`.
+    pub(crate) fn device_sees(sgt: &SGTable, byte: u8) -> bool {
+        sgt.iter().all(|e| {
+            with_view(e.dma_address(), e.dma_len() as usize, |m| {
+                m.iter().all(|&b| b == byte)
+            })
+        })
+    }
+}
+
 #[macros::kunit_tests(rust_mm_user_pages)]
 mod tests {
-    use super::*;
+    use super::{
+        test_device::{device_fill, device_sees, enable_dma},
+        *,
+    };
     use crate::{
-        dma::DmaAddress,
         faux,
         ffi::c_ulong,
         page::BorrowedPage,
@@ -481,54 +549,12 @@ mod tests {
         })
     }
 
-    /// A faux device that does DMA. It has no IOMMU and no DMA offset: a DMA address is the
-    /// physical address of the memory the device accesses, the page itself or, with
-    /// `swiotlb=force`, its bounce buffer.
+    /// A faux device that does DMA (see `test_device`).
     fn dma_device() -> Result<faux::Registration> {
         let reg = faux::Registration::new(c"rust_mm_user_pages", None)?;
-        let dev: &Device<Bound> = reg.as_ref().as_ref();
-        let raw = dev.as_raw();
-        // SAFETY: the device is new and does no DMA yet; `dma_mask` points into the device, as
-        // bus code sets it up.
-        unsafe {
-            (*raw).coherent_dma_mask = u64::MAX;
-            (*raw).dma_mask = &raw mut (*raw).coherent_dma_mask;
-        }
+        // SAFETY: the device is ours, new, and has done no DMA.
+        unsafe { enable_dma(reg.as_ref().as_ref()) };
         Ok(reg)
-    }
-
-    /// Run `f` on the `len` bytes at DMA address `addr` as the device accesses them.
-    fn with_device_view<R>(addr: DmaAddress, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        // SAFETY: `addr` is the physical address of `len` bytes of RAM (see `dma_device`), which
-        // `memremap()` maps at its linear-map address.
-        let p = unsafe { bindings::memremap(addr, len, bindings::MEMREMAP_WB as c_ulong) };
-        assert!(!p.is_null());
-        // SAFETY: `p` maps `len` bytes, which only the test accesses meanwhile (the device
-        // "accesses" them through this view).
-        let r = f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) });
-        // SAFETY: mapped above.
-        unsafe { bindings::memunmap(p) };
-        r
-    }
-
-    /// The device writes `byte` into every segment of `sgt`.
-    fn device_fill(sgt: &SGTable, byte: u8) -> usize {
-        sgt.iter()
-            .map(|e| {
-                let len = e.dma_len() as usize;
-                with_device_view(e.dma_address(), len, |m| m.fill(byte));
-                len
-            })
-            .sum()
-    }
-
-    /// Whether the device reads `byte` everywhere in `sgt`.
-    fn device_sees(sgt: &SGTable, byte: u8) -> bool {
-        sgt.iter().all(|e| {
-            with_device_view(e.dma_address(), e.dma_len() as usize, |m| {
-                m.iter().all(|&b| b == byte)
-            })
-        })
     }
 
     /// `npages` writable pages of the test's address space filled with `byte`, and their DMA
