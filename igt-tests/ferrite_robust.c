@@ -199,6 +199,47 @@ static void test_remove_while_busy(void)
 	close(fd2);
 }
 
+/* Removing the PCI device while a userptr is bound and a job has written
+ * it: the pages' DMA mapping goes with the device (the debug kernel's
+ * DMA-API debug reports mappings a driver leaves behind at unbind), what
+ * the job wrote stays in the process's memory, and the file closes
+ * cleanly afterwards. */
+static void test_remove_with_userptr(void)
+{
+	int fd = fdev_open_or_skip(1), fd2;
+	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0);
+	size_t len = 16 * FX_PAGE;
+	volatile uint64_t *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	struct drm_ferrite_vm_create vc = { 0 };
+	struct fx_cmd c = { 0 };
+
+	ftest_assert(mem != MAP_FAILED);
+	fdev_sysfs_dir(fd, dir, sizeof(dir));
+	mem[0] = 1;
+	ftest_assert_ok(fx_bind_user(fd, vm, mem, len, 0));
+	for (int i = 0; i < 16; i++)
+		fx_write64(&c, (uintptr_t)&mem[i * FX_PAGE / 8], 0xfe000 + i, 0);
+	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(4), &c), 1);
+	snprintf(path, sizeof(path), "%s/remove", dir);
+	sysfs_write(path, "1");
+	for (int i = 0; i < 16; i++)
+		ftest_assert_eq_u64(mem[i * FX_PAGE / 8], 0xfe000 + i);
+	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_CREATE, &vc), ENODEV);
+	close(fd);
+	for (int i = 0; i < 16; i++)
+		ftest_assert_eq_u64(mem[i * FX_PAGE / 8], 0xfe000 + i);
+	munmap((void *)mem, len);
+
+	sysfs_write("/sys/bus/pci/rescan", "1");
+	fd2 = -1;
+	for (int i = 0; i < 100 && (fd2 = fdev_open_render(1)) < 0; i++)
+		usleep(100000);
+	ftest_assert(fd2 >= 0);
+	close(fd2);
+}
+
 static void write_file(const char *path, const char *v)
 {
 	int f = open(path, O_WRONLY | O_CLOEXEC);
@@ -511,4 +552,5 @@ FTEST_MAIN(
 	{ "memory-pressure", test_memory_pressure, "binding twice the guest's memory: ENOMEM, no OOM kill, nothing leaked" },
 	{ "model-killed", test_model_killed, "GPU 1's device process killed under a hung job: -ENODEV, files close" },
 	{ "remove-while-busy", test_remove_while_busy, "PCI remove during a hung job: -ENODEV, no hang, rescan works" },
+	{ "remove-with-userptr", test_remove_with_userptr, "PCI remove with a userptr bound and written: its DMA mapping goes with the device, the data stays" },
 )
