@@ -53,6 +53,7 @@ use kernel::{
         Bound,
         Device, //
     },
+    devres::Devres,
     dma_resv::Usage,
     mm::{
         mmu_notifier::{
@@ -90,9 +91,14 @@ const WAIT_JOBS_MS: i64 = 2000;
 
 /// A userptr's pages as its GPU page-table entries map them, and whether
 /// the device owns them.
+///
+/// The DMA mapping belongs to the device's binding, not to the files that
+/// hold the range: a device unbound while a file still holds a userptr
+/// (PCI remove) unmaps the pages then ([`Devres`]), and whoever drops the
+/// range later finds nothing left to unmap.
 #[pin_data]
 pub(crate) struct Mapped {
-    pages: DmaPages,
+    pages: Devres<DmaPages>,
     /// Submitted jobs that may use the pages and have not ended: the
     /// device owns the pages while this is not zero.
     #[pin]
@@ -100,7 +106,8 @@ pub(crate) struct Mapped {
 }
 
 impl Mapped {
-    fn new(pages: DmaPages) -> Result<Arc<Self>> {
+    fn new(dev: &Device<Bound>, pages: DmaPages) -> Result<Arc<Self>> {
+        let pages = Devres::new(dev, pages)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 pages,
@@ -110,9 +117,10 @@ impl Mapped {
         )
     }
 
-    /// The DMA-mapped table.
-    pub(crate) fn sgt(&self) -> &SGTable {
-        self.pages.sgt()
+    /// Run `f` on the DMA-mapped table; `None` once the device is unbound
+    /// (the table is gone with it).
+    pub(crate) fn with_sgt<R>(&self, f: impl FnOnce(&SGTable) -> R) -> Option<R> {
+        self.pages.try_access_with(|p| f(p.sgt()))
     }
 
     /// A job that may use the pages was submitted: the first one takes
@@ -120,7 +128,8 @@ impl Mapped {
     fn get(&self) {
         let mut n = self.device_jobs.lock();
         if *n == 0 {
-            self.pages.sync_for_device();
+            // Nothing to hand over once the device is unbound.
+            let _ = self.pages.try_access_with(|p| p.sync_for_device());
         }
         *n += 1;
     }
@@ -130,7 +139,8 @@ impl Mapped {
         let mut n = self.device_jobs.lock();
         *n = n.saturating_sub(1);
         if *n == 0 {
-            self.pages.sync_for_cpu();
+            // Synced by the unmap if the device was unbound meanwhile.
+            let _ = self.pages.try_access_with(|p| p.sync_for_cpu());
         }
     }
 }
@@ -292,5 +302,5 @@ pub(crate) fn fetch(
     drop(mm);
     // Cache maintenance is left to the first job (map first, flush later).
     let dma = pages.dma_map(dev, max_segment, true)?;
-    Ok((Mapped::new(dma)?, seq))
+    Ok((Mapped::new(dev, dma)?, seq))
 }

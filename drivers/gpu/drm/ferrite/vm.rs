@@ -1396,7 +1396,7 @@ impl Vm {
                         live.before_change();
                         let r = u.data();
                         // The range was mapped with this table's plan.
-                        let _ = unmap_plan(pt, p.sgt(), r.va, r.len);
+                        let _ = p.with_sgt(|sgt| unmap_plan(pt, sgt, r.va, r.len));
                     }
                 }
             });
@@ -1477,7 +1477,7 @@ impl Vm {
                     let _ = self.pt.try_access_with(|pt| {
                         live.before_change();
                         // The range was mapped with this table's plan.
-                        let _ = unmap_plan(pt, old.sgt(), r.va, r.len);
+                        let _ = old.with_sgt(|sgt| unmap_plan(pt, sgt, r.va, r.len));
                     });
                     ((), Some((r.va, r.end())))
                 });
@@ -1493,7 +1493,9 @@ impl Vm {
                     .try_access_with(|pt| {
                         // io-pgtable may free tables while mapping.
                         live.before_change();
-                        map_plan(pt, pages.sgt(), r.va, r.len, r.prot)
+                        pages
+                            .with_sgt(|sgt| map_plan(pt, sgt, r.va, r.len, r.prot))
+                            .unwrap_or(Err(ENODEV))
                     })
                     .unwrap_or(Err(ENODEV));
                 match ret {
