@@ -138,6 +138,29 @@ static void sysfs_write(const char *path, const char *v)
 	close(f);
 }
 
+/* Remove the PCI device of the GPU `fd` is open on, through sysfs. */
+static void remove_device(int fd)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+
+	fdev_sysfs_dir(fd, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/remove", dir);
+	sysfs_write(path, "1");
+}
+
+/* Rescan the PCI bus and open GPU `index`'s render node when it is back
+ * (waiting up to 10 s). */
+static int rescan_and_open(int index)
+{
+	int fd = -1;
+
+	sysfs_write("/sys/bus/pci/rescan", "1");
+	for (int i = 0; i < 100 && (fd = fdev_open_render(index)) < 0; i++)
+		usleep(100000);
+	ftest_assert(fd >= 0);
+	return fd;
+}
+
 /* Removing the PCI device while a job hangs and a process waits for it:
  * the wait ends with -ENODEV instead of hanging, ioctls fail with -ENODEV,
  * the file can still be closed, and a rescan brings the GPU back. */
@@ -146,7 +169,6 @@ static void test_remove_while_busy(void)
 	int fd = fdev_open_or_skip(1), fd2;
 	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 60000), m = fx_bo(fd, FX_PAGE);
 	uint32_t so = fx_syncobj(fd);
-	char dir[PATH_MAX], path[PATH_MAX + 16];
 	struct fx_cmd c = { 0 };
 	struct drm_ferrite_vm_create vc = { 0 };
 	struct drm_syncobj_handle e = {
@@ -154,7 +176,6 @@ static void test_remove_while_busy(void)
 	};
 	pid_t pid;
 
-	fdev_sysfs_dir(fd, dir, sizeof(dir));
 	fx_map(fd, vm, m, FX_VA(3), FX_PAGE);
 	fx_wait(&c, FX_VA(3), 1); /* hangs until the device goes */
 	fx_cmdbuf(fd, vm, FX_VA(4), &c);
@@ -174,18 +195,13 @@ static void test_remove_while_busy(void)
 	}
 	ftest_assert(pid > 0);
 	usleep(200000);
-	snprintf(path, sizeof(path), "%s/remove", dir);
-	sysfs_write(path, "1");
+	remove_device(fd);
 	fx_reap(pid);
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_CREATE, &vc), ENODEV);
 	close(e.fd);
 	close(fd);
 
-	sysfs_write("/sys/bus/pci/rescan", "1");
-	fd2 = -1;
-	for (int i = 0; i < 100 && (fd2 = fdev_open_render(1)) < 0; i++)
-		usleep(100000);
-	ftest_assert(fd2 >= 0);
+	fd2 = rescan_and_open(1);
 	{
 		uint32_t vm2 = fx_vm(fd2), q2 = fx_queue(fd2, vm2, 0), m2 = fx_bo(fd2, FX_PAGE);
 		volatile uint64_t *p2 = fx_mmap(fd2, m2, FX_PAGE);
@@ -206,24 +222,21 @@ static void test_remove_while_busy(void)
  * cleanly afterwards. */
 static void test_remove_with_userptr(void)
 {
-	int fd = fdev_open_or_skip(1), fd2;
+	int fd = fdev_open_or_skip(1);
 	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0);
 	size_t len = 16 * FX_PAGE;
 	volatile uint64_t *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char dir[PATH_MAX], path[PATH_MAX + 16];
 	struct drm_ferrite_vm_create vc = { 0 };
 	struct fx_cmd c = { 0 };
 
 	ftest_assert(mem != MAP_FAILED);
-	fdev_sysfs_dir(fd, dir, sizeof(dir));
 	mem[0] = 1;
 	ftest_assert_ok(fx_bind_user(fd, vm, mem, len, 0));
 	for (int i = 0; i < 16; i++)
 		fx_write64(&c, (uintptr_t)&mem[i * FX_PAGE / 8], 0xfe000 + i, 0);
 	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(4), &c), 1);
-	snprintf(path, sizeof(path), "%s/remove", dir);
-	sysfs_write(path, "1");
+	remove_device(fd);
 	for (int i = 0; i < 16; i++)
 		ftest_assert_eq_u64(mem[i * FX_PAGE / 8], 0xfe000 + i);
 	ftest_assert_errno(ioctl(fd, DRM_IOCTL_FERRITE_VM_CREATE, &vc), ENODEV);
@@ -232,12 +245,7 @@ static void test_remove_with_userptr(void)
 		ftest_assert_eq_u64(mem[i * FX_PAGE / 8], 0xfe000 + i);
 	munmap((void *)mem, len);
 
-	sysfs_write("/sys/bus/pci/rescan", "1");
-	fd2 = -1;
-	for (int i = 0; i < 100 && (fd2 = fdev_open_render(1)) < 0; i++)
-		usleep(100000);
-	ftest_assert(fd2 >= 0);
-	close(fd2);
+	close(rescan_and_open(1));
 }
 
 static void write_file(const char *path, const char *v)

@@ -17,7 +17,7 @@ use crate::{
     },
     error::{from_err_ptr, to_result},
     faux,
-    mm::user_pages::test_device::{device_fill, device_sees, enable_dma},
+    mm::user_pages::test_support::{device_fill, device_sees, enable_dma},
     page::PAGE_SIZE,
     prelude::*,
     sync::aref::ARef,
@@ -167,7 +167,7 @@ impl Drop for MockFile {
 struct Setup {
     /// The faux device's name (unique among the devices a test has at once).
     name: &'static CStr,
-    /// Give the faux device a 64-bit DMA mask (`kernel::mm::user_pages::test_device`).
+    /// Give the faux device a 64-bit DMA mask (`kernel::mm::user_pages::test_support`).
     dma: bool,
     /// Back the device's objects with a huge-page tmpfs mount (`huge=within_size`).
     huge: bool,

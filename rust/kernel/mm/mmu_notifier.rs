@@ -191,48 +191,14 @@ impl<T: IntervalNotifierOps> PinnedDrop for IntervalNotifier<T> {
 mod tests {
     use super::*;
     use crate::{
-        ffi::c_ulong,
+        mm::user_pages::test_support::{self, unmap, PROT_READ, PROT_WRITE},
         page::PAGE_SIZE,
         sync::{new_spinlock, Arc, SpinLock},
     };
 
-    // `include/uapi/asm-generic/mman-common.h`.
-    const PROT_READ: c_ulong = 0x1;
-    const PROT_WRITE: c_ulong = 0x2;
-    const MAP_PRIVATE: c_ulong = 0x02;
-    const MAP_ANONYMOUS: c_ulong = 0x20;
-
-    /// Map `npages` pages of anonymous, writable memory into the test's address space, which
-    /// KUnit creates for the test thread and tears down at the end of the test.
+    /// Map `npages` pages of anonymous, writable memory into the test's address space.
     fn map(npages: usize) -> Result<usize> {
-        // SAFETY: no precondition; it returns NULL outside a KUnit test.
-        let test = unsafe { bindings::kunit_get_current_test() };
-        if test.is_null() {
-            return Err(EINVAL);
-        }
-        // SAFETY: `test` is the running test; a NULL file and these flags map anonymous memory.
-        let addr = unsafe {
-            bindings::kunit_vm_mmap(
-                test,
-                core::ptr::null_mut(),
-                0,
-                npages * PAGE_SIZE,
-                PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS,
-                0,
-            )
-        };
-        // `vm_mmap` returns an error as a negative address, which `kunit_vm_mmap` passes on.
-        if addr == 0 || addr > usize::MAX - bindings::MAX_ERRNO as usize {
-            return Err(ENOMEM);
-        }
-        Ok(addr)
-    }
-
-    /// Unmap `[start, start + len)` of the test's address space.
-    fn unmap(start: usize, len: usize) -> Result {
-        // SAFETY: the tests only unmap their own mappings, which nothing else uses.
-        to_result(unsafe { bindings::vm_munmap(start, len) })
+        test_support::map(npages, PROT_READ | PROT_WRITE)
     }
 
     /// What a notifier's callback saw.

@@ -307,20 +307,65 @@ impl Drop for DmaPages {
     }
 }
 
-/// Helpers for KUnit tests of DMA mappings: a faux device that does DMA, and what it sees.
+/// Helpers for KUnit tests of user memory and its DMA mappings.
 ///
-/// The device has no IOMMU and no DMA offset, so a DMA address is the physical address of the
-/// memory the device accesses: the pages themselves or, with `swiotlb=force`, their bounce
-/// buffers. A test plays the device by reading and writing there through `memremap()`.
+/// User memory: anonymous mappings in the address space KUnit gives the test thread.
+///
+/// DMA: a faux device that does DMA, and what it sees. The device has no IOMMU and no DMA offset,
+/// so a DMA address is the physical address of the memory the device accesses: the pages
+/// themselves or, with `swiotlb=force`, their bounce buffers. A test plays the device by reading
+/// and writing there through `memremap()`.
 #[cfg(CONFIG_KUNIT = "y")]
-pub(crate) mod test_device {
+pub(crate) mod test_support {
     use crate::{
         bindings,
         device::{Bound, Device},
         dma::DmaAddress,
+        error::to_result,
         ffi::c_ulong,
+        page::PAGE_SIZE,
+        prelude::*,
         scatterlist::SGTable,
     };
+
+    // `include/uapi/asm-generic/mman-common.h`.
+    pub(crate) const PROT_READ: c_ulong = 0x1;
+    pub(crate) const PROT_WRITE: c_ulong = 0x2;
+    const MAP_PRIVATE: c_ulong = 0x02;
+    const MAP_ANONYMOUS: c_ulong = 0x20;
+
+    /// Map `npages` pages of anonymous memory with the protection `prot` into the test's address
+    /// space, which KUnit creates for the test thread and tears down at the end of the test.
+    pub(crate) fn map(npages: usize, prot: c_ulong) -> Result<usize> {
+        // SAFETY: no precondition; it returns NULL outside a KUnit test.
+        let test = unsafe { bindings::kunit_get_current_test() };
+        if test.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `test` is the running test; a NULL file and these flags map anonymous memory.
+        let addr = unsafe {
+            bindings::kunit_vm_mmap(
+                test,
+                core::ptr::null_mut(),
+                0,
+                npages * PAGE_SIZE,
+                prot,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                0,
+            )
+        };
+        // `vm_mmap` returns an error as a negative address, which `kunit_vm_mmap` passes on.
+        if addr == 0 || addr > usize::MAX - bindings::MAX_ERRNO as usize {
+            return Err(ENOMEM);
+        }
+        Ok(addr)
+    }
+
+    /// Unmap `[start, start + len)` of the test's address space.
+    pub(crate) fn unmap(start: usize, len: usize) -> Result {
+        // SAFETY: the tests only unmap their own mappings, which nothing else uses.
+        to_result(unsafe { bindings::vm_munmap(start, len) })
+    }
 
     /// Give `dev` a 64-bit DMA mask.
     ///
@@ -376,49 +421,15 @@ pub(crate) mod test_device {
 #[macros::kunit_tests(rust_mm_user_pages)]
 mod tests {
     use super::{
-        test_device::{device_fill, device_sees, enable_dma},
+        test_support::{device_fill, device_sees, enable_dma, map, unmap, PROT_READ, PROT_WRITE},
         *,
     };
     use crate::{
         faux,
-        ffi::c_ulong,
         page::BorrowedPage,
         uaccess::{UserPtr, UserSlice},
     };
     use core::ptr::NonNull;
-
-    // `include/uapi/asm-generic/mman-common.h`.
-    const PROT_READ: c_ulong = 0x1;
-    const PROT_WRITE: c_ulong = 0x2;
-    const MAP_PRIVATE: c_ulong = 0x02;
-    const MAP_ANONYMOUS: c_ulong = 0x20;
-
-    /// Map `npages` pages of anonymous memory with the protection `prot` into the test's address
-    /// space, which KUnit creates for the test thread and tears down at the end of the test.
-    fn map(npages: usize, prot: c_ulong) -> Result<usize> {
-        // SAFETY: no precondition; it returns NULL outside a KUnit test.
-        let test = unsafe { bindings::kunit_get_current_test() };
-        if test.is_null() {
-            return Err(EINVAL);
-        }
-        // SAFETY: `test` is the running test; a NULL file and these flags map anonymous memory.
-        let addr = unsafe {
-            bindings::kunit_vm_mmap(
-                test,
-                core::ptr::null_mut(),
-                0,
-                npages * PAGE_SIZE,
-                prot,
-                MAP_PRIVATE | MAP_ANONYMOUS,
-                0,
-            )
-        };
-        // `vm_mmap` returns an error as a negative address, which `kunit_vm_mmap` passes on.
-        if addr == 0 || addr > usize::MAX - bindings::MAX_ERRNO as usize {
-            return Err(ENOMEM);
-        }
-        Ok(addr)
-    }
 
     /// Fill the `len` bytes at the user address `addr` with `byte`, as `copy_to_user()` does.
     fn fill(addr: usize, len: usize, byte: u8) -> Result {
@@ -526,8 +537,7 @@ mod tests {
     fn unmapped_pages_fail() -> Result {
         let addr = map(4, PROT_READ | PROT_WRITE)?;
         fill(addr, 4 * PAGE_SIZE, 0x11)?;
-        // SAFETY: the last two pages of the test's own mapping, which nothing else uses.
-        to_result(unsafe { bindings::vm_munmap(addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE) })?;
+        unmap(addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE)?;
         with_mm(|mm| {
             // The first two pages are found, the third is not: the lookup fails (and gives the
             // references it took back).
@@ -549,7 +559,7 @@ mod tests {
         })
     }
 
-    /// A faux device that does DMA (see `test_device`).
+    /// A faux device that does DMA (see `test_support`).
     fn dma_device() -> Result<faux::Registration> {
         let reg = faux::Registration::new(c"rust_mm_user_pages", None)?;
         // SAFETY: the device is ours, new, and has done no DMA.
