@@ -38,6 +38,38 @@ extern "C" {
  *   created them; a destroyed object's id is given to the next object
  *   created (the lowest free id).
  *
+ * Two page sizes matter, and they may differ. The *GPU page* is the
+ * granule of the GPU MMU: 4096 bytes, always (AArch64 LPAE with a 4 KiB
+ * granule). The *CPU page* is the kernel's PAGE_SIZE: 4096 bytes on
+ * x86-64, 4096, 16384 or 65536 bytes on arm64. Memory reaches the GPU in
+ * CPU pages (shmem pages, the pages of a userptr, mmap()), so every size,
+ * offset and address that names memory is a multiple of the CPU page,
+ * which is never smaller than the GPU page; the GPU page shows only where
+ * the device itself works at that granule. DRM_FERRITE_DEV_QUERY_MMU
+ * reports both (&drm_ferrite_mmu_info.cpu_page_size and
+ * &drm_ferrite_mmu_info.gpu_page_size, since 0.6) and their maximum
+ * (&drm_ferrite_mmu_info.bind_alignment, since 0.3); userspace built for
+ * older kernels uses sysconf(_SC_PAGESIZE). In detail:
+ *
+ * - CPU page: GEM_CREATE rounds &drm_ferrite_gem_create.size up to it (the
+ *   size GEM_CREATE and BO_QUERY_INFO return is the rounded one); a
+ *   GEM_MMAP_OFFSET offset is a multiple of it, and mmap() maps whole CPU
+ *   pages (its offset into the BO is a multiple of the CPU page, as for
+ *   every mmap()); the size of an imported dma-buf is a multiple of it
+ *   (the kernel's rule for every dma-buf).
+ * - bind_alignment (the CPU page): every VM_BIND operation's @va, @size
+ *   and @bo_offset (&struct drm_ferrite_vm_bind_op): BO maps, userptrs
+ *   (whose @va is a CPU address), NULL ranges and UNMAPs alike. A
+ *   misaligned one fails with -EINVAL, whatever the operation.
+ * - GPU page: the smallest page of &drm_ferrite_mmu_info.page_sizes
+ *   (bit 12); the pieces of an imported dma-buf, as its exporter mapped
+ *   them for this device, must be aligned to it (-EINVAL otherwise); a
+ *   fault address (&drm_ferrite_queue_get_state.fault_addr) is to the byte,
+ *   or the start of the GPU page the device could not translate.
+ * - Neither: SUBMIT's command buffer (&drm_ferrite_submit.cmd_va) is
+ *   4-byte aligned and may start and end anywhere in a page; the
+ *   commands' own addresses are byte addresses.
+ *
  * Each ioctl's structure lists its errors ("Errors:"). Besides those, any
  * ioctl may fail with -ENOMEM when the kernel runs out of memory, with
  * -EFAULT when its argument cannot be copied, and with -ENODEV once the
@@ -114,7 +146,8 @@ struct drm_ferrite_obj_array {
  *	(since 0.3); -EOPNOTSUPP if the device has no timestamp
  *	(DRM_FERRITE_FEATURE_TIMESTAMP clear), -ENODEV if it is gone
  * @DRM_FERRITE_DEV_QUERY_MEMORY: &struct drm_ferrite_memory_info (since 0.3)
- * @DRM_FERRITE_DEV_QUERY_MMU: &struct drm_ferrite_mmu_info (since 0.3)
+ * @DRM_FERRITE_DEV_QUERY_MMU: &struct drm_ferrite_mmu_info (since 0.3;
+ *	grown in 0.6, see there)
  * @DRM_FERRITE_DEV_QUERY_FEATURES: &struct drm_ferrite_uapi_features
  *	(since 0.3)
  *
@@ -195,8 +228,9 @@ struct drm_ferrite_dev_info {
 	/**
 	 * @page_sizes: Bitmask of the page and block sizes the MMU maps:
 	 * bit n set means 2^n-byte pages (see &drm_ferrite_mmu_info.page_sizes).
-	 * This driver reports bits 12, 21 and 30 (4 KiB pages, 2 MiB and 1 GiB
-	 * blocks), 0x40201000.
+	 * This driver reports bits 12, 21 and 30 (4 KiB GPU pages, 2 MiB and
+	 * 1 GiB blocks), 0x40201000, whatever the CPU page size; the
+	 * granule of binds is &drm_ferrite_mmu_info.bind_alignment.
 	 */
 	__u64 page_sizes;
 };
@@ -337,13 +371,22 @@ struct drm_ferrite_memory_info {
  * inside it, and a userptr (GPU VA == CPU VA) needs CPU memory mapped
  * inside it (mmap() with an address hint or MAP_FIXED_NOREPLACE); data the
  * CPU holds elsewhere must be copied into a BO.
+ *
+ * The structure grew in 0.6 (@cpu_page_size, @gpu_page_size): a kernel
+ * older than that answers the first 48 bytes (&drm_ferrite_dev_query.size
+ * says how many it wrote) and does not set DRM_FERRITE_UAPI_PAGE_SIZES;
+ * its CPU page is then @bind_alignment.
  */
 struct drm_ferrite_mmu_info {
 	/** @va_bits: Width of GPU virtual addresses (48). */
 	__u32 va_bits;
 	/**
-	 * @bind_alignment: Alignment, in bytes, of VM_BIND addresses, sizes
-	 * and BO offsets (the smallest page size, 4096).
+	 * @bind_alignment: Alignment, in bytes, of every VM_BIND address,
+	 * size and BO offset (BO maps, userptrs, NULL ranges, UNMAPs): the
+	 * larger of the CPU page and the GPU page, which is the CPU page
+	 * (the kernel's PAGE_SIZE: 4096, 16384 or 65536), not the GPU
+	 * page. Also the granule of BO sizes (see &struct
+	 * drm_ferrite_gem_create).
 	 */
 	__u32 bind_alignment;
 	/** @user_va_start: First GPU VA userspace may bind. */
@@ -361,9 +404,23 @@ struct drm_ferrite_mmu_info {
 	 * and the pages behind them are aligned and contiguous to its size
 	 * (large BOs get 2 MiB folios); nothing else changes for userspace.
 	 * This driver reports bits 12, 21 and 30, 0x40201000 (it does not
-	 * consult the hardware's DRM_FERRITE_FEATURE_BLOCK_* bits).
+	 * consult the hardware's DRM_FERRITE_FEATURE_BLOCK_* bits). The
+	 * smallest, bit 12, is the GPU page: a CPU page larger than it is
+	 * mapped as several GPU pages.
 	 */
 	__u64 page_sizes;
+	/**
+	 * @cpu_page_size: The CPU page size in bytes, the kernel's PAGE_SIZE
+	 * (4096, 16384 or 65536): the granule of BO sizes, mmap() and
+	 * userptrs (since 0.6, DRM_FERRITE_UAPI_PAGE_SIZES).
+	 */
+	__u32 cpu_page_size;
+	/**
+	 * @gpu_page_size: The GPU MMU's page size in bytes, 4096: the
+	 * smallest bit of @page_sizes (since 0.6,
+	 * DRM_FERRITE_UAPI_PAGE_SIZES).
+	 */
+	__u32 gpu_page_size;
 };
 
 /*
@@ -387,6 +444,8 @@ struct drm_ferrite_mmu_info {
  * DRM_FERRITE_VM_BIND_OP_SYNC_ONLY and VM_GET_STATE.
  * DRM_FERRITE_UAPI_NULL_BIND (0.5): DRM_FERRITE_VM_BIND_NULL; set only
  * when the device has a null aperture (see the hardware spec).
+ * DRM_FERRITE_UAPI_PAGE_SIZES (0.6): &drm_ferrite_mmu_info.cpu_page_size
+ * and &drm_ferrite_mmu_info.gpu_page_size.
  */
 #define DRM_FERRITE_UAPI_SCHED		(1 << 0)
 #define DRM_FERRITE_UAPI_TIMESTAMP	(1 << 1)
@@ -398,6 +457,7 @@ struct drm_ferrite_mmu_info {
 #define DRM_FERRITE_UAPI_VM_PRIVATE	(1 << 7)
 #define DRM_FERRITE_UAPI_ASYNC_BIND	(1 << 8)
 #define DRM_FERRITE_UAPI_NULL_BIND	(1 << 9)
+#define DRM_FERRITE_UAPI_PAGE_SIZES	(1 << 10)
 
 /**
  * struct drm_ferrite_uapi_features - what this interface offers
@@ -440,7 +500,11 @@ struct drm_ferrite_uapi_features {
  * first VM_BIND or GEM_SYNC, its first CPU mmap(), an import by another
  * device) and zeroed by the kernel then: a new BO reads as zeroes, from
  * the CPU and from the GPU, over its whole rounded-up @size. It is never
- * mapped into the kernel's address space. @vm_id and @pad exist since
+ * mapped into the kernel's address space. Its size is a whole number of
+ * CPU pages (&drm_ferrite_mmu_info.cpu_page_size; not of GPU pages, where
+ * the two differ): @size is rounded up to it, so on a kernel with 16 KiB
+ * pages a BO of 4096 bytes takes 16384, all of which can be mapped and
+ * bound. @vm_id and @pad exist since
  * 0.4: older userspace passes the first 16 bytes, which the kernel extends
  * with zeroes.
  *
@@ -452,7 +516,9 @@ struct drm_ferrite_uapi_features {
 struct drm_ferrite_gem_create {
 	/**
 	 * @size: Size in bytes, at most 64 GiB; updated to the size
-	 * allocated (rounded up to the page size).
+	 * allocated: rounded up to a multiple of the CPU page size
+	 * (&drm_ferrite_mmu_info.cpu_page_size, the kernel's PAGE_SIZE), the
+	 * size BO_QUERY_INFO reports and VM_BIND checks BO ranges against.
 	 */
 	__u64 size;
 	/** @flags: DRM_FERRITE_GEM_CREATE_* bits. */
@@ -480,7 +546,11 @@ struct drm_ferrite_gem_create {
  * BO the GPU used, END after it before the GPU uses it again. An imported
  * BO maps the exporter's pages through its dma-buf. The mapping must be
  * MAP_SHARED: mmap() of a private (copy-on-write) mapping fails with
- * -EINVAL.
+ * -EINVAL. @offset is a multiple of the CPU page size, and mmap() works
+ * in CPU pages: its length is rounded up to one, and a mapping of part of
+ * the BO starts at @offset plus a multiple of the CPU page (mmap()'s
+ * -EINVAL otherwise); at most the BO's size (a whole number of CPU pages)
+ * can be mapped.
  *
  * Errors: non-zero @flags -EINVAL; a bad handle -ENOENT; a BO created with
  * DRM_FERRITE_GEM_CREATE_NO_MMAP -EPERM.
@@ -490,7 +560,10 @@ struct drm_ferrite_gem_mmap_offset {
 	__u32 handle;
 	/** @flags: Must be zero. */
 	__u32 flags;
-	/** @offset: Returned offset to pass to mmap() on the DRM fd. */
+	/**
+	 * @offset: Returned offset to pass to mmap() on the DRM fd (a
+	 * multiple of the CPU page size).
+	 */
 	__u64 offset;
 };
 
@@ -563,7 +636,13 @@ enum drm_ferrite_vm_bind_op_type {
 /*
  * DRM_FERRITE_VM_BIND_USERPTR: MAP the calling process's memory at
  * [@va, @va + @size) at the same GPU VA (GPU VA == CPU VA); @handle and
- * @bo_offset must be zero. The VM must belong to the calling process (its
+ * @bo_offset must be zero. @va and @size must be multiples of the CPU page
+ * size (&drm_ferrite_mmu_info.bind_alignment, which is the CPU page: 16384
+ * on a kernel with 16 KiB pages, where a range of one 4 KiB GPU page, or
+ * one that starts 4 KiB into a CPU page, fails), as for every VM_BIND
+ * operation: else -EINVAL, before any memory is looked at. The memory
+ * behind the range is taken in whole CPU pages, which is why a GPU page
+ * alignment is not enough. The VM must belong to the calling process (its
  * process VM, or a VM it created): else -EPERM. Pages that are not mapped
  * (or not writable, without DRM_FERRITE_VM_BIND_READONLY) fail with
  * -EFAULT, and so does memory get_user_pages() cannot take (VM_IO or
@@ -617,8 +696,11 @@ enum drm_ferrite_vm_bind_op_type {
 /**
  * struct drm_ferrite_vm_bind_op - one VM_BIND operation
  *
- * @va, @size and @bo_offset must be page aligned (4096 bytes), @size
- * non-zero, [@va, +@size) inside the user range (&struct
+ * @va, @size and @bo_offset must be multiples of
+ * &drm_ferrite_mmu_info.bind_alignment (the CPU page size, 4096 bytes
+ * or more: 16384 on a kernel with 16 KiB pages, even though the GPU page
+ * is 4096), for every operation (a BO MAP, a userptr, a NULL range, an
+ * UNMAP), @size non-zero, [@va, +@size) inside the user range (&struct
  * drm_ferrite_mmu_info) and [@bo_offset, +@size) inside the BO. A MAP of
  * a BO over existing BO mappings replaces them (the old mappings are split
  * as needed); one that overlaps a userptr, even partly, fails with
@@ -628,8 +710,9 @@ enum drm_ferrite_vm_bind_op_type {
  *
  * Errors found while the arguments are checked, before anything changes:
  * an unknown @op or flag, non-zero @pad, a non-zero @handle or @bo_offset
- * where they must be zero, a range that is misaligned, empty, outside the
- * user range or outside the BO, or a BO private to another VM
+ * where they must be zero, a range that is misaligned (not a multiple of
+ * bind_alignment; userptrs too), empty, outside the user range or outside
+ * the BO, or a BO private to another VM
  * (DRM_FERRITE_GEM_CREATE_VM_PRIVATE) -EINVAL; an unknown @handle -ENOENT.
  * Errors found while an operation is applied, which leave the operations
  * before it applied: an overlap with a userptr -EEXIST; an UNMAP that
@@ -1026,9 +1109,10 @@ struct drm_ferrite_queue_get_state {
 	/**
 	 * @fault_addr: Returned faulting GPU VA, to the byte: where the
 	 * device's translation failed, which is the address of the access,
-	 * or the start of the first page it could not translate when the
-	 * access (a dword that crosses pages, a FILL, COPY or CHECKSUM range)
-	 * ran into it from the page before. It is the last fault recorded by
+	 * or the start of the first GPU page (4 KiB, whatever the CPU page
+	 * size) it could not translate when the access (a dword that crosses
+	 * pages, a FILL, COPY or CHECKSUM range) ran into it from the page
+	 * before. It is the last fault recorded by
 	 * the VM's address-space slot when the driver handled the failure: if
 	 * another queue of the same VM faulted meanwhile, that fault's.
 	 */
@@ -1192,7 +1276,10 @@ struct drm_ferrite_bo_query_info {
 	__u32 handle;
 	/** @flags: Must be zero. */
 	__u32 flags;
-	/** @size: Returned size in bytes (a multiple of the page size). */
+	/**
+	 * @size: Returned size in bytes: a multiple of the CPU page size, the
+	 * size GEM_CREATE returned (or the imported dma-buf's size).
+	 */
 	__u64 size;
 	/**
 	 * @create_flags: Returned DRM_FERRITE_GEM_CREATE_* flags the BO was

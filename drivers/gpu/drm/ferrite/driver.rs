@@ -16,6 +16,7 @@ use kernel::{
         ioctl, //
     },
     io::Io,
+    page::PAGE_SIZE,
     pci::{
         self,
         IrqType,
@@ -23,6 +24,7 @@ use kernel::{
         IrqVectorRegistration, //
     },
     prelude::*,
+    sizes::SZ_4K,
     sync::Arc,
     uapi, //
 };
@@ -47,7 +49,27 @@ use crate::{
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
 pub(crate) const UAPI_MAJOR: u32 = 0;
-pub(crate) const UAPI_MINOR: u32 = 5;
+pub(crate) const UAPI_MINOR: u32 = 6;
+
+/// The GPU page: the granule of the GPU MMU (AArch64 LPAE, 4 KiB granule),
+/// whatever the CPU's `PAGE_SIZE`. The GPU page tables, the driver's own
+/// GPU mappings (rings, fence pages) and the pieces of imported buffers
+/// are in GPU pages; memory (a BO's shmem pages or folios, a userptr's
+/// pages, CPU mappings) comes in CPU pages, each a whole number of GPU
+/// pages, mapped with as many GPU page entries (or blocks).
+pub(crate) const GPU_PAGE_SIZE: usize = SZ_4K;
+
+/// The granule of VM_BIND addresses, sizes and BO offsets
+/// (`bind_alignment`): the larger of the CPU page and the GPU page. Memory
+/// is bound in whole CPU pages, so it is the CPU page.
+pub(crate) const BIND_ALIGN: usize = if PAGE_SIZE > GPU_PAGE_SIZE {
+    PAGE_SIZE
+} else {
+    GPU_PAGE_SIZE
+};
+
+// A CPU page is a whole number of GPU pages (4, 16 or 64 KiB CPU pages).
+const _: () = assert!(PAGE_SIZE % GPU_PAGE_SIZE == 0);
 
 /// GPU virtual address range userspace may bind: above the first 64 KiB
 /// (so that a NULL-based pointer faults), below the top 4 GiB of the
@@ -99,7 +121,8 @@ impl GpuInfo {
             va_bits: VA_BITS,
             va_start: USER_VA_START,
             va_end: USER_VA_END,
-            page_sizes: (1 << 12) | (1 << 21) | (1 << 30),
+            // GPU pages, 2 MiB and 1 GiB blocks, whatever the CPU page.
+            page_sizes: GPU_PAGE_SIZE as u64 | (1 << 21) | (1 << 30),
         }
     }
 }
@@ -198,6 +221,18 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
     // SAFETY: no DMA allocation or mapping exists yet for this device, which
     // is still being probed.
     unsafe { pdev.dma_set_mask_and_coherent(DmaMask::try_new(info.dma_addr_bits)?)? };
+    // A CPU page is never split between DMA segments: a device whose
+    // segments are shorter (the hardware allows 4 KiB) cannot be driven
+    // by a kernel with larger pages.
+    if (info.dma_max_segment as usize) < PAGE_SIZE {
+        dev_err!(
+            pdev,
+            "DMA segments of {} bytes are shorter than a CPU page ({} bytes)\n",
+            info.dma_max_segment,
+            PAGE_SIZE
+        );
+        return Err(ENODEV);
+    }
     // SAFETY: as above, nothing is mapped yet.
     unsafe { pdev.dma_set_max_seg_size(info.dma_max_segment) };
 
@@ -220,7 +255,7 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
     let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(limits))?;
     // Large BOs in 2 MiB folios, which VM_BIND maps with block entries.
     if let Err(e) = unreg.huge_mnt_create(c"within_size") {
-        dev_warn!(pdev, "no huge-page GEM mount ({:?}): 4 KiB pages only\n", e);
+        dev_warn!(pdev, "no huge-page GEM mount ({:?}): CPU pages only\n", e);
     }
     Ok(Early { gpu, unreg })
 }

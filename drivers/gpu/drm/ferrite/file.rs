@@ -57,6 +57,8 @@ use crate::{
         FerriteDevice,
         FerriteDrmDriver,
         RegistrationData,
+        BIND_ALIGN,
+        GPU_PAGE_SIZE,
         KERNEL_VA_END,
         KERNEL_VA_START,
         USER_VA_END,
@@ -235,7 +237,8 @@ unsafe impl AsBytes for MemoryInfo {}
 #[repr(transparent)]
 pub(crate) struct MmuInfo(pub(crate) uapi::drm_ferrite_mmu_info);
 
-// SAFETY: two u32 then u64s; no padding.
+// SAFETY: two u32, five u64, then two u32 (56 bytes, a multiple of 8);
+// no padding.
 unsafe impl AsBytes for MmuInfo {}
 
 /// `struct drm_ferrite_uapi_features`, as bytes userspace may read.
@@ -255,7 +258,8 @@ const UAPI_FEATURES: u32 = uapi::DRM_FERRITE_UAPI_SCHED
     | uapi::DRM_FERRITE_UAPI_MEMORY
     | uapi::DRM_FERRITE_UAPI_MMU
     | uapi::DRM_FERRITE_UAPI_VM_PRIVATE
-    | uapi::DRM_FERRITE_UAPI_ASYNC_BIND;
+    | uapi::DRM_FERRITE_UAPI_ASYNC_BIND
+    | uapi::DRM_FERRITE_UAPI_PAGE_SIZES;
 
 /// GEM_CREATE flags this driver knows.
 const GEM_CREATE_FLAGS: u32 =
@@ -289,12 +293,15 @@ fn mmu_info(reg: &RegistrationData<'_>) -> uapi::drm_ferrite_mmu_info {
     let info = reg.gpu.info.dev_info();
     uapi::drm_ferrite_mmu_info {
         va_bits: VA_BITS,
-        bind_alignment: kernel::page::PAGE_SIZE as u32,
+        // The CPU page, the larger: memory is bound in whole CPU pages.
+        bind_alignment: BIND_ALIGN as u32,
         user_va_start: USER_VA_START,
         user_va_end: USER_VA_END,
         kernel_va_start: KERNEL_VA_START,
         kernel_va_end: KERNEL_VA_END,
         page_sizes: info.page_sizes,
+        cpu_page_size: kernel::page::PAGE_SIZE as u32,
+        gpu_page_size: GPU_PAGE_SIZE as u32,
     }
 }
 
@@ -855,7 +862,10 @@ fn wait_all(deps: &[Dep]) -> Result {
     Ok(())
 }
 
-/// Check a VM_BIND range: page-aligned, not empty, inside the user range.
+/// Check a VM_BIND range (of any operation: BO, userptr, NULL, UNMAP):
+/// aligned to the bind granule (the CPU page, which a GPU-page alignment
+/// does not satisfy where the CPU page is larger), not empty, inside the
+/// user range.
 fn check_va(va: u64, size: u64) -> Result {
     let Some(end) = va.checked_add(size) else {
         pr_debug!(
@@ -865,10 +875,19 @@ fn check_va(va: u64, size: u64) -> Result {
         );
         return Err(EINVAL);
     };
-    let page = kernel::page::PAGE_SIZE as u64;
-    if size == 0 || va % page != 0 || size % page != 0 || va < USER_VA_START || end > USER_VA_END {
+    let align = BIND_ALIGN as u64;
+    if va % align != 0 || size % align != 0 {
         pr_debug!(
-            "ferrite: VM_BIND: range [{:#x}, {:#x}) empty, unaligned or outside the user range\n",
+            "ferrite: VM_BIND: range [{:#x}, {:#x}) not aligned to the CPU page ({:#x} bytes)\n",
+            va,
+            end,
+            align
+        );
+        return Err(EINVAL);
+    }
+    if size == 0 || va < USER_VA_START || end > USER_VA_END {
+        pr_debug!(
+            "ferrite: VM_BIND: range [{:#x}, {:#x}) empty or outside the user range\n",
             va,
             end
         );
@@ -1052,11 +1071,15 @@ impl FileData {
                 uapi::drm_ferrite_vm_bind_op_type_DRM_FERRITE_VM_BIND_OP_MAP => {
                     let known =
                         uapi::DRM_FERRITE_VM_BIND_READONLY | uapi::DRM_FERRITE_VM_BIND_NOEXEC;
-                    if flags & !known != 0 || bo_offset % kernel::page::PAGE_SIZE as u64 != 0 {
+                    if flags & !known != 0 {
+                        pr_debug!("ferrite: VM_BIND: MAP with unknown flags {:#x}\n", flags);
+                        return Err(EINVAL);
+                    }
+                    if bo_offset % BIND_ALIGN as u64 != 0 {
                         pr_debug!(
-                            "ferrite: VM_BIND: MAP flags {:#x} or offset {:#x}\n",
-                            flags,
-                            bo_offset
+                            "ferrite: VM_BIND: BO offset {:#x} not CPU-page ({:#x}) aligned\n",
+                            bo_offset,
+                            BIND_ALIGN
                         );
                         return Err(EINVAL);
                     }
@@ -1714,7 +1737,14 @@ mod tests {
 
     #[test]
     fn bind_ranges_are_checked() {
-        let page = kernel::page::PAGE_SIZE as u64;
+        let page = BIND_ALIGN as u64;
+        let gpu_page = GPU_PAGE_SIZE as u64;
+        assert_eq!(page, (kernel::page::PAGE_SIZE as u64).max(gpu_page));
+        // A GPU page is not enough where the CPU page is larger.
+        let gpu_only = if page > gpu_page { Err(EINVAL) } else { Ok(()) };
+        assert_eq!(check_va(USER_VA_START + gpu_page, page), gpu_only);
+        assert_eq!(check_va(USER_VA_START, page + gpu_page), gpu_only);
+        assert_eq!(check_va(USER_VA_START, gpu_page), gpu_only);
         assert_eq!(check_va(USER_VA_START, page), Ok(()));
         assert_eq!(check_va(USER_VA_END - page, page), Ok(()));
         assert_eq!(check_va(USER_VA_START, USER_VA_END - USER_VA_START), Ok(()));

@@ -21,7 +21,6 @@ use kernel::{
     new_mutex,
     prelude::*,
     scatterlist::SGTable,
-    sizes::SZ_4K,
     sync::{
         aref::ARef,
         atomic::{
@@ -37,7 +36,8 @@ use kernel::{
 use crate::{
     driver::{
         FerriteDevice,
-        FerriteDrmDriver, //
+        FerriteDrmDriver,
+        GPU_PAGE_SIZE, //
     },
     file::File, //
 };
@@ -223,12 +223,13 @@ impl gem::DriverObject for BoData {
 }
 
 /// Whether the GPU can map every piece of an imported buffer, which its
-/// exporter mapped for it as `sgt`: 4 KiB-aligned pieces (the MMU's page
+/// exporter mapped for it as `sgt`: pieces aligned to the GPU page (the
+/// MMU's granule, which is all the page tables need, whatever the CPU page
 /// size), each within the device's address width and maximum segment size.
 /// A buffer the device cannot use is refused before anything is mapped:
 /// `EINVAL` for misaligned pieces, `ERANGE` for pieces out of reach.
 fn check_import(dev: &FerriteDevice, sgt: &SGTable) -> Result {
-    let page = SZ_4K as u64;
+    let page = GPU_PAGE_SIZE as u64;
     let last = match dev.addr_bits {
         64.. => u64::MAX,
         bits => (1u64 << bits) - 1,
@@ -236,9 +237,19 @@ fn check_import(dev: &FerriteDevice, sgt: &SGTable) -> Result {
     for seg in sgt.iter() {
         let (bus, len) = (seg.dma_address(), seg.dma_len());
         if bus % page != 0 || len % page != 0 || len == 0 {
+            pr_debug!(
+                "ferrite: PRIME import: piece {:#x}+{:#x} empty or not GPU-page aligned\n",
+                bus,
+                len
+            );
             return Err(EINVAL);
         }
         if len > u64::from(dev.max_segment) || bus.checked_add(len - 1).is_none_or(|e| e > last) {
+            pr_debug!(
+                "ferrite: PRIME import: piece {:#x}+{:#x} out of the device's reach\n",
+                bus,
+                len
+            );
             return Err(ERANGE);
         }
     }
@@ -268,9 +279,10 @@ pub(crate) fn resv_of(bo: &Bo) -> &kernel::dma_resv::Resv {
 /// Largest buffer object userspace may create.
 pub(crate) const MAX_BO_SIZE: u64 = 1 << 36;
 
-/// Create a buffer object of at least `size` bytes (rounded up to pages),
-/// sharing the reservation object of `resv_of` if given (a VM's, for a
-/// VM-private BO).
+/// Create a buffer object of at least `size` bytes, rounded up to CPU
+/// pages (shmem allocates, and mmap() and VM_BIND work, in whole CPU pages;
+/// GEM_CREATE and BO_QUERY_INFO report the rounded size), sharing the
+/// reservation object of `resv_of` if given (a VM's, for a VM-private BO).
 pub(crate) fn create(
     dev: &FerriteDevice,
     args: BoArgs,

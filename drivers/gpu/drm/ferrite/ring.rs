@@ -40,6 +40,7 @@ use kernel::{
 };
 
 use crate::{
+    driver::GPU_PAGE_SIZE,
     gpu::{
         Bar0,
         Gpu, //
@@ -57,6 +58,9 @@ use crate::{
 
 /// Ring size: 16 KiB.
 pub(crate) const RING_BYTES: usize = 16 * 1024;
+/// The fence page: the fence word and the context save area, one GPU page
+/// (its DMA allocation takes a whole CPU page, of which the VM maps this).
+const FENCE_BYTES: usize = GPU_PAGE_SIZE;
 /// Bytes of ring one job takes: CALL (4 dwords) + WRITE64 (5 dwords).
 pub(crate) const JOB_BYTES: usize = 9 * 4;
 /// Ring offset of the job after the one at ring offset `off`.
@@ -146,10 +150,10 @@ impl QueueMem {
         }
         objs.reserve(1, GFP_KERNEL)?;
         let ring = Coherent::<u32>::zeroed_slice(dev, RING_BYTES / 4, GFP_KERNEL)?;
-        let fence = Coherent::<u64>::zeroed_slice(dev, 512, GFP_KERNEL)?;
+        let fence = Coherent::<u64>::zeroed_slice(dev, FENCE_BYTES / 8, GFP_KERNEL)?;
         let (ring_bus, fence_bus) = (ring.dma_address(), fence.dma_address());
         let ring_va = vm.reserve_kernel_va(RING_BYTES as u64)?;
-        let fence_va = vm.reserve_kernel_va(4096)?;
+        let fence_va = vm.reserve_kernel_va(FENCE_BYTES as u64)?;
         let mem = Arc::new(
             QueueMem {
                 gpu: gpu.clone(),
@@ -164,13 +168,13 @@ impl QueueMem {
         // Counted until `QueueMem::drop`.
         gpu.stats
             .kmap_kernel_bytes
-            .add((RING_BYTES + 4096) as u64, Relaxed);
+            .add((RING_BYTES + FENCE_BYTES) as u64, Relaxed);
         // The VM keeps the memory alive until it goes, so that no entry of
         // the maps below (even of one that failed half-way) outlives it.
         objs.push_within_capacity(mem.clone()).map_err(|_| ENOMEM)?;
         drop(objs);
         vm.map_kernel(dev, ring_va, ring_bus, RING_BYTES as u64, false)?;
-        vm.map_kernel(dev, fence_va, fence_bus, 4096, true)?;
+        vm.map_kernel(dev, fence_va, fence_bus, FENCE_BYTES as u64, true)?;
         Ok(mem)
     }
 
@@ -188,8 +192,8 @@ impl QueueMem {
     /// The last seqno the device wrote; 0 once the device is gone.
     pub(crate) fn fence_value(&self) -> u64 {
         self.fence_ptr(0).map_or(0, |p| {
-            // SAFETY: the fence page is a live coherent allocation of 4 KiB;
-            // the device writes it, so read it volatile.
+            // SAFETY: the fence page is a live coherent allocation of
+            // `FENCE_BYTES`; the device writes it, so read it volatile.
             unsafe { core::ptr::read_volatile(p.cast::<u64>()) }
         })
     }
@@ -274,7 +278,7 @@ impl Drop for QueueMem {
         self.gpu
             .stats
             .kmap_kernel_bytes
-            .fetch_sub((RING_BYTES + 4096) as u64, Relaxed);
+            .fetch_sub((RING_BYTES + FENCE_BYTES) as u64, Relaxed);
     }
 }
 

@@ -296,8 +296,18 @@ pub(crate) fn fetch(
     let r = n.data();
     let seq = n.read_begin();
     let mm = n.mm().mmget_not_zero().ok_or(EFAULT)?;
-    let npages = usize::try_from(r.len).map_err(|_| EINVAL)? / PAGE_SIZE;
+    let len = usize::try_from(r.len).map_err(|_| EINVAL)?;
     let va = usize::try_from(r.va).map_err(|_| EINVAL)?;
+    // Whole CPU pages (VM_BIND checked): none may be left out of the lookup.
+    if len % PAGE_SIZE != 0 || va % PAGE_SIZE != 0 {
+        pr_debug!(
+            "ferrite: userptr [{:#x}, +{:#x}) not in whole CPU pages\n",
+            r.va,
+            r.len
+        );
+        return Err(EINVAL);
+    }
+    let npages = len / PAGE_SIZE;
     let pages = UserPages::get(&mm, va, npages, r.access())?;
     drop(mm);
     // Cache maintenance is left to the first job (map first, flush later).

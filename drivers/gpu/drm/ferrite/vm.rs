@@ -49,8 +49,7 @@ use kernel::{
     scatterlist::SGTable,
     sizes::{
         SZ_1G,
-        SZ_2M,
-        SZ_4K, //
+        SZ_2M, //
     },
     sync::{
         aref::ARef,
@@ -74,6 +73,7 @@ use crate::{
     driver::{
         FerriteDevice,
         FerriteDrmDriver,
+        GPU_PAGE_SIZE,
         KERNEL_VA_END,
         KERNEL_VA_START,
         VA_BITS, //
@@ -103,8 +103,11 @@ use crate::{
 type PageTable<'a> = IoPageTable<'a, ARM64LPAES1>;
 type PageTableLt = CovariantForLt!(for<'a> IoPageTable<'a, ARM64LPAES1>);
 
-/// Page and block sizes the MMU maps.
-const PGSIZES: [usize; 3] = [SZ_1G, SZ_2M, SZ_4K];
+/// Page and block sizes the MMU maps: 1 GiB and 2 MiB blocks, GPU pages.
+/// A plan works in these, whatever the CPU page: the pieces of a
+/// scatterlist (CPU pages, folios, merged runs of them) are mapped as GPU
+/// pages, or blocks where aligned, a 16 KiB CPU page as four 4 KiB entries.
+const PGSIZES: [usize; 3] = [SZ_1G, SZ_2M, GPU_PAGE_SIZE];
 
 /// The device's null aperture (hardware spec): output addresses with bit
 /// 47 set reach no memory; reads return zeros and writes are dropped.
@@ -300,7 +303,7 @@ fn chunk(va: u64, pa: u64, left: u64) -> (usize, usize) {
         }
         return (pg, n as usize);
     }
-    (SZ_4K, 1)
+    (GPU_PAGE_SIZE, 1)
 }
 
 /// Map `count` pages of `pgsize` at `va` to `pa` onwards.
@@ -530,7 +533,7 @@ fn push_map(
     count: usize,
     prot: u32,
 ) -> Result {
-    *blocks |= pgsize > SZ_4K;
+    *blocks |= pgsize > GPU_PAGE_SIZE;
     list.push(
         Edit::Map {
             va,
@@ -991,7 +994,7 @@ impl Vm {
     ) -> Result<Arc<Self>> {
         let cfg = Config {
             quirks: QUIRK_NO_WARN,
-            pgsize_bitmap: SZ_4K | SZ_2M | SZ_1G,
+            pgsize_bitmap: GPU_PAGE_SIZE | SZ_2M | SZ_1G,
             ias: VA_BITS,
             // Output addresses cover the null aperture (bit 47); the
             // device's DMA reach is below it.
@@ -1209,7 +1212,7 @@ impl Vm {
                 (r, edits.touched)
             })
         } else {
-            // Fresh 4 KiB entries where nothing was mapped: no table goes,
+            // Fresh GPU page entries where nothing was mapped: no table goes,
             // nothing is cached to flush, walks may go on. No register
             // access and no slot lock (which the scheduler takes).
             self.pt
@@ -1413,6 +1416,19 @@ impl Vm {
     /// DRM_FERRITE_VM_BIND_USERPTR: register, look up and map the calling
     /// process's memory at `[va, va + size)`.
     fn map_user(&self, dev: &Device<Bound>, va: u64, size: u64, prot: u32) -> Result {
+        // The notifier and the page lookup work in whole CPU pages: a range
+        // aligned to GPU pages only would take memory beyond it (VM_BIND
+        // checked this already).
+        let cpu_page = kernel::page::PAGE_SIZE as u64;
+        if va % cpu_page != 0 || size % cpu_page != 0 {
+            pr_debug!(
+                "ferrite: userptr [{:#x}, +{:#x}) not aligned to the CPU page ({:#x})\n",
+                va,
+                size,
+                cpu_page
+            );
+            return Err(EINVAL);
+        }
         let task = kernel::current!();
         let mm = task.mm().ok_or(EFAULT)?;
         // Only the VM's own process may put its memory there: a file passed
@@ -1543,9 +1559,10 @@ impl Vm {
         self.gpu.stats.bytes_bound.fetch_sub(unmapped, Relaxed);
     }
 
-    /// Reserve `size` bytes of the kernel region; returns their GPU VA.
+    /// Reserve `size` bytes of the kernel region, in GPU pages; returns
+    /// their GPU VA.
     pub(crate) fn reserve_kernel_va(&self, size: u64) -> Result<u64> {
-        let size = size.next_multiple_of(SZ_4K as u64);
+        let size = size.next_multiple_of(GPU_PAGE_SIZE as u64);
         let va = self.kernel_next.fetch_add(size, Relaxed);
         if va.checked_add(size).is_none_or(|e| e > KERNEL_VA_END) {
             return Err(ENOSPC);
@@ -1566,7 +1583,9 @@ impl Vm {
         writable: bool,
     ) -> Result {
         let pt = self.pt.access(dev)?;
-        let size = size.next_multiple_of(SZ_4K as u64);
+        // GPU pages: a DMA allocation is at least a CPU page, of which only
+        // the GPU pages the object needs are mapped.
+        let size = size.next_multiple_of(GPU_PAGE_SIZE as u64);
         // Privileged (AP[1] clear): only the ring's own commands reach
         // them, never a job's indirect buffer. A job that could write its
         // queue's fence page could signal itself done while it still runs,
@@ -1584,7 +1603,17 @@ impl Vm {
             // SAFETY: the kernel region is allocated by `kernel_next` only,
             // so the range is unmapped; the object outlives the mapping (the
             // caller put it in `kernel_objs`).
-            let r = unsafe { map_run(pt, va, bus, SZ_4K, size as usize / SZ_4K, p, GFP_NOWAIT) };
+            let r = unsafe {
+                map_run(
+                    pt,
+                    va,
+                    bus,
+                    GPU_PAGE_SIZE,
+                    size as usize / GPU_PAGE_SIZE,
+                    p,
+                    GFP_NOWAIT,
+                )
+            };
             (r, None)
         })
     }
@@ -1617,6 +1646,7 @@ impl PinnedDrop for Vm {
 #[kunit_tests(ferrite_vm)]
 mod tests {
     use super::*;
+    use kernel::sizes::SZ_4K;
 
     const K4: u64 = SZ_4K as u64;
     const M2: u64 = SZ_2M as u64;
@@ -1807,6 +1837,26 @@ mod tests {
         assert_eq!(chunk(K4, 2 * K4, 4 * M2), (SZ_4K, 2048));
         assert_eq!(chunk(M2, 2 * M2, 2 * G1), (SZ_2M, 1024));
         assert_eq!(chunk(G1, G1 + M2, 3 * G1), (SZ_2M, 1536));
+    }
+
+    #[test]
+    fn cpu_pages_are_mapped_as_gpu_pages() -> Result {
+        // A 16 KiB CPU page (or a 64 KiB one) at a 16 KiB-aligned address
+        // that is not 2 MiB-aligned: four (sixteen) GPU page entries, one
+        // run.
+        for cpu_page in [4 * K4, 16 * K4] {
+            let runs = contig(M2 + cpu_page, 5 * M2 + cpu_page, cpu_page)?;
+            let n = (cpu_page / K4) as usize;
+            assert_eq!(&runs[..], &[(M2 + cpu_page, 5 * M2 + cpu_page, SZ_4K, n)]);
+        }
+        // The page size of the kernel that runs the test, likewise.
+        let page = kernel::page::PAGE_SIZE as u64;
+        let runs = contig(M2 + page, 3 * M2 + page, page)?;
+        assert_eq!(
+            &runs[..],
+            &[(M2 + page, 3 * M2 + page, SZ_4K, (page / K4) as usize)]
+        );
+        Ok(())
     }
 
     #[test]
