@@ -27,7 +27,7 @@
  *                        VM's earlier binds (not another VM's); its other
  *                        fields must be zero; a synchronous one waits for
  *                        the earlier asynchronous binds.
- *   null-reads-zero      NULL ranges (4 KiB pages, 2 MiB and 1 GiB aligned
+ *   null-reads-zero      NULL ranges (CPU pages, 2 MiB and 1 GiB aligned
  *                        ranges, sync and async, one across VA 2^47)
  *                        read as zeros, on each GPU.
  *   null-writes-dropped  writes to a NULL range that replaced a BO mapping
@@ -870,7 +870,7 @@ static void on_each_gpu(void (*fn)(int fd))
 }
 
 /*
- * null-reads-zero: NULL ranges of 4 KiB pages (synchronous), of two 2 MiB
+ * null-reads-zero: NULL ranges of CPU pages (synchronous), of two 2 MiB
  * blocks (asynchronous), of a 1 GiB block (synchronous) and of 4 MiB across
  * VA 2^47 (where the aperture's output addresses wrap) read as zeros: COPYs
  * from them over non-zero data, across the blocks' boundary and from the
@@ -881,7 +881,8 @@ static void null_reads_zero(int fd)
 	const uint64_t A = FX_VA(1) + 3 * FX_PAGE, ASZ = 17 * FX_PAGE;
 	const uint64_t B = FX_VA(2), BSZ = 4ull << 20;
 	const uint64_t C = FX_VA(48), CSZ = 1ull << 30;
-	const uint64_t DST = FX_VA(3), DSZ = 256 * 1024, RES = FX_VA(4);
+	/* 256 KiB with 4 KiB pages; larger pages make ASZ larger. */
+	const uint64_t DST = FX_VA(3), DSZ = 64 * FX_PAGE, RES = FX_VA(4);
 	const uint64_t ZSZ = ASZ + 65536 + 32768;
 	/* Across VA 2^47, where the null aperture's output addresses wrap. */
 	const uint64_t W = (1ull << 47) - (2 << 20), WSZ = 4 << 20;

@@ -79,7 +79,7 @@ static void test_rebind(void)
 
 	/* Replace the middle of the mapping: a split, one TLB flush. */
 	before = fx_counters(c.fd);
-	ftest_assert_ok(fx_map_flags(c.fd, c.vm, b, 4096, FX_VA(1) + 8192, 16384, 0));
+	ftest_assert_ok(fx_map_flags(c.fd, c.vm, b, FX_PAGE, FX_VA(1) + 2 * FX_PAGE, 4 * FX_PAGE, 0));
 	after = fx_counters(c.fd);
 	ftest_assert_eq_u64(after.tlb_flushes - before.tlb_flushes, 1);
 	ftest_assert_eq_u64(after.hw[8] - before.hw[8], 1); /* tlb_invalidations */
@@ -94,7 +94,7 @@ static void test_rebind(void)
 		uint8_t *expect = malloc(SZ);
 
 		memcpy(expect, pa, SZ);
-		memcpy(expect + 8192, pb + 4096, 16384);
+		memcpy(expect + 2 * FX_PAGE, pb + FX_PAGE, 4 * FX_PAGE);
 		ftest_assert_eq_u64(pr[0], fx_fnv1a(expect, SZ));
 		free(expect);
 	}

@@ -38,7 +38,7 @@ static void test_query_info(void)
 	ftest_assert_eq(info.va_bits, 48);
 	ftest_assert(info.va_start > 0 && info.va_start < info.va_end);
 	ftest_assert(info.va_end <= (1ull << 48));
-	ftest_assert(info.page_sizes & 4096);
+	ftest_assert(info.page_sizes & 4096); /* the 4 KiB GPU page */
 	ftest_assert_eq(info.uapi_version >> 16, 0);
 	/* A short buffer gets a prefix. */
 	size = 8;
@@ -108,21 +108,30 @@ static void test_create_mmap(void)
 {
 	int fd = fdev_open_or_skip(0);
 	struct drm_ferrite_gem_create c = { .size = 5000 };
+	/* Rounded up to CPU pages: 8192 with 4 KiB pages, 16384 with 16 KiB. */
+	const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	const uint64_t size = (5000 + page - 1) / page * page;
+	const int words = (int)(size / 4);
 	uint32_t *p;
 
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c));
-	ftest_assert_eq(c.size, 8192); /* rounded up to pages */
-	p = gem_mmap(fd, c.handle, 8192);
-	for (int i = 0; i < 2048; i++)
+	ftest_assert_eq_u64(c.size, size);
+	p = gem_mmap(fd, c.handle, size);
+	for (int i = 0; i < words; i++)
 		ftest_assert_eq(p[i], 0); /* new objects are zeroed */
-	for (int i = 0; i < 2048; i++)
+	for (int i = 0; i < words; i++)
 		p[i] = 0x1000 + i;
-	munmap(p, 8192);
+	munmap(p, size);
 	/* The data lives in the object, not the mapping. */
-	p = gem_mmap(fd, c.handle, 8192);
-	for (int i = 0; i < 2048; i++)
+	p = gem_mmap(fd, c.handle, size);
+	for (int i = 0; i < words; i++)
 		ftest_assert_eq(p[i], 0x1000 + i);
-	munmap(p, 8192);
+	munmap(p, size);
+	gem_close(fd, c.handle);
+	/* One byte takes one CPU page, not one 4 KiB GPU page. */
+	c = (struct drm_ferrite_gem_create){ .size = 1 };
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c));
+	ftest_assert_eq_u64(c.size, page);
 	gem_close(fd, c.handle);
 	close(fd);
 }

@@ -4,7 +4,8 @@
  * of the GPU timestamp against CLOCK_MONOTONIC and CLOCK_MONOTONIC_RAW
  * (checked against the CPU's clocks and against the TIMESTAMP command),
  * the memory budget, the MMU's ranges and page sizes (checked against
- * VM_BIND), and the UAPI feature bits.
+ * VM_BIND), and the UAPI feature bits; and 0.6's CPU and GPU page sizes
+ * (checked against sysconf, GEM_CREATE, mmap, VM_BIND and a job).
  */
 #include <sys/sysinfo.h>
 
@@ -226,10 +227,13 @@ static void test_mmu(void)
 	ftest_assert_eq(n, sizeof(m));
 	ftest_assert_eq(m.va_bits, 48);
 	ftest_assert_eq(m.va_bits, info.va_bits);
-	ftest_assert_eq(m.bind_alignment, 4096);
+	/* The CPU page (4 KiB, or 16 KiB on an arm64 guest), not the GPU's. */
+	ftest_assert_eq(m.bind_alignment, FX_PAGE);
 	ftest_assert_eq_u64(m.user_va_start, info.va_start);
 	ftest_assert_eq_u64(m.user_va_end, info.va_end);
-	ftest_assert(m.user_va_start >= 4096 && m.user_va_start < m.user_va_end);
+	ftest_assert(m.user_va_start >= FX_PAGE && m.user_va_start < m.user_va_end);
+	ftest_assert_eq_u64(m.user_va_start % m.bind_alignment, 0);
+	ftest_assert_eq_u64(m.user_va_end % m.bind_alignment, 0);
 	ftest_assert_eq_u64(m.kernel_va_start, m.user_va_end);
 	ftest_assert_eq_u64(m.kernel_va_end, 1ull << m.va_bits);
 	ftest_assert_eq_u64(m.page_sizes, info.page_sizes);
@@ -251,6 +255,85 @@ static void test_mmu(void)
 	close(fd);
 }
 
+/*
+ * The page sizes of 0.6: the GPU page is 4 KiB, the CPU page is the
+ * kernel's (sysconf), bind_alignment is the larger, and the smallest bit of
+ * page_sizes is the GPU page. A caller that knows only the 48 bytes of 0.3
+ * gets them. Then what the sizes mean: a BO of one GPU page takes a CPU
+ * page (GEM_CREATE, BO_QUERY_INFO, mmap), a bind aligned to the GPU page
+ * only is refused where the CPU page is larger, and a job writes every GPU
+ * page of a bound CPU page (each mapped by its own entry), which the CPU
+ * reads back through the BO's mapping.
+ */
+static void test_page_sizes(void)
+{
+	const uint64_t cpu = (uint64_t)sysconf(_SC_PAGESIZE);
+	int fd = fdev_open_or_skip(0);
+	struct drm_ferrite_mmu_info m, old;
+	struct drm_ferrite_gem_create c = { .size = FX_GPU_PAGE };
+	struct drm_ferrite_bo_query_info qi = { 0 };
+	uint32_t n, vm, q;
+	volatile uint64_t *p;
+	struct fx_cmd cmd = { 0 };
+
+	fx_require_uapi(fd, DRM_FERRITE_UAPI_PAGE_SIZES, "CPU and GPU page sizes");
+	memset(&m, 0xff, sizeof(m));
+	ftest_assert_ok(query(fd, DRM_FERRITE_DEV_QUERY_MMU, &m, sizeof(m), &n));
+	ftest_assert_eq(n, sizeof(m));
+	ftest_assert_eq(m.gpu_page_size, 4096);
+	ftest_assert_eq_u64(m.cpu_page_size, cpu);
+	ftest_assert_eq(m.bind_alignment,
+			m.cpu_page_size > m.gpu_page_size ? m.cpu_page_size : m.gpu_page_size);
+	ftest_assert_eq_u64(m.page_sizes & -m.page_sizes, m.gpu_page_size);
+	/* A 0.3 caller's 48 bytes: a prefix, nothing written beyond. */
+	memset(&old, 0xa5, sizeof(old));
+	ftest_assert_ok(query(fd, DRM_FERRITE_DEV_QUERY_MMU, &old, 48, &n));
+	ftest_assert_eq(n, 48);
+	ftest_assert_eq(old.bind_alignment, m.bind_alignment);
+	ftest_assert_eq_u64(old.page_sizes, m.page_sizes);
+	ftest_assert_eq(old.cpu_page_size, 0xa5a5a5a5);
+	ftest_assert_eq(old.gpu_page_size, 0xa5a5a5a5);
+
+	/* One GPU page of BO is one CPU page. */
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_GEM_CREATE, &c));
+	ftest_assert_eq_u64(c.size, m.cpu_page_size);
+	qi.handle = c.handle;
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_BO_QUERY_INFO, &qi));
+	ftest_assert_eq_u64(qi.size, m.cpu_page_size);
+	p = fx_mmap(fd, c.handle, c.size);
+
+	/* Binds in CPU pages; where the CPU page is larger, a GPU page is
+	 * not enough for any of va, size and bo_offset. */
+	vm = fx_vm(fd);
+	if (m.cpu_page_size > m.gpu_page_size) {
+		uint32_t big = fx_bo(fd, 2 * m.cpu_page_size);
+
+		ftest_assert_errno(fx_map_flags(fd, vm, big, 0, FX_VA(1) + m.gpu_page_size,
+						m.cpu_page_size, 0), EINVAL);
+		ftest_assert_errno(fx_map_flags(fd, vm, big, 0, FX_VA(1), m.gpu_page_size, 0),
+				   EINVAL);
+		ftest_assert_errno(fx_map_flags(fd, vm, big, m.gpu_page_size, FX_VA(1),
+						m.cpu_page_size, 0), EINVAL);
+		ftest_assert_errno(fx_unmap(fd, vm, FX_VA(1), m.gpu_page_size), EINVAL);
+		fx_gem_close(fd, big);
+	}
+	ftest_assert_ok(fx_map_flags(fd, vm, c.handle, 0, FX_VA(1), m.cpu_page_size, 0));
+
+	/* The GPU writes the last u64 of each GPU page of the CPU page. */
+	for (uint64_t off = 0; off < m.cpu_page_size; off += m.gpu_page_size)
+		fx_write64(&cmd, FX_VA(1) + off + m.gpu_page_size - 8, 0x9a9e0000 + off, 0);
+	fx_write64(&cmd, FX_VA(1), 0x5eed, FX_W64_FLUSH);
+	q = fx_queue(fd, vm, 0);
+	ftest_assert_eq(fx_run(fd, vm, q, FX_VA(2), &cmd), 1);
+	ftest_assert_ok(fx_gem_sync(fd, c.handle, FX_BEGIN_R));
+	ftest_assert_eq_u64(p[0], 0x5eed);
+	for (uint64_t off = 0; off < m.cpu_page_size; off += m.gpu_page_size)
+		ftest_assert_eq_u64(p[(off + m.gpu_page_size - 8) / 8], 0x9a9e0000 + off);
+	ftest_assert_ok(fx_gem_sync(fd, c.handle, FX_END_R));
+	munmap((void *)p, c.size);
+	close(fd);
+}
+
 /* Every addition since 0.1 has its bit, no unknown bit is set, and the
  * version agrees; NULL binds only where the hardware has the null
  * aperture. */
@@ -260,7 +343,7 @@ static void test_features(void)
 			DRM_FERRITE_UAPI_BO_LABEL | DRM_FERRITE_UAPI_NO_MMAP |
 			DRM_FERRITE_UAPI_BO_QUERY_INFO | DRM_FERRITE_UAPI_MEMORY |
 			DRM_FERRITE_UAPI_MMU | DRM_FERRITE_UAPI_VM_PRIVATE |
-			DRM_FERRITE_UAPI_ASYNC_BIND;
+			DRM_FERRITE_UAPI_ASYNC_BIND | DRM_FERRITE_UAPI_PAGE_SIZES;
 	int fd = fdev_open_or_skip(0);
 	struct drm_ferrite_uapi_features f = { 0 };
 	struct drm_ferrite_dev_info info = fx_dev_info(fd);
@@ -277,7 +360,7 @@ static void test_features(void)
 	ftest_assert_eq_u64(f.features, want);
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_VERSION, &v));
 	ftest_assert_eq(v.version_major, 0);
-	ftest_assert(v.version_minor >= 5);
+	ftest_assert(v.version_minor >= 6);
 	ftest_assert_eq(info.uapi_version, (0u << 16) | (uint32_t)v.version_minor);
 	/* The hardware's features are another field. */
 	ftest_assert(info.features & DRM_FERRITE_FEATURE_TIMESTAMP);
@@ -291,4 +374,5 @@ FTEST_MAIN(
 	{ "memory", test_memory, "the memory total and budget on each GPU; a first use beyond the budget fails" },
 	{ "mmu", test_mmu, "VA bits, user and driver ranges, page sizes, checked against VM_BIND" },
 	{ "features", test_features, "one bit per UAPI addition since 0.1, and the version" },
+	{ "page-sizes", test_page_sizes, "the CPU and GPU page sizes and bind_alignment, checked against sysconf, GEM_CREATE, VM_BIND and a job writing every GPU page of a CPU page" },
 )

@@ -340,9 +340,10 @@ static void test_driver_pages(void)
 	bo = fx_bo(fd, FX_PAGE);
 	p = fx_mmap(fd, bo, FX_PAGE);
 	fx_map(fd, vm, bo, FX_VA(1), FX_PAGE);
-	/* The ring (64 KiB) and the fence page after it, and a bit more. */
+	/* The ring (16 KiB) and the fence page after it, and a bit more: the
+	 * driver maps them in GPU pages, whatever the CPU page. */
 	for (uint64_t pg = 0; pg < 20; pg++) {
-		uint64_t target = info.va_end + pg * FX_PAGE;
+		uint64_t target = info.va_end + pg * FX_GPU_PAGE;
 		struct drm_ferrite_queue_get_state st;
 		struct fx_cmd c = { 0 };
 

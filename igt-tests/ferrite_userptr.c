@@ -410,6 +410,61 @@ static void test_bad(void)
 	each_gpu(bad_on);
 }
 
+/*
+ * A userptr is taken in whole CPU pages (bind_alignment): a range that
+ * starts or ends inside a CPU page fails with EINVAL, even where it is
+ * aligned to the 4 KiB GPU page (a 16 KiB kernel: an address 4096 into a
+ * CPU page, a size of one or five GPU pages). On a 4 KiB kernel, where
+ * the two pages are one, half a page stands in for the GPU page. A
+ * CPU-page aligned range binds, and the GPU writes every GPU page of it.
+ */
+static void cpu_page_alignment_on(void)
+{
+	int fd = fdev_open_or_skip(cur_gpu);
+	const uint64_t page = FX_PAGE;
+	const uint64_t sub = page > FX_GPU_PAGE ? FX_GPU_PAGE : page / 2;
+	struct drm_ferrite_mmu_info m = { 0 };
+	struct drm_ferrite_dev_query dq = {
+		.type = DRM_FERRITE_DEV_QUERY_MMU, .size = sizeof(m), .pointer = (uintptr_t)&m,
+	};
+	volatile uint64_t *p = anon(4 * page);
+	uint8_t *b = (uint8_t *)p;
+	struct fx_cmd c = { 0 };
+
+	ftest_assert_ok(ioctl(fd, DRM_IOCTL_FERRITE_DEV_QUERY, &dq));
+	ftest_assert_eq(m.bind_alignment, page);
+	/* Misaligned start, size or both: EINVAL before the memory is looked
+	 * at (the pages exist and are writable, so EFAULT is not the answer). */
+	p[0] = 1;
+	ftest_assert_errno(fx_bind_user(fd, PVM, b + sub, page, 0), EINVAL);
+	ftest_assert_errno(fx_bind_user(fd, PVM, b + sub, page - sub, 0), EINVAL);
+	ftest_assert_errno(fx_bind_user(fd, PVM, b, sub, 0), EINVAL);
+	ftest_assert_errno(fx_bind_user(fd, PVM, b, page + sub, 0), EINVAL);
+	ftest_assert_errno(fx_bind_user(fd, PVM, b + page + sub, 2 * page,
+					DRM_FERRITE_VM_BIND_READONLY), EINVAL);
+	/* Nothing was bound: an aligned range over all of them binds. */
+	ftest_assert_ok(fx_bind_user(fd, PVM, b + page, 2 * page, 0));
+	for (uint64_t off = 0; off < 2 * page; off += FX_GPU_PAGE)
+		fx_write64(&c, (uintptr_t)b + page + off + 8, 0xa119e000 + off, 0);
+	fx_write64(&c, (uintptr_t)b + page, 0xd0e, FX_W64_FLUSH);
+	ftest_assert_eq(run(fd, &c), 1);
+	ftest_assert_eq_u64(p[page / 8], 0xd0e);
+	for (uint64_t off = 0; off < 2 * page; off += FX_GPU_PAGE)
+		ftest_assert_eq_u64(p[(page + off + 8) / 8], 0xa119e000 + off);
+	/* An UNMAP of it in GPU pages is misaligned too; in CPU pages it goes. */
+	if (page > FX_GPU_PAGE)
+		ftest_assert_errno(fx_unmap(fd, PVM, (uintptr_t)b + page, 2 * page - FX_GPU_PAGE),
+				   EINVAL);
+	ftest_assert_ok(fx_unmap(fd, PVM, (uintptr_t)b + page, 2 * page));
+	ftest_assert_ok(munmap((void *)p, 4 * page));
+	close(fd);
+}
+
+static void test_cpu_page_alignment(void)
+{
+	each_gpu(cpu_page_alignment_on);
+}
+
 /* Run fn on GPU 0 and then on every other GPU of the guest. */
 static void on_every_gpu(void (*fn)(int fd))
 {
@@ -449,7 +504,7 @@ static void assert_fresh_anon_zero(uint64_t size)
 static void zero_page_on(int fd)
 {
 	const uint64_t size = 2 * FX_PAGE;
-	static const uint8_t zeros[2 * FX_PAGE];
+	uint8_t *zeros = calloc(1, size);
 	uint32_t bo = fx_bo(fd, FX_PAGE);
 	const volatile uint64_t *out = fx_mmap(fd, bo, FX_PAGE);
 	struct fx_cmd r = { 0 }, w = { 0 };
@@ -480,10 +535,11 @@ static void zero_page_on(int fd)
 	assert_fresh_anon_zero(size);
 	ftest_assert_eq_u64(kmap_user(fd), 0);
 	munmap((void *)out, FX_PAGE);
+	free(zeros);
 }
 
-/* The shared zero page bound read-only (8 KiB of PROT_READ anonymous
- * memory, read once): the GPU reads zeros, its writes fault, and after the
+/* The shared zero page bound read-only (two CPU pages of PROT_READ
+ * anonymous memory, read once): the GPU reads zeros, its writes fault, and after the
  * unbind fresh anonymous memory still reads zeros. */
 static void test_readonly_zero_page(void)
 {
@@ -617,6 +673,7 @@ FTEST_MAIN(
 	{ "read-only", test_read_only, "read-only memory: writable bind refused, GPU reads work, GPU writes fault" },
 	{ "foreign-mm", test_foreign_mm, "another process cannot bind its memory into a VM that is not its own" },
 	{ "bad", test_bad, "bad userptr binds: clear errnos" },
+	{ "cpu-page-alignment", test_cpu_page_alignment, "a range not aligned to the CPU page (an address 4 KiB into a 16 KiB page, a GPU page's size) fails with EINVAL; an aligned one binds and the GPU writes each of its GPU pages" },
 	{ "readonly-zero-page", test_readonly_zero_page, "the shared zero page bound read-only: GPU reads zeros, writes fault, fresh anonymous memory still reads zeros after the unbind" },
 	{ "readonly-file", test_readonly_file, "a PROT_READ file mapping (shared, private): writable bind EFAULT, GPU reads it read-only, the file is unchanged after the unbind" },
 )

@@ -65,7 +65,7 @@ static void test_bind_accounting(void)
 	/* Unmapping nothing is not an error. */
 	ftest_assert_ok(fx_unmap(fd, vm, FX_VA(7), 65536));
 	/* Map over part of the rest and beyond: replaced, no double count. */
-	ftest_assert_ok(fx_map_flags(fd, vm, bo, 0, FX_VA(1) + 4096, 1 << 19, 0));
+	ftest_assert_ok(fx_map_flags(fd, vm, bo, 0, FX_VA(1) + FX_PAGE, 1 << 19, 0));
 	ftest_assert_eq_u64(fx_counters(fd).bytes_bound - base, 1 << 20);
 	ftest_assert_ok(fx_unmap(fd, vm, FX_VA(1), 1 << 20));
 	ftest_assert_eq_u64(fx_counters(fd).bytes_bound, base);
@@ -254,11 +254,11 @@ static void test_bind_bad(void)
 		{ "unaligned offset", { .op = MAP, .handle = bo, .bo_offset = 12, .va = FX_VA(1), .size = FX_PAGE }, EINVAL },
 		{ "beyond bo", { .op = MAP, .handle = bo, .bo_offset = 8 * FX_PAGE, .va = FX_VA(1), .size = 9 * FX_PAGE }, EINVAL },
 		{ "bo too small", { .op = MAP, .handle = bo, .va = FX_VA(1), .size = 17 * FX_PAGE }, EINVAL },
-		{ "offset overflow", { .op = MAP, .handle = bo, .bo_offset = ~0ull & ~4095ull, .va = FX_VA(1), .size = 2 * FX_PAGE }, EINVAL },
+		{ "offset overflow", { .op = MAP, .handle = bo, .bo_offset = ~(FX_PAGE - 1), .va = FX_VA(1), .size = 2 * FX_PAGE }, EINVAL },
 		{ "below va_start", { .op = MAP, .handle = bo, .va = 0, .size = FX_PAGE }, EINVAL },
 		{ "at va_end", { .op = MAP, .handle = bo, .va = info.va_end, .size = FX_PAGE }, EINVAL },
 		{ "across va_end", { .op = MAP, .handle = bo, .va = info.va_end - FX_PAGE, .size = 2 * FX_PAGE }, EINVAL },
-		{ "va overflow", { .op = MAP, .handle = bo, .va = ~0ull & ~4095ull, .size = 2 * FX_PAGE }, EINVAL },
+		{ "va overflow", { .op = MAP, .handle = bo, .va = ~(FX_PAGE - 1), .size = 2 * FX_PAGE }, EINVAL },
 		{ "unmap with handle", { .op = UNMAP, .handle = bo, .va = FX_VA(1), .size = FX_PAGE }, EINVAL },
 		{ "unmap with flags", { .op = UNMAP, .flags = 1, .va = FX_VA(1), .size = FX_PAGE }, EINVAL },
 		{ "unmap kernel region", { .op = UNMAP, .va = info.va_end, .size = FX_PAGE }, EINVAL },

@@ -17,7 +17,31 @@
 
 #include "fdev.h"
 
-#define FX_PAGE 4096ull
+/*
+ * The two page sizes (Documentation/gpu/ferrite.rst, "CPU pages and GPU
+ * pages"). FX_PAGE is the CPU page, the kernel's PAGE_SIZE: 4 KiB on
+ * x86-64, 4, 16 or 64 KiB on arm64. It is the granule of BO sizes, of
+ * mmap() and of every VM_BIND address, size and offset (DEV_QUERY_MMU's
+ * bind_alignment, which ferrite_query checks is this), so every test that
+ * binds or maps memory counts in it. FX_GPU_PAGE is the GPU MMU's page,
+ * 4 KiB whatever the CPU page: only what the device itself does at that
+ * granule (page_sizes, the pieces of an import) counts in it.
+ */
+static inline unsigned long long fx_page_size(void)
+{
+	static unsigned long long page;
+
+	if (!page) {
+		long p = sysconf(_SC_PAGESIZE);
+
+		ftest_assert(p >= 4096 && (p & (p - 1)) == 0);
+		page = (unsigned long long)p;
+	}
+	return page;
+}
+
+#define FX_PAGE fx_page_size()
+#define FX_GPU_PAGE 4096ull
 #define FX_VA(n) (0x100000000ull + (uint64_t)(n) * 0x10000000ull)
 
 /* Commands (Documentation/gpu/ferrite-hw.rst, "Queues and commands"). */
