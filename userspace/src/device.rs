@@ -14,6 +14,23 @@ use crate::uapi;
 /// Driver name the Ferrite kernel driver reports.
 pub const DRIVER_NAME: &str = "ferrite";
 
+/// The two page sizes of a device (see "CPU pages and GPU pages" in
+/// Documentation/gpu/ferrite.rst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSizes {
+    /// The CPU page: BO sizes, mmap, VM_BIND addresses, sizes, offsets.
+    pub cpu: u64,
+    /// The GPU page: the MMU's granule (4096).
+    pub gpu: u64,
+}
+
+impl PageSizes {
+    /// The granule of VM_BIND (`bind_alignment`): the larger page.
+    pub fn bind(&self) -> u64 {
+        self.cpu.max(self.gpu)
+    }
+}
+
 /// An open Ferrite render node.
 pub struct Device {
     file: File,
@@ -163,9 +180,38 @@ impl Device {
         self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MEMORY)
     }
 
-    /// DEV_QUERY MMU (0.3): VA bits, ranges, page sizes.
+    /// DEV_QUERY MMU (0.3): VA bits, ranges, page sizes. A kernel older
+    /// than 0.6 leaves `cpu_page_size` and `gpu_page_size` zero (it writes
+    /// the first 48 bytes only).
     pub fn mmu(&self) -> io::Result<uapi::drm_ferrite_mmu_info> {
         self.query(uapi::drm_ferrite_dev_query_type_DRM_FERRITE_DEV_QUERY_MMU)
+    }
+
+    /// The page sizes the driver works in: the CPU page (the granule of BO
+    /// sizes, mmap and binds) and the GPU page (the MMU's, 4 KiB). From
+    /// DEV_QUERY MMU on 0.6 and later; before, the CPU page is
+    /// `bind_alignment` (0.3) or the process's page size.
+    pub fn page_sizes(&self) -> io::Result<PageSizes> {
+        let m = match self.mmu() {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                return Ok(PageSizes {
+                    cpu: crate::cpu_page_size(),
+                    gpu: crate::GPU_PAGE_SIZE,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let cpu = match (m.cpu_page_size, m.bind_alignment) {
+            (0, 0) => crate::cpu_page_size(),
+            (0, b) => u64::from(b),
+            (c, _) => u64::from(c),
+        };
+        let gpu = match m.gpu_page_size {
+            0 => crate::GPU_PAGE_SIZE,
+            g => u64::from(g),
+        };
+        Ok(PageSizes { cpu, gpu })
     }
 
     /// DEV_QUERY FEATURES (0.3): the `DRM_FERRITE_UAPI_*` bits; 0 from a

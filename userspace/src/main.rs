@@ -18,7 +18,7 @@ mod cli {
 
 /// What `--version` prints after the name: the tool's version and the
 /// interface it speaks ([`ferrite::UAPI_VERSION`], checked by a test).
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (Ferrite UAPI 0.5)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (Ferrite UAPI 0.6)");
 
 /// Command-line tool for Ferrite GPUs.
 #[derive(Debug, Parser)]

@@ -12,8 +12,16 @@ use ferrite::{uapi, BoRef, Cmds, Device, SyncOp};
 use super::bench_bind;
 use super::common::{self, va, Delta, Times};
 
-const PAGE: u64 = 4096;
 const SIZES: [(u64, &str); 3] = [(4 << 10, "4 KiB"), (1 << 20, "1 MiB"), (32 << 20, "32 MiB")];
+
+/// The label of a bind of one CPU page larger than 4 KiB.
+fn page_label(page: u64) -> &'static str {
+    match page {
+        16384 => "16 KiB",
+        65536 => "64 KiB",
+        _ => "1 page",
+    }
+}
 
 /// Iteration counts: `--iters N` sets the floor and submit loops; each bind
 /// size runs N/4.
@@ -294,7 +302,8 @@ fn userptr_vs_copy(
 
 /// A one-NOP command buffer mapped at `va(4)`; returns its BO.
 pub(super) fn nop_cmdbuf(d: &Device, vm: u32) -> io::Result<(ferrite::Bo, u32)> {
-    let c = d.gem_create(PAGE)?;
+    let page = d.page_sizes()?.bind();
+    let c = d.gem_create(page)?;
     let mut cmds = Cmds::new();
     cmds.nop(1);
     d.mmap(c)?.write(0, &cmds.to_bytes());
@@ -303,7 +312,7 @@ pub(super) fn nop_cmdbuf(d: &Device, vm: u32) -> io::Result<(ferrite::Bo, u32)> 
         c,
         0,
         va(4),
-        PAGE,
+        page,
         ferrite::uapi::DRM_FERRITE_VM_BIND_READONLY,
     )?;
     Ok((c, cmds.size()))
@@ -366,11 +375,12 @@ fn private_vs_ordinary(
     if d.uapi_features()? & u64::from(uapi::DRM_FERRITE_UAPI_VM_PRIVATE) == 0 {
         return Ok(None);
     }
+    let page = d.page_sizes()?.bind();
     let mut private = Vec::with_capacity(LIST_BOS);
     let mut ordinary = Vec::with_capacity(LIST_BOS);
     for _ in 0..LIST_BOS {
-        private.push(d.gem_create_private(PAGE, vm, 0)?);
-        ordinary.push(d.gem_create(PAGE)?);
+        private.push(d.gem_create_private(page, vm, 0)?);
+        ordinary.push(d.gem_create(page)?);
     }
     // Mesa lists most BOs for reading and a few for writing.
     let refs = |bos: &[ferrite::Bo]| -> Vec<BoRef> {
@@ -515,15 +525,16 @@ fn sched_bench(d: &Device, vm: u32, csize: u32, so: u32, n: usize) -> io::Result
     let info = debugfs(d, "sched").unwrap_or_default();
     let tick_us = field(&info, "timeslice_ms").unwrap_or(10.0) * 1000.0;
     // The gate (va 6) and the job that waits for it (va 7).
-    let g = d.gem_create(PAGE)?;
-    d.vm_map(vm, g, 0, va(6), PAGE, 0)?;
+    let page = d.page_sizes()?.bind();
+    let g = d.gem_create(page)?;
+    d.vm_map(vm, g, 0, va(6), page, 0)?;
     let mut gate = d.mmap(g)?;
     gate.write(0, &0u64.to_le_bytes());
-    let w = d.gem_create(PAGE)?;
+    let w = d.gem_create(page)?;
     let mut wc = Cmds::new();
     wc.wait(va(6), 1);
     d.mmap(w)?.write(0, &wc.to_bytes());
-    d.vm_map(vm, w, 0, va(7), PAGE, uapi::DRM_FERRITE_VM_BIND_READONLY)?;
+    d.vm_map(vm, w, 0, va(7), page, uapi::DRM_FERRITE_VM_BIND_READONLY)?;
     let normal = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_NORMAL;
     let high = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_HIGH;
     let low = uapi::drm_ferrite_queue_priority_DRM_FERRITE_QUEUE_PRIORITY_LOW;
@@ -556,8 +567,8 @@ fn sched_bench(d: &Device, vm: u32, csize: u32, so: u32, n: usize) -> io::Result
     for q in [hq, nq, rq] {
         d.queue_destroy(q)?;
     }
-    d.vm_unmap(vm, va(6), PAGE)?;
-    d.vm_unmap(vm, va(7), PAGE)?;
+    d.vm_unmap(vm, va(6), page)?;
+    d.vm_unmap(vm, va(7), page)?;
     d.gem_close(g)?;
     d.gem_close(w)?;
     let delta = |k: &str| field(&after, k).unwrap_or(0.0) - field(&before, k).unwrap_or(0.0);
@@ -692,7 +703,15 @@ fn measure(d: &Device, it: Iters) -> io::Result<Report> {
 
     let fl = floor(d, it.floor)?;
     let mut binds = Vec::new();
+    // The smallest bind is one page: 4 KiB, or the CPU page where it is
+    // larger (binds are in CPU pages).
+    let page = d.page_sizes()?.bind();
     for (size, label) in SIZES {
+        let (size, label) = if size < page {
+            (page, page_label(page))
+        } else {
+            (size, label)
+        };
         binds.push(bind(d, vm, size, label, it.binds, &qcost)?);
     }
     let sub = submits(d, queue, csize, so, it.submits, &qcost)?;
@@ -712,7 +731,7 @@ fn measure(d: &Device, it: Iters) -> io::Result<Report> {
     let sb = sched_bench(d, vm, csize, so, it.submits.min(50))?;
     let lists = private_vs_ordinary(d, vm, queue, csize, so, it.submits.min(40))?;
 
-    d.vm_unmap(vm, va(4), PAGE)?;
+    d.vm_unmap(vm, va(4), page)?;
     d.gem_close(cbo)?;
     d.syncobj_destroy(so)?;
     d.queue_destroy(queue)?;
@@ -785,7 +804,7 @@ fn print(r: &Report) {
     };
     row("null ioctl (DEV_QUERY INFO)", fl, None);
     for b in binds {
-        let pages = b.size / PAGE;
+        let pages = b.size / ferrite::GPU_PAGE_SIZE;
         row(&format!("VM_BIND map {}", b.label), &b.map, Some(pages));
         row(&format!("VM_BIND unmap {}", b.label), &b.unmap, Some(pages));
     }

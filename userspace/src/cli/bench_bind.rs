@@ -17,8 +17,6 @@ use ferrite::{uapi, BindOp, Device, SyncOp};
 use super::bench::{debugfs_path, field, nop_cmdbuf, submit_once, verdict};
 use super::common::{va, Times};
 
-const PAGE: u64 = 4096;
-
 /// Null ioctls timed before each synchronous 4 KiB map/unmap pair.
 const FLOOR_PER_PAIR: usize = 2;
 
@@ -116,13 +114,15 @@ fn read_profile(path: Option<&std::path::Path>) -> io::Result<Option<Profile>> {
 /// FLOOR_PER_PAIR null ioctls (TCG's speed drifts within a run), with
 /// `bind_profile` read around each call (not timed).
 pub fn sync_4k(d: &Device, vm: u32, n: usize) -> io::Result<Sync4k> {
-    let bo = d.gem_create(PAGE)?;
+    // One page: 4 KiB, or the CPU page where binds need a larger one.
+    let page = d.page_sizes()?.bind();
+    let bo = d.gem_create(page)?;
     d.mmap(bo)?.touch_pages();
     let at = va(8);
     for _ in 0..5 {
         d.info()?;
-        d.vm_map(vm, bo, 0, at, PAGE, 0)?;
-        d.vm_unmap(vm, at, PAGE)?;
+        d.vm_map(vm, bo, 0, at, page, 0)?;
+        d.vm_unmap(vm, at, page)?;
     }
     let prof = debugfs_path(d, "bind_profile");
     if let Some(p) = &prof {
@@ -140,11 +140,11 @@ pub fn sync_4k(d: &Device, vm: u32, n: usize) -> io::Result<Sync4k> {
         }
         let p0 = read_profile(prof)?;
         let s = Instant::now();
-        d.vm_map(vm, bo, 0, at, PAGE, 0)?;
+        d.vm_map(vm, bo, 0, at, page, 0)?;
         tm.push(s.elapsed());
         let p1 = read_profile(prof)?;
         let s = Instant::now();
-        d.vm_unmap(vm, at, PAGE)?;
+        d.vm_unmap(vm, at, page)?;
         tu.push(s.elapsed());
         let p2 = read_profile(prof)?;
         if let (Some(p0), Some(p1), Some(p2)) = (p0, p1, p2) {
@@ -206,17 +206,18 @@ fn async_bind(d: &Device, vm: u32, ops: &[BindOp], so: u32) -> io::Result<(Durat
 /// `rounds` batches of BATCH_OPS MAPs then UNMAPs (one warm-up round
 /// first), 50 null ioctls before each; `None` before interface 0.5.
 pub fn async_batches(d: &Device, vm: u32, rounds: usize) -> io::Result<Option<Batch>> {
+    let page = d.page_sizes()?.bind();
     if d.uapi_features()? & u64::from(uapi::DRM_FERRITE_UAPI_ASYNC_BIND) == 0 {
         return Ok(None);
     }
-    let bo = d.gem_create(BATCH_OPS as u64 * PAGE)?;
+    let bo = d.gem_create(BATCH_OPS as u64 * page)?;
     d.mmap(bo)?.touch_pages();
     let base = va(9);
     let maps: Vec<BindOp> = (0..BATCH_OPS as u64)
-        .map(|i| BindOp::map(bo, i * PAGE, base + i * PAGE, PAGE, 0))
+        .map(|i| BindOp::map(bo, i * page, base + i * page, page, 0))
         .collect();
     let unmaps: Vec<BindOp> = (0..BATCH_OPS as u64)
-        .map(|i| BindOp::unmap(base + i * PAGE, PAGE))
+        .map(|i| BindOp::unmap(base + i * page, page))
         .collect();
     let so = d.syncobj_create(false)?;
     let prof = debugfs_path(d, "bind_profile");
@@ -368,9 +369,10 @@ impl VmA {
         let so = d.syncobj_create(false)?;
         let (cbo, csize) = nop_cmdbuf(&d, vm)?;
         submit_once(&d, queue, csize, so)?;
-        let bo = d.gem_create(PAGE)?;
+        let page = d.page_sizes()?.bind();
+        let bo = d.gem_create(page)?;
         d.mmap(bo)?.touch_pages();
-        let big = d.gem_create(ASYNC_OPS as u64 * PAGE)?;
+        let big = d.gem_create(ASYNC_OPS as u64 * page)?;
         d.mmap(big)?.touch_pages();
         Ok(VmA {
             d,
@@ -386,7 +388,7 @@ impl VmA {
     fn close(self) -> io::Result<()> {
         let d = &self.d;
         d.queue_destroy(self.queue)?;
-        d.vm_unmap(self.vm, va(4), PAGE)?;
+        d.vm_unmap(self.vm, va(4), d.page_sizes()?.bind())?;
         for b in [self.cbo, self.bo, self.big] {
             d.gem_close(b)?;
         }
@@ -397,13 +399,14 @@ impl VmA {
     /// Run `load` until `stop`; the bind operations done.
     fn run(&self, load: Load, stop: &AtomicBool, async_ok: bool) -> io::Result<u64> {
         let (d, vm) = (&self.d, self.vm);
+        let page = d.page_sizes()?.bind();
         let at = va(8);
         let base = va(9);
         let maps: Vec<BindOp> = (0..ASYNC_OPS as u64)
-            .map(|i| BindOp::map(self.big, i * PAGE, base + i * PAGE, PAGE, 0))
+            .map(|i| BindOp::map(self.big, i * page, base + i * page, page, 0))
             .collect();
         let unmaps: Vec<BindOp> = (0..ASYNC_OPS as u64)
-            .map(|i| BindOp::unmap(base + i * PAGE, PAGE))
+            .map(|i| BindOp::unmap(base + i * page, page))
             .collect();
         let mut ops = 0u64;
         let mut x = 1u64;
@@ -418,8 +421,8 @@ impl VmA {
                     }
                 }
                 Load::SyncPairs => {
-                    d.vm_map(vm, self.bo, 0, at, PAGE, 0)?;
-                    d.vm_unmap(vm, at, PAGE)?;
+                    d.vm_map(vm, self.bo, 0, at, page, 0)?;
+                    d.vm_unmap(vm, at, page)?;
                     ops += 2;
                 }
                 Load::AsyncBatches if async_ok => {

@@ -11,9 +11,8 @@ use ferrite::{fnv1a, BoRef, Cmds, Device, SyncOp};
 use super::common::{self, va, Delta};
 
 const SIZE: u64 = 1 << 20;
-const PAGE: u64 = 4096;
-/// What the FILL covers in A: from one page in, 64 KiB plus an odd tail.
-const FILL_OFF: u64 = PAGE;
+/// What the FILL covers in A: from 4 KiB in, 64 KiB plus an odd tail.
+const FILL_OFF: u64 = 4096;
 const FILL_LEN: u64 = (64 << 10) + 12;
 const PATTERN: u32 = 0xa1b2_c3d4;
 const MARKER: u64 = 0x1234_5678_90ab_cdef;
@@ -24,14 +23,17 @@ fn source_byte(i: usize) -> u8 {
 }
 
 pub fn run(d: &Device) -> io::Result<()> {
+    // The result and command BOs are one page: the CPU page, the granule
+    // of BO sizes and binds (16 KiB on some arm64 kernels).
+    let page = d.page_sizes()?.bind();
     let (va_a, va_b, va_r, va_c) = (va(1), va(2), va(3), va(4));
-    common::check_va_range(d, va_a, va_c + PAGE)?;
+    common::check_va_range(d, va_a, va_c + page)?;
     let vm = d.vm_create()?;
     let queue = d.queue_create(vm, 0)?;
     let a = d.gem_create(SIZE)?;
     let b = d.gem_create(SIZE)?;
-    let r = d.gem_create(PAGE)?;
-    let c = d.gem_create(PAGE)?;
+    let r = d.gem_create(page)?;
+    let c = d.gem_create(page)?;
     let so = d.syncobj_create(false)?;
 
     // The CPU's half: the source pattern in A, the commands in C.
@@ -50,13 +52,13 @@ pub fn run(d: &Device) -> io::Result<()> {
     let t = Instant::now();
     d.vm_map(vm, a, 0, va_a, SIZE, 0)?;
     d.vm_map(vm, b, 0, va_b, SIZE, 0)?;
-    d.vm_map(vm, r, 0, va_r, PAGE, 0)?;
+    d.vm_map(vm, r, 0, va_r, page, 0)?;
     d.vm_map(
         vm,
         c,
         0,
         va_c,
-        PAGE,
+        page,
         ferrite::uapi::DRM_FERRITE_VM_BIND_READONLY,
     )?;
     let t_bind = t.elapsed();
@@ -110,7 +112,7 @@ pub fn run(d: &Device) -> io::Result<()> {
     println!(
         "gpu0 job: VM {vm}, queue {queue}; A and B {} KiB, result {} B, {} command dwords",
         SIZE >> 10,
-        PAGE,
+        page,
         cmds.dwords().len()
     );
     println!(
@@ -153,8 +155,8 @@ pub fn run(d: &Device) -> io::Result<()> {
         &[
             ferrite::BindOp::unmap(va_a, SIZE),
             ferrite::BindOp::unmap(va_b, SIZE),
-            ferrite::BindOp::unmap(va_r, PAGE),
-            ferrite::BindOp::unmap(va_c, PAGE),
+            ferrite::BindOp::unmap(va_r, page),
+            ferrite::BindOp::unmap(va_c, page),
         ],
         &[],
     )?;

@@ -11,7 +11,13 @@ use ferrite::uapi;
 
 use crate::rng::Rng;
 
-pub const PAGE: u64 = 4096;
+/// The CPU page: the granule of BO sizes, mmap and VM_BIND (the driver's
+/// `bind_alignment`), 4 KiB or larger (16 KiB on some arm64 kernels); the
+/// GPU's own 4 KiB page never shows in the rules the fuzzer checks.
+pub fn page() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(ferrite::cpu_page_size)
+}
 pub const MIB: u64 = 1 << 20;
 /// GEM_CREATE's documented limit.
 pub const MAX_BO_SIZE: u64 = 64 << 30;
@@ -45,8 +51,8 @@ impl VaRange {
     /// Whether `[va, va + size)` satisfies VM_BIND's rules: page aligned,
     /// not empty, inside the range, no overflow.
     pub fn allows(&self, va: u64, size: u64) -> bool {
-        va.is_multiple_of(PAGE)
-            && size.is_multiple_of(PAGE)
+        va.is_multiple_of(page())
+            && size.is_multiple_of(page())
             && size != 0
             && va >= self.start
             && va.checked_add(size).is_some_and(|e| e <= self.end)
@@ -129,14 +135,14 @@ pub fn vm_id(rng: &mut Rng, live: &[u32]) -> u32 {
 /// ones are past the 64 GiB limit.
 pub fn bo_size(rng: &mut Rng) -> Val<u64> {
     match rng.below(100) {
-        0..=39 => Val::ok(PAGE * rng.range(1, 16)),
-        40..=59 => Val::ok(PAGE * (1 << rng.below(9))),
-        60..=74 => Val::ok(rng.range(1, 64 * PAGE)),
+        0..=39 => Val::ok(page() * rng.range(1, 16)),
+        40..=59 => Val::ok(page() * (1 << rng.below(9))),
+        60..=74 => Val::ok(rng.range(1, 64 * page())),
         75..=84 => Val::ok(MIB),
         85..=87 => Val::ok(MAX_KEPT_BO / (1 << rng.below(2))),
         88..=89 => Val::ok(0),
-        90..=91 => Val::bad(MAX_BO_SIZE + 1 + rng.below(PAGE)),
-        92 => Val::bad(u64::MAX - rng.below(PAGE)),
+        90..=91 => Val::bad(MAX_BO_SIZE + 1 + rng.below(page())),
+        92 => Val::bad(u64::MAX - rng.below(page())),
         93 => Val::bad(1 << rng.range(37, 63)),
         // Valid sizes up to the limit are tried once per worker, in a file
         // of their own (a BO others can reach through a random handle is
@@ -152,19 +158,19 @@ pub fn plausible_va(rng: &mut Rng, r: VaRange, size: u64) -> u64 {
         if hi <= lo {
             lo
         } else {
-            lo + PAGE * rng.below((hi - lo) / PAGE)
+            lo + page() * rng.below((hi - lo) / page())
         }
     };
     match rng.below(12) {
         0..=6 => span(wbase, wbase + wsize.saturating_sub(size), rng),
         7 => wbase + 2 * MIB * rng.below(wsize / (2 * MIB)),
-        8 => span(r.start, r.start + 256 * PAGE, rng),
+        8 => span(r.start, r.start + 256 * page(), rng),
         9 => span(
-            r.end.saturating_sub(size + 256 * PAGE),
+            r.end.saturating_sub(size + 256 * page()),
             r.end.saturating_sub(size),
             rng,
         ),
-        10 => r.cmd_slot(rng.below(8)) + PAGE * rng.below(2 * 1024),
+        10 => r.cmd_slot(rng.below(8)) + page() * rng.below(2 * 1024),
         _ => span(r.start, r.end.saturating_sub(size), rng),
     }
 }
@@ -174,40 +180,40 @@ pub fn plausible_va(rng: &mut Rng, r: VaRange, size: u64) -> u64 {
 pub fn wild_va(rng: &mut Rng, r: VaRange) -> u64 {
     match rng.below(11) {
         0 => 0,
-        1 => r.start.saturating_sub(PAGE),
+        1 => r.start.saturating_sub(page()),
         2 => r.end,
-        3 => r.end - PAGE,
-        4 => plausible_va(rng, r, PAGE) + rng.range(1, PAGE - 1),
-        5 => !(PAGE - 1),
+        3 => r.end - page(),
+        4 => plausible_va(rng, r, page()) + rng.range(1, page() - 1),
+        5 => !(page() - 1),
         6 => 1 << 47,
         7 => 1 << 48,
-        8 => r.end + PAGE * rng.below(64),
-        9 => rng.next_u64() & !(PAGE - 1),
+        8 => r.end + page() * rng.below(64),
+        9 => rng.next_u64() & !(page() - 1),
         _ => rng.interesting_u64(),
     }
 }
 
 /// A size for a range of at most `max` bytes (page multiple, not zero).
 pub fn plausible_size(rng: &mut Rng, max: u64) -> u64 {
-    let pages = (max / PAGE).max(1);
+    let pages = (max / page()).max(1);
     match rng.below(6) {
-        0..=2 => PAGE * rng.range(1, pages.min(4)),
-        3 => PAGE * pages,
-        4 => PAGE * rng.range(1, pages),
-        _ => PAGE * (1 << rng.below(64 - u64::from(pages.leading_zeros()))).min(pages),
+        0..=2 => page() * rng.range(1, pages.min(4)),
+        3 => page() * pages,
+        4 => page() * rng.range(1, pages),
+        _ => page() * (1 << rng.below(64 - u64::from(pages.leading_zeros()))).min(pages),
     }
 }
 
 pub fn wild_size(rng: &mut Rng) -> u64 {
     match rng.below(9) {
         0 => 0,
-        1 => rng.range(1, PAGE - 1),
-        2 => PAGE + 1,
+        1 => rng.range(1, page() - 1),
+        2 => page() + 1,
         3 => u64::MAX,
-        4 => u64::MAX - PAGE + 1,
+        4 => u64::MAX - page() + 1,
         5 => 1 << 36,
         6 => 1 << 47,
-        7 => 4 * MIB + PAGE,
+        7 => 4 * MIB + page(),
         _ => rng.interesting_u64(),
     }
 }
@@ -287,9 +293,9 @@ pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
             match rng.below(5) {
                 0 => o.flags = 1 << rng.below(4),
                 1 => o.handle = c.bos.first().map_or(1, |b| b.handle),
-                2 => o.bo_offset = PAGE,
-                3 => o.va = plausible_va(rng, c.range, PAGE),
-                _ => o.size = PAGE,
+                2 => o.bo_offset = page(),
+                3 => o.va = plausible_va(rng, c.range, page()),
+                _ => o.size = page(),
             }
         }
     } else if kind < 15 {
@@ -298,7 +304,7 @@ pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
         if rng.chance(1, 6) {
             match rng.below(3) {
                 0 => o.handle = c.bos.first().map_or(1, |b| b.handle),
-                1 => o.bo_offset = PAGE * rng.range(1, 16),
+                1 => o.bo_offset = page() * rng.range(1, 16),
                 _ => o.flags |= USERPTR,
             }
         }
@@ -306,7 +312,7 @@ pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
         // A userptr MAP, which an asynchronous bind refuses (-EINVAL).
         o.op = MAP;
         o.flags = USERPTR | (rng.next_u32() & BIND_FLAGS);
-        o.size = plausible_size(rng, 64 * PAGE);
+        o.size = plausible_size(rng, 64 * page());
         o.va = plausible_va(rng, c.range, o.size);
     } else if rng.chance(3, 5) && !c.bos.is_empty() {
         let bo = *rng.pick(c.bos).unwrap();
@@ -323,12 +329,12 @@ pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
             2 => o.handle = handle(rng, &[]),
             3 => o.pad = rng.interesting_u32(),
             4 => o.bo_offset = rng.interesting_u64(),
-            5 => o.bo_offset += rng.range(1, PAGE - 1),
+            5 => o.bo_offset += rng.range(1, page() - 1),
             6 => o.va = wild_va(rng, c.range),
             7 => o.size = wild_size(rng),
             8 => {
                 // A size reaching past the end of the BO.
-                o.size = c.bos.iter().map(|b| b.size).max().unwrap_or(PAGE) + PAGE;
+                o.size = c.bos.iter().map(|b| b.size).max().unwrap_or(page()) + page();
             }
             _ => {
                 o.op = if o.op == MAP { UNMAP } else { MAP };
@@ -345,13 +351,13 @@ pub fn bind_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
 
 /// A valid MAP of (part of) `bo` at a plausible VA.
 pub fn bo_map_op(rng: &mut Rng, r: VaRange, bo: BoInfo) -> BindOp {
-    let pages = (bo.size / PAGE).max(1);
+    let pages = (bo.size / page()).max(1);
     let off_pages = if rng.chance(1, 2) {
         0
     } else {
         rng.below(pages)
     };
-    let size = plausible_size(rng, (pages - off_pages) * PAGE);
+    let size = plausible_size(rng, (pages - off_pages) * page());
     BindOp {
         op: MAP,
         flags: if rng.chance(1, 4) {
@@ -360,7 +366,7 @@ pub fn bo_map_op(rng: &mut Rng, r: VaRange, bo: BoInfo) -> BindOp {
             0
         },
         handle: bo.handle,
-        bo_offset: off_pages * PAGE,
+        bo_offset: off_pages * page(),
         va: plausible_va(rng, r, size),
         size,
         ..Default::default()
@@ -375,13 +381,13 @@ pub fn unmap_op(rng: &mut Rng, c: &BindCtx<'_>) -> BindOp {
     };
     if let (true, Some(&(va, size))) = (rng.chance(2, 3), rng.pick(c.bound)) {
         // All of it, or a piece (which splits the mapping).
-        let pages = (size / PAGE).max(1);
+        let pages = (size / page()).max(1);
         let first = rng.below(pages);
-        o.va = va + if rng.chance(1, 2) { 0 } else { first * PAGE };
+        o.va = va + if rng.chance(1, 2) { 0 } else { first * page() };
         o.size = if rng.chance(1, 2) {
             size - (o.va - va)
         } else {
-            PAGE * rng.range(1, pages)
+            page() * rng.range(1, pages)
         };
     } else {
         o.size = plausible_size(rng, MIB);
@@ -441,7 +447,7 @@ pub fn bind_op_bad(o: &BindOp, r: VaRange, async_: bool, null_ok: bool) -> bool 
         }
         MAP => {
             o.flags & !BIND_FLAGS != 0
-                || !o.bo_offset.is_multiple_of(PAGE)
+                || !o.bo_offset.is_multiple_of(page())
                 || o.handle == 0
                 || o.bo_offset.checked_add(o.size).is_none()
                 || o.bo_offset.saturating_add(o.size) > MAX_BO_SIZE
@@ -790,9 +796,9 @@ pub fn cmd_addr(rng: &mut Rng, c: &CmdCtx, len: u64) -> u64 {
             Some(&b) => inside(rng, b),
             None => inside(rng, c.data),
         },
-        15 => plausible_va(rng, c.range, PAGE),
+        15 => plausible_va(rng, c.range, page()),
         // The driver's top 4 GiB: the rings and fence pages of the queues.
-        16 => c.range.end + PAGE * rng.below(80) + 8 * rng.below(512),
+        16 => c.range.end + page() * rng.below(80) + 8 * rng.below(512),
         17 => c.data.0 + c.data.1 - rng.range(1, 8),
         _ => rng.interesting_u64(),
     }
@@ -983,12 +989,13 @@ pub fn mem_kind(rng: &mut Rng) -> MemKind {
 
 /// The size of a new region: 4 KiB to [`MAX_USER_REGION`], mostly small.
 pub fn user_region_size(rng: &mut Rng) -> u64 {
-    let max = MAX_USER_REGION / PAGE;
-    PAGE * match rng.below(10) {
-        0..=3 => rng.range(1, 4),
-        4..=6 => 1 << rng.below(u64::from(max.trailing_zeros()) + 1),
-        _ => rng.range(1, max),
-    }
+    let max = MAX_USER_REGION / page();
+    page()
+        * match rng.below(10) {
+            0..=3 => rng.range(1, 4),
+            4..=6 => 1 << rng.below(u64::from(max.trailing_zeros()) + 1),
+            _ => rng.range(1, max),
+        }
 }
 
 /// The byte at `off` of the file the file-backed regions map.
@@ -999,12 +1006,12 @@ pub fn user_file_byte(off: u64) -> u8 {
 /// The piece of a region `[va, va + size)` to bind: all of it mostly, else
 /// whole pages of it.
 pub fn user_bind_range(rng: &mut Rng, va: u64, size: u64) -> (u64, u64) {
-    let pages = size / PAGE;
+    let pages = size / page();
     if pages < 2 || rng.chance(3, 4) {
         return (va, size);
     }
     let first = rng.below(pages);
-    (va + first * PAGE, PAGE * rng.range(1, pages - first))
+    (va + first * page(), page() * rng.range(1, pages - first))
 }
 
 /// The flags of a userptr MAP of memory the process can read (`readable`)
@@ -1031,7 +1038,7 @@ pub fn user_bind_flags(rng: &mut Rng, readable: bool, writable: bool) -> Val<u32
 /// all of it, which an UNMAP must refuse (-EINVAL): inside it, or across
 /// one of its ends. None for a single page.
 pub fn partial_range(rng: &mut Rng, va: u64, size: u64) -> Option<(u64, u64)> {
-    let pages = size / PAGE;
+    let pages = size / page();
     if pages < 2 {
         return None;
     }
@@ -1039,17 +1046,17 @@ pub fn partial_range(rng: &mut Rng, va: u64, size: u64) -> Option<(u64, u64)> {
         0 => {
             let first = rng.below(pages);
             let max = if first == 0 { pages - 1 } else { pages - first };
-            (va + first * PAGE, PAGE * rng.range(1, max))
+            (va + first * page(), page() * rng.range(1, max))
         }
         1 => {
-            let before = PAGE * rng.range(1, 2);
-            (va - before, before + PAGE * rng.range(1, pages - 1))
+            let before = page() * rng.range(1, 2);
+            (va - before, before + page() * rng.range(1, pages - 1))
         }
         _ => {
             let first = rng.range(1, pages - 1);
             (
-                va + first * PAGE,
-                size - first * PAGE + PAGE * rng.range(1, 2),
+                va + first * page(),
+                size - first * page() + page() * rng.range(1, 2),
             )
         }
     })
@@ -1071,7 +1078,7 @@ pub fn userptr_commands(
     let piece = |rng: &mut Rng, max: u64| -> (u64, u64) {
         let len = match rng.below(3) {
             0 => user.1,
-            1 => PAGE,
+            1 => page(),
             _ => 8 * rng.range(1, user.1 / 8),
         }
         .min(max)
@@ -1121,14 +1128,14 @@ mod tests {
 
     #[test]
     fn range_rules() {
-        assert!(R.allows(0x1_0000, PAGE));
-        assert!(R.allows(R.end - PAGE, PAGE));
-        assert!(!R.allows(R.end - PAGE, 2 * PAGE));
-        assert!(!R.allows(0, PAGE));
+        assert!(R.allows(0x1_0000, page()));
+        assert!(R.allows(R.end - page(), page()));
+        assert!(!R.allows(R.end - page(), 2 * page()));
+        assert!(!R.allows(0, page()));
         assert!(!R.allows(0x1_0000, 0));
-        assert!(!R.allows(0x1_0001, PAGE));
-        assert!(!R.allows(0x1_0000, PAGE + 1));
-        assert!(!R.allows(!(PAGE - 1), PAGE));
+        assert!(!R.allows(0x1_0001, page()));
+        assert!(!R.allows(0x1_0000, page() + 1));
+        assert!(!R.allows(!(page() - 1), page()));
         let (w, s) = R.fuzz_window();
         assert!(R.allows(w, s));
         for slot in 0..8 {
@@ -1143,7 +1150,7 @@ mod tests {
             handle: 3,
             size: 64 << 10,
         }];
-        let bound = [(0x1_0000_0000, 8 * PAGE)];
+        let bound = [(0x1_0000_0000, 8 * page())];
         let c = BindCtx {
             range: R,
             bos: &bos,
@@ -1167,7 +1174,7 @@ mod tests {
         for _ in 0..5000 {
             let size = plausible_size(&mut r, 64 << 10);
             assert!(
-                size.is_multiple_of(PAGE) && size > 0 && size <= 64 << 10,
+                size.is_multiple_of(page()) && size > 0 && size <= 64 << 10,
                 "{size:#x}"
             );
             let va = plausible_va(&mut r, R, size);
@@ -1180,14 +1187,14 @@ mod tests {
         let bos = [
             BoInfo {
                 handle: 1,
-                size: PAGE,
+                size: page(),
             },
             BoInfo {
                 handle: 2,
                 size: MIB,
             },
         ];
-        let bound = [(0x1_0000_0000, 16 * PAGE), (0x1_0020_0000, PAGE)];
+        let bound = [(0x1_0000_0000, 16 * page()), (0x1_0020_0000, page())];
         for async_ in [false, true] {
             let c = BindCtx {
                 range: R,
@@ -1261,7 +1268,7 @@ mod tests {
     fn synchronous_binds_get_no_valid_userptr() {
         let bos = [BoInfo {
             handle: 3,
-            size: PAGE,
+            size: page(),
         }];
         let c = BindCtx {
             range: R,
@@ -1283,9 +1290,9 @@ mod tests {
     fn valid_bind_ops_are_valid() {
         let bos = [BoInfo {
             handle: 4,
-            size: 16 * PAGE,
+            size: 16 * page(),
         }];
-        let bound = [(0x1_0000_0000, 8 * PAGE)];
+        let bound = [(0x1_0000_0000, 8 * page())];
         let mut r = Rng::new(41);
         let mut kinds = std::collections::BTreeSet::new();
         for null_ok in [false, true] {
@@ -1303,7 +1310,7 @@ mod tests {
                 for o in &ops {
                     assert!(!bind_op_bad(o, R, true, null_ok), "{o:?}");
                     if o.op == MAP && o.flags & NULL == 0 {
-                        assert!(o.handle == 4 && o.bo_offset + o.size <= 16 * PAGE);
+                        assert!(o.handle == 4 && o.bo_offset + o.size <= 16 * page());
                     }
                     assert!(null_ok || o.flags & NULL == 0);
                     kinds.insert((o.op, o.flags & NULL));
@@ -1320,7 +1327,7 @@ mod tests {
             op: MAP,
             handle: 1,
             va: 0x1_0000_0000,
-            size: PAGE,
+            size: page(),
             ..Default::default()
         };
         assert!(!bad(&ok));
@@ -1338,7 +1345,7 @@ mod tests {
         assert!(bind_op_bad(&up, R, true, true));
         assert!(bad(&BindOp { handle: 1, ..up }));
         assert!(bad(&BindOp {
-            bo_offset: PAGE,
+            bo_offset: page(),
             ..up
         }));
         assert!(bad(&BindOp {
@@ -1350,7 +1357,7 @@ mod tests {
         assert!(bad(&BindOp { op: 3, ..ok }));
         assert!(bad(&BindOp { va: R.end, ..ok }));
         assert!(bad(&BindOp {
-            size: u64::MAX - PAGE + 1,
+            size: u64::MAX - page() + 1,
             ..ok
         }));
         let un = BindOp {
@@ -1363,7 +1370,7 @@ mod tests {
         assert!(bad(&BindOp { handle: 1, ..un }));
         assert!(bad(&BindOp { flags: 1, ..un }));
         assert!(bad(&BindOp {
-            bo_offset: PAGE,
+            bo_offset: page(),
             ..un
         }));
         // NULL: no handle, no offset, no USERPTR; READONLY and NOEXEC go.
@@ -1377,7 +1384,7 @@ mod tests {
         assert!(bind_op_bad(&null, R, false, false));
         assert!(bad(&BindOp { handle: 1, ..null }));
         assert!(bad(&BindOp {
-            bo_offset: PAGE,
+            bo_offset: page(),
             ..null
         }));
         assert!(bad(&BindOp {
@@ -1397,11 +1404,11 @@ mod tests {
             BindOp { handle: 1, ..so },
             BindOp { pad: 1, ..so },
             BindOp {
-                bo_offset: PAGE,
+                bo_offset: page(),
                 ..so
             },
-            BindOp { va: PAGE, ..so },
-            BindOp { size: PAGE, ..so },
+            BindOp { va: page(), ..so },
+            BindOp { size: page(), ..so },
         ] {
             assert!(bad(&o), "{o:?}");
         }
@@ -1596,7 +1603,7 @@ mod tests {
             range: R,
             data: (0x8000_0040_0000, 64 << 10),
             cmd: (0x8000_0000_0000, 64 << 10),
-            bound: vec![(0x1_0000_0000, PAGE)],
+            bound: vec![(0x1_0000_0000, page())],
             allow_hang: false,
         };
         let mut r = Rng::new(6);
@@ -1635,15 +1642,15 @@ mod tests {
         for _ in 0..2000 {
             kinds.insert(format!("{:?}", mem_kind(&mut r)));
             let size = user_region_size(&mut r);
-            assert!(size.is_multiple_of(PAGE) && (PAGE..=MAX_USER_REGION).contains(&size));
+            assert!(size.is_multiple_of(page()) && (page()..=MAX_USER_REGION).contains(&size));
             let va = 0x7f00_0000_0000;
             let (bva, bsize) = user_bind_range(&mut r, va, size);
             assert!(bva >= va && bsize > 0 && bva + bsize <= va + size);
-            assert!(bva.is_multiple_of(PAGE) && bsize.is_multiple_of(PAGE));
+            assert!(bva.is_multiple_of(page()) && bsize.is_multiple_of(page()));
             match partial_range(&mut r, va, size) {
-                None => assert_eq!(size, PAGE),
+                None => assert_eq!(size, page()),
                 Some((pva, psize)) => {
-                    assert!(pva.is_multiple_of(PAGE) && psize.is_multiple_of(PAGE));
+                    assert!(pva.is_multiple_of(page()) && psize.is_multiple_of(page()));
                     assert!(psize > 0, "{pva:#x}+{psize:#x}");
                     // Overlaps the userptr without covering it.
                     assert!(pva < va + size && va < pva + psize, "{pva:#x}+{psize:#x}");
@@ -1664,12 +1671,12 @@ mod tests {
             assert!(user_bind_flags(&mut r, false, false).bad);
         }
         assert!(ro_bad > 50 && ro_bad < n / 3, "{ro_bad}");
-        assert_ne!(user_file_byte(0), user_file_byte(PAGE));
+        assert_ne!(user_file_byte(0), user_file_byte(page()));
     }
 
     #[test]
     fn userptr_jobs_stay_in_their_ranges() {
-        let user = (0x7f00_0001_0000, 3 * PAGE);
+        let user = (0x7f00_0001_0000, 3 * page());
         let data = (0x8000_0040_0000, 64 << 10);
         let inside = |a: u64, len: u64, (va, size): (u64, u64)| a >= va && a + len <= va + size;
         let mut r = Rng::new(22);

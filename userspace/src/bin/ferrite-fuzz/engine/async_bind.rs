@@ -153,7 +153,7 @@ impl Worker<'_> {
         let mut ops = ops;
         let userptr = self.rng.chance(1, 16);
         if userptr {
-            let size = gen::plausible_size(&mut self.rng, 16 * PAGE);
+            let size = gen::plausible_size(&mut self.rng, 16 * page());
             let at = self.rng.index(ops.len() + 1);
             ops.insert(
                 at,
@@ -437,8 +437,8 @@ impl Worker<'_> {
                 BindOp {
                     op: MAP,
                     handle: bo.handle,
-                    va: gen::plausible_va(&mut self.rng, range, PAGE),
-                    size: PAGE,
+                    va: gen::plausible_va(&mut self.rng, range, page()),
+                    size: page(),
                     ..Default::default()
                 },
                 UNUSABLE_BO_MAP,
@@ -450,7 +450,7 @@ impl Worker<'_> {
         let unmap = BindOp {
             op: UNMAP,
             va: wbase,
-            size: PAGE * self.rng.range(1, wsize / PAGE),
+            size: page() * self.rng.range(1, wsize / page()),
             ..Default::default()
         };
         for (o, only) in [(map, only), (unmap, UNUSABLE_UNMAP)] {

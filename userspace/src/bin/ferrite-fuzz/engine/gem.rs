@@ -79,8 +79,8 @@ impl Worker<'_> {
             return;
         }
         if c.handle == 0
-            || !c.size.is_multiple_of(PAGE)
-            || (size.v > 0 && (c.size < size.v || c.size - size.v >= PAGE))
+            || !c.size.is_multiple_of(page())
+            || (size.v > 0 && (c.size < size.v || c.size - size.v >= page()))
         {
             self.finding(
                 &format!(
@@ -146,7 +146,7 @@ impl Worker<'_> {
         };
         let (h, size) = match bo {
             Some(b) if self.rng.chance(19, 20) => (b.handle, b.size),
-            _ => (gen::handle(&mut self.rng, &[]), PAGE),
+            _ => (gen::handle(&mut self.rng, &[]), page()),
         };
         let fl = gen::flags(&mut self.rng, 0);
         let mut m = uapi::drm_ferrite_gem_mmap_offset {
@@ -168,7 +168,7 @@ impl Worker<'_> {
         {
             return;
         }
-        if !m.offset.is_multiple_of(PAGE) || m.offset == 0 {
+        if !m.offset.is_multiple_of(page()) || m.offset == 0 {
             self.finding(
                 &format!(
                     "GEM_MMAP_OFFSET of handle {h} returned offset {:#x}",
@@ -178,13 +178,13 @@ impl Worker<'_> {
             );
             return;
         }
-        let pages = (size / PAGE).max(1);
+        let pages = (size / page()).max(1);
         if self.rng.chance(4, 5) {
             // A mapping as a client makes it: all of the BO or its start.
             let len = if self.rng.chance(1, 2) {
                 size
             } else {
-                PAGE * self.rng.range(1, pages)
+                page() * self.rng.range(1, pages)
             };
             self.count_call();
             match Mmap::new(f.raw(), m.offset, len as usize) {
@@ -214,16 +214,16 @@ impl Worker<'_> {
         let (mut len, mut off) = (size, m.offset);
         let (mut prot, mut flags) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED);
         match self.rng.below(7) {
-            0 => len = size + PAGE,
-            1 => off += PAGE * self.rng.range(1, pages),
-            2 => off = off.wrapping_sub(PAGE),
+            0 => len = size + page(),
+            1 => off += page() * self.rng.range(1, pages),
+            2 => off = off.wrapping_sub(page()),
             3 => flags = libc::MAP_PRIVATE,
             4 => prot |= libc::PROT_EXEC,
             5 => len = 0,
-            _ => off = self.rng.next_u64() & !(PAGE - 1) & (i64::MAX as u64),
+            _ => off = self.rng.next_u64() & !(page() - 1) & (i64::MAX as u64),
         }
         if self.rng.chance(1, 4) {
-            len = len.min(PAGE);
+            len = len.min(page());
         }
         self.count_call();
         // SAFETY: a new mapping at an address the kernel picks; nothing
@@ -395,7 +395,7 @@ impl Worker<'_> {
         }
         let known = uapi::DRM_FERRITE_GEM_CREATE_NO_MMAP;
         if q.size == 0
-            || !q.size.is_multiple_of(PAGE)
+            || !q.size.is_multiple_of(page())
             || q.create_flags & !known != 0
             || q.import_kind > uapi::drm_ferrite_bo_import_DRM_FERRITE_BO_IMPORT_OTHER
             || q.label_len as usize >= LABEL_MAX

@@ -65,7 +65,7 @@ use ferrite::{drm, Mmap};
 use crate::gen::{
     self, BindOp, BoInfo, BoRef, Element, Layout, MemKind, Ptr, SyncInfo, SyncOp, VaRange, Val,
 };
-use crate::gen::{MIB, PAGE};
+use crate::gen::{page, MIB};
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sys::{self, errno_name, TwoU32};
@@ -300,7 +300,7 @@ impl FileCtx {
 
 /// Touch every page of a mapping: read, then write the byte back.
 pub fn touch(m: &MapEnt) {
-    for off in (0..m.map.len()).step_by(PAGE as usize) {
+    for off in (0..m.map.len()).step_by(page() as usize) {
         // SAFETY: off < len, inside the mapping; volatile, as the memory is
         // shared with the device.
         unsafe {

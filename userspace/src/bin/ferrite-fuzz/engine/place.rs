@@ -20,7 +20,7 @@ pub(super) const SHORT_MAX: usize = 256 << 10;
 
 impl Scratch {
     pub(super) fn new() -> Scratch {
-        let len = SCRATCH_RW + 2 * PAGE as usize;
+        let len = SCRATCH_RW + 2 * page() as usize;
         // SAFETY: a new private anonymous mapping; nothing else is affected.
         let p = unsafe {
             libc::mmap(
@@ -36,10 +36,10 @@ impl Scratch {
         let p = p.cast::<u8>();
         // SAFETY: both pages lie inside the mapping just created.
         unsafe {
-            libc::mprotect(p.add(SCRATCH_RW).cast(), PAGE as usize, libc::PROT_NONE);
+            libc::mprotect(p.add(SCRATCH_RW).cast(), page() as usize, libc::PROT_NONE);
             libc::mprotect(
-                p.add(SCRATCH_RW + PAGE as usize).cast(),
-                PAGE as usize,
+                p.add(SCRATCH_RW + page() as usize).cast(),
+                page() as usize,
                 libc::PROT_READ,
             );
         }
@@ -64,7 +64,7 @@ impl Scratch {
     }
 
     pub(super) fn read_only(&self) -> u64 {
-        self.rw_end() + PAGE
+        self.rw_end() + page()
     }
 
     pub(super) fn alloc(&mut self, n: usize) -> Option<*mut u8> {
@@ -81,7 +81,7 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, unmapped only here.
-        unsafe { libc::munmap(self.base.cast(), SCRATCH_RW + 2 * PAGE as usize) };
+        unsafe { libc::munmap(self.base.cast(), SCRATCH_RW + 2 * page() as usize) };
     }
 }
 

@@ -189,7 +189,7 @@ impl Worker<'_> {
         };
         for (size, bad) in [
             (gen::MAX_BO_SIZE, false),
-            (gen::MAX_BO_SIZE - PAGE + 1, false),
+            (gen::MAX_BO_SIZE - page() + 1, false),
             (gen::MAX_BO_SIZE + 1, true),
             (u64::MAX, true),
         ] {

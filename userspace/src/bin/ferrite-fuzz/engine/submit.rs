@@ -357,7 +357,7 @@ impl Worker<'_> {
                 (va, len as u32)
             }
             None => (
-                gen::plausible_va(&mut self.rng, range, PAGE),
+                gen::plausible_va(&mut self.rng, range, page()),
                 4 * self.rng.range(1, 64) as u32,
             ),
         };
@@ -372,7 +372,7 @@ impl Worker<'_> {
                 5 => cmd_size = u32::MAX,
                 6 => cmd_va += self.rng.range(1, 3),
                 7 => cmd_va = gen::wild_va(&mut self.rng, range),
-                _ => cmd_va = range.end.wrapping_add(self.rng.below(64) * PAGE),
+                _ => cmd_va = range.end.wrapping_add(self.rng.below(64) * page()),
             }
         }
 

@@ -136,7 +136,7 @@ fn userptr_bindings_follow_vms_and_files() {
         dev: f.dev,
         vm,
         va: 0x7f00_0000_0000,
-        size: 2 * PAGE,
+        size: 2 * page(),
         readonly: true,
     };
     // The process VM of a device is one for all its files.
@@ -146,12 +146,12 @@ fn userptr_bindings_follow_vms_and_files() {
     assert!(bind(&a, 1).in_vm(&a, 1));
     assert!(!bind(&a, 1).in_vm(&b, 1));
     assert!(!bind(&a, 1).in_vm(&a, 2));
-    assert!(bind(&a, 1).overlaps(0x7f00_0000_1000, PAGE));
-    assert!(!bind(&a, 1).overlaps(0x7f00_0000_2000, PAGE));
+    assert!(bind(&a, 1).overlaps(0x7f00_0000_1000, page()));
+    assert!(!bind(&a, 1).overlaps(0x7f00_0000_2000, page()));
     let region = |mapped, bindings| Region {
         kind: MemKind::ZeroPage,
         va: 0x7f00_0000_0000,
-        size: 2 * PAGE,
+        size: 2 * page(),
         file_off: 0,
         prot: libc::PROT_READ,
         mapped,
@@ -241,7 +241,7 @@ fn scratch_layout() {
     assert_eq!(b, a + 104);
     assert!(s.alloc(SCRATCH_RW).is_none());
     assert_eq!(s.guard(), s.rw_end());
-    assert_eq!(s.read_only(), s.rw_end() + PAGE);
+    assert_eq!(s.read_only(), s.rw_end() + page());
     // The read/write area is writable up to its end.
     // SAFETY: the last byte of the read/write area.
     unsafe { ((s.rw_end() - 1) as *mut u8).write(1) };

@@ -6,7 +6,7 @@ use super::*;
 
 /// Read one byte of each page of a readable region (faulting it in).
 pub(super) fn read_pages(r: &Region) {
-    for off in (0..r.size).step_by(PAGE as usize) {
+    for off in (0..r.size).step_by(page() as usize) {
         // SAFETY: inside a region mapped readable.
         unsafe { ((r.va + off) as *const u8).read_volatile() };
     }
@@ -14,7 +14,7 @@ pub(super) fn read_pages(r: &Region) {
 
 /// Write a word into each page of a writable region.
 pub(super) fn write_pages(r: &Region, v: u64) {
-    for off in (0..r.size).step_by(PAGE as usize) {
+    for off in (0..r.size).step_by(page() as usize) {
         // SAFETY: inside a region mapped writable.
         unsafe { ((r.va + off) as *mut u64).write_volatile(v ^ off) };
     }
@@ -337,7 +337,7 @@ impl Worker<'_> {
             None
         };
         let file_off = match file {
-            Some(_) => PAGE * self.rng.below((gen::USER_FILE_SIZE - size) / PAGE + 1),
+            Some(_) => page() * self.rng.below((gen::USER_FILE_SIZE - size) / page() + 1),
             None => 0,
         };
         let prot = match kind {
@@ -426,7 +426,7 @@ impl Worker<'_> {
     /// The shared zero page still reads zeros: check a new read-only
     /// anonymous page.
     pub(super) fn check_zero_page(&mut self, after: &str) {
-        let len = PAGE as usize;
+        let len = page() as usize;
         // SAFETY: a new private anonymous page at an address the kernel
         // picks.
         let p = unsafe {
