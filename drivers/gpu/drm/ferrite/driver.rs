@@ -69,7 +69,7 @@ pub(crate) const BIND_ALIGN: usize = if PAGE_SIZE > GPU_PAGE_SIZE {
 };
 
 // A CPU page is a whole number of GPU pages (4, 16 or 64 KiB CPU pages).
-const _: () = assert!(PAGE_SIZE % GPU_PAGE_SIZE == 0);
+static_assert!(PAGE_SIZE % GPU_PAGE_SIZE == 0);
 
 /// GPU virtual address range userspace may bind: above the first 64 KiB
 /// (so that a NULL-based pointer faults), below the top 4 GiB of the
@@ -95,6 +95,9 @@ pub(crate) struct GpuInfo {
     pub(crate) features: u32,
     pub(crate) dma_addr_bits: u32,
     pub(crate) dma_max_segment: u32,
+    /// No DMA segment may cross a multiple of `dma_seg_boundary + 1`
+    /// ([`regs::NO_SEG_BOUNDARY`]: no boundary).
+    pub(crate) dma_seg_boundary: u64,
     pub(crate) num_queues: u32,
     pub(crate) num_as: u32,
 }
@@ -183,12 +186,22 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
         return Err(ENODEV);
     }
     let version = bar.read(regs::VERSION);
+    let version_minor: u32 = version.minor().into();
+    // Interface 1.3 added the segment boundary; before, there is none.
+    let dma_seg_boundary = if version_minor >= regs::VERSION_MINOR_SEG_BOUNDARY {
+        let lo: u32 = bar.read(regs::DMA_SEG_BOUNDARY_LO).mask().into();
+        let hi: u32 = bar.read(regs::DMA_SEG_BOUNDARY_HI).mask().into();
+        (u64::from(hi) << 32) | u64::from(lo)
+    } else {
+        regs::NO_SEG_BOUNDARY
+    };
     let info = GpuInfo {
         version_major: version.major().into(),
-        version_minor: version.minor().into(),
+        version_minor,
         features: bar.read(regs::FEATURES).features().into(),
         dma_addr_bits: bar.read(regs::DMA_ADDR_BITS).bits().into(),
         dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes().into(),
+        dma_seg_boundary,
         num_queues: bar.read(regs::NUM_QUEUES_REG).count().into(),
         num_as: bar.read(regs::NUM_AS_REG).count().into(),
     };
@@ -235,14 +248,32 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
     }
     // SAFETY: as above, nothing is mapped yet.
     unsafe { pdev.dma_set_max_seg_size(info.dma_max_segment) };
+    // Nor may a CPU page cross the segment boundary: the DMA layer cannot
+    // split a page. The boundary is all-ones (none) or a power of two, at
+    // least a CPU page, less one.
+    let boundary = info.dma_seg_boundary;
+    let window = boundary.wrapping_add(1);
+    if boundary != regs::NO_SEG_BOUNDARY && (!window.is_power_of_two() || window < PAGE_SIZE as u64)
+    {
+        dev_err!(
+            pdev,
+            "invalid DMA segment boundary mask {:#x} (CPU page: {} bytes)\n",
+            boundary,
+            PAGE_SIZE
+        );
+        return Err(ENODEV);
+    }
+    // SAFETY: as above, nothing is mapped yet.
+    unsafe { pdev.dma_set_seg_boundary(boundary)? };
 
     dev_info!(
         pdev,
-        "Ferrite GPU {}.{}: {}-bit DMA, max segment {} bytes\n",
+        "Ferrite GPU {}.{}: {}-bit DMA, max segment {} bytes, segment boundary mask {:#x}\n",
         info.version_major,
         info.version_minor,
         info.dma_addr_bits,
-        info.dma_max_segment
+        info.dma_max_segment,
+        boundary
     );
 
     let dev: &kernel::device::Device = pdev.as_ref();
@@ -250,6 +281,7 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
     let limits = DmaLimits {
         addr_bits: info.dma_addr_bits,
         max_segment: info.dma_max_segment,
+        seg_boundary: info.dma_seg_boundary,
         bos: gpu.bos.clone(),
     };
     let unreg = drm::UnregisteredDevice::<FerriteDrmDriver>::new(pdev, Ok(limits))?;
@@ -311,6 +343,9 @@ pub(crate) struct DmaLimits {
     pub(crate) addr_bits: u32,
     /// Longest DMA segment the device takes, in bytes.
     pub(crate) max_segment: u32,
+    /// The device's segment boundary mask: no DMA segment may cross a
+    /// multiple of `seg_boundary + 1` ([`regs::NO_SEG_BOUNDARY`]: none).
+    pub(crate) seg_boundary: u64,
     /// The device's BO list (it holds no reference to the device).
     pub(crate) bos: Arc<BoList>,
 }

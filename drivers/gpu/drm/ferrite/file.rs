@@ -240,6 +240,7 @@ pub(crate) struct MmuInfo(pub(crate) uapi::drm_ferrite_mmu_info);
 // SAFETY: two u32, five u64, then two u32 (56 bytes, a multiple of 8);
 // no padding.
 unsafe impl AsBytes for MmuInfo {}
+static_assert!(core::mem::size_of::<uapi::drm_ferrite_mmu_info>() == 56);
 
 /// `struct drm_ferrite_uapi_features`, as bytes userspace may read.
 #[repr(transparent)]
