@@ -58,12 +58,56 @@ static void test_syncobj_caps(void)
 	close(fd);
 }
 
+/*
+ * The DMA constraints the driver of fd's GPU gave the DMA API, from its
+ * debugfs file `dma`, against what the registers say. Without debugfs
+ * they are not checked.
+ */
+static void check_driver_dma(int fd, uint32_t bits, uint32_t seg, uint64_t boundary)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64], file[PATH_MAX + 80], line[128];
+	unsigned long long v, got_bits = 0, got_seg = 0, got_boundary = 0;
+	int found = 0;
+	const char *dev;
+	FILE *f;
+
+	fdev_sysfs_dir(fd, dir, sizeof(dir));
+	dev = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/ferrite-%s", dev);
+	if (access(path, F_OK)) {
+		printf("no debugfs (%s): the driver's DMA constraints are not checked\n", path);
+		return;
+	}
+	snprintf(file, sizeof(file), "%s/dma", path);
+	f = fopen(file, "r");
+	if (!f)
+		ftest_fail("%s: %s", file, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "addr_bits %llu", &v) == 1) {
+			got_bits = v;
+			found |= 1;
+		} else if (sscanf(line, "max_segment %llu", &v) == 1) {
+			got_seg = v;
+			found |= 2;
+		} else if (sscanf(line, "seg_boundary %llx", &v) == 1) {
+			got_boundary = v;
+			found |= 4;
+		}
+	}
+	fclose(f);
+	ftest_assert_eq(found, 7);
+	ftest_assert_eq_u64(got_bits, bits);
+	ftest_assert_eq_u64(got_seg, seg);
+	ftest_assert_eq_u64(got_boundary, boundary);
+}
+
 static void check_gpu_registers(int index)
 {
 	int fd = fdev_open_or_skip(index);
 	volatile uint32_t *bar = fdev_map_bar0(fd);
 	char var[64];
 	uint32_t bits, seg, want;
+	uint64_t boundary, want_boundary = ~0ull;
 
 	ftest_assert_eq_u64(bar[FERRITE_REG_ID / 4], FERRITE_ID);
 	ftest_assert_eq(bar[FERRITE_REG_VERSION / 4] >> 16, 1);
@@ -84,6 +128,19 @@ static void check_gpu_registers(int index)
 	snprintf(var, sizeof(var), "FERRITE_GPU%d_MAX_SEGMENT", index);
 	ftest_assert(getenv(var) != NULL);
 	ftest_assert_eq(seg, strtoul(getenv(var), NULL, 0));
+	/*
+	 * The segment boundary mask (interface 1.3): all-ones (none) unless
+	 * the test bed gave this GPU one.
+	 */
+	ftest_assert((bar[FERRITE_REG_VERSION / 4] & 0xffff) >= 3);
+	boundary = (uint64_t)bar[FERRITE_REG_DMA_SEG_BOUNDARY_HI / 4] << 32 |
+		   bar[FERRITE_REG_DMA_SEG_BOUNDARY_LO / 4];
+	snprintf(var, sizeof(var), "FERRITE_GPU%d_SEG_BOUNDARY", index);
+	if (getenv(var))
+		want_boundary = strtoull(getenv(var), NULL, 0);
+	ftest_assert_eq_u64(boundary, want_boundary);
+	/* And the driver set them all, the boundary too. */
+	check_driver_dma(fd, bits, seg, boundary);
 	close(fd);
 }
 
@@ -180,7 +237,8 @@ FTEST_MAIN(
 	{ "render-node", test_render_node, "a Ferrite render node exists on the Ferrite PCI device" },
 	{ "version", test_version, "DRM_IOCTL_VERSION names the driver ferrite" },
 	{ "syncobj-caps", test_syncobj_caps, "DRIVER_SYNCOBJ(_TIMELINE) from the Rust abstraction" },
-	{ "id-registers", test_id_registers, "ID, VERSION and constraint registers through BAR0" },
+	{ "id-registers", test_id_registers,
+	  "ID, VERSION and constraint registers through BAR0, and the driver's DMA constraints" },
 	{ "constraints-per-gpu", test_constraints_per_gpu, "two GPUs advertise different DMA constraints" },
 	{ "scratch-register", test_scratch_register, "BAR0 writes reach the device model" },
 	{ "reset-at-probe", test_reset_at_probe, "the driver resets the device when it binds" },

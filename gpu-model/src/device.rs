@@ -34,6 +34,10 @@ pub struct Options {
     pub dma_addr_bits: u32,
     /// Largest DMA segment the device accepts, in bytes.
     pub dma_max_segment: u32,
+    /// Segment boundary mask (`--seg-boundary`): no DMA segment may cross
+    /// a multiple of `dma_seg_boundary + 1`; [`NO_SEG_BOUNDARY`] for none.
+    /// Valid as [`valid_seg_boundary`] says.
+    pub dma_seg_boundary: u64,
     /// TLB entries.
     pub tlb_entries: usize,
     /// Device cache lines (4 KiB each).
@@ -45,6 +49,7 @@ impl Default for Options {
         Options {
             dma_addr_bits: 48,
             dma_max_segment: 1 << 31,
+            dma_seg_boundary: NO_SEG_BOUNDARY,
             tlb_entries: 1024,
             cache_lines: 16384,
         }
@@ -206,6 +211,8 @@ impl Device {
             FEATURES => features::ALL,
             DMA_ADDR_BITS => self.dma_addr_bits(),
             DMA_MAX_SEGMENT => self.opts.dma_max_segment,
+            DMA_SEG_BOUNDARY_LO => self.opts.dma_seg_boundary as u32,
+            DMA_SEG_BOUNDARY_HI => (self.opts.dma_seg_boundary >> 32) as u32,
             SCRATCH => s.regs.scratch,
             NUM_QUEUES_REG => NUM_QUEUES as u32,
             NUM_AS_REG => NUM_AS as u32,

@@ -4,15 +4,17 @@
 //! One process is one GPU. It listens on a unix socket, serves one QEMU
 //! connection and exits when QEMU closes it.
 
-use ferrite_gpu_model::{logger, vfio, Device, Options};
+use ferrite_gpu_model::{logger, regs, vfio, Device, Options};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 const USAGE: &str = "usage: ferrite-gpu --socket PATH [--log FILE] [--trace]
-       [--dma-bits 32..=64] [--max-segment BYTES]
-(DMA_ADDR_BITS reports min(--dma-bits, 47): the null aperture is above)";
+       [--dma-bits 32..=64] [--max-segment BYTES] [--seg-boundary MASK]
+(DMA_ADDR_BITS reports min(--dma-bits, 47): the null aperture is above;
+MASK, decimal or 0x-prefixed hex, is all-ones for no boundary (the default)
+or one less than a power of two of at least 4096)";
 
 struct Args {
     socket: PathBuf,
@@ -45,6 +47,19 @@ fn parse_args() -> Result<Args, String> {
                 opts.dma_max_segment = v.parse().map_err(|_| format!("bad --max-segment {v}"))?;
                 if opts.dma_max_segment < 4096 {
                     return Err(format!("--max-segment {v} is below 4096"));
+                }
+            }
+            "--seg-boundary" => {
+                let v = val()?;
+                let mask = match v.strip_prefix("0x") {
+                    Some(h) => u64::from_str_radix(h, 16),
+                    None => v.parse(),
+                };
+                opts.dma_seg_boundary = mask.map_err(|_| format!("bad --seg-boundary {v}"))?;
+                if !regs::valid_seg_boundary(opts.dma_seg_boundary) {
+                    return Err(format!(
+                        "--seg-boundary {v}: not all-ones, nor one less than a power of two >= 4096"
+                    ));
                 }
             }
             "-h" | "--help" => return Err(USAGE.to_string()),

@@ -8,8 +8,12 @@
 /// Value of the `ID` register: "FeRr" in little-endian ASCII.
 pub const FERRITE_ID: u32 = 0x7252_6546;
 /// Hardware interface version: major in bits 31:16, minor in bits 15:0.
-/// 1.1 added preemption, 1.2 the null aperture.
-pub const FERRITE_VERSION: u32 = 0x0001_0002;
+/// 1.1 added preemption, 1.2 the null aperture, 1.3 the DMA segment
+/// boundary (`DMA_SEG_BOUNDARY_LO`/`_HI`: a constraint, so no `FEATURES`
+/// bit; a driver reads it from 1.3 on and assumes no boundary before).
+pub const FERRITE_VERSION: u32 = 0x0001_0003;
+/// The first minor version with `DMA_SEG_BOUNDARY_LO`/`_HI`.
+pub const VERSION_MINOR_SEG_BOUNDARY: u32 = 3;
 
 /// PCI identity.
 pub const PCI_VENDOR_ID: u16 = 0x1b36;
@@ -110,6 +114,8 @@ registers! {
         IRQ_RAISE = 0x028, WriteOnly;
         RESET = 0x030, WriteOnly;
         RESET_COUNT = 0x034, ReadOnly;
+        DMA_SEG_BOUNDARY_LO = 0x038, ReadOnly;
+        DMA_SEG_BOUNDARY_HI = 0x03c, ReadOnly;
         CACHE_CMD = 0x040, WriteOnly;
         CACHE_DIRTY = 0x044, ReadOnly;
         JOB_IRQ_STATUS = 0x050, ReadWrite1Clear;
@@ -172,6 +178,15 @@ pub mod features {
     /// drop writes (`mmu::NULL_APERTURE`); `DMA_ADDR_BITS` is at most 47.
     pub const NULL_APERTURE: u32 = 1 << 5;
     pub const ALL: u32 = STALL | BLOCK_2M | BLOCK_1G | TIMESTAMP | PREEMPT | NULL_APERTURE;
+}
+
+/// `DMA_SEG_BOUNDARY_LO`/`_HI` of a device without a segment boundary.
+pub const NO_SEG_BOUNDARY: u64 = u64::MAX;
+
+/// Whether `mask` is a segment boundary mask the device may advertise:
+/// all-ones (no boundary), or `mask + 1` a power of two of at least 4096.
+pub fn valid_seg_boundary(mask: u64) -> bool {
+    mask == NO_SEG_BOUNDARY || ((mask + 1).is_power_of_two() && mask + 1 >= 4096)
 }
 
 /// `IRQ_STATUS` / `IRQ_MASK` bits.

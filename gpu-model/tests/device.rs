@@ -32,6 +32,58 @@ fn identity_and_constraints() {
     assert_eq!(g.r32(ID), FERRITE_ID);
 }
 
+/// `DMA_SEG_BOUNDARY_LO`/`_HI` (interface 1.3): all-ones by default, else
+/// the option's mask, both halves read-only.
+#[test]
+fn seg_boundary_register() {
+    assert!(FERRITE_VERSION & 0xffff >= VERSION_MINOR_SEG_BOUNDARY);
+    let g = Gpu::new();
+    assert_eq!(g.r32(DMA_SEG_BOUNDARY_LO), u32::MAX);
+    assert_eq!(g.r32(DMA_SEG_BOUNDARY_HI), u32::MAX);
+    for mask in [0xfff, 0xffff, 0xffff_ffff, 0x1_ffff_ffff, u64::MAX >> 1] {
+        let g = Gpu::with(Options {
+            dma_seg_boundary: mask,
+            ..Default::default()
+        });
+        g.w32(DMA_SEG_BOUNDARY_LO, 0);
+        g.w32(DMA_SEG_BOUNDARY_HI, 0);
+        assert_eq!(g.r32(DMA_SEG_BOUNDARY_LO), mask as u32, "{mask:#x}");
+        assert_eq!(g.r32(DMA_SEG_BOUNDARY_HI), (mask >> 32) as u32, "{mask:#x}");
+    }
+    assert!(valid_seg_boundary(NO_SEG_BOUNDARY));
+    for bad in [0, 1, 0x7ff, 0x1000, 0xfffe, 0x1_0000_0fff] {
+        assert!(!valid_seg_boundary(bad), "{bad:#x}");
+    }
+}
+
+/// The `--seg-boundary` option of the `ferrite-gpu` process: a mask it
+/// cannot advertise is refused before anything starts; a valid one (hex or
+/// decimal) is taken, and only the missing `--socket` is reported.
+#[test]
+fn seg_boundary_option() {
+    let run = |v: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite-gpu"))
+            .args(["--seg-boundary", v])
+            .output()
+            .expect("run ferrite-gpu");
+        assert_eq!(out.status.code(), Some(2), "--seg-boundary {v}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for bad in [
+        "0", "0x7ff", "4096", "0xfffe", "-1", "0x", "ffff", "0x1_ffff",
+    ] {
+        let err = run(bad);
+        assert!(err.contains("--seg-boundary"), "{bad}: {err}");
+    }
+    for good in ["0xffff", "65535", "0xffffffff", "18446744073709551615"] {
+        let err = run(good);
+        assert!(
+            err.starts_with("usage:") && !err.contains(&format!("--seg-boundary {good}")),
+            "{good}: {err}"
+        );
+    }
+}
+
 #[test]
 fn fill_copy_checksum_through_the_mmu() {
     let mut g = gpu_with_data(0x4_0000);

@@ -24,6 +24,8 @@
 #define FERRITE_REG_DMA_MAX_SEGMENT 0x010
 #define FERRITE_REG_SCRATCH 0x014
 #define FERRITE_REG_RESET_COUNT 0x034
+#define FERRITE_REG_DMA_SEG_BOUNDARY_LO 0x038 /* interface 1.3 */
+#define FERRITE_REG_DMA_SEG_BOUNDARY_HI 0x03c
 #define FERRITE_ID 0x72526546u /* "FeRr" */
 
 /* The driver name of the DRM device behind fd, in buf. */

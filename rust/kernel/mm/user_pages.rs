@@ -141,11 +141,15 @@ impl UserPages {
     }
 
     /// Map the pages for `dev` as a scatter-gather table of segments no longer than
-    /// `max_segment` (nor than `dma_max_mapping_size()`), in the direction their [`Access`]
-    /// implies. With `skip_cpu_sync`, no cache maintenance is done now: the caller syncs before
-    /// the device first uses the table (`DMA_ATTR_SKIP_CPU_SYNC`). Fails as `dma_map_sgtable()`
-    /// does: `ENOMEM` when the DMA layer lacks the resources (memory, bounce buffers, address
-    /// space).
+    /// `max_segment` (nor than `dma_max_mapping_size()`) and, if `dev` has a DMA segment boundary
+    /// (`dma_set_seg_boundary()`), one page each, in the direction their [`Access`] implies. A
+    /// page does not cross a boundary of at least a page, which is all the DMA layer supports;
+    /// pages merged into longer segments might. With `skip_cpu_sync`, no cache maintenance is
+    /// done now: the caller syncs before the device first uses the table
+    /// (`DMA_ATTR_SKIP_CPU_SYNC`). Fails as `dma_map_sgtable()` does: `ENOMEM` when the DMA layer
+    /// lacks the resources (memory, bounce buffers, address space), and also when a mapped
+    /// segment crosses the boundary after all (the DMA layer could not map the pages as the
+    /// device needs them).
     pub fn dma_map(
         self,
         dev: &Device<Bound>,
@@ -161,6 +165,17 @@ impl UserPages {
         let dma_max = unsafe { bindings::dma_max_mapping_size(dev.as_raw()) };
         let max_segment = u32::try_from(dma_max).map_or(max_segment, |m| max_segment.min(m));
         let max_segment = max_segment.max(PAGE_SIZE as u32) & !(PAGE_SIZE as u32 - 1);
+        // SAFETY: `dev` is a valid, bound device.
+        let boundary = unsafe { bindings::dma_get_seg_boundary(dev.as_raw()) };
+        // `sg_alloc_table_from_pages_segment()` merges contiguous pages without regard to a
+        // boundary: with one, every page is a segment of its own.
+        let no_boundary = boundary == crate::ffi::c_ulong::MAX;
+        let boundary = boundary as u64;
+        let max_segment = if no_boundary {
+            max_segment
+        } else {
+            PAGE_SIZE as u32
+        };
         let n = u32::try_from(self.pages.len()).map_err(|_| EINVAL)?;
         // SAFETY: `sgt` is a valid, zeroed table; `pages` holds `n` referenced pages.
         to_result(unsafe {
@@ -186,12 +201,32 @@ impl UserPages {
             unsafe { bindings::sg_free_table(sgt.get()) };
             return Err(Error::from_errno(r));
         }
-        Ok(DmaPages {
+        let dma = DmaPages {
             dev: dev.into(),
             sgt,
             device_owned: Atomic::new(!skip_cpu_sync),
             pages: self,
-        })
+        };
+        // The DMA layer honours the boundary when it bounces or remaps; a direct mapping keeps the
+        // pages' segments. Check rather than trust: the device must never be given a crossing.
+        if !no_boundary {
+            for e in dma.sgt().iter() {
+                // `dma_addr_t` and `resource_size_t` are `u64` on most kernels, not all.
+                #[allow(clippy::useless_conversion)]
+                let (start, len) = (u64::from(e.dma_address()), u64::from(e.dma_len()));
+                if len != 0 && (start ^ start.wrapping_add(len - 1)) & !boundary != 0 {
+                    pr_debug!(
+                        "user_pages: DMA segment {:#x}+{:#x} crosses the device's segment boundary (mask {:#x})\n",
+                        start,
+                        len,
+                        boundary
+                    );
+                    // Dropping `dma` unmaps the table.
+                    return Err(ENOMEM);
+                }
+            }
+        }
+        Ok(dma)
     }
 }
 

@@ -4,7 +4,9 @@
 //! objects, own and imported, with their labels), `vms` (VMs, their slot
 //! and mappings, with their BOs' labels), `sched` (the hardware
 //! rings and their queues, the runnable queues, the scheduler's counts),
-//! `slots`, `recover` (writing `1` resets the whole GPU and recovers, as
+//! `slots`, `dma` (the DMA constraints the driver gave the DMA API:
+//! `addr_bits N`, `max_segment BYTES`, `seg_boundary 0xMASK`, one a line),
+//! `recover` (writing `1` resets the whole GPU and recovers, as
 //! after a hang: for tests of robustness), `irq_roundtrip` (the time of a
 //! register write and an interrupt back: the benchmark's floor) and
 //! `inject_bind_failure` (writing N makes the next N asynchronous binds
@@ -48,6 +50,8 @@ pub(crate) struct Debugfs {
     sched: File<Arc<Gpu>>,
     #[pin]
     slots: File<Arc<Gpu>>,
+    #[pin]
+    dma: File<Arc<Gpu>>,
     #[pin]
     recover: File<Arc<Gpu>>,
     #[pin]
@@ -198,6 +202,15 @@ fn slots(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     ret
 }
 
+/// The DMA constraints probe read from the device and set in its
+/// `dma_parms` (the mask, the maximum segment, the segment boundary).
+fn dma(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let i = &gpu.info;
+    writeln!(f, "addr_bits {}", i.dma_addr_bits)?;
+    writeln!(f, "max_segment {}", i.dma_max_segment)?;
+    writeln!(f, "seg_boundary {:#x}", i.dma_seg_boundary)
+}
+
 impl Debugfs {
     pub(crate) fn new(name: &CStr, gpu: Arc<Gpu>) -> Result<impl PinInit<Self, Error>> {
         let dir_name = CString::try_from_fmt(fmt!("ferrite-{}", name.to_str().unwrap_or("gpu")))?;
@@ -207,6 +220,7 @@ impl Debugfs {
             vms <- dir.read_callback_file(c"vms", gpu.clone(), &vms),
             sched <- dir.read_callback_file(c"sched", gpu.clone(), &sched),
             slots <- dir.read_callback_file(c"slots", gpu.clone(), &slots),
+            dma <- dir.read_callback_file(c"dma", gpu.clone(), &dma),
             recover <- dir.write_callback_file(c"recover", gpu.clone(), &recover),
             irq_roundtrip <- dir.read_callback_file(c"irq_roundtrip", gpu.clone(), &irq_roundtrip),
             bind_profile <- dir.read_write_callback_file(

@@ -225,9 +225,10 @@ impl gem::DriverObject for BoData {
 /// Whether the GPU can map every piece of an imported buffer, which its
 /// exporter mapped for it as `sgt`: pieces aligned to the GPU page (the
 /// MMU's granule, which is all the page tables need, whatever the CPU page
-/// size), each within the device's address width and maximum segment size.
-/// A buffer the device cannot use is refused before anything is mapped:
-/// `EINVAL` for misaligned pieces, `ERANGE` for pieces out of reach.
+/// size), each within the device's address width and maximum segment size,
+/// none crossing its segment boundary. A buffer the device cannot use is
+/// refused before anything is mapped: `EINVAL` for misaligned pieces,
+/// `ERANGE` for pieces out of reach, too long or crossing the boundary.
 fn check_import(dev: &FerriteDevice, sgt: &SGTable) -> Result {
     let page = GPU_PAGE_SIZE as u64;
     let last = match dev.addr_bits {
@@ -249,6 +250,16 @@ fn check_import(dev: &FerriteDevice, sgt: &SGTable) -> Result {
                 "ferrite: PRIME import: piece {:#x}+{:#x} out of the device's reach\n",
                 bus,
                 len
+            );
+            return Err(ERANGE);
+        }
+        // In reach, so `bus + len - 1` does not overflow.
+        if (bus ^ (bus + (len - 1))) & !dev.seg_boundary != 0 {
+            pr_debug!(
+                "ferrite: PRIME import: piece {:#x}+{:#x} crosses the DMA segment boundary (mask {:#x})\n",
+                bus,
+                len,
+                dev.seg_boundary
             );
             return Err(ERANGE);
         }

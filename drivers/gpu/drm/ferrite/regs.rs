@@ -39,6 +39,13 @@ pub(crate) const FERRITE_ID: u32 = 0x7252_6546;
 /// Hardware interface major version this driver speaks.
 pub(crate) const VERSION_MAJOR: u32 = 1;
 
+/// The first minor version with [`DMA_SEG_BOUNDARY_LO`] and
+/// [`DMA_SEG_BOUNDARY_HI`]; an older device has no segment boundary.
+pub(crate) const VERSION_MINOR_SEG_BOUNDARY: u32 = 3;
+
+/// The segment boundary mask of a device without one (all-ones).
+pub(crate) const NO_SEG_BOUNDARY: u64 = u64::MAX;
+
 /// Queues and slots the register map has room for.
 pub(crate) const MAX_QUEUES: usize = 8;
 pub(crate) const MAX_AS: usize = 16;
@@ -256,6 +263,17 @@ register! {
     /// Number of global resets since the PCI-level reset.
     pub(crate) RESET_COUNT(u32) @ 0x034 {
         31:0 count;
+    }
+
+    /// DMA segment boundary mask, bits 31:0 (interface 1.3, see
+    /// [`VERSION_MINOR_SEG_BOUNDARY`]).
+    pub(crate) DMA_SEG_BOUNDARY_LO(u32) @ 0x038 {
+        31:0 mask;
+    }
+
+    /// DMA segment boundary mask, bits 63:32.
+    pub(crate) DMA_SEG_BOUNDARY_HI(u32) @ 0x03c {
+        31:0 mask;
     }
 
     /// Device cache maintenance, complete when the write completes.
