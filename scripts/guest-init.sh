@@ -4,7 +4,8 @@
 # read-only; the host's run directory is mounted read-write at the same
 # path ($ferrite_share, from the kernel command line). Runs $share/job.sh,
 # stores its exit code and powers off.
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# /usr/libexec/busybox: the arm64 guest root's commands (busybox applets).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/libexec/busybox
 export HOME=/root LANG=C.UTF-8 TERM=dumb
 
 mount -t proc proc /proc

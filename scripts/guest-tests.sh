@@ -6,7 +6,7 @@
 set -u
 share=$PWD
 igt=/opt/igt/usr/libexec/igt-gpu-tools
-export LD_LIBRARY_PATH=/opt/igt/usr/lib/x86_64-linux-gnu
+[ "${FERRITE_ARCH:-x86}" = x86 ] && export LD_LIBRARY_PATH=/opt/igt/usr/lib/x86_64-linux-gnu
 export IGT_FORCE_DRIVER=ferrite
 # The run directory, shared with the host (ferrite_robust@model-killed asks
 # the host to kill a device model through it).
@@ -72,12 +72,20 @@ say "$(wc -l <"$share/testlist") subtests"
 # subtests (each still in a process of its own, forked by ftest), instead
 # of one execution per subtest: under KASAN and TCG an exec costs more
 # than most subtests.
-say "igt_runner starts"
-/opt/igt/usr/bin/igt_runner -o -l quiet ${FERRITE_IGT_MULTIPLE:+--multiple-mode} --test-list "$share/testlist" \
-	--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH -e FERRITE_SHARE \
-	"$root" "$share/results" >"$share/runner.log" 2>&1
-rc=$?
-say "igt_runner exited $rc"
+if [ -x /opt/igt/usr/bin/igt_runner ]; then
+	say "igt_runner starts"
+	/opt/igt/usr/bin/igt_runner -o -l quiet ${FERRITE_IGT_MULTIPLE:+--multiple-mode} --test-list "$share/testlist" \
+		--per-test-timeout 120 --inactivity-timeout 90 -e IGT_FORCE_DRIVER -e LD_LIBRARY_PATH -e FERRITE_SHARE \
+		"$root" "$share/results" >"$share/runner.log" 2>&1
+	rc=$?
+	say "igt_runner exited $rc"
+else
+	# The arm64 guests: no igt_runner (see scripts/guest-runner.sh).
+	say "guest-runner starts"
+	bash "$share/guest-runner.sh" "$root" "$share/testlist" "$share/results" 120 \
+		>"$share/runner.log" 2>&1
+	say "guest-runner exited $?"
+fi
 
 # The ioctl fuzzer (userspace/src/bin/ferrite-fuzz): random and structured
 # sequences of every ioctl from 2 threads and 2 processes (plus one that

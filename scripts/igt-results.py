@@ -1,13 +1,35 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Print igt_runner's results.json as `PASS|FAIL|SKIP guest: name` lines.
+"""Print a guest's test results as `PASS|FAIL|SKIP guest: name` lines.
 
-usage: igt-results.py RESULTS_JSON TESTLIST
+usage: igt-results.py RESULTS_DIR TESTLIST
+RESULTS_DIR holds igt_runner's results.json (x86-64 guests) or
+scripts/guest-runner.sh's results.tsv and NAME.out files (arm64 guests).
 Every test of TESTLIST must have a result; one without is a FAIL.
 """
 import json
+import os
 import re
 import sys
+
+
+def load(results_dir):
+    """The results as igt_runner's results.json has them: name -> dict."""
+    path = os.path.join(results_dir, "results.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)["tests"]
+    res = {}
+    with open(os.path.join(results_dir, "results.tsv")) as f:
+        for line in f:
+            name, result, _secs = line.rstrip("\n").split("\t")
+            try:
+                with open(os.path.join(results_dir, name + ".out"), errors="replace") as o:
+                    out = o.read()
+            except OSError:
+                out = ""
+            res[name] = {"result": result, "out": out, "err": ""}
+    return res
 
 
 def reason(r):
@@ -20,8 +42,7 @@ def reason(r):
 
 
 def main():
-    with open(sys.argv[1]) as f:
-        res = json.load(f)["tests"]
+    res = load(sys.argv[1])
     want = [l.strip() for l in open(sys.argv[2]) if l.strip()]
     for name in want:
         r = res.get(name)

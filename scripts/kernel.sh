@@ -3,26 +3,33 @@
 # Fetch the pinned Linux source, apply Ferrite's overlay (rust/ and patches/),
 # configure from the fragments in kernel-config/ and build.
 #
-# usage: kernel.sh [main|debug] [--config-only]
-#   main:  the test kernel (clang, Rust, DRM, Ferrite's hooks)
-#   debug: the same plus KASAN, lockdep, DMA-API debug, kmemleak, UBSAN
+# usage: kernel.sh [main|debug|arm64-4k|arm64-16k] [--config-only]
+#   main:      the test kernel (clang, Rust, DRM, Ferrite's hooks), x86-64
+#   debug:     the same plus KASAN, lockdep, DMA-API debug, kmemleak, UBSAN
+#   arm64-4k:  the main kernel's options for arm64 (QEMU virt), 4 KiB pages
+#   arm64-16k: the same with 16 KiB pages
 . "$(dirname "$0")/lib.sh"
 
 FLAVOUR=${1:-main}
 CONFIG_ONLY=${2:-}
 case $FLAVOUR in
-main) FRAGMENTS="base ferrite" ;;
-debug) FRAGMENTS="base ferrite debug" ;;
-*) die "unknown kernel flavour $FLAVOUR (main or debug)" ;;
+main) FRAGMENTS="common x86 ferrite" ;;
+debug) FRAGMENTS="common x86 ferrite debug" ;;
+arm64-4k | arm64-16k) FRAGMENTS="common arm64 ferrite $FLAVOUR" ;;
+*) die "unknown kernel flavour $FLAVOUR (main, debug, arm64-4k or arm64-16k)" ;;
 esac
 PRISTINE=$KBUILD/linux-$LINUX_VERSION-pristine
 SRC=$KBUILD/linux-$LINUX_VERSION
 OUT=$KBUILD/build-$FLAVOUR
-KMAKE="make -C $SRC O=$OUT LLVM=-19 -j$(nproc)"
+# The arm64 kernels are cross-built by the same clang/lld and rustc.
+KMAKE="make -C $SRC O=$OUT $(kmake_arch "$FLAVOUR") LLVM=-19 -j$(nproc)"
+IMAGE=$(kernel_image "$FLAVOUR")
 # The main kernel compiles its Rust (the kernel crate with rust/'s
 # abstractions) with clippy, every warning an error (-Dwarnings, as the
 # kernel's own CONFIG_WERROR does it), and documents the crates with
-# rustdoc under the same flags. The debug kernel builds the same code.
+# rustdoc under the same flags. The debug and arm64 kernels build the same
+# code (clippy's and rustdoc's verdicts do not depend on the architecture
+# of a build that compiles).
 case $FLAVOUR in
 main) RUSTCHECK="CLIPPY=1 KRUSTFLAGS=-Dwarnings" ;;
 *) RUSTCHECK= ;;
@@ -193,7 +200,7 @@ inputs=$( {
 	cat "$FERRITE_REPO/Kconfig"
 	(cd "$FERRITE_REPO" && find $OVERLAY_DIRS patches -type f 2>/dev/null | sort | xargs -r sha256sum)
 } | sha256sum | cut -c1-16)
-if [ -z "$CONFIG_ONLY" ] && stamp_ok "kernel-$FLAVOUR" "$inputs" && [ -f "$OUT/arch/x86/boot/bzImage" ]; then
+if [ -z "$CONFIG_ONLY" ] && stamp_ok "kernel-$FLAVOUR" "$inputs" && [ -f "$IMAGE" ]; then
 	stage "kernel($FLAVOUR): up to date"
 	exit 0
 fi
@@ -209,7 +216,7 @@ if [ "$CONFIG_ONLY" = --config-only ]; then
 	exit 0
 fi
 stage "kernel($FLAVOUR): building (make LLVM=-19 -j$(nproc), log in $OUT/build.log)"
-if ! in_rootfs $KMAKE $RUSTCHECK bzImage modules >"$OUT/build.log" 2>&1; then
+if ! in_rootfs $KMAKE $RUSTCHECK "$(basename "$IMAGE")" modules >"$OUT/build.log" 2>&1; then
 	grep -E 'error|Error' "$OUT/build.log" | head -20 >&2
 	die "kernel build failed, see $OUT/build.log"
 fi

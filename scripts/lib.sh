@@ -21,6 +21,19 @@ LINUX_SOURCE_VERSION=7.3.4-1~bpo13+1
 LINUX_SOURCE_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
 LINUX_VERSION=7.3.4
 
+# Kernel flavours (scripts/kernel.sh): main and debug are x86-64 guests,
+# arm64-4k and arm64-16k arm64 guests with 4 KiB and 16 KiB CPU pages.
+# kernel_arch FLAVOUR: the ARCH= of its kernel build; kernel_image FLAVOUR:
+# the image QEMU boots; kmake_arch FLAVOUR: what make needs to cross-build.
+kernel_arch() { case $1 in arm64-*) echo arm64 ;; *) echo x86 ;; esac; }
+kernel_image() {
+	case $(kernel_arch "$1") in
+	arm64) echo "$KBUILD/build-$1/arch/arm64/boot/Image" ;;
+	*) echo "$KBUILD/build-$1/arch/x86/boot/bzImage" ;;
+	esac
+}
+kmake_arch() { [ "$(kernel_arch "$1")" = x86 ] || echo "ARCH=$(kernel_arch "$1")"; }
+
 FERRITE_T0=${FERRITE_T0:-$(date +%s)}
 export FERRITE_T0
 

@@ -3,7 +3,7 @@
 # Build the Ferrite driver as an external module against the built kernel.
 # Output goes to the cache (MO=), never into the repo.
 #
-# usage: module.sh [main|debug]
+# usage: module.sh [main|debug|arm64-4k|arm64-16k]
 . "$(dirname "$0")/lib.sh"
 FLAVOUR=${1:-main}
 OUT=$KBUILD/build-$FLAVOUR
@@ -13,7 +13,7 @@ MO=$KBUILD/module-$FLAVOUR
 stage "module($FLAVOUR): make M=$FERRITE_REPO MO=$MO"
 mkdir -p "$MO"
 if ! in_rootfs make -C "$KBUILD/linux-$LINUX_VERSION" O="$OUT" M="$FERRITE_REPO" MO="$MO" \
-	LLVM=-19 CLIPPY=1 -j"$(nproc)" modules >"$MO/build.log" 2>&1; then
+	$(kmake_arch "$FLAVOUR") LLVM=-19 CLIPPY=1 -j"$(nproc)" modules >"$MO/build.log" 2>&1; then
 	cat "$MO/build.log" >&2
 	die "module build failed"
 fi

@@ -10,12 +10,15 @@ ROOTFS_PKGS_TOOLCHAIN="rustc rust-src rustfmt bindgen libclang-19-dev clang-19 l
  rust-clippy"
 # Guest userspace: what the tests and their runner need inside the VM.
 ROOTFS_PKGS_GUEST="busybox procps iproute2 libdrm2 libkmod2 strace"
-ROOTFS_PKGS_QEMU="qemu-system-x86"
+ROOTFS_PKGS_QEMU="qemu-system-x86 qemu-system-arm"
+# The arm64 guests: the cross compiler of the C tests (the kernels use
+# clang/lld), dtc for the device tree of the non-coherent boot.
+ROOTFS_PKGS_ARM64="gcc-aarch64-linux-gnu device-tree-compiler"
 # IGT from sid: the test programs and igt_runner are packaged only there.
 IGT_SID_PKGS="igt-gpu-tools igt-gpu-tools-tests libdrm-amdgpu1"
 
-want=$(printf '%s|%s|%s|%s' "$ROOTFS_PKGS_TOOLCHAIN" "$ROOTFS_PKGS_GUEST" \
-	"$ROOTFS_PKGS_QEMU" "$IGT_SID_PKGS" | cat - "$0" | sha256sum | cut -c1-16)
+want=$(printf '%s|%s|%s|%s|%s' "$ROOTFS_PKGS_TOOLCHAIN" "$ROOTFS_PKGS_GUEST" \
+	"$ROOTFS_PKGS_QEMU" "$IGT_SID_PKGS" "$ROOTFS_PKGS_ARM64" | cat - "$0" | sha256sum | cut -c1-16)
 if stamp_ok rootfs "$want"; then
 	stage "rootfs: up to date ($ROOTFS)"
 	exit 0
@@ -52,11 +55,12 @@ echo ferrite >"$ROOTFS/etc/hostname"
 # The guest bind-mounts the built kernel's modules here.
 mkdir -p "$ROOTFS/usr/lib/modules"
 
-stage "rootfs: apt-get install toolchain, guest userspace, QEMU (trixie-backports)"
+stage "rootfs: apt-get install toolchain, guest userspace, QEMU x86 and arm64 (trixie-backports)"
 in_rootfs /bin/sh -ec "
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends $ROOTFS_PKGS_TOOLCHAIN $ROOTFS_PKGS_GUEST
+	apt-get install -y -qq --no-install-recommends $ROOTFS_PKGS_TOOLCHAIN $ROOTFS_PKGS_GUEST \
+		$ROOTFS_PKGS_ARM64
 	apt-get install -y -qq --no-install-recommends -t trixie-backports $ROOTFS_PKGS_QEMU
 " >"$FERRITE_CACHE/rootfs-apt.log" 2>&1 || die "apt-get in rootfs failed, see $FERRITE_CACHE/rootfs-apt.log"
 

@@ -27,7 +27,7 @@ report() { echo "$*" | tee -a "$results"; }
 
 # FERRITE_BOOTS picks boots for a quick local run (default: all of them);
 # FERRITE_ONLY narrows the main and debug boots to matching subtests.
-BOOTS=${FERRITE_BOOTS:-main swiotlb highmem kill debug}
+BOOTS=${FERRITE_BOOTS:-main swiotlb highmem kill debug arm64-4k arm64-16k arm64-swiotlb}
 [ "${FERRITE_SKIP_DEBUG:-0}" = 1 ] && BOOTS=${BOOTS/debug/}
 boot() { case " $BOOTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -39,22 +39,113 @@ if [ $build_rc -ne 0 ]; then
 	report "FAIL build (scripts/build.sh $FLAVOUR exited $build_rc)"
 fi
 
-# The debug kernel builds in the background at the lowest CPU priority
-# (nice 19) while the host tests and the main kernel's boots run: the
-# guests, mostly waiting on emulated devices and timeouts, leave a core
-# idle much of the time, and the build takes only what they leave.
-debug_pid=
-if [ $build_rc -eq 0 ] && [ "$FLAVOUR" = main ] && boot debug; then
-	stage "kernel(debug): building in the background (nice 19), log in $FERRITE_CACHE/kernel-debug.log"
+# The guest boots, in the order they run: one row each, run by run_boot.
+#   boot     its name in FERRITE_BOOTS
+#   dir      its run directory under $RUNDIR (and guest-DIR.job)
+#   label    results are reported as "guest(LABEL): ..."
+#   kernel   main: the kernel this run built ($FLAVOUR: main, or debug for
+#            `make test debug`); debug, arm64-4k, arm64-16k: a kernel that
+#            a main run builds in the background (below), waited for here
+#   mem      guest memory (-: ${GUEST_MEM:-2G})
+#   append   kernel command line additions
+#   generic  yes: the generic IGT tests ($IGT_GENERIC) run too
+#   reload   1: the driver is unloaded, bound again and unloaded, and the
+#            suites built into the kernel (KUnit) are reported from here
+#   fuzz     ioctl fuzzer calls
+#   only     what FERRITE_ONLY (a local run) does to it: narrow (only the
+#            matching subtests, no generic IGT tests, no fuzzer), narrow+quick
+#            (the same, and no reload)
+#   env      more guest environment (VAR=value); FERRITE_VM_ARGS=... adds
+#            options of scripts/vm.sh (--noncoherent)
+#   tests    the subtests it runs, a grep -E pattern on igt@test@subtest
+#            names (-: all)
+#   exclude  the subtests it leaves out (the same)
+# A - is an empty field. The patterns hold no blanks.
+#
+# Subtests with a boot of their own, or the debug kernel's.
+own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
+BOOT_TABLE=(
+	#boot   dir           label         kernel     mem append         generic reload fuzz   only         env                    tests and exclude
+	# slub_debug: poisoned and red-zoned slab objects, so that a stray
+	# write (a device's included) is reported where it lands.
+	# Everything, except the subtests that need every DMA mapping bounced.
+	"main    tests         main          main       -   slub_debug=FZP yes     1      100000 narrow+quick -                      -
+		$own"
+	# Every DMA mapping bounced through swiotlb: a missing or misplaced
+	# dma_sync shows as stale data, a wrong DMA direction as data copied
+	# back where it must not be (read-only userptrs of shared pages). The
+	# ownership-transfer tests and every path that takes user memory
+	# (the others read GPU results without GEM_SYNC, as is fine on
+	# coherent x86), and the fuzzer, which makes read-only, zero-page and
+	# file-backed userptrs.
+	"swiotlb tests-swiotlb swiotlb=force main       -   swiotlb=force  no      0      20000  -            -                      ^igt@ferrite_(sync|userptr|bind)@
+		-"
+	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
+	# dma-buf reach tests (allocation on attach, refusal) run here only,
+	# and the userptr tests (every subtest on each GPU) see pages the
+	# 32-bit GPU reaches only through bounce buffers.
+	"highmem tests-highmem 6G            main       6G  -              no      0      -      -            -                      ^igt@ferrite_prime@reach-|^igt@ferrite_userptr@
+		-"
+	# Surprise removal: GPU 1's device process is killed under a hung job;
+	# GPU 1 stays dead, so nothing else runs in this boot.
+	"kill    tests-kill    model-killed  main       -   -              no      0      -      -            -                      ^igt@ferrite_robust@model-killed
+		-"
+	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
+	# Ferrite's own tests, the driver reload and a kmemleak scan. The
+	# generic IGT tests stay on the main kernel: under KASAN and TCG the
+	# syncobj ones alone take over 20 minutes. ferrite_sched@fairness
+	# measures shares of GPU time, which the main boot checks; under KASAN
+	# and lockdep the kernel's time per job, not the scheduler, sets them
+	# (its code paths run here in many-queues, realtime and
+	# preempt-mid-job). It runs once the background build is done.
+	"debug   tests-debug   debug         debug      -   -              no      1      20000  narrow       FERRITE_IGT_MULTIPLE=1 ^igt@ferrite_
+		^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed|^igt@ferrite_sched@fairness"
+	# arm64 (QEMU virt, GICv3 ITS, PCIe), the platform of the hardware
+	# Ferrite stands for, with the same two GPUs. No igt_runner (Debian's
+	# IGT is amd64-only: scripts/guest-runner.sh runs the tests), no
+	# generic IGT tests, no fuzzer (a host-built Rust program). 4 KiB
+	# pages, coherent DMA: Ferrite's tests as the main boot runs them.
+	"arm64-4k arm64-4k    arm64-4k      arm64-4k   -   slub_debug=FZP no      1      -      narrow       -                      ^igt@ferrite_
+		$own"
+	# 16 KiB CPU pages (one CPU page is four GPU pages) and DMA that is
+	# not cache-coherent: the PCIe host bridge without dma-coherent, so
+	# every dma_sync_* is cache maintenance, as on Tegra- and AGX-class
+	# SoCs. The same tests.
+	"arm64-16k arm64-16k  arm64-16k     arm64-16k  -   slub_debug=FZP no      1      -      narrow       FERRITE_VM_ARGS=--noncoherent ^igt@ferrite_
+		$own"
+	# 16 KiB pages with every DMA mapping bounced (swiotlb=force): the
+	# ownership tests, as the x86 swiotlb boot runs them.
+	"arm64-swiotlb arm64-swiotlb arm64-16k-swiotlb=force arm64-16k - swiotlb=force no 0   -      -            FERRITE_VM_ARGS=--noncoherent ^igt@ferrite_(sync|userptr|bind)@
+		-"
+)
+
+# The kernels other than $FLAVOUR's that the boots picked need (the debug
+# kernel, the arm64 kernels) build one after the other in the background,
+# at the lowest CPU priority (nice 19), while the host tests and the main
+# kernel's boots run: the guests, mostly waiting on emulated devices and
+# timeouts, leave a core idle much of the time, and the builds take only
+# what they leave. Each one's exit code lands in kernel-NAME.rc.
+bg_kernels=()
+if [ $build_rc -eq 0 ] && [ "$FLAVOUR" = main ]; then
+	for row in "${BOOT_TABLE[@]}"; do
+		read -r b _ _ k _ <<<"$row"
+		boot "$b" && [ "$k" != main ] || continue
+		case " ${bg_kernels[*]} " in *" $k "*) ;; *) bg_kernels+=("$k") ;; esac
+	done
+fi
+for k in "${bg_kernels[@]}"; do rm -f "$FERRITE_CACHE/kernel-$k.rc" "$FERRITE_CACHE/kernel-$k.secs"; done
+if [ ${#bg_kernels[@]} -gt 0 ]; then
+	stage "kernels(${bg_kernels[*]}): building in the background (nice 19), logs in $FERRITE_CACHE/kernel-NAME.log"
 	(
-		t0=$(now)
-		FERRITE_TIMES='' nice -n 19 "$FERRITE_REPO/scripts/kernel.sh" debug &&
-			FERRITE_TIMES='' nice -n 19 "$FERRITE_REPO/scripts/module.sh" debug
-		rc=$?
-		echo "$(( $(now) - t0 ))" >"$FERRITE_CACHE/kernel-debug.secs"
-		exit $rc
-	) >"$FERRITE_CACHE/kernel-debug.log" 2>&1 &
-	debug_pid=$!
+		for k in "${bg_kernels[@]}"; do
+			t0=$(now)
+			FERRITE_TIMES='' nice -n 19 "$FERRITE_REPO/scripts/build.sh" "$k" \
+				>"$FERRITE_CACHE/kernel-$k.log" 2>&1
+			rc=$?
+			echo "$(( $(now) - t0 ))" >"$FERRITE_CACHE/kernel-$k.secs"
+			echo $rc >"$FERRITE_CACHE/kernel-$k.rc"
+		done
+	) &
 fi
 
 stage "host: cargo test"
@@ -103,68 +194,6 @@ if ! "$FERRITE_REPO/scripts/series.sh" --check | tee -a "$results"; then
 	report "FAIL host: series (scripts/series.sh --check failed, see above)"
 fi
 
-# The guest boots, in the order they run: one row each, run by run_boot.
-#   boot     its name in FERRITE_BOOTS
-#   dir      its run directory under $RUNDIR (and guest-DIR.job)
-#   label    results are reported as "guest(LABEL): ..."
-#   kernel   main: the kernel this run built ($FLAVOUR: main, or debug for
-#            `make test debug`); debug: the debug kernel that a main run
-#            builds in the background, waited for here
-#   mem      guest memory (-: ${GUEST_MEM:-2G})
-#   append   kernel command line additions
-#   generic  yes: the generic IGT tests ($IGT_GENERIC) run too
-#   reload   1: the driver is unloaded, bound again and unloaded, and the
-#            suites built into the kernel (KUnit) are reported from here
-#   fuzz     ioctl fuzzer calls
-#   only     what FERRITE_ONLY (a local run) does to it: narrow (only the
-#            matching subtests, no generic IGT tests, no fuzzer), narrow+quick
-#            (the same, and no reload)
-#   env      more guest environment (VAR=value)
-#   tests    the subtests it runs, a grep -E pattern on igt@test@subtest
-#            names (-: all)
-#   exclude  the subtests it leaves out (the same)
-# A - is an empty field. The patterns hold no blanks.
-#
-# Subtests with a boot of their own, or the debug kernel's.
-own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(model-killed|fault-injection|page-fault-injection)'
-BOOT_TABLE=(
-	#boot   dir           label         kernel     mem append         generic reload fuzz   only         env                    tests and exclude
-	# slub_debug: poisoned and red-zoned slab objects, so that a stray
-	# write (a device's included) is reported where it lands.
-	# Everything, except the subtests that need every DMA mapping bounced.
-	"main    tests         main          main       -   slub_debug=FZP yes     1      100000 narrow+quick -                      -
-		$own"
-	# Every DMA mapping bounced through swiotlb: a missing or misplaced
-	# dma_sync shows as stale data, a wrong DMA direction as data copied
-	# back where it must not be (read-only userptrs of shared pages). The
-	# ownership-transfer tests and every path that takes user memory
-	# (the others read GPU results without GEM_SYNC, as is fine on
-	# coherent x86), and the fuzzer, which makes read-only, zero-page and
-	# file-backed userptrs.
-	"swiotlb tests-swiotlb swiotlb=force main       -   swiotlb=force  no      0      20000  -            -                      ^igt@ferrite_(sync|userptr|bind)@
-		-"
-	# Memory above 4 GiB: pages the 32-bit GPU cannot reach exist, so the
-	# dma-buf reach tests (allocation on attach, refusal) run here only,
-	# and the userptr tests (every subtest on each GPU) see pages the
-	# 32-bit GPU reaches only through bounce buffers.
-	"highmem tests-highmem 6G            main       6G  -              no      0      -      -            -                      ^igt@ferrite_prime@reach-|^igt@ferrite_userptr@
-		-"
-	# Surprise removal: GPU 1's device process is killed under a hung job;
-	# GPU 1 stays dead, so nothing else runs in this boot.
-	"kill    tests-kill    model-killed  main       -   -              no      0      -      -            -                      ^igt@ferrite_robust@model-killed
-		-"
-	# The debug kernel (KASAN, lockdep, DMA-API debug, kmemleak, UBSAN):
-	# Ferrite's own tests, the driver reload and a kmemleak scan. The
-	# generic IGT tests stay on the main kernel: under KASAN and TCG the
-	# syncobj ones alone take over 20 minutes. ferrite_sched@fairness
-	# measures shares of GPU time, which the main boot checks; under KASAN
-	# and lockdep the kernel's time per job, not the scheduler, sets them
-	# (its code paths run here in many-queues, realtime and
-	# preempt-mid-job). It runs once the background build is done.
-	"debug   tests-debug   debug         debug      -   -              no      1      20000  narrow       FERRITE_IGT_MULTIPLE=1 ^igt@ferrite_
-		^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@model-killed|^igt@ferrite_sched@fairness"
-)
-
 # run_boot ROW: the guest boot of one row of BOOT_TABLE, if FERRITE_BOOTS
 # picks it; its results are reported as "guest(LABEL): ...".
 run_boot() {
@@ -190,19 +219,23 @@ run_boot() {
 	if [ "$kernel" = main ]; then
 		kernel=$FLAVOUR
 	else
-		# The debug kernel, built in the background (above) if this run
-		# builds it at all.
-		[ -n "$debug_pid" ] || return 0
-		stage "kernel(debug): waiting for the background build"
-		if ! wait "$debug_pid"; then
-			tail -20 "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
-			report "FAIL build: debug kernel or module (see $FERRITE_CACHE/kernel-debug.log)"
+		# A kernel built in the background (above), if this run builds
+		# it at all.
+		case " ${bg_kernels[*]} " in *" $kernel "*) ;; *) return 0 ;; esac
+		if [ ! -f "$FERRITE_CACHE/kernel-$kernel.rc" ]; then
+			stage "kernel($kernel): waiting for the background build"
+			while [ ! -f "$FERRITE_CACHE/kernel-$kernel.rc" ]; do sleep 2; done
+		fi
+		if [ "$(cat "$FERRITE_CACHE/kernel-$kernel.rc")" != 0 ]; then
+			tail -20 "$FERRITE_CACHE/kernel-$kernel.log" | sed 's/^/  | /'
+			report "FAIL build: $kernel kernel, module or tests (see $FERRITE_CACHE/kernel-$kernel.log)"
 			return 0
 		fi
-		grep -h '==>' "$FERRITE_CACHE/kernel-debug.log" | sed 's/^/  | /'
+		grep -h '==>' "$FERRITE_CACHE/kernel-$kernel.log" | sed 's/^/  | /'
 	fi
-	local job=$FERRITE_CACHE/guest-$dir.job D=$RUNDIR/$dir vm_rc first
-	stage "guest($kernel kernel, $label): booting with two Ferrite GPUs, running igt_runner"
+	local job=$FERRITE_CACHE/guest-$dir.job D=$RUNDIR/$dir vm_rc first vm_args=()
+	case $env in FERRITE_VM_ARGS=*) read -r -a vm_args <<<"${env#FERRITE_VM_ARGS=}"; env= ;; esac
+	stage "guest($kernel kernel, $label): booting with two Ferrite GPUs, running the tests"
 	{
 		echo "export FERRITE_IGT_GENERIC='$generic'"
 		echo "export FERRITE_TEST_FILTER='$tests' FERRITE_TEST_EXCLUDE='$exclude'"
@@ -211,16 +244,16 @@ run_boot() {
 		cat "$FERRITE_REPO/scripts/guest-tests.sh"
 	} >"$job"
 	set +e
-	FERRITE_GUEST_MEM=$mem "$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$dir" --timeout 2400 \
+	FERRITE_GUEST_MEM=$mem "$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$dir" --timeout 2400 "${vm_args[@]}" \
 		${append:+--append "$append"} --gpu 48:2147483648 --gpu 32:65536 "$job" |
 		sed 's/^/  | /'
 	vm_rc=${PIPESTATUS[0]}
 	set -e
 	{
-		if [ -f "$D/results/results.json" ]; then
-			python3 "$FERRITE_REPO/scripts/igt-results.py" "$D/results/results.json" "$D/testlist"
+		if [ -f "$D/results/results.json" ] || [ -f "$D/results/results.tsv" ]; then
+			python3 "$FERRITE_REPO/scripts/igt-results.py" "$D/results" "$D/testlist"
 		else
-			echo "FAIL guest: igt_runner produced no results (vm exit $vm_rc, see $D)"
+			echo "FAIL guest: the test runner produced no results (vm exit $vm_rc, see $D)"
 		fi
 		[ -f "$D/fuzz.result" ] && cat "$D/fuzz.result"
 		[ -n "$fuzz" ] && [ ! -f "$D/fuzz.result" ] && echo "FAIL guest: ioctl fuzzer did not run"
@@ -281,9 +314,11 @@ if [ $build_rc -eq 0 ]; then
 fi
 
 stage_summary
-[ -f "$FERRITE_CACHE/kernel-debug.secs" ] && [ -n "$debug_pid" ] &&
-	awk -v s="$(cat "$FERRITE_CACHE/kernel-debug.secs")" 'BEGIN {
-		printf "time: %-44s %3dm%02ds\n", "kernel(debug) in the background, overlapped", s / 60, s % 60 }'
+for k in "${bg_kernels[@]}"; do
+	[ -f "$FERRITE_CACHE/kernel-$k.secs" ] || continue
+	awk -v s="$(cat "$FERRITE_CACHE/kernel-$k.secs")" -v k="$k" 'BEGIN {
+		printf "time: %-44s %3dm%02ds\n", "kernel(" k ") in the background, overlapped", s / 60, s % 60 }'
+done
 p=$(grep -c '^PASS' "$results" || true)
 f=$(grep -c '^FAIL' "$results" || true)
 s=$(grep -c '^SKIP' "$results" || true)
