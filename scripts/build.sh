@@ -22,6 +22,18 @@ if [ "$(kernel_arch "$FLAVOUR")" = arm64 ]; then
 	in_rootfs make -s -C "$FERRITE_REPO/igt-tests" O="$out" CC=aarch64-linux-gnu-gcc \
 		UAPI="$KBUILD/build-$FLAVOUR/hdr/include" ||
 		die "building igt-tests for arm64 failed"
+	# The CLI (ferrite bench, demo) for the arm64 guests, by trixie's
+	# cargo and rustc 1.85 with their arm64 standard library (the host's
+	# rustup toolchain has none and cannot fetch one); crates from
+	# crates.io through the host's CA bundle. ferrite-fuzz needs a newer
+	# rustc (u64::is_multiple_of, 1.87) and stays on x86-64.
+	stage "host: cargo build of the ferrite CLI for arm64 (trixie's rustc 1.85)"
+	cp /etc/ssl/certs/ca-certificates.crt "$KBUILD/host-ca.crt"
+	in_rootfs /bin/sh -c "cd $FERRITE_REPO && CARGO_HTTP_CAINFO=$KBUILD/host-ca.crt \
+		CARGO_TARGET_DIR=$CARGO_TARGET_DIR/rustc-1.85 \
+		CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+		cargo build --release --quiet --target aarch64-unknown-linux-gnu -p ferrite --bin ferrite" ||
+		die "cargo build of the arm64 CLI failed"
 	exit 0
 fi
 

@@ -11,9 +11,12 @@ ROOTFS_PKGS_TOOLCHAIN="rustc rust-src rustfmt bindgen libclang-19-dev clang-19 l
 # Guest userspace: what the tests and their runner need inside the VM.
 ROOTFS_PKGS_GUEST="busybox procps iproute2 libdrm2 libkmod2 strace"
 ROOTFS_PKGS_QEMU="qemu-system-x86 qemu-system-arm"
-# The arm64 guests: the cross compiler of the C tests (the kernels use
-# clang/lld), dtc for the device tree of the non-coherent boot.
-ROOTFS_PKGS_ARM64="gcc-aarch64-linux-gnu device-tree-compiler"
+# The arm64 guests: the cross compiler and C library of the C tests (the
+# kernels use clang/lld), trixie's cargo with rustc's arm64 standard
+# library for the userspace CLI (ferrite bench), libdrm's headers for its
+# bindings, dtc for the device tree of the non-coherent boot.
+ROOTFS_PKGS_ARM64="gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
+ cargo libstd-rust-dev:arm64 libdrm-dev device-tree-compiler"
 # IGT from sid: the test programs and igt_runner are packaged only there.
 IGT_SID_PKGS="igt-gpu-tools igt-gpu-tools-tests libdrm-amdgpu1"
 
@@ -58,6 +61,7 @@ mkdir -p "$ROOTFS/usr/lib/modules"
 stage "rootfs: apt-get install toolchain, guest userspace, QEMU x86 and arm64 (trixie-backports)"
 in_rootfs /bin/sh -ec "
 	export DEBIAN_FRONTEND=noninteractive
+	dpkg --add-architecture arm64
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $ROOTFS_PKGS_TOOLCHAIN $ROOTFS_PKGS_GUEST \
 		$ROOTFS_PKGS_ARM64

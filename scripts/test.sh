@@ -245,7 +245,7 @@ run_boot() {
 	} >"$job"
 	set +e
 	FERRITE_GUEST_MEM=$mem "$FERRITE_REPO/scripts/vm.sh" --kernel "$kernel" --name "$dir" --timeout 2400 "${vm_args[@]}" \
-		${append:+--append "$append"} --gpu 48:2147483648 --gpu 32:65536 "$job" |
+		${append:+--append "$append"} --gpu 48:2147483648 --gpu 32:65536:0xffff "$job" |
 		sed 's/^/  | /'
 	vm_rc=${PIPESTATUS[0]}
 	set -e

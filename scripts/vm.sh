@@ -10,8 +10,11 @@
 #   --noncoherent         arm64: the PCIe host bridge without the device
 #                         tree's dma-coherent, so the kernel does cache
 #                         maintenance for every streaming DMA sync
-#   --gpu BITS:MAXSEG     add a GPU with these DMA constraints (repeatable;
-#                         default one GPU, 48:2147483648)
+#   --gpu BITS:MAXSEG[:BOUNDARY]
+#                         add a GPU with these DMA constraints: address
+#                         bits, longest segment, segment boundary mask
+#                         (default none) (repeatable; default one GPU,
+#                         48:2147483648)
 #   --timeout SECS        kill the guest after SECS (default 900)
 #   --append ARGS         extra kernel command line
 #   --name NAME           run directory name under $FERRITE_CACHE/run
@@ -45,9 +48,11 @@ if [ "$arch" = arm64 ]; then
 	guest_root=$FERRITE_CACHE/rootfs-arm64
 	[ -x "$guest_root/bin/busybox" ] || die "no arm64 guest root at $guest_root"
 	tests=$KBUILD/igt-tests-arm64
+	bin=$CARGO_TARGET_DIR/rustc-1.85/aarch64-unknown-linux-gnu/release
 else
 	guest_root=
 	tests=$KBUILD/igt-tests
+	bin=$CARGO_TARGET_DIR/release
 fi
 D=$RUNDIR/$name
 rm -rf "$D"; mkdir -p "$D"
@@ -60,12 +65,14 @@ krel=$(cat "$kbuild/include/config/kernel.release")
 	echo "export FERRITE_MODULES=$kbuild/mods/lib/modules"
 	echo "export FERRITE_KO=$KBUILD/module-$flavour/drivers/gpu/drm/ferrite/ferrite.ko"
 	echo "export FERRITE_TESTS=$tests FERRITE_ARCH=$arch"
-	echo "export FERRITE_BIN=$CARGO_TARGET_DIR/release"
+	echo "export FERRITE_BIN=$bin"
 	echo "export FERRITE_KERNEL_RELEASE=$krel"
 	echo "export FERRITE_NUM_GPUS=${#gpus[@]}"
 	i=0
 	for g in "${gpus[@]}"; do
-		echo "export FERRITE_GPU${i}_DMA_BITS=${g%%:*} FERRITE_GPU${i}_MAX_SEGMENT=${g#*:}"
+		IFS=: read -r bits seg boundary <<<"$g"
+		echo "export FERRITE_GPU${i}_DMA_BITS=$bits FERRITE_GPU${i}_MAX_SEGMENT=$seg"
+		[ -z "$boundary" ] || echo "export FERRITE_GPU${i}_SEG_BOUNDARY=$boundary"
 		i=$((i + 1))
 	done
 } >"$D/env"
@@ -82,8 +89,10 @@ model=$CARGO_TARGET_DIR/release/ferrite-gpu
 devices=()
 i=0
 for g in "${gpus[@]}"; do
+	IFS=: read -r bits seg boundary <<<"$g"
 	"$model" --socket "$D/gpu$i.sock" --log "$D/gpu$i.log" \
-		--dma-bits "${g%%:*}" --max-segment "${g#*:}" ${FERRITE_TRACE:+--trace} &
+		--dma-bits "$bits" --max-segment "$seg" ${boundary:+--seg-boundary "$boundary"} \
+		${FERRITE_TRACE:+--trace} &
 	pids+=($!)
 	devices+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$D/gpu$i.sock\",\"type\":\"unix\"}}")
 	i=$((i + 1))
