@@ -60,13 +60,16 @@ static void test_syncobj_caps(void)
 
 /*
  * The DMA constraints the driver of fd's GPU gave the DMA API, from its
- * debugfs file `dma`, against what the registers say. Without debugfs
- * they are not checked.
+ * debugfs file `dma`, against what the registers say, and whether the
+ * driver found the device's DMA cache-coherent, against what the test bed
+ * made it (FERRITE_DMA_COHERENT: 0 on the arm64 guests whose device tree
+ * lacks dma-coherent). Without debugfs they are not checked.
  */
 static void check_driver_dma(int fd, uint32_t bits, uint32_t seg, uint64_t boundary)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 64], file[PATH_MAX + 80], line[128];
-	unsigned long long v, got_bits = 0, got_seg = 0, got_boundary = 0;
+	unsigned long long v, got_bits = 0, got_seg = 0, got_boundary = 0, got_coherent = 2;
+	const char *coherent = getenv("FERRITE_DMA_COHERENT");
 	int found = 0;
 	const char *dev;
 	FILE *f;
@@ -92,10 +95,16 @@ static void check_driver_dma(int fd, uint32_t bits, uint32_t seg, uint64_t bound
 		} else if (sscanf(line, "seg_boundary %llx", &v) == 1) {
 			got_boundary = v;
 			found |= 4;
+		} else if (sscanf(line, "coherent %llu", &v) == 1) {
+			got_coherent = v;
+			found |= 8;
 		}
 	}
 	fclose(f);
-	ftest_assert_eq(found, 7);
+	ftest_assert_eq(found, 15);
+	if (!coherent)
+		ftest_fail("FERRITE_DMA_COHERENT is not set: the test bed did not say what it made");
+	ftest_assert_eq_u64(got_coherent, strtoull(coherent, NULL, 0));
 	ftest_assert_eq_u64(got_bits, bits);
 	ftest_assert_eq_u64(got_seg, seg);
 	ftest_assert_eq_u64(got_boundary, boundary);

@@ -67,7 +67,7 @@ krel=$(cat "$kbuild/include/config/kernel.release")
 	echo "export FERRITE_TESTS=$tests FERRITE_ARCH=$arch"
 	echo "export FERRITE_BIN=$bin"
 	echo "export FERRITE_KERNEL_RELEASE=$krel"
-	echo "export FERRITE_NUM_GPUS=${#gpus[@]}"
+	echo "export FERRITE_NUM_GPUS=${#gpus[@]} FERRITE_DMA_COHERENT=$((1 - noncoherent))"
 	i=0
 	for g in "${gpus[@]}"; do
 		IFS=: read -r bits seg boundary <<<"$g"

@@ -203,12 +203,14 @@ fn slots(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 /// The DMA constraints probe read from the device and set in its
-/// `dma_parms` (the mask, the maximum segment, the segment boundary).
+/// `dma_parms` (the mask, the maximum segment, the segment boundary), and
+/// whether firmware describes its DMA as cache-coherent.
 fn dma(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let i = &gpu.info;
     writeln!(f, "addr_bits {}", i.dma_addr_bits)?;
     writeln!(f, "max_segment {}", i.dma_max_segment)?;
-    writeln!(f, "seg_boundary {:#x}", i.dma_seg_boundary)
+    writeln!(f, "seg_boundary {:#x}", i.dma_seg_boundary)?;
+    writeln!(f, "coherent {}", u8::from(i.dma_coherent))
 }
 
 impl Debugfs {

@@ -98,6 +98,11 @@ pub(crate) struct GpuInfo {
     /// No DMA segment may cross a multiple of `dma_seg_boundary + 1`
     /// ([`regs::NO_SEG_BOUNDARY`]: no boundary).
     pub(crate) dma_seg_boundary: u64,
+    /// Whether the device's DMA is coherent with the CPU's caches (what
+    /// firmware says of it, read at probe): if not, the CPU cleans each
+    /// page-table update to the point of coherency before the device may
+    /// walk it.
+    pub(crate) dma_coherent: bool,
     pub(crate) num_queues: u32,
     pub(crate) num_as: u32,
 }
@@ -202,6 +207,7 @@ fn read_info(pdev: &pci::Device<Core<'_>>, bar: &Bar0<'_>) -> Result<GpuInfo> {
         dma_addr_bits: bar.read(regs::DMA_ADDR_BITS).bits().into(),
         dma_max_segment: bar.read(regs::DMA_MAX_SEGMENT).bytes().into(),
         dma_seg_boundary,
+        dma_coherent: pdev.dma_is_coherent(),
         num_queues: bar.read(regs::NUM_QUEUES_REG).count().into(),
         num_as: bar.read(regs::NUM_AS_REG).count().into(),
     };
@@ -268,10 +274,12 @@ fn probe_early(pdev: &pci::Device<Core<'_>>) -> Result<Early> {
 
     dev_info!(
         pdev,
-        "Ferrite GPU {}.{}: {}-bit DMA, max segment {} bytes, segment boundary mask {:#x}\n",
+        "Ferrite GPU {}.{}: {}-bit {}coherent DMA, max segment {} bytes, \
+         segment boundary mask {:#x}\n",
         info.version_major,
         info.version_minor,
         info.dma_addr_bits,
+        if info.dma_coherent { "" } else { "non-" },
         info.dma_max_segment,
         boundary
     );

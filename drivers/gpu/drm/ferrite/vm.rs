@@ -999,9 +999,12 @@ impl Vm {
             // Output addresses cover the null aperture (bit 47); the
             // device's DMA reach is below it.
             oas: 48,
-            // The device walks tables in memory, bypassing its cache, and
-            // memory is coherent with the CPU on this platform.
-            coherent_walk: true,
+            // The device walks tables in memory, bypassing its cache. Where
+            // its DMA is not coherent with the CPU's caches (firmware says
+            // so), io-pgtable cleans every table update to the point of
+            // coherency, through the DMA API, before the TLB invalidation
+            // that lets the device walk it.
+            coherent_walk: gpu.info.dma_coherent,
         };
         // A walker that addresses 32 bits finds its tables in the low 4 GiB.
         let pool = TablePool::new(gpu.info.dma_addr_bits <= 32)?;
