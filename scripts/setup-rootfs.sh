@@ -15,8 +15,8 @@ ROOTFS_PKGS_QEMU="qemu-system-x86 qemu-system-arm"
 # kernels use clang/lld), trixie's cargo with rustc's arm64 standard
 # library for the userspace CLI (ferrite bench), libdrm's headers for its
 # bindings, dtc for the device tree of the non-coherent boot.
-ROOTFS_PKGS_ARM64="gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
- cargo libstd-rust-dev:arm64 libdrm-dev device-tree-compiler"
+ROOTFS_PKGS_ARM64="gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross"
+ROOTFS_PKGS_ARM64+=" cargo libstd-rust-dev:arm64 libdrm-dev device-tree-compiler"
 # IGT from sid: the test programs and igt_runner are packaged only there.
 IGT_SID_PKGS="igt-gpu-tools igt-gpu-tools-tests libdrm-amdgpu1"
 
