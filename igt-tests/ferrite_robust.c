@@ -248,6 +248,89 @@ static void test_remove_with_userptr(void)
 	close(rescan_and_open(1));
 }
 
+/* Import the dma-buf into fd: the handle, or -1 with errno set. */
+static int64_t import_fd(int fd, int dmabuf)
+{
+	struct drm_prime_handle p = { .fd = dmabuf };
+
+	if (ioctl(fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &p))
+		return -1;
+	return p.handle;
+}
+
+/* Removing the PCI device that imported a dma-buf (a BO of GPU 0) while
+ * its file holds the import, bound and written by a job: the attachment's
+ * DMA mapping goes with the device (the debug kernel's DMA-API debug
+ * reports mappings left behind at unbind), the file's later ioctls on the
+ * import fail with ENODEV, closing the file only detaches, and the
+ * exporter's buffer keeps what the job wrote. After a rescan, the GPU
+ * imports the same buffer again and writes it. */
+static void test_remove_with_import(void)
+{
+	int fd0 = fdev_open_or_skip(0), fd1 = fdev_open_or_skip(1);
+	uint32_t vm = fx_vm(fd1), q = fx_queue(fd1, vm, 0);
+	uint32_t bo = fx_bo(fd0, 16 * FX_PAGE), imp;
+	int dmabuf = fx_export(fd0, bo);
+	volatile uint64_t *mem = fx_mmap(fd0, bo, 16 * FX_PAGE);
+	struct drm_ferrite_vm_create vc = { 0 };
+	struct drm_prime_handle p;
+	struct drm_gem_close gc;
+	struct fx_cmd c = { 0 };
+	int64_t h;
+
+	ftest_assert(dmabuf >= 0);
+	h = import_fd(fd1, dmabuf);
+	ftest_assert(h >= 0);
+	imp = (uint32_t)h;
+	fx_map(fd1, vm, imp, FX_VA(1), 16 * FX_PAGE);
+	for (int i = 0; i < 16; i++)
+		fx_write64(&c, FX_VA(1) + (uint64_t)i * FX_PAGE, 0xfe100 + i, 0);
+	ftest_assert_eq(fx_run(fd1, vm, q, FX_VA(4), &c), 1);
+	/* The importer hands the buffer to the CPU (its mapping's data to
+	 * the pages, bounced or not), and the device goes while the CPU
+	 * owns it. */
+	ftest_assert_ok(fx_gem_sync(fd1, imp, FX_BEGIN_R));
+
+	remove_device(fd1);
+	ftest_assert_errno(fx_gem_sync(fd1, imp, FX_END_R), ENODEV);
+	ftest_assert_errno(fx_map_flags(fd1, vm, imp, 0, FX_VA(2), 16 * FX_PAGE, 0), ENODEV);
+	p = (struct drm_prime_handle){ .handle = imp, .flags = DRM_CLOEXEC };
+	ftest_assert_errno(ioctl(fd1, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p), ENODEV);
+	ftest_assert_errno(import_fd(fd1, dmabuf), ENODEV);
+	gc = (struct drm_gem_close){ .handle = imp };
+	ftest_assert_errno(ioctl(fd1, DRM_IOCTL_GEM_CLOSE, &gc), ENODEV);
+	ftest_assert_errno(ioctl(fd1, DRM_IOCTL_FERRITE_VM_CREATE, &vc), ENODEV);
+	/* The last reference to the import: it detaches from the dma-buf,
+	 * without unmapping again. */
+	close(fd1);
+
+	ftest_assert_ok(fx_gem_sync(fd0, bo, FX_BEGIN_R));
+	for (int i = 0; i < 16; i++)
+		ftest_assert_eq_u64(mem[i * FX_PAGE / 8], 0xfe100 + i);
+	ftest_assert_ok(fx_gem_sync(fd0, bo, FX_END_R));
+
+	fd1 = rescan_and_open(1);
+	vm = fx_vm(fd1);
+	q = fx_queue(fd1, vm, 0);
+	h = import_fd(fd1, dmabuf);
+	ftest_assert(h >= 0);
+	imp = (uint32_t)h;
+	fx_map(fd1, vm, imp, FX_VA(1), 16 * FX_PAGE);
+	c = (struct fx_cmd){ 0 };
+	fx_write64(&c, FX_VA(1) + 3 * FX_PAGE, 0xb0b0, 0);
+	ftest_assert_eq(fx_run(fd1, vm, q, FX_VA(4), &c), 1);
+	ftest_assert_ok(fx_gem_sync(fd1, imp, FX_BEGIN_R));
+	ftest_assert_ok(fx_gem_sync(fd0, bo, FX_BEGIN_R));
+	ftest_assert_eq_u64(mem[3 * FX_PAGE / 8], 0xb0b0);
+	ftest_assert_eq_u64(mem[4 * FX_PAGE / 8], 0xfe104);
+	ftest_assert_ok(fx_gem_sync(fd0, bo, FX_END_R));
+	ftest_assert_ok(fx_gem_sync(fd1, imp, FX_END_R));
+	close(fd1);
+	munmap((void *)mem, 16 * FX_PAGE);
+	close(dmabuf);
+	close(fd0);
+}
+
 static void write_file(const char *path, const char *v)
 {
 	int f = open(path, O_WRONLY | O_CLOEXEC);
@@ -562,4 +645,5 @@ FTEST_MAIN(
 	{ "model-killed", test_model_killed, "GPU 1's device process killed under a hung job: -ENODEV, files close" },
 	{ "remove-while-busy", test_remove_while_busy, "PCI remove during a hung job: -ENODEV, no hang, rescan works" },
 	{ "remove-with-userptr", test_remove_with_userptr, "PCI remove with a userptr bound and written: its DMA mapping goes with the device, the data stays" },
+	{ "remove-with-import", test_remove_with_import, "PCI remove with an imported dma-buf bound and written: its attachment's DMA mapping goes with the device, later ioctls fail with ENODEV, the exporter keeps the data" },
 )
