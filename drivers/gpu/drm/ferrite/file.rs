@@ -1477,11 +1477,12 @@ impl FileData {
             } else {
                 DataDirection::ToDevice
             };
-            // SAFETY: `sgt` is mapped for `dev` (bidirectionally) for the
-            // BO's life: by the shmem helper, or for an imported BO by its
-            // exporter (the attachment's mapping, which is this device's to
-            // sync); the device does not use the BO (its jobs are done)
-            // until the matching END.
+            // SAFETY: `sgt` is mapped for `dev` (bidirectionally) while
+            // `dev` is bound, as it is here: by the shmem helper, or for an
+            // imported BO by its exporter (the attachment's mapping, which
+            // is this device's to sync; both unmapped at unbind); the
+            // device does not use the BO (its jobs are done) until the
+            // matching END.
             unsafe { sgt.dma_sync_for_cpu(dev, dir) };
         } else {
             let dir = if write {

@@ -339,11 +339,17 @@ pub(crate) fn pin_budget() -> u64 {
     avail.saturating_sub(keep)
 }
 
-/// The BO's DMA-mapped pages, pinned on first use. Pinning must leave the
-/// system memory to work with: without swap, a GPU that pins most of
-/// memory makes the OOM killer pick unrelated processes. So a first use
-/// that would leave less than an eighth of the available memory (at least
-/// 64 MiB) free fails with `ENOMEM` before allocating anything.
+/// The BO's DMA-mapped pages, pinned on first use; an imported BO's are
+/// its dma-buf attachment's, mapped at import. Either mapping belongs to
+/// the device's binding: the shmem helper unmaps it at unbind, even while
+/// a file still holds the BO (whose later ioctls fail with `ENODEV` before
+/// they get here), and not again when the BO is freed.
+///
+/// Pinning must leave the system memory to work with: without swap, a GPU
+/// that pins most of memory makes the OOM killer pick unrelated processes.
+/// So a first use that would leave less than an eighth of the available
+/// memory (at least 64 MiB) free fails with `ENOMEM` before allocating
+/// anything.
 pub(crate) fn pinned_sgt<'a>(bo: &'a Bo, dev: &'a Device<Bound>) -> Result<&'a SGTable> {
     if !bo.is_imported() && !bo.pinned.load(Relaxed) && bo.size() as u64 > pin_budget() {
         return Err(ENOMEM);
