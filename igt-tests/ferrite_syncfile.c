@@ -334,7 +334,8 @@ static void test_import_wait_vgem(void)
 {
 	int vgem = vgem_open();
 	struct bed b = bed_open();
-	struct drm_mode_create_dumb d = { .width = 1024, .height = 64, .bpp = 32 };
+	/* Rows of 4 KiB: SZ bytes whatever the CPU page. */
+	struct drm_mode_create_dumb d = { .width = 1024, .height = SZ / 4096, .bpp = 32 };
 	struct drm_vgem_fence_attach fa = { .flags = VGEM_FENCE_WRITE };
 	struct drm_vgem_fence_signal fs = { 0 };
 	struct drm_prime_handle p = { .flags = DRM_CLOEXEC | DRM_RDWR };

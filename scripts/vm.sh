@@ -146,7 +146,11 @@ if [ "$arch" = arm64 ]; then
 	# virt with a GICv3 and its ITS (the GPUs' MSI-X), PCIe, PSCI.
 	qemu=qemu-system-aarch64
 	machine=(-machine "virt,gic-version=3,its=on,memory-backend=mem")
-	accel_args=(-accel tcg,thread=multi -cpu max)
+	# Neoverse-N1: a real Armv8.2 core with 4, 16 and 64 KiB granules
+	# whose cache ID registers need maintenance to the point of coherency
+	# (CLIDR_EL1.LoC != 0). With QEMU's "max" CPU (LoC 0) the kernel
+	# treats every device as coherent, whatever the device tree says.
+	accel_args=(-accel tcg,thread=multi -cpu "${FERRITE_ARM64_CPU:-neoverse-n1}")
 	cmdline="console=ttyAMA0 $cmdline $append"
 	root_path=/srv/guest-root
 else

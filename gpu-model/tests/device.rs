@@ -36,7 +36,7 @@ fn identity_and_constraints() {
 /// the option's mask, both halves read-only.
 #[test]
 fn seg_boundary_register() {
-    assert!(FERRITE_VERSION & 0xffff >= VERSION_MINOR_SEG_BOUNDARY);
+    const { assert!(FERRITE_VERSION & 0xffff >= VERSION_MINOR_SEG_BOUNDARY) };
     let g = Gpu::new();
     assert_eq!(g.r32(DMA_SEG_BOUNDARY_LO), u32::MAX);
     assert_eq!(g.r32(DMA_SEG_BOUNDARY_HI), u32::MAX);

@@ -480,6 +480,7 @@ mod gem_tests {
 #[macros::kunit_tests(rust_drm_fdinfo)]
 mod fdinfo_tests {
     use super::*;
+    use crate::str::CString;
 
     /// What `/proc/<pid>/fdinfo/<fd>` shows for `file`, through its `show_fdinfo` file
     /// operation.
@@ -504,6 +505,12 @@ mod fdinfo_tests {
         text.split(|&b| b == b'\n').any(|l| l == line)
     }
 
+    /// The fdinfo line of a memory `key` of `bytes` (a multiple of 1 KiB, under 1 MiB), as the
+    /// DRM core prints it.
+    fn kib_line(key: &str, bytes: usize) -> Result<CString> {
+        CString::try_from_fmt(fmt!("{}:\t{} KiB", key, bytes / 1024))
+    }
+
     #[test]
     fn fdinfo_has_core_driver_and_memory_keys() -> Result {
         with_file(|drm, file| {
@@ -514,10 +521,13 @@ mod fdinfo_tests {
             assert!(has_line(&text, b"drm-engine-kunit:\t42 ns"));
             assert!(has_line(&text, b"drm-total-memory:\t0"));
 
+            // Three CPU pages in two objects: 12 KiB with 4 KiB pages, 48 KiB with 16 KiB.
+            let total = kib_line("drm-total-memory", 3 * PAGE_SIZE)?;
+            let resident = kib_line("drm-resident-memory", 2 * PAGE_SIZE)?;
             let (big, _) = new_object(drm, f, 2 * PAGE_SIZE, true)?;
             let (_small, _) = new_object(drm, f, PAGE_SIZE, true)?;
             let text = fdinfo(file)?;
-            assert!(has_line(&text, b"drm-total-memory:\t12 KiB"));
+            assert!(has_line(&text, total.to_bytes()));
             assert!(has_line(&text, b"drm-shared-memory:\t0"));
             // Neither has pages yet: no object reports residency.
             assert!(!text.windows(20).any(|w| w == b"drm-resident-memory:"));
@@ -525,8 +535,8 @@ mod fdinfo_tests {
             // A kernel mapping gets the pages of the bigger one, which is then resident.
             let map = big.vmap::<{ 2 * PAGE_SIZE }>()?;
             let text = fdinfo(file)?;
-            assert!(has_line(&text, b"drm-total-memory:\t12 KiB"));
-            assert!(has_line(&text, b"drm-resident-memory:\t8 KiB"));
+            assert!(has_line(&text, total.to_bytes()));
+            assert!(has_line(&text, resident.to_bytes()));
             drop(map);
             Ok(())
         })
