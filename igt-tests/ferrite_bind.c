@@ -59,7 +59,7 @@
 
 static volatile uint64_t *anon(uint64_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = fx_user_mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	ftest_assert(p != MAP_FAILED);
 	return p;
@@ -1573,7 +1573,7 @@ static void test_bad_input(void)
 	fx_syncobj_signal(fd, tl, 3);
 	empty = fx_syncobj(fd);
 	/* A userptr at U (the middle of three pages), and a page at U2. */
-	page = mmap(NULL, 4 * FX_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	page = fx_user_mmap(4 * FX_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ftest_assert(page != MAP_FAILED);
 	memset(page, 1, 4 * FX_PAGE);
 	U = (uintptr_t)page + FX_PAGE;

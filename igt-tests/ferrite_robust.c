@@ -225,8 +225,8 @@ static void test_remove_with_userptr(void)
 	int fd = fdev_open_or_skip(1);
 	uint32_t vm = fx_vm(fd), q = fx_queue(fd, vm, 0);
 	size_t len = 16 * FX_PAGE;
-	volatile uint64_t *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile uint64_t *mem = fx_user_mmap(len, PROT_READ | PROT_WRITE,
+					      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct drm_ferrite_vm_create vc = { 0 };
 	struct fx_cmd c = { 0 };
 

@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <malloc.h>
 #include <sys/wait.h>
 
 #include "lib/fexec.h"
@@ -26,7 +27,7 @@
 
 static void *anon(uint64_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = fx_user_mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	ftest_assert(p != MAP_FAILED);
 	return p;
@@ -88,7 +89,12 @@ static void gpu_fills_malloc_on(void)
 	struct fx_cmd c = { 0 };
 	void *mem;
 
+	/* From malloc's heap, not from a mapping of its own: those lie above
+	 * the GPU's user range on arm64 with 48-bit addresses (see
+	 * fx_user_mmap()), the heap next to the program. */
+	ftest_assert_eq(mallopt(M_MMAP_THRESHOLD, 32 << 20), 1);
 	ftest_assert_eq(posix_memalign(&mem, FX_PAGE, size), 0);
+	ftest_assert((uintptr_t)mem + size <= FX_USER_VA_END);
 	p = mem;
 	for (uint64_t i = size / 8; i < size / 4; i++)
 		p[i] = (uint32_t)(i * 2654435761u);
@@ -154,8 +160,8 @@ static void huge_page_on(void)
 {
 	const uint64_t huge = 2 << 20;
 	int fd = fdev_open_or_skip(cur_gpu);
-	uint8_t *raw = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *raw = fx_user_mmap(2 * huge, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint32_t *p;
 	struct fx_cmd c = { 0 };
 
@@ -190,7 +196,7 @@ static void file_backed_on(void)
 
 	ftest_assert(mfd >= 0);
 	ftest_assert_ok(ftruncate(mfd, 4 * FX_PAGE));
-	p = mmap(NULL, 4 * FX_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	p = fx_user_mmap(4 * FX_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	ftest_assert(p != MAP_FAILED);
 	ftest_assert_ok(fx_bind_user(fd, PVM, p, 4 * FX_PAGE, 0));
 	fx_write64(&c, (uintptr_t)p + 3 * FX_PAGE + 16, 0xf11e, FX_W64_FLUSH);
@@ -315,7 +321,7 @@ static void read_only_on(void)
 	ftest_assert(mfd >= 0);
 	ftest_assert_eq(pwrite(mfd, &v, 8, 0), 8);
 	ftest_assert_ok(ftruncate(mfd, FX_PAGE));
-	p = mmap(NULL, FX_PAGE, PROT_READ, MAP_SHARED, mfd, 0);
+	p = fx_user_mmap(FX_PAGE, PROT_READ, MAP_SHARED, mfd, 0);
 	ftest_assert(p != MAP_FAILED);
 	ftest_assert_eq(fx_bind_user(fd, PVM, (void *)p, FX_PAGE, 0), -1);
 	ftest_assert_eq(errno, EFAULT);
@@ -491,7 +497,7 @@ static void assert_zero(const volatile uint8_t *p, uint64_t size, const char *wh
  * and private read-write before the first write (the zero page too). */
 static void assert_fresh_anon_zero(uint64_t size)
 {
-	volatile uint8_t *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile uint8_t *p = fx_user_mmap(size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	ftest_assert(p != MAP_FAILED);
 	assert_zero(p, size, "fresh read-only anonymous memory");
@@ -510,7 +516,7 @@ static void zero_page_on(int fd)
 	struct fx_cmd r = { 0 }, w = { 0 };
 	volatile uint8_t *p;
 
-	p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = fx_user_mmap(size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ftest_assert(p != MAP_FAILED);
 	/* A read fault on never-written anonymous memory maps the shared
 	 * zero page: both pages are that one page now. */
@@ -577,7 +583,7 @@ static void assert_file_is(int rfd, const uint8_t *want, const char *what)
  * PROT_READ, and bind it read-only. */
 static uint8_t *map_ro_file(int fd, int rfd, int flags)
 {
-	uint8_t *p = mmap(NULL, RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
+	uint8_t *p = fx_user_mmap(RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
 
 	ftest_assert(p != MAP_FAILED);
 	ftest_assert_ok(fx_bind_user(fd, PVM, p, RO_FILE_SIZE, DRM_FERRITE_VM_BIND_READONLY));
@@ -606,7 +612,7 @@ static void ro_file_round(int fd, int flags)
 	fx_map(fd, PVM, bo, FX_VA(2), FX_PAGE);
 
 	/* Read-only memory cannot be bound writable. */
-	p = mmap(NULL, RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
+	p = fx_user_mmap(RO_FILE_SIZE, PROT_READ, flags, rfd, 0);
 	ftest_assert(p != MAP_FAILED);
 	ftest_assert_errno(fx_bind_user(fd, PVM, p, RO_FILE_SIZE, 0), EFAULT);
 	ftest_assert_ok(munmap(p, RO_FILE_SIZE));

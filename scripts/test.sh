@@ -114,11 +114,13 @@ BOOT_TABLE=(
 	"arm64-16k arm64-16k  arm64-16k     arm64-16k  -   slub_debug=FZP no      1      -      narrow       FERRITE_VM_ARGS=--noncoherent ^igt@ferrite_
 		$own"
 	# 16 KiB pages with every DMA mapping bounced (swiotlb=force): the
-	# ownership tests, as the x86 swiotlb boot runs them. Coherent: a
+	# ownership tests, as the x86 swiotlb boot runs them, with 256 MiB of
+	# bounce buffers (131072 slots of 2 KiB) instead of 64: the tests'
+	# buffers are counted in CPU pages, four times as large. Coherent: a
 	# non-coherent table walk needs its tables at bus address == physical
 	# address (io-pgtable maps each with the DMA API and refuses a
 	# translated one), which a forced bounce never gives.
-	"arm64-swiotlb arm64-swiotlb arm64-16k-swiotlb=force arm64-16k - swiotlb=force no 0   -      -            -                      ^igt@ferrite_(sync|userptr|bind)@
+	"arm64-swiotlb arm64-swiotlb arm64-16k-swiotlb=force arm64-16k - swiotlb=131072,force no 0 - - -                      ^igt@ferrite_(sync|userptr|bind)@
 		-"
 )
 

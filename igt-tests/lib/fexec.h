@@ -43,6 +43,36 @@ static inline unsigned long long fx_page_size(void)
 #define FX_PAGE fx_page_size()
 #define FX_GPU_PAGE 4096ull
 #define FX_VA(n) (0x100000000ull + (uint64_t)(n) * 0x10000000ull)
+/* The end of the GPU's user range (DEV_QUERY_MMU's user_va_end, which
+ * ferrite_query checks): the driver's rings and fence pages lie above. */
+#define FX_USER_VA_END ((1ull << 48) - (1ull << 32))
+
+/*
+ * mmap() for memory a test binds as a userptr (GPU VA == CPU VA), which the
+ * UAPI asks to lie inside the GPU's user range. The kernel places a mapping
+ * top-down from the top of the CPU's user range: on x86-64 that is 2^47,
+ * inside the GPU's 48 bits, but on arm64 with 48-bit addresses (4 KiB pages)
+ * it is 2^48, in the driver's range. There the mapping is placed lower, with
+ * an address hint and MAP_FIXED_NOREPLACE, as a userspace driver's userptr
+ * heap would do it.
+ */
+static inline void *fx_user_mmap(size_t size, int prot, int flags, int fd, off_t off)
+{
+	const uint64_t step = 1ull << 30;
+	void *p = mmap(NULL, size, prot, flags, fd, off);
+
+	if (p == MAP_FAILED || (uint64_t)(uintptr_t)p + size <= FX_USER_VA_END)
+		return p;
+	munmap(p, size);
+	/* A terabyte below the driver's range, then lower until it fits. */
+	for (uint64_t hint = (FX_USER_VA_END - (1ull << 40) - size) & ~(step - 1);
+	     hint > step; hint -= step) {
+		p = mmap((void *)(uintptr_t)hint, size, prot, flags | MAP_FIXED_NOREPLACE, fd, off);
+		if (p != MAP_FAILED || errno != EEXIST)
+			return p;
+	}
+	return MAP_FAILED;
+}
 
 /* Commands (Documentation/gpu/ferrite-hw.rst, "Queues and commands"). */
 #define FX_OP_NOP 0x00
