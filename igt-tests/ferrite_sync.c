@@ -22,7 +22,15 @@ static int bounced(void)
 	if (f < 0 || read(f, buf, sizeof(buf) - 1) < 0)
 		return 0;
 	close(f);
-	return strstr(buf, "swiotlb=force") != NULL;
+	/* swiotlb=force, or with a size first (swiotlb=131072,force). */
+	for (char *o = strstr(buf, "swiotlb="); o; o = strstr(o + 1, "swiotlb=")) {
+		size_t n = strcspn(o, " \n");
+		char *force = strstr(o, "force");
+
+		if (force && force < o + n)
+			return 1;
+	}
+	return 0;
 }
 
 struct ctx {
