@@ -211,19 +211,44 @@ fn import_vs_create(d: &Device, vm: u32, n: usize) -> io::Result<Option<(Times, 
 struct AnonMem(*mut u8, usize);
 
 impl AnonMem {
-    fn new(len: usize) -> io::Result<AnonMem> {
-        // SAFETY: a fresh private anonymous mapping; no existing memory is
-        // affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
+    /// `len` bytes below `end`, the GPU's user range end (a userptr lies
+    /// inside that range, GPU VA == CPU VA). The kernel places a mapping
+    /// top-down from the top of the CPU's user range, which on arm64 with
+    /// 48-bit addresses is in the driver's range: there the mapping goes
+    /// lower, with a hint and `MAP_FIXED_NOREPLACE`.
+    fn new(len: usize, end: u64) -> io::Result<AnonMem> {
+        const STEP: u64 = 1 << 30;
+        let map = |hint: u64, fixed: libc::c_int| {
+            // SAFETY: a fresh private anonymous mapping, at an address the
+            // kernel chooses or at `hint` only where nothing is mapped
+            // (`MAP_FIXED_NOREPLACE`); no existing memory is affected.
+            unsafe {
+                libc::mmap(
+                    hint as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | fixed,
+                    -1,
+                    0,
+                )
+            }
         };
+        let mut p = map(0, 0);
+        if p != libc::MAP_FAILED && p as u64 + len as u64 > end {
+            // SAFETY: the mapping just made, not used.
+            unsafe { libc::munmap(p, len) };
+            p = libc::MAP_FAILED;
+            let mut hint = end.saturating_sub((1 << 40) + len as u64) & !(STEP - 1);
+            while hint > STEP {
+                p = map(hint, libc::MAP_FIXED_NOREPLACE);
+                if p != libc::MAP_FAILED
+                    || io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
+                {
+                    break;
+                }
+                hint -= STEP;
+            }
+        }
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -263,7 +288,7 @@ fn userptr_vs_copy(
     so: u32,
     n: usize,
 ) -> io::Result<UserptrResult> {
-    let mem = AnonMem::new(IMPORT_SIZE as usize)?;
+    let mem = AnonMem::new(IMPORT_SIZE as usize, d.mmu()?.user_va_end)?;
     let addr = mem.0 as u64;
     let at = va(16);
     let (mut tu, mut tc, mut tf, mut tn) = (vec![], vec![], vec![], vec![]);
