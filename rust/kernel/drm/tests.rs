@@ -20,7 +20,11 @@ use crate::{
     mm::user_pages::test_support::{device_fill, device_sees, enable_dma},
     page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
+    str::CString,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
 };
 use core::{
     fmt::Write,
@@ -165,7 +169,8 @@ impl Drop for MockFile {
 
 /// How a test's device is set up.
 struct Setup {
-    /// The faux device's name (unique among the devices a test has at once).
+    /// The faux device's name (unique among the devices a test has at once), to which
+    /// [`with_device`] adds a number of its own.
     name: &'static CStr,
     /// Give the faux device a 64-bit DMA mask (`kernel::mm::user_pages::test_support`).
     dma: bool,
@@ -182,13 +187,20 @@ const PLAIN: Setup = Setup {
     imports: false,
 };
 
+/// How many test devices were made: a number for each one's name. A test whose assertion fails
+/// ends its thread without dropping anything, so its device stays registered; with a name of
+/// its own, it does not make the next test that sets up the same device fail too.
+static DEVICES: Atomic<u32> = Atomic::new(0);
+
 /// Run `f` with a registered DRM device of the fake driver set up as `setup` says, its parent
 /// (bound) device, and a file opened on it.
 fn with_device(
     setup: Setup,
     f: impl FnOnce(&Device, &device::Device<device::Bound>, &MockFile) -> Result,
 ) -> Result {
-    let faux = faux::Registration::new(setup.name, None)?;
+    let base = setup.name.to_str().map_err(|_| EINVAL)?;
+    let name = CString::try_from_fmt(fmt!("{}.{}", base, DEVICES.fetch_add(1, Relaxed)))?;
+    let faux = faux::Registration::new(&name, None)?;
     let parent: &device::Device<device::Bound> = faux.as_ref().as_ref();
     if setup.dma {
         // SAFETY: the device is ours, new, and has done no DMA.
@@ -480,7 +492,6 @@ mod gem_tests {
 #[macros::kunit_tests(rust_drm_fdinfo)]
 mod fdinfo_tests {
     use super::*;
-    use crate::str::CString;
 
     /// What `/proc/<pid>/fdinfo/<fd>` shows for `file`, through its `show_fdinfo` file
     /// operation.
