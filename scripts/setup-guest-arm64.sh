@@ -23,12 +23,8 @@ fi
 stage "rootfs-arm64: unpacking trixie's arm64 $ARM64_PKGS into $ROOT"
 rm -rf "$ROOT.tmp"
 mkdir -p "$ROOT.tmp"
+# (scripts/setup-rootfs.sh added the arm64 architecture to its apt.)
 in_rootfs /bin/bash -ec "
-	export DEBIAN_FRONTEND=noninteractive
-	dpkg --print-foreign-architectures | grep -qx arm64 || {
-		dpkg --add-architecture arm64
-		apt-get update -qq
-	}
 	rm -rf /var/tmp/arm64-debs; mkdir -p /var/tmp/arm64-debs; cd /var/tmp/arm64-debs
 	for p in $ARM64_PKGS; do apt-get download -q \"\$p:arm64\"; done
 " >"$FERRITE_CACHE/rootfs-arm64.log" 2>&1 ||

@@ -68,13 +68,6 @@ krel=$(cat "$kbuild/include/config/kernel.release")
 	echo "export FERRITE_BIN=$bin"
 	echo "export FERRITE_KERNEL_RELEASE=$krel"
 	echo "export FERRITE_NUM_GPUS=${#gpus[@]} FERRITE_DMA_COHERENT=$((1 - noncoherent))"
-	i=0
-	for g in "${gpus[@]}"; do
-		IFS=: read -r bits seg boundary <<<"$g"
-		echo "export FERRITE_GPU${i}_DMA_BITS=$bits FERRITE_GPU${i}_MAX_SEGMENT=$seg"
-		[ -z "$boundary" ] || echo "export FERRITE_GPU${i}_SEG_BOUNDARY=$boundary"
-		i=$((i + 1))
-	done
 } >"$D/env"
 
 pids=()
@@ -90,6 +83,11 @@ devices=()
 i=0
 for g in "${gpus[@]}"; do
 	IFS=: read -r bits seg boundary <<<"$g"
+	# What the test bed started, for the tests that check it (ferrite_core).
+	{
+		echo "export FERRITE_GPU${i}_DMA_BITS=$bits FERRITE_GPU${i}_MAX_SEGMENT=$seg"
+		[ -z "$boundary" ] || echo "export FERRITE_GPU${i}_SEG_BOUNDARY=$boundary"
+	} >>"$D/env"
 	"$model" --socket "$D/gpu$i.sock" --log "$D/gpu$i.log" \
 		--dma-bits "$bits" --max-segment "$seg" ${boundary:+--seg-boundary "$boundary"} \
 		${FERRITE_TRACE:+--trace} &
