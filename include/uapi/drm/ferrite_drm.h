@@ -446,6 +446,8 @@ struct drm_ferrite_mmu_info {
  * when the device has a null aperture (see the hardware spec).
  * DRM_FERRITE_UAPI_PAGE_SIZES (0.6): &drm_ferrite_mmu_info.cpu_page_size
  * and &drm_ferrite_mmu_info.gpu_page_size.
+ * DRM_FERRITE_UAPI_MIRROR (0.7): DRM_FERRITE_VM_CREATE_MIRROR; set only
+ * when this device can mirror (see there).
  */
 #define DRM_FERRITE_UAPI_SCHED		(1 << 0)
 #define DRM_FERRITE_UAPI_TIMESTAMP	(1 << 1)
@@ -458,6 +460,7 @@ struct drm_ferrite_mmu_info {
 #define DRM_FERRITE_UAPI_ASYNC_BIND	(1 << 8)
 #define DRM_FERRITE_UAPI_NULL_BIND	(1 << 9)
 #define DRM_FERRITE_UAPI_PAGE_SIZES	(1 << 10)
+#define DRM_FERRITE_UAPI_MIRROR		(1 << 11)
 
 /**
  * struct drm_ferrite_uapi_features - what this interface offers
@@ -581,19 +584,81 @@ struct drm_ferrite_gem_mmap_offset {
  */
 #define DRM_FERRITE_VM_PROCESS 0
 
+/*
+ * DRM_FERRITE_VM_CREATE_MIRROR (since 0.7, DRM_FERRITE_UAPI_MIRROR): a
+ * *mirror VM*, whose GPU addresses in [@mirror_start, @mirror_end) are
+ * the calling process's addresses, with no bind: any pointer the CPU can
+ * use there, the GPU can use (shared virtual memory). The device runs the
+ * VM's address space in stall mode: a GPU access to an address with no
+ * GPU mapping yet stalls the queue while the kernel looks the process's
+ * memory up (faulting it in as a CPU access would: a write breaks
+ * copy-on-write, swapped-out memory is read back), maps it and lets the
+ * queue go on. A range around the address is mapped at once: the 2 MiB
+ * around it where one mapping (VMA) of the process covers it, else the
+ * 64 KiB, else the CPU page; a transparent huge page is mapped as a 2 MiB
+ * block. No page is pinned: when the CPU's page tables change (munmap,
+ * mprotect, fork's copy-on-write, migration, compaction, swap-out), the
+ * kernel removes the GPU's mappings of the range (and writes back the
+ * GPU's cache) before the change completes, and the GPU's next access
+ * faults the current pages in. An access to an address the process has
+ * not mapped, a write to memory it may not write, or an access to memory
+ * that has no pages (a VM_IO or VM_PFNMAP mapping, such as a CPU mapping
+ * of a BO) fails the job with an MMU fault, as in any VM
+ * (QUEUE_GET_STATE). Queues that share the VM's address space stall
+ * together (a hardware address-space slot stalls as one): a fault that
+ * fails the job of one fails the jobs stalled with it.
+ *
+ * A mirror VM is the calling process's, and only its: QUEUE_CREATE and
+ * SUBMIT from another process (a child after fork, a process the file
+ * was passed to) fail with -EPERM. Its BOs and NULL ranges go above the
+ * process's addresses, in [@mirror_end, &drm_ferrite_mmu_info.user_va_end)
+ * (VM_BIND elsewhere -EINVAL); userptrs have no place in it
+ * (DRM_FERRITE_VM_BIND_USERPTR -EINVAL). A queue in a mirror VM is
+ * *long-running*: its jobs may wait on page faults, whose handling
+ * allocates memory, so no dma-fence of theirs may leave the kernel (a
+ * memory allocation must never wait on a fence that waits for one). Its
+ * SUBMITs take WAIT sync ops but no SIGNAL ones and no BO references
+ * (-EINVAL); a job signals the CPU through memory (a WRITE64 with
+ * FLUSH to a variable the CPU polls: a *user fence*). Its queues yield
+ * their hardware ring while stalled, to any queue that waits for one.
+ *
+ * Mirroring needs a device whose DMA reaches all memory directly (no
+ * bounce buffers: not with swiotlb=force, and not for a device that
+ * addresses less than the machine's memory) and coherently with the
+ * CPU's caches, that can stall and preempt queues: elsewhere
+ * DRM_FERRITE_UAPI_MIRROR is clear and the flag fails with -EOPNOTSUPP.
+ */
+#define DRM_FERRITE_VM_CREATE_MIRROR	(1 << 0)
+
 /**
  * struct drm_ferrite_vm_create - create a GPU address space
  *
  * The VM belongs to the calling process: only that process may bind its
  * memory into it (DRM_FERRITE_VM_BIND_USERPTR). A file may have 64 VMs.
+ * The structure grew in 0.7 (@mirror_start, @mirror_end).
  *
- * Errors: non-zero @flags -EINVAL; a file that has 64 VMs already -ENOSPC.
+ * Errors: an unknown flag -EINVAL; a file that has 64 VMs already -ENOSPC;
+ * DRM_FERRITE_VM_CREATE_MIRROR on a device that cannot mirror -EOPNOTSUPP,
+ * from a kernel thread or an exiting process -EFAULT.
  */
 struct drm_ferrite_vm_create {
-	/** @flags: Must be zero. */
+	/** @flags: Zero or DRM_FERRITE_VM_CREATE_MIRROR. */
 	__u32 flags;
 	/** @vm_id: Returned VM id, valid in this file. */
 	__u32 vm_id;
+	/**
+	 * @mirror_start: Returned: first address the VM mirrors (the first
+	 * CPU page above &drm_ferrite_mmu_info.user_va_start); 0 for a VM
+	 * that does not mirror.
+	 */
+	__u64 mirror_start;
+	/**
+	 * @mirror_end: Returned: end (exclusive) of the mirrored range, the
+	 * lower of the process's address-space size (TASK_SIZE) and
+	 * &drm_ferrite_mmu_info.user_va_end; 0 for a VM that does not
+	 * mirror.
+	 */
+	__u64 mirror_end;
 };
 
 /**

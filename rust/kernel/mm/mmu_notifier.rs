@@ -50,6 +50,13 @@ impl Invalidation<'_> {
         self.range.end
     }
 
+    /// Whether the range is going away (`munmap()`, `mremap()`, the process's exit) rather than
+    /// changing (migration, swap-out, copy-on-write, `mprotect()`): a driver may then forget what
+    /// it tracks for the range.
+    pub fn is_unmap(&self) -> bool {
+        self.range.event == bindings::mmu_notifier_event_MMU_NOTIFY_UNMAP
+    }
+
     /// Whether the callback may sleep.
     pub fn blockable(&self) -> bool {
         // SAFETY: `range` is the valid range passed to the callback.
@@ -152,6 +159,11 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
     pub fn read_retry(&self, seq: u64) -> bool {
         // SAFETY: the notifier is registered (type invariant).
         unsafe { bindings::mmu_interval_read_retry(self.notifier.get(), seq as usize) }
+    }
+
+    /// The C notifier, for the functions that take it (such as `hmm_range_fault()`).
+    pub fn as_raw(&self) -> *mut bindings::mmu_interval_notifier {
+        self.notifier.get()
     }
 
     /// The `invalidate` operation of `OPS`.

@@ -150,7 +150,7 @@ impl Vm {
             return Ok((out, ret));
         }
         drop(order);
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        let _ = workqueue::system_unbound().enqueue::<Arc<Vm>, 0>(self.clone());
         Ok((out, ret))
     }
 
@@ -218,7 +218,7 @@ impl kernel::dma_fence::FenceCallbackHandler for Vm {
     /// A WAIT fence of the oldest bind signalled: look again (from the
     /// signaller's context: only queue the work item).
     fn signalled(this: Arc<Self>) {
-        let _ = workqueue::system_unbound().enqueue(this);
+        let _ = workqueue::system_unbound().enqueue::<Arc<Vm>, 0>(this);
     }
 }
 

@@ -61,6 +61,8 @@ pub(crate) struct Debugfs {
     #[pin]
     inject_pt_failure: File<Arc<Gpu>>,
     #[pin]
+    svm: File<Arc<Gpu>>,
+    #[pin]
     bind_profile: File<Arc<Gpu>>,
 }
 
@@ -213,6 +215,37 @@ fn dma(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "coherent {}", u8::from(i.dma_coherent))
 }
 
+/// Mirror VMs' figures ([`crate::svm`]) and the pages the driver holds.
+fn svm_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let s = &gpu.stats.svm;
+    let mut chunks = 0;
+    gpu.vms.lock().for_each(|_, vm| {
+        if let Some(m) = vm.mirror.as_ref() {
+            chunks += m.mapped();
+        }
+    });
+    writeln!(f, "faults {}", s.faults.load(Relaxed))?;
+    writeln!(f, "aborts {}", s.aborts.load(Relaxed))?;
+    writeln!(f, "pages {}", s.pages.load(Relaxed))?;
+    writeln!(f, "blocks_2m {}", s.blocks_2m.load(Relaxed))?;
+    writeln!(f, "chunks {}", chunks)?;
+    writeln!(f, "invalidations {}", s.invalidations.load(Relaxed))?;
+    writeln!(f, "yields {}", gpu.sched.lock().stats.stall_yields)?;
+    writeln!(f, "ns_dispatch {}", s.ns_dispatch.load(Relaxed))?;
+    writeln!(f, "ns_get_pages {}", s.ns_get_pages.load(Relaxed))?;
+    writeln!(f, "ns_map {}", s.ns_map.load(Relaxed))?;
+    writeln!(f, "ns_resume {}", s.ns_resume.load(Relaxed))?;
+    writeln!(f, "pages_held {}", gpu.stats.pages_held.load(Relaxed))?;
+    writeln!(f, "pages_held_peak {}", gpu.stats.pages_held_peak.load(Relaxed))
+}
+
+/// Writing anything resets the peak of held pages to what is held now.
+fn svm_write(gpu: &Arc<Gpu>, _r: &mut UserSliceReader) -> Result {
+    let now = gpu.stats.pages_held.load(Relaxed);
+    gpu.stats.pages_held_peak.store(now, Relaxed);
+    Ok(())
+}
+
 impl Debugfs {
     pub(crate) fn new(name: &CStr, gpu: Arc<Gpu>) -> Result<impl PinInit<Self, Error>> {
         let dir_name = CString::try_from_fmt(fmt!("ferrite-{}", name.to_str().unwrap_or("gpu")))?;
@@ -237,6 +270,7 @@ impl Debugfs {
                 &inject_read,
                 &inject_write
             ),
+            svm <- dir.read_write_callback_file(c"svm", gpu.clone(), &svm_read, &svm_write),
             inject_pt_failure <- dir.read_write_callback_file(
                 c"inject_pt_failure",
                 gpu,

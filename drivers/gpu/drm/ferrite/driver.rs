@@ -49,7 +49,7 @@ use crate::{
 
 /// Version of the UAPI (`include/uapi/drm/ferrite_drm.h`): major, minor.
 pub(crate) const UAPI_MAJOR: u32 = 0;
-pub(crate) const UAPI_MINOR: u32 = 6;
+pub(crate) const UAPI_MINOR: u32 = 7;
 
 /// The GPU page: the granule of the GPU MMU (AArch64 LPAE, 4 KiB granule),
 /// whatever the CPU's `PAGE_SIZE`. The GPU page tables, the driver's own

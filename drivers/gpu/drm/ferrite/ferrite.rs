@@ -23,6 +23,7 @@ mod recovery;
 mod regs;
 mod ring;
 mod sched;
+mod svm;
 mod userptr;
 mod vm;
 

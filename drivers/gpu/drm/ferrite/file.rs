@@ -367,7 +367,7 @@ fn answer<T: AsBytes>(q: &mut uapi::drm_ferrite_dev_query, value: &T) -> Result<
 impl FileData {
     /// DRM_IOCTL_FERRITE_DEV_QUERY.
     pub(crate) fn dev_query(
-        _dev: &FerriteDevice<Registered>,
+        dev: &FerriteDevice<Registered>,
         reg: &RegistrationData<'_>,
         q: &mut uapi::drm_ferrite_dev_query,
         _file: &File,
@@ -405,6 +405,11 @@ impl FileData {
                     features: u64::from(UAPI_FEATURES)
                         | if reg.gpu.info.features & crate::regs::FEATURE_NULL_APERTURE != 0 {
                             u64::from(uapi::DRM_FERRITE_UAPI_NULL_BIND)
+                        } else {
+                            0
+                        }
+                        | if crate::svm::can_mirror(&reg.gpu, bound(dev)) {
+                            u64::from(uapi::DRM_FERRITE_UAPI_MIRROR)
                         } else {
                             0
                         },
@@ -941,16 +946,36 @@ impl FileData {
         req: &mut uapi::drm_ferrite_vm_create,
         file: &File,
     ) -> Result<u32> {
-        if req.flags != 0 {
-            pr_debug!("ferrite: VM_CREATE: flags {:#x}\n", req.flags);
+        if req.flags & !uapi::DRM_FERRITE_VM_CREATE_MIRROR != 0 {
+            pr_debug!("ferrite: VM_CREATE: unknown flags {:#x}\n", req.flags);
             return Err(EINVAL);
         }
-        // The VM belongs to the creating process (userptrs).
+        // The VM belongs to the creating process (userptrs, mirroring).
         let task = kernel::current!();
-        let vm = Vm::new(&reg.gpu, dev, bound(dev), task.mm().map(|m| &**m))?;
+        let mm = task.mm().map(|m| &**m);
+        let mirror_end = if req.flags & uapi::DRM_FERRITE_VM_CREATE_MIRROR != 0 {
+            if !crate::svm::can_mirror(&reg.gpu, bound(dev)) {
+                pr_debug!(
+                    "ferrite: VM_CREATE: this device cannot mirror (DMA bounced or not \
+                     coherent, or no stall or preemption)\n"
+                );
+                return Err(EOPNOTSUPP);
+            }
+            let Some(mm) = mm else {
+                pr_debug!("ferrite: VM_CREATE: mirror of a task without an mm\n");
+                return Err(EFAULT);
+            };
+            Some(crate::svm::mirror_end(mm))
+        } else {
+            None
+        };
+        let vm = Vm::new(&reg.gpu, dev, bound(dev), mm, mirror_end)?;
+        let (ms, me) = vm.mirror.as_ref().map_or((0, 0), |m| (m.start, m.end));
         req.vm_id = file.inner().vms.lock().insert(vm).inspect_err(|e| {
             pr_debug!("ferrite: VM_CREATE: {} VMs already: {:?}\n", MAX_VMS, e);
         })?;
+        req.mirror_start = ms;
+        req.mirror_end = me;
         Ok(0)
     }
 
@@ -1127,6 +1152,9 @@ impl FileData {
                     return Err(EINVAL);
                 }
             };
+            if let Some(m) = vm.mirror.as_ref() {
+                crate::svm::check_bind(m, &op)?;
+            }
             ops.push(op, GFP_KERNEL)?;
         }
         let syncs = parse_syncs("VM_BIND", &req.syncs)?;
@@ -1208,6 +1236,7 @@ impl FileData {
         let vm = data.vm(req.vm_id, dev, reg).inspect_err(|e| {
             pr_debug!("ferrite: QUEUE_CREATE: VM {}: {:?}\n", req.vm_id, e);
         })?;
+        crate::svm::check_process(&vm, "QUEUE_CREATE")?;
         let mut queues = data.queues.lock();
         if queues.iter().count() >= MAX_QUEUES {
             pr_debug!("ferrite: QUEUE_CREATE: {} queues already\n", MAX_QUEUES);
@@ -1296,6 +1325,17 @@ impl FileData {
             return Err(EINVAL);
         }
         let syncs = parse_syncs("SUBMIT", &req.syncs)?;
+        if q.vm.mirror.is_some() {
+            crate::svm::check_process(&q.vm, "SUBMIT")?;
+            // Long-running: its fences stay in the kernel (see `crate::svm`).
+            if syncs.iter().any(|s| s.signal) || req.bos.count != 0 {
+                pr_debug!(
+                    "ferrite: SUBMIT: a mirror VM's job takes no SIGNAL sync and no BO \
+                     (its completion is a user fence)\n"
+                );
+                return Err(EINVAL);
+            }
+        }
         let signals = Signals::prepare("SUBMIT", file, &syncs)?;
         let mut deps = wait_fences("SUBMIT", file, &syncs)?;
 

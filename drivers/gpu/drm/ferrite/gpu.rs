@@ -185,6 +185,12 @@ pub(crate) struct Stats {
     pub(crate) soft_irqs: Atomic<u32>,
     /// Userptr invalidations that stopped a VM's jobs (debugfs `sched`).
     pub(crate) userptr_stops: Atomic<u64>,
+    /// Mirror VMs ([`crate::svm`]).
+    pub(crate) svm: crate::svm::SvmStats,
+    /// Pages the driver holds references on now (userptrs), and the most
+    /// it held since the peak was last reset (debugfs `svm`).
+    pub(crate) pages_held: Atomic<u64>,
+    pub(crate) pages_held_peak: Atomic<u64>,
     /// Asynchronous binds still to fail when applied (debugfs
     /// `inject_bind_failure`, for tests of unusable VMs).
     pub(crate) inject_bind_failure: Atomic<u32>,
@@ -240,6 +246,9 @@ impl Default for Stats {
             faults: Atomic::new(0),
             soft_irqs: Atomic::new(0),
             userptr_stops: Atomic::new(0),
+            svm: crate::svm::SvmStats::default(),
+            pages_held: Atomic::new(0),
+            pages_held_peak: Atomic::new(0),
             inject_bind_failure: Atomic::new(0),
             inject_pt_failure: Atomic::new(0),
             bind_profile: BindProfile {
@@ -288,6 +297,10 @@ pub(crate) struct Gpu {
     pub(crate) tick: DelayedWork<Gpu, 2>,
     #[pin]
     pub(crate) vms: Mutex<VmList>,
+    /// Open while the device is bound: mirror VMs map DMA under it
+    /// ([`crate::svm`]); [`Gpu::shutdown`] closes it.
+    #[pin]
+    pub(crate) svm_gate: Mutex<bool>,
     /// Buffer objects, for debugfs, and the ids of BOs and VMs (shared
     /// with the DRM device's data, see [`crate::driver::DmaLimits`]).
     pub(crate) bos: Arc<BoList>,
@@ -322,6 +335,7 @@ impl Gpu {
                 bos: BoList::new()?,
                 process_vms <- new_mutex!(ProcessVms { entries: KVec::new() }),
                 dumps <- new_mutex!(()),
+                svm_gate <- new_mutex!(true),
             }),
             GFP_KERNEL,
         )
@@ -359,7 +373,7 @@ impl Gpu {
                 e.vm.clone()
             }
             None => {
-                let vm = Vm::new(self, drm, dev, Some(mm))?;
+                let vm = Vm::new(self, drm, dev, Some(mm), None)?;
                 pv.entries.push(
                     ProcessVm {
                         mm: mm.into(),
@@ -607,6 +621,32 @@ impl Gpu {
         crate::recovery::fail_all(self, ENODEV);
         self.slots.lock().forget_all();
         crate::recovery::flush_work(self);
+        // No mirror DMA mapping may outlive the binding: close the gate
+        // (no fault work maps any more) and drop those there are.
+        let mut gate = self.svm_gate.lock();
+        *gate = false;
+        self.vms.lock().for_each(|_, vm| {
+            if let Some(m) = vm.mirror.as_ref() {
+                m.unmap_all();
+            }
+        });
+        drop(gate);
+    }
+
+    /// Count `n` more pages held by the driver (negative: released).
+    pub(crate) fn pages_held(&self, n: i64) {
+        if n >= 0 {
+            let now = self.stats.pages_held.fetch_add(n as u64, Relaxed) + n as u64;
+            let mut peak = self.stats.pages_held_peak.load(Relaxed);
+            while now > peak {
+                match self.stats.pages_held_peak.cmpxchg(peak, now, Relaxed) {
+                    Ok(_) => break,
+                    Err(p) => peak = p,
+                }
+            }
+        } else {
+            self.stats.pages_held.fetch_sub(n.unsigned_abs(), Relaxed);
+        }
     }
 }
 

@@ -32,7 +32,10 @@ use kernel::{
 use crate::{
     gpu::Gpu,
     recovery,
-    regs,
+    regs::{
+        self,
+        CheckedArray, //
+    },
     sched, //
 };
 
@@ -232,14 +235,54 @@ impl ThreadedHandler for MmuIrq {
             // A device that is gone raised nothing.
             .unwrap_or(0);
         if status == 0 {
-            IrqReturn::None
-        } else {
-            IrqReturn::Handled
+            return IrqReturn::None;
         }
+        for slot in 0..regs::MAX_AS {
+            if status & (1 << slot) != 0 {
+                stalled_slot(&self.gpu, slot);
+            }
+        }
+        IrqReturn::Handled
     }
 
     fn handle(&self) -> ThreadedIrqReturn {
         ThreadedIrqReturn::WakeThread
+    }
+}
+
+/// If slot `slot` stalled on a fault (a mirror VM's, the only VMs whose
+/// slots run in stall mode), hand the fault to the VM's fault work and let
+/// the stalled ring go to a waiting queue.
+fn stalled_slot(gpu: &Arc<Gpu>, slot: usize) {
+    let Ok(Some(fault)) = gpu.try_io(|bar| {
+        let st = bar.read(regs::AS_STATUS::checked_at(slot)?);
+        if !st.stalled() {
+            return Ok(None);
+        }
+        crate::mmu::read_fault(bar, slot).map(Some)
+    }) else {
+        return;
+    };
+    let ring = ((fault.status >> 8) & 0xf) as usize;
+    let vm = gpu.sched.lock().queue_on(ring).map(|q| q.vm.clone());
+    match vm {
+        Some(vm) if vm.mirror.is_some() && vm.hw.slot() == Some(slot) => {
+            crate::vm::queue_fault(
+                vm,
+                crate::svm::Pending {
+                    slot,
+                    fault,
+                    at: Instant::now(),
+                },
+            );
+            crate::sched::stalled(gpu, ring);
+        }
+        _ => {
+            // The queue left its ring meanwhile (suspended inside the
+            // stall): the access was abandoned, and the queue faults again
+            // where it is restored. Let the slot go.
+            let _ = gpu.try_io(|bar| crate::mmu::end_stall(bar, slot, true));
+        }
     }
 }
 

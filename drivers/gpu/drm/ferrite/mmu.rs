@@ -33,6 +33,8 @@ use crate::{
 pub(crate) struct VmAs {
     ttbr: u64,
     mair: u64,
+    /// The slot runs in stall mode (a mirror VM, see [`crate::svm`]).
+    stall: bool,
     /// Slot index + 1, or 0; changed only under the slot lock.
     slot: Atomic<u32>,
     /// Jobs of this VM on ring buffers, not ended.
@@ -47,10 +49,11 @@ pub(crate) struct VmAs {
 }
 
 impl VmAs {
-    pub(crate) fn new(ttbr: u64, mair: u64) -> Self {
+    pub(crate) fn new(ttbr: u64, mair: u64, stall: bool) -> Self {
         Self {
             ttbr,
             mair,
+            stall,
             slot: Atomic::new(0),
             active_jobs: Atomic::new(0),
             resident: Atomic::new(0),
@@ -149,11 +152,19 @@ impl AsSlots {
         });
         let s = victim.ok_or(EBUSY)?;
         if let Some(old) = self.slots[s].vm.take() {
-            gpu.try_io(|bar| disable(bar, s))?;
+            gpu.try_io(|bar| {
+                if old.stall {
+                    // A queue suspended inside a stall left the slot
+                    // stalled: let it go (the queue faults again when it
+                    // is restored).
+                    end_stall(bar, s, true)?;
+                }
+                disable(bar, s)
+            })?;
             old.slot.store(0, Relaxed);
             self.evictions += 1;
         }
-        gpu.try_io(|bar| program(bar, s, vm.ttbr, vm.mair))?;
+        gpu.try_io(|bar| program(bar, s, vm.ttbr, vm.mair, vm.stall))?;
         vm.slot.store(s as u32 + 1, Relaxed);
         vm.resident.add(1, Relaxed);
         self.slots[s] = Slot {
@@ -247,7 +258,7 @@ pub(crate) fn unlock(bar: &Bar0<'_>, s: usize) -> Result {
 
 /// Point slot `s` at a page table and enable it (UPDATE also invalidates
 /// the slot's TLB entries and clears its fault record).
-fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64) -> Result {
+fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64, stall: bool) -> Result {
     let (tlo, thi) = Gpu::split(ttbr);
     let (mlo, mhi) = Gpu::split(mair);
     let (t0, t1, m0, m1, cfg) = (
@@ -265,9 +276,25 @@ fn program(bar: &Bar0<'_>, s: usize, ttbr: u64, mair: u64) -> Result {
         cfg,
         regs::AS_CONFIG::zeroed()
             .with_const_va_bits::<{ VA_BITS }>()
-            .with_enable(true),
+            .with_enable(true)
+            .with_stall(stall),
     );
     command(bar, s, AsCommand::Update)
+}
+
+/// End the stall of slot `s`: RESUME its stalled accesses (`resume`), or
+/// ABORT them (their queues stop with an MMU fault). Ignored by a slot that
+/// is not stalled.
+pub(crate) fn end_stall(bar: &Bar0<'_>, s: usize, resume: bool) -> Result {
+    command(
+        bar,
+        s,
+        if resume {
+            AsCommand::Resume
+        } else {
+            AsCommand::Abort
+        },
+    )
 }
 
 /// Disable slot `s` (UPDATE with ENABLE clear drops its TLB entries).

@@ -576,6 +576,9 @@ impl Q_CONTROL {
 pub(crate) const FEATURE_NULL_APERTURE: u32 = 1 << 5;
 /// `FEATURES` bit: queues can be suspended and restored (interface 1.1).
 pub(crate) const FEATURE_PREEMPT: u32 = 1 << 4;
+/// `FEATURES` bit: a slot can stall a faulting access until RESUME or
+/// ABORT (`AS_CONFIG.STALL`).
+pub(crate) const FEATURE_STALL: u32 = 1 << 0;
 /// `FEATURES` bit: the TIMESTAMP command and the TIMESTAMP_LO/HI registers.
 pub(crate) const FEATURE_TIMESTAMP: u32 = 1 << 3;
 /// Ticks of the device clock per second: it counts nanoseconds.

@@ -135,6 +135,9 @@ struct RingSlot {
     queue: Option<Arc<Queue>>,
     /// When the queue got the ring (its timeslice started).
     slice_start: Instant<Monotonic>,
+    /// The queue is stalled on an MMU fault its VM's fault work resolves
+    /// ([`crate::svm`]): it gives the ring up to any runnable queue.
+    stalled: bool,
 }
 
 /// Scheduler figures, for debugfs and the benchmark.
@@ -155,6 +158,8 @@ pub(crate) struct SchedStats {
     /// Runnable queues that could not be put on a free ring (no slot for
     /// their VM, or the ring would not start); the tick retries.
     pub(crate) attach_failures: u64,
+    /// Suspends of a queue stalled on a fault, for a runnable queue.
+    pub(crate) stall_yields: u64,
 }
 
 /// The scheduler's state, under [`Gpu::sched`].
@@ -179,6 +184,7 @@ impl Sched {
                 RingSlot {
                     queue: None,
                     slice_start: Instant::now(),
+                    stalled: false,
                 },
                 GFP_KERNEL,
             )?;
@@ -209,7 +215,10 @@ impl Sched {
 
     /// Take the queue off ring `r` (the caller dealt with the hardware).
     pub(crate) fn take_ring(&mut self, r: usize) -> Option<Arc<Queue>> {
-        self.rings.get_mut(r).and_then(|s| s.queue.take())
+        self.rings.get_mut(r).and_then(|s| {
+            s.stalled = false;
+            s.queue.take()
+        })
     }
 
     /// Hand a queue's reference to the work item, to be dropped there.
@@ -371,6 +380,7 @@ fn attach(gpu: &Gpu, slots: &mut AsSlots, s: &mut Sched, r: usize, q: Arc<Queue>
     s.rings[r] = RingSlot {
         queue: Some(q),
         slice_start: now,
+        stalled: false,
     };
     Ok(())
 }
@@ -490,6 +500,22 @@ pub(crate) fn schedule(gpu: &Arc<Gpu>) {
             if suspending >= s.runnable_count() {
                 break;
             }
+            // A queue stalled on a fault gives its ring up at once, whatever
+            // its priority: a fault may take long (the memory may have to be
+            // read back from swap), and the other queues' fences must not
+            // wait for it (see `crate::svm`).
+            let stalled = (0..s.num_rings()).find(|r| {
+                s.rings[*r].stalled
+                    && s.rings[*r]
+                        .queue
+                        .clone()
+                        .is_some_and(|q| matches!(q.hw.access_mut(&mut s).at, Where::Resident(_)))
+            });
+            if let Some(r) = stalled {
+                s.stats.stall_yields += 1;
+                suspend(gpu, &mut s, r);
+                continue;
+            }
             let Some(lowest) = lowest else {
                 break;
             };
@@ -546,6 +572,36 @@ pub(crate) fn schedule(gpu: &Arc<Gpu>) {
     // The last references of closed queues go here, with no lock held.
     while let Some(q) = reaped.pop_front() {
         drop(q);
+    }
+}
+
+/// Ring `r`'s queue stalled on a fault of its (mirror) VM: let a runnable
+/// queue have the ring (MMU interrupt).
+pub(crate) fn stalled(gpu: &Arc<Gpu>, r: usize) {
+    let waiting = {
+        let mut s = gpu.sched.lock();
+        if r >= s.num_rings() {
+            return;
+        }
+        s.rings[r].stalled = true;
+        s.runnable_count() != 0
+    };
+    if waiting {
+        kick(gpu);
+    }
+}
+
+/// The fault work of `vm` ended the stall of its slot.
+pub(crate) fn unstalled(gpu: &Gpu, vm: &crate::mmu::VmAs) {
+    let mut s = gpu.sched.lock();
+    for r in 0..s.num_rings() {
+        let of_vm = s.rings[r]
+            .queue
+            .as_ref()
+            .is_some_and(|q| core::ptr::eq(&*q.vm.hw, vm));
+        if of_vm {
+            s.rings[r].stalled = false;
+        }
     }
 }
 
@@ -730,6 +786,7 @@ pub(crate) fn describe(gpu: &Gpu, f: &mut core::fmt::Formatter<'_>) -> core::fmt
     )?;
     writeln!(f, "userptr_stops {}", gpu.stats.userptr_stops.load(Relaxed))?;
     writeln!(f, "attach_failures {}", st.attach_failures)?;
+    writeln!(f, "stall_yields {}", st.stall_yields)?;
     for r in 0..s.num_rings() {
         match s.rings[r].queue.clone() {
             None => writeln!(f, "ring {r}: free")?,

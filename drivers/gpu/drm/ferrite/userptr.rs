@@ -96,9 +96,12 @@ const WAIT_JOBS_MS: i64 = 2000;
 /// hold the range: a device unbound while a file still holds a userptr
 /// (PCI remove) unmaps the pages then ([`Devres`]), and whoever drops the
 /// range later finds nothing left to unmap.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct Mapped {
     pages: Devres<DmaPages>,
+    /// The pages referenced, counted in [`Gpu::pages_held`] until drop.
+    held: u64,
+    gpu: Arc<Gpu>,
     /// Submitted jobs that may use the pages and have not ended: the
     /// device owns the pages while this is not zero.
     #[pin]
@@ -106,15 +109,20 @@ pub(crate) struct Mapped {
 }
 
 impl Mapped {
-    fn new(dev: &Device<Bound>, pages: DmaPages) -> Result<Arc<Self>> {
+    fn new(dev: &Device<Bound>, pages: DmaPages, gpu: &Arc<Gpu>) -> Result<Arc<Self>> {
+        let held = pages.pages().len() as u64;
         let pages = Devres::new(dev, pages)?;
-        Arc::pin_init(
+        let m = Arc::pin_init(
             try_pin_init!(Self {
                 pages,
+                held,
+                gpu: gpu.clone(),
                 device_jobs <- new_spinlock!(0),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        gpu.pages_held(held as i64);
+        Ok(m)
     }
 
     /// Run `f` on the DMA-mapped table; `None` once the device is unbound
@@ -142,6 +150,13 @@ impl Mapped {
             // Synced by the unmap if the device was unbound meanwhile.
             let _ = self.pages.try_access_with(|p| p.sync_for_cpu());
         }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Mapped {
+    fn drop(self: Pin<&mut Self>) {
+        self.gpu.pages_held(-(self.held as i64));
     }
 }
 
@@ -312,5 +327,5 @@ pub(crate) fn fetch(
     drop(mm);
     // Cache maintenance is left to the first job (map first, flush later).
     let dma = pages.dma_map(dev, max_segment, true)?;
-    Ok((Mapped::new(dev, dma)?, seq))
+    Ok((Mapped::new(dev, dma, &r.gpu)?, seq))
 }

@@ -66,7 +66,10 @@ use kernel::{
         Monotonic, //
     },
     types::CovariantForLt,
-    workqueue::Work, //
+    workqueue::{
+        Work,
+        WorkItem, //
+    }, //
 };
 
 use crate::{
@@ -90,6 +93,10 @@ use crate::{
         Gpu, //
     },
     mmu::VmAs,
+    svm::{
+        Mirror,
+        Pending, //
+    },
     userptr::{
         self,
         DeviceLease,
@@ -312,7 +319,7 @@ fn chunk(va: u64, pa: u64, left: u64) -> (usize, usize) {
 ///
 /// The range is unmapped and nothing else changes it meanwhile (the VM's
 /// `pt_lock` is held); the pages stay valid while they are mapped.
-unsafe fn map_run(
+pub(crate) unsafe fn map_run(
     pt: &PageTable<'_>,
     va: u64,
     pa: u64,
@@ -845,9 +852,9 @@ pub(crate) struct Vm {
     pub(crate) id: u64,
     pub(crate) gpu: Arc<Gpu>,
     pub(crate) hw: Arc<VmAs>,
-    pt: DevresLt<PageTableLt>,
+    pub(crate) pt: DevresLt<PageTableLt>,
     /// The page table's tables, reserved before a bind is recorded.
-    pool: Arc<TablePool>,
+    pub(crate) pool: Arc<TablePool>,
     #[pin]
     pub(crate) order: Mutex<BindOrder>,
     #[pin]
@@ -859,7 +866,7 @@ pub(crate) struct Vm {
     /// Serializes the changes to the page table (never held while
     /// allocating: taken where bind fences are signalled).
     #[pin]
-    pt_lock: Mutex<()>,
+    pub(crate) pt_lock: Mutex<()>,
     /// Fences of the VM's binds.
     pub(crate) bind_fences: FenceContext<crate::bind::BindTimeline>,
     /// Registered on the first unsignalled dependency of the oldest bind.
@@ -886,6 +893,12 @@ pub(crate) struct Vm {
     /// by the VM's private BOs (DRM_FERRITE_GEM_CREATE_VM_PRIVATE); it is
     /// also the object of NULL mappings.
     pub(crate) resv_obj: ARef<Bo>,
+    /// A mirror VM's state (DRM_FERRITE_VM_CREATE_MIRROR, see
+    /// [`crate::svm`]).
+    pub(crate) mirror: Option<Pin<KBox<Mirror>>>,
+    /// Resolves the faults of a mirror VM.
+    #[pin]
+    fault_work: Work<Vm, 1>,
 }
 
 /// What `Vm::order` guards.
@@ -898,6 +911,34 @@ pub(crate) struct BindOrder {
 
 kernel::impl_has_work! {
     impl HasWork<Vm> for Vm { self.bind_work }
+    impl HasWork<Vm, 1> for Vm { self.fault_work }
+}
+
+impl WorkItem<1> for Vm {
+    type Pointer = Arc<Vm>;
+
+    /// Resolve the fault the MMU interrupt handed over ([`queue_fault`]).
+    fn run(this: Arc<Vm>) {
+        let Some(m) = this.mirror.as_ref() else {
+            return;
+        };
+        let Some(p) = m.pending.lock().take() else {
+            return;
+        };
+        crate::svm::handle(&this, m, p);
+    }
+}
+
+/// Hand the fault `p` of mirror VM `vm` to its fault work (MMU interrupt).
+/// A fault pending already is replaced: the slot stalls as one, and the
+/// RESUME that ends the newer fault lets the older access retry.
+pub(crate) fn queue_fault(vm: Arc<Vm>, p: Pending) {
+    let Some(m) = vm.mirror.as_ref() else {
+        return;
+    };
+    *m.pending.lock() = Some(p);
+    // Already queued: that run takes the newer fault.
+    let _ = kernel::workqueue::system_unbound().enqueue::<Arc<Vm>, 1>(vm);
 }
 
 kernel::impl_has_fence_callback! {
@@ -991,6 +1032,7 @@ impl Vm {
         drm: &FerriteDevice<kernel::drm::Registered>,
         dev: &Device<Bound>,
         mm: Option<&Mm>,
+        mirror_end: Option<u64>,
     ) -> Result<Arc<Self>> {
         let cfg = Config {
             quirks: QUIRK_NO_WARN,
@@ -1029,12 +1071,18 @@ impl Vm {
                 maps: RBTree::new(),
             },
         )?;
+        let mirror = match (mirror_end, mm) {
+            (Some(end), Some(mm)) => Some(KBox::pin_init(Mirror::new(mm, end), GFP_KERNEL)?),
+            (Some(_), None) => return Err(EFAULT),
+            _ => None,
+        };
+        let stall = mirror.is_some();
         let id = gpu.new_id();
         let vm = Arc::pin_init(
             try_pin_init!(Self {
                 id,
                 gpu: gpu.clone(),
-                hw: Arc::new(VmAs::new(ttbr, mair), GFP_KERNEL)?,
+                hw: Arc::new(VmAs::new(ttbr, mair, stall), GFP_KERNEL)?,
                 pt,
                 pool,
                 order <- new_mutex!(BindOrder {
@@ -1056,6 +1104,8 @@ impl Vm {
                 mm: mm.map(ARef::from),
                 max_segment: gpu.info.dma_max_segment,
                 resv_obj,
+                mirror,
+                fault_work <- new_work!("ferrite::Vm::fault_work"),
             }),
             GFP_KERNEL,
         )?;
@@ -1628,6 +1678,11 @@ impl PinnedDrop for Vm {
         self.gpu.vms.lock().remove(self.id);
         // Leave the slot: the page table is freed with `pt`.
         self.gpu.release(&self.hw);
+        // Out of the slot: the mirrored chunks' DMA mappings may go, with
+        // their notifiers (before the VM their callbacks use).
+        if let Some(m) = self.mirror.as_ref() {
+            m.clear();
+        }
         // Out of the slot: the userptrs' pages may go with their notifiers.
         let users = core::mem::take(&mut *self.users.lock());
         drop(users);
