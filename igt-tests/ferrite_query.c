@@ -357,6 +357,14 @@ static void test_features(void)
 	ftest_assert_eq(n, sizeof(f));
 	if (info.features & DRM_FERRITE_FEATURE_NULL_APERTURE)
 		want |= DRM_FERRITE_UAPI_NULL_BIND;
+	/* Mirror VMs (0.7) only where the GPU can mirror: DMA-coherent and
+	 * not bounced (ferrite_svm@refused-without-mirroring checks the
+	 * flag against the bit), with stall mode and preemption. */
+	if (f.features & DRM_FERRITE_UAPI_MIRROR) {
+		ftest_assert(info.features & DRM_FERRITE_FEATURE_STALL);
+		ftest_assert(info.features & DRM_FERRITE_FEATURE_PREEMPT);
+		want |= DRM_FERRITE_UAPI_MIRROR;
+	}
 	ftest_assert_eq_u64(f.features, want);
 	ftest_assert_ok(ioctl(fd, DRM_IOCTL_VERSION, &v));
 	ftest_assert_eq(v.version_major, 0);

@@ -158,6 +158,16 @@ impl BoRef {
     }
 }
 
+/// A mirror VM: its id and the range of the process's addresses it mirrors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorVm {
+    pub id: u32,
+    /// First mirrored address.
+    pub start: u64,
+    /// End (exclusive) of the mirrored range; BOs bind from here on.
+    pub end: u64,
+}
+
 /// A queue's fault/error record (QUEUE_GET_STATE).
 pub type QueueState = uapi::drm_ferrite_queue_get_state;
 
@@ -176,6 +186,24 @@ impl Device {
         // SAFETY: c is a drm_ferrite_vm_create.
         unsafe { drm::ioctl(self.fd(), IOCTL_VM_CREATE, &mut c)? };
         Ok(c.vm_id)
+    }
+
+    /// VM_CREATE of a mirror VM (`DRM_FERRITE_VM_CREATE_MIRROR`, 0.7):
+    /// the calling process's addresses from [`MirrorVm::start`] to
+    /// [`MirrorVm::end`] are GPU addresses, mapped by GPU page faults;
+    /// EOPNOTSUPP where the device cannot mirror.
+    pub fn vm_create_mirror(&self) -> io::Result<MirrorVm> {
+        let mut c = uapi::drm_ferrite_vm_create {
+            flags: uapi::DRM_FERRITE_VM_CREATE_MIRROR,
+            ..Default::default()
+        };
+        // SAFETY: c is a drm_ferrite_vm_create.
+        unsafe { drm::ioctl(self.fd(), IOCTL_VM_CREATE, &mut c)? };
+        Ok(MirrorVm {
+            id: c.vm_id,
+            start: c.mirror_start,
+            end: c.mirror_end,
+        })
     }
 
     /// VM_DESTROY (EBUSY while queues use the VM).

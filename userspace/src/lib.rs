@@ -10,13 +10,13 @@ pub mod mmap;
 
 pub use cmds::{fnv1a, Cmds};
 pub use device::{Bo, BoImport, BoInfo, Device, PageSizes};
-pub use exec::{BindOp, BoRef, SyncOp};
+pub use exec::{BindOp, BoRef, MirrorVm, SyncOp};
 pub use mmap::Mmap;
 
 /// The interface version this library speaks (major, minor): the newest
 /// whose additions it knows, the last `DRM_FERRITE_UAPI_*` bit of
 /// `include/uapi/drm/ferrite_drm.h` (a test checks that they agree).
-pub const UAPI_VERSION: (u32, u32) = (0, 6);
+pub const UAPI_VERSION: (u32, u32) = (0, 7);
 
 /// The CPU page size (the kernel's `PAGE_SIZE`, `sysconf(_SC_PAGESIZE)`):
 /// the granule of BO sizes, mmap and every VM_BIND address, size and offset

@@ -11,6 +11,7 @@ use ferrite::Device;
 mod cli {
     pub mod bench;
     pub mod bench_bind;
+    pub mod bench_svm;
     pub mod common;
     pub mod demo;
     pub mod info;
@@ -18,7 +19,7 @@ mod cli {
 
 /// What `--version` prints after the name: the tool's version and the
 /// interface it speaks ([`ferrite::UAPI_VERSION`], checked by a test).
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (Ferrite UAPI 0.6)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (Ferrite UAPI 0.7)");
 
 /// Command-line tool for Ferrite GPUs.
 #[derive(Debug, Parser)]
@@ -43,13 +44,15 @@ enum Cmd {
     /// and show the client's fdinfo keys; then run one job on GPU 0 (FILL,
     /// COPY, CHECKSUM) and check it against the CPU.
     Demo,
-    /// Benchmark GPU 0: null-ioctl floor, VM_BIND, NOP submit, scheduler
+    /// Benchmark GPU 0: null-ioctl floor, VM_BIND, NOP submit, scheduler, SVM
     ///
     /// On GPU 0: null-ioctl floor, VM_BIND map/unmap of 4 KiB, 1 MiB and
     /// 32 MiB, NOP submit to fence, and MMIO/TLB counters per call (N floor
     /// and submit iterations, N/4 binds per size); N 4 KiB maps against the
     /// null ioctl with the driver's bind profile, asynchronous batches of
-    /// 1,000 binds, another VM's binds against this VM's job latency.
+    /// 1,000 binds, another VM's binds against this VM's job latency; where
+    /// the GPU mirrors, GPU page-fault latency and a 64 MiB FILL by faults
+    /// against a userptr and a BO.
     Bench {
         /// Iterations of the floor and submit loops (binds: N/4 per size)
         #[arg(long, value_name = "N", default_value_t = 200, value_parser = positive)]

@@ -10,6 +10,7 @@ use serde::Serialize;
 use ferrite::{uapi, BoRef, Cmds, Device, SyncOp};
 
 use super::bench_bind;
+use super::bench_svm;
 use super::common::{self, va, Delta, Times};
 
 const SIZES: [(u64, &str); 3] = [(4 << 10, "4 KiB"), (1 << 20, "1 MiB"), (32 << 20, "32 MiB")];
@@ -655,6 +656,8 @@ pub struct Report {
     /// SUBMIT listing VM-private BOs against ordinary ones.
     #[serde(serialize_with = "private_ordinary")]
     pub lists: Option<(Times, Times)>,
+    /// Shared virtual memory (mirror VMs, 0.7).
+    pub svm: bench_svm::SvmBench,
 }
 
 fn mean_p50<S: serde::Serializer>(p: &Option<(f64, f64)>, s: S) -> Result<S::Ok, S::Error> {
@@ -708,7 +711,11 @@ pub fn run(d: &Device, it: Iters, json: bool) -> io::Result<()> {
     } else {
         print(&r);
     }
-    Ok(())
+    // The SVM section reports its failure in the report; the run fails too.
+    match &r.svm {
+        bench_svm::SvmBench::Failed(e) => Err(io::Error::other(format!("svm: {e}"))),
+        _ => Ok(()),
+    }
 }
 
 fn measure(d: &Device, it: Iters) -> io::Result<Report> {
@@ -755,6 +762,7 @@ fn measure(d: &Device, it: Iters) -> io::Result<Report> {
     let st = d.queue_state(queue, false)?;
     let sb = sched_bench(d, vm, csize, so, it.submits.min(50))?;
     let lists = private_vs_ordinary(d, vm, queue, csize, so, it.submits.min(40))?;
+    let svm = bench_svm::measure(d)?;
 
     d.vm_unmap(vm, va(4), page)?;
     d.gem_close(cbo)?;
@@ -783,6 +791,7 @@ fn measure(d: &Device, it: Iters) -> io::Result<Report> {
         kmap_user_bytes: [kmap_before, kmap_after],
         sched: sb,
         lists,
+        svm,
     })
 }
 
@@ -801,6 +810,7 @@ fn print(r: &Report) {
         kmap_user_bytes: [kmap_before, kmap_after],
         sched: sb,
         lists,
+        svm,
     } = r;
     let (kmap_before, kmap_after) = (*kmap_before, *kmap_after);
     println!(
@@ -1047,6 +1057,7 @@ fn print(r: &Report) {
         sb.queue_bytes,
         verdict(sb.queue_bytes > 0.0 && sb.queue_bytes <= 4096.0)
     );
+    bench_svm::print(svm);
     println!(
         "  (latency goals are for real hardware / KVM; under TCG emulation compare the ratios and counters)"
     );

@@ -5,10 +5,20 @@ use super::*;
 
 impl Worker<'_> {
     pub(super) fn op_vm_create(&mut self, f: &FileCtx) {
-        let fl = gen::flags(&mut self.rng, 0);
+        let mut fl = gen::flags(&mut self.rng, 0);
+        // The fuzzer makes no mirror VM (DRM_FERRITE_VM_CREATE_MIRROR,
+        // 0.7): their jobs take no SIGNAL sync and no BO, and they bind
+        // nothing below the process's address-space end. A bad word keeps
+        // an unknown bit, so it fails with EINVAL whatever the device.
+        if fl.bad && fl.v & !uapi::DRM_FERRITE_VM_CREATE_MIRROR == 0 {
+            fl.v |= 1 << 1;
+        }
         let mut c = uapi::drm_ferrite_vm_create {
             flags: fl.v,
             vm_id: self.rng.next_u32(),
+            // Returned by the kernel; random here, as `vm_id`.
+            mirror_start: self.rng.next_u64(),
+            mirror_end: self.rng.next_u64(),
         };
         let ex = Expect::fail_if(fl.bad);
         f.bump();
