@@ -32,7 +32,7 @@ static void test_version(void)
 	ftest_assert(!strcmp(name, "ferrite"));
 	ftest_assert(!strcmp(desc, "Ferrite GPU"));
 	ftest_assert_eq(v.version_major, 0);
-	ftest_assert_eq(v.version_minor, 6);
+	ftest_assert_eq(v.version_minor, 7);
 	close(fd);
 }
 

@@ -1604,6 +1604,117 @@ static void test_fault_storm(void)
 	close(fd);
 }
 
+/* ---- stalled-queue-yields --------------------------------------------------------- */
+
+#define YIELD_SIZE (32ull << 20)
+#define YIELD_WRITES 512 /* per queue */
+
+/*
+ * A queue stalled on a fault gives its hardware ring up to a queue that
+ * waits for one. More mirror queues than the device has rings each run a
+ * job of 512 WRITE64s at random pages of a 32 MiB region of 64 KiB VMAs
+ * (each write a fault, most of the time), so that at any moment queues
+ * wait for a ring while others are stalled; an ordinary VM's queue
+ * submits jobs meanwhile. The scheduler's stall_yields (debugfs svm
+ * `yields`) must grow, every write must land, and the ordinary jobs must
+ * complete.
+ */
+static void test_stalled_queue_yields(void)
+{
+	int fd = svm_open(0);
+	const uint32_t rings = fx_sched_info(fd).num_rings;
+	const uint32_t nq = rings + 2;
+	const uint64_t npg = YIELD_SIZE / 4096, nchunks = YIELD_SIZE / SZ_64K;
+	struct mvm vm = mirror_vm(fd);
+	struct sq *q = calloc(nq, sizeof(*q));
+	uint64_t *r = anon_aligned(YIELD_SIZE, SZ_2M), x = 0x71e1d, *seq = calloc(nq, 8);
+	uint32_t **page_of = calloc(nq, sizeof(*page_of)), *cmds = malloc(YIELD_WRITES * 5 * 4);
+	uint32_t ovm, obo, ocmd, oq;
+	volatile uint64_t *ores;
+	struct svm_stats s0, s1;
+
+	ftest_assert(q && seq && page_of && cmds);
+	for (uint64_t k = 1; k < nchunks; k += 2)
+		ftest_assert_ok(madvise((uint8_t *)r + k * SZ_64K, SZ_64K, MADV_NOHUGEPAGE));
+	assert_mirrored(&vm, r, YIELD_SIZE, "the region");
+	for (uint32_t i = 0; i < nq; i++) {
+		sq_init(&q[i], fd, vm.id);
+		page_of[i] = malloc(YIELD_WRITES * 4);
+		ftest_assert(page_of[i]);
+		for (int k = 0; k < YIELD_WRITES; k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			page_of[i][k] = (uint32_t)(x % npg);
+		}
+	}
+	ovm = fx_vm(fd);
+	obo = fx_bo(fd, FX_PAGE);
+	ores = fx_mmap(fd, obo, FX_PAGE);
+	fx_map(fd, ovm, obo, FX_VA(1), FX_PAGE);
+	ocmd = fx_bo(fd, FX_PAGE);
+	{
+		uint32_t *p = fx_mmap(fd, ocmd, FX_PAGE);
+
+		for (int j = 0; j < 8; j++)
+			put_w64(p + j * 16, FX_VA(1) + 8 * j, 0x7000 + j, 0);
+		munmap(p, FX_PAGE);
+	}
+	fx_map(fd, ovm, ocmd, FX_VA(4), FX_PAGE);
+	oq = fx_queue(fd, ovm, 0);
+
+	s0 = svm_stats(fd);
+	for (uint32_t i = 0; i < nq; i++) {
+		uint32_t *p = cmds;
+
+		for (int k = 0; k < YIELD_WRITES; k++)
+			p = put_w64(p, (uintptr_t)r + page_of[i][k] * 4096ull + 8 * (i % 512),
+				    ((uint64_t)(i + 1) << 32) | (uint64_t)k, 0);
+		seq[i] = sq_submit(&q[i], cmds, (uint32_t)(p - cmds));
+	}
+	for (int j = 0; j < 8; j++) {
+		uint32_t so = fx_syncobj(fd);
+
+		ftest_assert_ok(fx_submit(fd, oq, FX_VA(4) + 64 * j, 20, so));
+		if (fx_syncobj_wait(fd, so, 10000))
+			ftest_fail("ordinary VM job %d did not complete in 10 s", j);
+		ftest_assert_eq(fx_syncobj_status(fd, so), 1);
+	}
+	for (uint32_t i = 0; i < nq; i++)
+		sq_wait_ok(&q[i], seq[i], "a faulting job");
+	s1 = svm_stats(fd);
+	svm_print("stalled-queue-yields", &s0, &s1);
+	printf("%u mirror queues on %u rings: %llu faults, %llu stalled rings given up\n", nq, rings,
+	       (unsigned long long)sv_delta(&s0, &s1, SV_FAULTS),
+	       (unsigned long long)sv_delta(&s0, &s1, SV_YIELDS));
+
+	ftest_assert_ok(fx_gem_sync(fd, obo, FX_BEGIN_R));
+	for (int j = 0; j < 8; j++)
+		ftest_assert_eq_u64(ores[j], 0x7000 + j);
+	ftest_assert_ok(fx_gem_sync(fd, obo, FX_END_R));
+	for (uint32_t i = 0; i < nq; i++) {
+		for (int k = 0; k < YIELD_WRITES; k++) {
+			uint64_t pg = page_of[i][k], got = r[pg * 512 + i % 512];
+			int last = k;
+
+			/* A later write of the same queue to the same page wins. */
+			for (int m = k + 1; m < YIELD_WRITES; m++)
+				if (page_of[i][m] == pg)
+					last = m;
+			if (got != (((uint64_t)(i + 1) << 32) | (uint64_t)last))
+				ftest_fail("queue %u: page %llu holds %#llx, expected write %d", i,
+					   (unsigned long long)pg, (unsigned long long)got, last);
+		}
+	}
+	ftest_assert(sv_delta(&s0, &s1, SV_ABORTS) == 0);
+	if (sv_delta(&s0, &s1, SV_YIELDS) == 0)
+		ftest_fail("no stalled ring was given to a waiting queue (%u queues on %u rings)", nq,
+			   rings);
+	for (uint32_t i = 0; i < nq; i++)
+		sq_fini(&q[i]);
+	close(fd);
+}
+
 /* ---- thp-blocks -------------------------------------------------------------------- */
 
 /*
@@ -2064,6 +2175,7 @@ FTEST_MAIN(
 	{ "migrate-under-load", test_migrate_under_load, "MADV_COLLAPSE moves pages while jobs hash them: hashes exact, PFNs changed, invalidations counted" },
 	{ "swap-under-load", test_swap_under_load, "zram swap-out of GPU-mapped memory and swap-in by GPU faults, also while jobs run" },
 	{ "fault-storm", test_fault_storm, "4 queues in 2 mirror VMs fault on 64 KiB chunks at random while an ordinary VM's jobs complete" },
+	{ "stalled-queue-yields", test_stalled_queue_yields, "more faulting mirror queues than rings: stalled rings go to waiting queues; every write lands" },
 	{ "thp-blocks", test_thp_blocks, "THPs are mapped as 2 MiB blocks: blocks_2m and few TLB misses" },
 	{ "foreign-mm", test_foreign_mm, "a forked child gets EPERM on the parent's mirror VM and queue; its own mirror VM mirrors its memory" },
 	{ "bad-input", test_bad_input, "refused VM_CREATE flags, SUBMIT syncs and BOs, binds; faults at 0x1000, mirror_end, PROT_NONE, a BO's CPU mapping" },

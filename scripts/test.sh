@@ -71,7 +71,7 @@ own='^igt@ferrite_sync@stale-|^igt@ferrite_prime@reach-|^igt@ferrite_robust@(mod
 # 48-bit user addresses has no GPU VA left above the process's, and
 # arm64-16k's DMA is not coherent (see ferrite.rst, Known gaps).
 svm_only='^igt@ferrite_svm@refused-without-mirroring'
-svm_arm64='^igt@ferrite_svm@(malloc|file|fork|munmap|mprotect|migrate|swap|fault|thp|foreign|bad)'
+svm_arm64='^igt@ferrite_svm@(malloc|file|fork|munmap|mprotect|migrate|swap|fault|stalled|thp|foreign|bad)'
 BOOT_TABLE=(
 	#boot   dir           label         kernel     mem append         generic reload fuzz   only         env                    tests and exclude
 	# slub_debug: poisoned and red-zoned slab objects, so that a stray

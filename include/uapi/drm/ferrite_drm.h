@@ -608,6 +608,16 @@ struct drm_ferrite_gem_mmap_offset {
  * together (a hardware address-space slot stalls as one): a fault that
  * fails the job of one fails the jobs stalled with it.
  *
+ * The GPU and the CPU share the pages themselves, but the GPU's cache is
+ * not coherent with the CPU within a job: it keeps whole 4 KiB lines (a
+ * GPU page), read on a job's first access and written back whole when the
+ * job ends (and at a WRITE64 with FLUSH, or a FLUSH command). So the CPU
+ * must not write memory in a GPU page that a running job of the VM
+ * writes (the line's write-back would undo the CPU's bytes), and a running
+ * job may not see what the CPU wrote after the job read that page: keep a
+ * user fence, and anything the CPU and a job write at the same time, in
+ * GPU pages of their own.
+ *
  * A mirror VM is the calling process's, and only its: QUEUE_CREATE and
  * SUBMIT from another process (a child after fork, a process the file
  * was passed to) fail with -EPERM. Its BOs and NULL ranges go above the

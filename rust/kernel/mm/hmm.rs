@@ -92,9 +92,9 @@ impl Snapshot {
     ///
     /// Takes the `mmap_lock` itself (the caller must not hold it) and retries while
     /// invalidations race with it, for at most `timeout`. Fails with `EFAULT` if a page cannot be
-    /// faulted in (nothing mapped, or a write to a read-only mapping), `EPERM` for a mapping that
-    /// has no pages (`VM_IO`, `VM_PFNMAP`), `EBUSY` if invalidations kept racing, `EINTR` on a
-    /// fatal signal, `ENOMEM`.
+    /// made present (nothing mapped there, a mapping that may not be read, or one that has no
+    /// pages to give: `VM_IO`, `VM_PFNMAP`), `EPERM` for a write to a mapping that is not
+    /// writable, `EBUSY` if invalidations kept racing, `EINTR` on a fatal signal, `ENOMEM`.
     pub fn fault<T: IntervalNotifierOps>(
         notifier: &IntervalNotifier<T>,
         start: usize,
@@ -213,10 +213,9 @@ fn huge_run(pfns: &[usize], va: usize) -> usize {
         return 1;
     }
     let first = p.0 & PFN_MASK;
-    let whole = pfns[..n]
-        .iter()
-        .enumerate()
-        .all(|(k, e)| Pfn(*e).is_valid() && e & PFN_MASK == first + k && Pfn(*e).map_order() == order);
+    let whole = pfns[..n].iter().enumerate().all(|(k, e)| {
+        Pfn(*e).is_valid() && e & PFN_MASK == first + k && Pfn(*e).map_order() == order
+    });
     if whole {
         n
     } else {
@@ -281,7 +280,8 @@ impl Drop for DmaRuns {
 pub fn dma_is_direct(dev: &Device<Bound>) -> bool {
     // SAFETY: `dev` is a valid, bound device.
     unsafe {
-        !bindings::is_swiotlb_force_bounce(dev.as_raw()) && !bindings::dma_addressing_limited(dev.as_raw())
+        !bindings::is_swiotlb_force_bounce(dev.as_raw())
+            && !bindings::dma_addressing_limited(dev.as_raw())
     }
 }
 
@@ -341,10 +341,15 @@ mod tests {
         // SAFETY: the device is ours, new, and has done no DMA.
         unsafe { enable_dma(dev) };
         let dma = snap.dma_map(dev, DataDirection::Bidirectional)?;
-        assert_eq!(dma.runs().iter().map(|r| r.len).sum::<usize>(), 4 * PAGE_SIZE);
+        assert_eq!(
+            dma.runs().iter().map(|r| r.len).sum::<usize>(),
+            4 * PAGE_SIZE
+        );
         for r in dma.runs() {
             // SAFETY: `r.addr` is the physical address of `r.len` bytes of RAM (direct DMA).
-            let p = unsafe { bindings::memremap(r.addr, r.len, bindings::MEMREMAP_WB as crate::ffi::c_ulong) };
+            let p = unsafe {
+                bindings::memremap(r.addr, r.len, bindings::MEMREMAP_WB as crate::ffi::c_ulong)
+            };
             assert!(!p.is_null());
             // SAFETY: `p` maps `r.len` bytes nothing else writes meanwhile.
             let seen = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), r.len) };
@@ -381,7 +386,7 @@ mod tests {
         let n = watch(ro, 1)?;
         assert_eq!(
             Snapshot::fault(&n, ro, PAGE_SIZE, true, timeout()).err(),
-            Some(EFAULT)
+            Some(EPERM)
         );
         assert!(Snapshot::fault(&n, ro, PAGE_SIZE, false, timeout()).is_ok());
         // Not whole pages.

@@ -50,13 +50,6 @@ impl Invalidation<'_> {
         self.range.end
     }
 
-    /// Whether the range is going away (`munmap()`, `mremap()`, the process's exit) rather than
-    /// changing (migration, swap-out, copy-on-write, `mprotect()`): a driver may then forget what
-    /// it tracks for the range.
-    pub fn is_unmap(&self) -> bool {
-        self.range.event == bindings::mmu_notifier_event_MMU_NOTIFY_UNMAP
-    }
-
     /// Whether the callback may sleep.
     pub fn blockable(&self) -> bool {
         // SAFETY: `range` is the valid range passed to the callback.

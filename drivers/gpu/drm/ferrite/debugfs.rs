@@ -236,7 +236,11 @@ fn svm_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "ns_map {}", s.ns_map.load(Relaxed))?;
     writeln!(f, "ns_resume {}", s.ns_resume.load(Relaxed))?;
     writeln!(f, "pages_held {}", gpu.stats.pages_held.load(Relaxed))?;
-    writeln!(f, "pages_held_peak {}", gpu.stats.pages_held_peak.load(Relaxed))
+    writeln!(
+        f,
+        "pages_held_peak {}",
+        gpu.stats.pages_held_peak.load(Relaxed)
+    )
 }
 
 /// Writing anything resets the peak of held pages to what is held now.

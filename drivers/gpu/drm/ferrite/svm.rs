@@ -86,11 +86,11 @@ use kernel::{
         SZ_64K, //
     },
     sync::{
+        aref::ARef,
         atomic::{
             Atomic,
             Relaxed, //
         },
-        aref::ARef,
         LockedBy,
         Mutex,
         SpinLock, //
@@ -99,7 +99,7 @@ use kernel::{
         Delta,
         Instant,
         Monotonic, //
-    },
+    }, //
 };
 
 use crate::{
@@ -502,7 +502,7 @@ fn resolve(vm: &Vm, m: &Mirror, p: &Pending, times: &mut Times) -> Result {
         let snap = match Snapshot::fault(n, c.start as usize, c.len as usize, write, timeout) {
             // A read of memory the process cannot write any more (mprotect):
             // the pages read-only.
-            Err(e) if e == EFAULT && write && !p.write() => {
+            Err(e) if (e == EPERM || e == EFAULT) && write && !p.write() => {
                 Snapshot::fault(n, c.start as usize, c.len as usize, false, timeout)
             }
             r => r,
@@ -603,7 +603,10 @@ fn choose(mm: &kernel::mm::MmWithUser, m: &Mirror, addr: u64) -> Result<(u64, u6
             return Ok((s, size, flags & vmflags::WRITE != 0));
         }
     }
-    pr_debug!("ferrite: mirror fault at {:#x}: no room for a chunk\n", addr);
+    pr_debug!(
+        "ferrite: mirror fault at {:#x}: no room for a chunk\n",
+        addr
+    );
     Err(EBUSY)
 }
 
@@ -661,9 +664,8 @@ fn commit(vm: &Vm, m: &Mirror, n: &IntervalNotifier<Chunk>, snap: &Snapshot) -> 
                     {
                         p |= prot::WRITE;
                     }
-                    let block = run.len == SZ_2M
-                        && va % SZ_2M as u64 == 0
-                        && run.addr % SZ_2M as u64 == 0;
+                    let block =
+                        run.len == SZ_2M && va % SZ_2M as u64 == 0 && run.addr % SZ_2M as u64 == 0;
                     let pages = |pt: &_| {
                         // SAFETY: `pt_lock` is held; the range was unmapped
                         // (a fresh chunk, or unmapped above); the DMA
@@ -700,7 +702,11 @@ fn commit(vm: &Vm, m: &Mirror, n: &IntervalNotifier<Chunk>, snap: &Snapshot) -> 
                     if r.is_err() {
                         // SAFETY: as above; undo the partial map.
                         let _ = unsafe {
-                            pt.unmap_pages(c.start as usize, GPU_PAGE_SIZE, c.len as usize / GPU_PAGE_SIZE)
+                            pt.unmap_pages(
+                                c.start as usize,
+                                GPU_PAGE_SIZE,
+                                c.len as usize / GPU_PAGE_SIZE,
+                            )
                         };
                         return r;
                     }
@@ -749,9 +755,7 @@ fn commit(vm: &Vm, m: &Mirror, n: &IntervalNotifier<Chunk>, snap: &Snapshot) -> 
 /// and suspend a stalled one.
 pub(crate) fn can_mirror(gpu: &Gpu, dev: &Device<Bound>) -> bool {
     let need = crate::regs::FEATURE_STALL | crate::regs::FEATURE_PREEMPT;
-    gpu.info.features & need == need
-        && gpu.info.dma_coherent
-        && kernel::mm::hmm::dma_is_direct(dev)
+    gpu.info.features & need == need && gpu.info.dma_coherent && kernel::mm::hmm::dma_is_direct(dev)
 }
 
 /// End of the range a mirror VM of `mm` mirrors: the process's address
@@ -795,10 +799,6 @@ pub(crate) fn check_process(vm: &Vm, ioctl: &str) -> Result {
     if task.mm().is_some_and(|mm| m.is_for(mm)) {
         return Ok(());
     }
-    pr_debug!(
-        "ferrite: {}: VM {} mirrors another process\n",
-        ioctl,
-        vm.id
-    );
+    pr_debug!("ferrite: {}: VM {} mirrors another process\n", ioctl, vm.id);
     Err(EPERM)
 }

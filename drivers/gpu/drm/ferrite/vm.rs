@@ -938,7 +938,7 @@ pub(crate) fn queue_fault(vm: Arc<Vm>, p: Pending) {
     };
     *m.pending.lock() = Some(p);
     // Already queued: that run takes the newer fault.
-    let _ = kernel::workqueue::system_unbound().enqueue::<Arc<Vm>, 1>(vm);
+    let _ = kernel::workqueue::system_highpri().enqueue::<Arc<Vm>, 1>(vm);
 }
 
 kernel::impl_has_fence_callback! {
