@@ -421,11 +421,10 @@ fn finish(gpu: &Gpu, vm: &Vm, slot: usize, ok: bool) {
         if vm.hw.slot() == Some(slot) {
             // Not checked: a device that is gone resumes nothing, and a
             // slot out of range was reported where it arose.
-            let _ = gpu.try_io(|bar| {
-                crate::mmu::end_stall(bar, slot, ok)?;
-                crate::mmu::sync(bar);
-                Ok(())
-            });
+            // Posted: nothing here waits for the device to act on it (the
+            // table writes it needs to see went before, `writel` orders
+            // them).
+            let _ = gpu.try_io(|bar| crate::mmu::end_stall(bar, slot, ok));
         }
     }
     crate::sched::unstalled(gpu, &vm.hw);
@@ -581,33 +580,40 @@ fn choose(mm: &kernel::mm::MmWithUser, m: &Mirror, addr: u64) -> Result<(u64, u6
         return Err(EFAULT);
     }
     let g = m.chunks.lock();
-    for size in CHUNKS {
-        let s = addr & !(size - 1);
-        let e = s + size;
-        if s < vs || e > ve || s < m.start || e > m.end {
-            continue;
-        }
+    let taken = |s: u64, e: u64| {
         // A chunk inside the window starts in it; one around it starts at
         // a larger size's alignment.
-        let inside = g
-            .tree
+        g.tree
             .cursor_lower_bound(&s)
-            .is_some_and(|cur| *cur.current().0 < e);
-        let around = CHUNKS.iter().any(|&big| {
-            big > size
-                && g.tree
-                    .get(&(s & !(big - 1)))
-                    .is_some_and(|c| c.data().end() > s)
-        });
-        if !inside && !around {
-            return Ok((s, size, flags & vmflags::WRITE != 0));
+            .is_some_and(|cur| *cur.current().0 < e)
+            || CHUNKS.iter().any(|&big| {
+                big > e - s
+                    && g.tree
+                        .get(&(s & !(big - 1)))
+                        .is_some_and(|c| c.data().end() > s)
+            })
+    };
+    match pick(addr, (vs.max(m.start), ve.min(m.end)), taken) {
+        Some((s, len)) => Ok((s, len, flags & vmflags::WRITE != 0)),
+        None => {
+            pr_debug!(
+                "ferrite: mirror fault at {:#x}: no room for a chunk\n",
+                addr
+            );
+            Err(EBUSY)
         }
     }
-    pr_debug!(
-        "ferrite: mirror fault at {:#x}: no room for a chunk\n",
-        addr
-    );
-    Err(EBUSY)
+}
+
+/// The chunk policy: the largest of [`CHUNKS`] whose aligned window around
+/// `addr` lies in `within` (the VMA, clipped to the mirrored range) and is
+/// not `taken`.
+fn pick(addr: u64, within: (u64, u64), taken: impl Fn(u64, u64) -> bool) -> Option<(u64, u64)> {
+    CHUNKS.iter().find_map(|&size| {
+        let s = addr & !(size - 1);
+        let e = s + size;
+        (s >= within.0 && e <= within.1 && !taken(s, e)).then_some((s, size))
+    })
 }
 
 /// Map `snap` (the pages of chunk `n`) in the GPU page table, unless the
@@ -801,4 +807,54 @@ pub(crate) fn check_process(vm: &Vm, ioctl: &str) -> Result {
     }
     pr_debug!("ferrite: {}: VM {} mirrors another process\n", ioctl, vm.id);
     Err(EPERM)
+}
+
+#[kunit_tests(ferrite_svm)]
+mod tests {
+    use super::*;
+
+    const M2: u64 = SZ_2M as u64;
+    const K64: u64 = SZ_64K as u64;
+    const PG: u64 = PAGE_SIZE as u64;
+    const BASE: u64 = 0x7f00_0000_0000;
+
+    fn free(_: u64, _: u64) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_large_vma_gets_the_2m_around_the_fault() {
+        let vma = (BASE, BASE + 8 * M2);
+        assert_eq!(pick(BASE + 3 * M2 + 0x1234, vma, free), Some((BASE + 3 * M2, M2)));
+    }
+
+    #[test]
+    fn a_vma_edge_inside_the_2m_gives_64k() {
+        // The VMA ends 128 KiB into the 2 MiB of the fault.
+        let vma = (BASE, BASE + M2 + 2 * K64);
+        assert_eq!(pick(BASE + M2 + 0x100, vma, free), Some((BASE + M2, K64)));
+        assert_eq!(
+            pick(BASE + M2 + K64 + 0x100, vma, free),
+            Some((BASE + M2 + K64, K64))
+        );
+    }
+
+    #[test]
+    fn a_one_page_vma_gets_one_page() {
+        let vma = (BASE + 5 * PG, BASE + 6 * PG);
+        if PG < K64 {
+            assert_eq!(pick(BASE + 5 * PG + 8, vma, free), Some((BASE + 5 * PG, PG)));
+        }
+        // Outside the VMA: nothing.
+        assert_eq!(pick(BASE + 7 * PG, vma, free), None);
+    }
+
+    #[test]
+    fn existing_chunks_make_the_next_one_smaller() {
+        let vma = (BASE, BASE + 4 * M2);
+        // A 64 KiB chunk already maps the start of the 2 MiB: the fault
+        // gets its own 64 KiB.
+        let taken = |s: u64, e: u64| s <= BASE && BASE + K64 <= e;
+        assert_eq!(pick(BASE + 3 * K64, vma, taken), Some((BASE + 3 * K64, K64)));
+    }
 }
