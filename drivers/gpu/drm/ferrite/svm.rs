@@ -122,8 +122,9 @@ const CHUNKS: [u64; 3] = [SZ_2M as u64, SZ_64K as u64, PAGE_SIZE as u64];
 const LOOKUP_TIMEOUT_MS: i64 = 1000;
 
 /// Attempts at a fault before it is given up (each lost to an
-/// invalidation of the chunk it was mapping).
-const ATTEMPTS: u32 = 8;
+/// invalidation of the chunk it was mapping: under memory pressure, a
+/// swap-out racing with the swap-in).
+const ATTEMPTS: u32 = 16;
 
 /// Fault types of `AS_FAULTSTATUS` the driver resolves.
 const FAULT_TRANSLATION: u32 = 1;
@@ -453,7 +454,13 @@ fn resolve(vm: &Vm, m: &Mirror, p: &Pending, times: &mut Times) -> Result {
         let chunk = match find(m, addr) {
             Some(c) => c,
             None => {
-                let (start, len, writable) = choose(&mm, m, addr)?;
+                let (start, len, writable) = match choose(&mm, m, addr) {
+                    Ok(c) => c,
+                    // A chunk retired since `collect` still holds the
+                    // window: collect it, and choose again.
+                    Err(e) if e == EBUSY => continue,
+                    Err(e) => return Err(e),
+                };
                 let c: ChunkBox = KBox::pin_init(
                     IntervalNotifier::new(
                         &mm,
@@ -473,7 +480,11 @@ fn resolve(vm: &Vm, m: &Mirror, p: &Pending, times: &mut Times) -> Result {
                 // The box's contents stay where they are when the node moves.
                 let ptr = core::ptr::from_ref(&*c);
                 let node = RBTreeNode::new(start, c, GFP_KERNEL)?;
-                m.chunks.lock().tree.insert(node);
+                // A retired chunk at the same start is replaced; its
+                // notifier goes outside the lock (removing it waits for
+                // its callbacks, which take the lock).
+                let old = m.chunks.lock().tree.insert(node);
+                drop(old);
                 ptr
             }
         };
@@ -825,7 +836,10 @@ mod tests {
     #[test]
     fn a_large_vma_gets_the_2m_around_the_fault() {
         let vma = (BASE, BASE + 8 * M2);
-        assert_eq!(pick(BASE + 3 * M2 + 0x1234, vma, free), Some((BASE + 3 * M2, M2)));
+        assert_eq!(
+            pick(BASE + 3 * M2 + 0x1234, vma, free),
+            Some((BASE + 3 * M2, M2))
+        );
     }
 
     #[test]
@@ -843,7 +857,10 @@ mod tests {
     fn a_one_page_vma_gets_one_page() {
         let vma = (BASE + 5 * PG, BASE + 6 * PG);
         if PG < K64 {
-            assert_eq!(pick(BASE + 5 * PG + 8, vma, free), Some((BASE + 5 * PG, PG)));
+            assert_eq!(
+                pick(BASE + 5 * PG + 8, vma, free),
+                Some((BASE + 5 * PG, PG))
+            );
         }
         // Outside the VMA: nothing.
         assert_eq!(pick(BASE + 7 * PG, vma, free), None);
@@ -855,6 +872,9 @@ mod tests {
         // A 64 KiB chunk already maps the start of the 2 MiB: the fault
         // gets its own 64 KiB.
         let taken = |s: u64, e: u64| s <= BASE && BASE + K64 <= e;
-        assert_eq!(pick(BASE + 3 * K64, vma, taken), Some((BASE + 3 * K64, K64)));
+        assert_eq!(
+            pick(BASE + 3 * K64, vma, taken),
+            Some((BASE + 3 * K64, K64))
+        );
     }
 }
