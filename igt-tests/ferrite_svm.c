@@ -1107,6 +1107,55 @@ static int collapse(void *p)
 }
 
 /*
+ * Milliseconds from a job's start to its end per fault, on 16 faults of
+ * 64 KiB chunks (each in a VMA of its own). The debug kernel (KASAN,
+ * lockdep, DMA-API debug) takes some 30 times the main kernel's, about
+ * 1 ms under TCG: the heaviest subtests scale their work to it, so that
+ * each job stays well within its timeout and each subtest within seconds.
+ */
+static double fault_ms(int fd)
+{
+	struct mvm vm = mirror_vm(fd);
+	uint8_t *r = anon_aligned(32 * SZ_64K, SZ_2M);
+	uint32_t cmds[16 * 5], *p = cmds;
+	struct svm_stats a, b;
+	uint64_t n;
+	struct sq q;
+	double t0, t;
+
+	for (int k = 1; k < 32; k += 2)
+		ftest_assert_ok(madvise(r + k * SZ_64K, SZ_64K, MADV_NOHUGEPAGE));
+	sq_init(&q, fd, vm.id);
+	/* The fence and command pages fault first. */
+	sq_wait_ok(&q, sq_submit(&q, cmds, 0), "the calibration's first job");
+	for (int k = 0; k < 16; k++)
+		p = put_w64(p, (uintptr_t)r + 2ull * k * SZ_64K, k, 0);
+	a = svm_stats(fd);
+	t0 = ftest_now();
+	sq_wait_ok(&q, sq_submit(&q, cmds, (uint32_t)(p - cmds)), "the calibration job");
+	t = ftest_now() - t0;
+	b = svm_stats(fd);
+	n = sv_delta(&a, &b, SV_FAULTS);
+	sq_fini(&q);
+	return t * 1000 / (double)(n ? n : 1);
+}
+
+/* `full` units of work where a fault costs up to 2 ms, else fewer in
+ * proportion (at least `least`). */
+static int scaled_work(int fd, int full, int least, const char *what)
+{
+	double ms = fault_ms(fd);
+	int n = ms <= 2 ? full : (int)(full * 1.0 / ms);
+
+	if (n < least)
+		n = least;
+	if (n > full)
+		n = full;
+	printf("a fault takes %.2f ms here: %s %d (%d where faults are fast)\n", ms, what, n, full);
+	return n;
+}
+
+/*
  * Pages move under the GPU's feet while it reads them: a 16 MiB region
  * written with 4 KiB pages (MADV_NOHUGEPAGE), then allowed huge pages,
  * is hashed by 6 jobs queued at once while the CPU collapses its 2 MiB
@@ -1154,14 +1203,24 @@ static void test_migrate_under_load(void)
 		fx_checksum(&c, (uintptr_t)&sums[j], (uintptr_t)r, size);
 		seq[j] = sq_submit_cmd(&q, &c);
 	}
-	/* Two parts collapse as each of the first jobs runs. */
+	/* Two parts collapse as each of the jobs after the first runs: the
+	 * first maps the whole region on the GPU (as 4 KiB pages), so every
+	 * collapse moves pages the GPU has mapped, whatever the kernel's speed
+	 * (on the debug kernel the GPU may otherwise reach a part only after
+	 * its collapse, and find it a THP). */
 	for (uint64_t i = 0; i < parts; i++) {
 		int e;
 
 		/* A failed or hung job: the waits below report it. */
-		while (*q.fence < seq[0] - 1 + i / 2 && !fx_state(fd, q.id, 0).failed_jobs &&
+		while (*q.fence < seq[0] + i / 2 && !fx_state(fd, q.id, 0).failed_jobs &&
 		       ftest_now() - t0 < FENCE_TIMEOUT_S)
 			usleep(200);
+		if (i == 0) {
+			struct svm_stats now = svm_stats(fd);
+
+			printf("before the first collapse: %llu chunks mirrored\n",
+			       (unsigned long long)sv(&now, SV_CHUNKS));
+		}
 		during += *q.fence < seq[JOBS - 1];
 		e = collapse(r + i * SZ_2M);
 		if (e)
@@ -1336,9 +1395,12 @@ static void swap_census(const void *p, uint64_t n, uint64_t *swapped, uint64_t *
 	free(e);
 }
 
+/* The region swap_work() swaps out: 32 MiB, or 8 MiB where faults are slow. */
+static uint64_t swap_size = 32 << 20;
+
 static void swap_work(void)
 {
-	const uint64_t size = 32 << 20, npg = size / FX_PAGE;
+	const uint64_t size = swap_size, npg = size / FX_PAGE;
 	enum { JOBS = 2 };
 	int fd = svm_open(0);
 	struct mvm vm = mirror_vm(fd);
@@ -1430,6 +1492,7 @@ static void test_swap_under_load(void)
 	int fd = svm_open(0), status;
 	pid_t pid;
 
+	swap_size = (uint64_t)scaled_work(fd, 32, 8, "MiB swapped") << 20;
 	close(fd);
 	swap_setup(&s);
 	if (!meminfo_kb("SwapTotal:"))
@@ -1454,7 +1517,7 @@ static void test_swap_under_load(void)
 #define STORM_SIZE (64ull << 20)
 #define STORM_QUEUES 4
 #define STORM_JOBS 4
-#define STORM_WRITES 4096 /* per queue */
+#define STORM_WRITES 4096 /* per queue, where faults are fast */
 #define NORMAL_JOBS 16
 
 /*
@@ -1485,8 +1548,12 @@ static void test_fault_storm(void)
 	volatile uint64_t *ores;
 	struct svm_stats s0, s1;
 	double t0;
+	int writes, per;
 
 	ftest_assert(cmds && last);
+	writes = scaled_work(fd, STORM_WRITES, 128, "writes per queue");
+	per = writes / STORM_JOBS;
+	writes = per * STORM_JOBS; /* every write is in a job */
 	/* 64 KiB VMAs: every other one is VM_NOHUGEPAGE, so none merge. */
 	for (uint64_t k = 1; k < nchunks; k += 2)
 		ftest_assert_ok(madvise((uint8_t *)r + k * SZ_64K, SZ_64K, MADV_NOHUGEPAGE));
@@ -1498,9 +1565,9 @@ static void test_fault_storm(void)
 	}
 	for (int i = 0; i < STORM_QUEUES; i++) {
 		sq_init(&q[i], fd, vms[i / 2].id);
-		page_of[i] = malloc(STORM_WRITES * 4);
+		page_of[i] = malloc(writes * 4);
 		ftest_assert(page_of[i]);
-		for (int k = 0; k < STORM_WRITES; k++) {
+		for (int k = 0; k < writes; k++) {
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
@@ -1535,7 +1602,7 @@ static void test_fault_storm(void)
 		for (int i = 0; i < STORM_QUEUES; i++) {
 			uint32_t *p = cmds;
 
-			for (int k = j * 1024; k < (j + 1) * 1024; k++)
+			for (int k = j * per; k < (j + 1) * per; k++)
 				p = put_w64(p, (uintptr_t)r + page_of[i][k] * 4096ull + 8 * i,
 					    ((uint64_t)(i + 1) << 56) | ((uint64_t)j << 48) | (uint64_t)k, 0);
 			seq[i][j] = sq_submit(&q[i], cmds, (uint32_t)(p - cmds));
@@ -1563,7 +1630,7 @@ static void test_fault_storm(void)
 	svm_print("fault-storm", &s0, &s1);
 	printf("storm of %d x %d writes took %.2f s, %llu faults (>= %llu distinct 64 KiB chunks "
 	       "over the 2 VMs); %d of %d ordinary jobs ran from start to end during it\n",
-	       STORM_QUEUES, STORM_WRITES, ftest_now() - t0,
+	       STORM_QUEUES, writes, ftest_now() - t0,
 	       (unsigned long long)sv_delta(&s0, &s1, SV_FAULTS), (unsigned long long)min_faults,
 	       overlap, NORMAL_JOBS);
 
@@ -1578,11 +1645,11 @@ static void test_fault_storm(void)
 	/* Every word of the region. */
 	for (int i = 0; i < STORM_QUEUES; i++) {
 		memset(last, 0xff, npg * 4);
-		for (int k = 0; k < STORM_WRITES; k++)
+		for (int k = 0; k < writes; k++)
 			last[page_of[i][k]] = k;
 		for (uint64_t pg = 0; pg < npg; pg++) {
 			uint64_t want = last[pg] < 0 ? 0 :
-					((uint64_t)(i + 1) << 56) | ((uint64_t)(last[pg] / 1024) << 48) |
+					((uint64_t)(i + 1) << 56) | ((uint64_t)(last[pg] / per) << 48) |
 					(uint64_t)last[pg];
 			uint64_t got = r[pg * 512 + i];
 
@@ -1607,7 +1674,7 @@ static void test_fault_storm(void)
 /* ---- stalled-queue-yields --------------------------------------------------------- */
 
 #define YIELD_SIZE (32ull << 20)
-#define YIELD_WRITES 512 /* per queue */
+#define YIELD_WRITES 512 /* per queue, where faults are fast */
 
 /*
  * A queue stalled on a fault gives its hardware ring up to a queue that
@@ -1632,16 +1699,18 @@ static void test_stalled_queue_yields(void)
 	uint32_t ovm, obo, ocmd, oq;
 	volatile uint64_t *ores;
 	struct svm_stats s0, s1;
+	int writes;
 
 	ftest_assert(q && seq && page_of && cmds);
+	writes = scaled_work(fd, YIELD_WRITES, 32, "writes per queue");
 	for (uint64_t k = 1; k < nchunks; k += 2)
 		ftest_assert_ok(madvise((uint8_t *)r + k * SZ_64K, SZ_64K, MADV_NOHUGEPAGE));
 	assert_mirrored(&vm, r, YIELD_SIZE, "the region");
 	for (uint32_t i = 0; i < nq; i++) {
 		sq_init(&q[i], fd, vm.id);
-		page_of[i] = malloc(YIELD_WRITES * 4);
+		page_of[i] = malloc(writes * 4);
 		ftest_assert(page_of[i]);
-		for (int k = 0; k < YIELD_WRITES; k++) {
+		for (int k = 0; k < writes; k++) {
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
@@ -1667,7 +1736,7 @@ static void test_stalled_queue_yields(void)
 	for (uint32_t i = 0; i < nq; i++) {
 		uint32_t *p = cmds;
 
-		for (int k = 0; k < YIELD_WRITES; k++)
+		for (int k = 0; k < writes; k++)
 			p = put_w64(p, (uintptr_t)r + page_of[i][k] * 4096ull + 8 * (i % 512),
 				    ((uint64_t)(i + 1) << 32) | (uint64_t)k, 0);
 		seq[i] = sq_submit(&q[i], cmds, (uint32_t)(p - cmds));
@@ -1693,12 +1762,12 @@ static void test_stalled_queue_yields(void)
 		ftest_assert_eq_u64(ores[j], 0x7000 + j);
 	ftest_assert_ok(fx_gem_sync(fd, obo, FX_END_R));
 	for (uint32_t i = 0; i < nq; i++) {
-		for (int k = 0; k < YIELD_WRITES; k++) {
+		for (int k = 0; k < writes; k++) {
 			uint64_t pg = page_of[i][k], got = r[pg * 512 + i % 512];
 			int last = k;
 
 			/* A later write of the same queue to the same page wins. */
-			for (int m = k + 1; m < YIELD_WRITES; m++)
+			for (int m = k + 1; m < writes; m++)
 				if (page_of[i][m] == pg)
 					last = m;
 			if (got != (((uint64_t)(i + 1) << 32) | (uint64_t)last))
