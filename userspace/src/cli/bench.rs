@@ -207,6 +207,55 @@ fn import_vs_create(d: &Device, vm: u32, n: usize) -> io::Result<Option<(Times, 
     Ok(Some((Times::of(&ti), Times::of(&tc))))
 }
 
+/// A fresh private anonymous mapping of `len` bytes (with `extra` mmap
+/// flags) that ends below `end`, the GPU's user range end (a userptr, or a
+/// mirror VM's address, lies inside that range, GPU VA == CPU VA). The
+/// kernel places a mapping top-down from the top of the CPU's user range,
+/// which on arm64 with 48-bit addresses is in the driver's range: there the
+/// mapping goes lower, with a hint and `MAP_FIXED_NOREPLACE`.
+pub(crate) fn mmap_below(
+    len: usize,
+    end: u64,
+    extra: libc::c_int,
+) -> io::Result<*mut libc::c_void> {
+    const STEP: u64 = 1 << 30;
+    let map = |hint: u64, fixed: libc::c_int| {
+        // SAFETY: a fresh private anonymous mapping, at an address the
+        // kernel chooses or at `hint` only where nothing is mapped
+        // (`MAP_FIXED_NOREPLACE`); no existing memory is affected.
+        unsafe {
+            libc::mmap(
+                hint as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra | fixed,
+                -1,
+                0,
+            )
+        }
+    };
+    let mut p = map(0, 0);
+    if p != libc::MAP_FAILED && p as u64 + len as u64 > end {
+        // SAFETY: the mapping just made, not used.
+        unsafe { libc::munmap(p, len) };
+        p = libc::MAP_FAILED;
+        let mut hint = end.saturating_sub((1 << 40) + len as u64) & !(STEP - 1);
+        while hint > STEP {
+            p = map(hint, libc::MAP_FIXED_NOREPLACE);
+            if p != libc::MAP_FAILED
+                || io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
+            {
+                break;
+            }
+            hint -= STEP;
+        }
+    }
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p)
+}
+
 /// 64 MiB of the process's memory (touched, so present) for the userptr
 /// benchmark; unmapped on drop.
 struct AnonMem(*mut u8, usize);
@@ -218,41 +267,7 @@ impl AnonMem {
     /// 48-bit addresses is in the driver's range: there the mapping goes
     /// lower, with a hint and `MAP_FIXED_NOREPLACE`.
     fn new(len: usize, end: u64) -> io::Result<AnonMem> {
-        const STEP: u64 = 1 << 30;
-        let map = |hint: u64, fixed: libc::c_int| {
-            // SAFETY: a fresh private anonymous mapping, at an address the
-            // kernel chooses or at `hint` only where nothing is mapped
-            // (`MAP_FIXED_NOREPLACE`); no existing memory is affected.
-            unsafe {
-                libc::mmap(
-                    hint as *mut libc::c_void,
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | fixed,
-                    -1,
-                    0,
-                )
-            }
-        };
-        let mut p = map(0, 0);
-        if p != libc::MAP_FAILED && p as u64 + len as u64 > end {
-            // SAFETY: the mapping just made, not used.
-            unsafe { libc::munmap(p, len) };
-            p = libc::MAP_FAILED;
-            let mut hint = end.saturating_sub((1 << 40) + len as u64) & !(STEP - 1);
-            while hint > STEP {
-                p = map(hint, libc::MAP_FIXED_NOREPLACE);
-                if p != libc::MAP_FAILED
-                    || io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
-                {
-                    break;
-                }
-                hint -= STEP;
-            }
-        }
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let p = mmap_below(len, end, libc::MAP_POPULATE)?;
         // SAFETY: the mapping is `len` bytes, readable and writable.
         unsafe { std::ptr::write_bytes(p.cast::<u8>(), 0x5a, len) };
         Ok(AnonMem(p.cast(), len))

@@ -48,42 +48,8 @@ impl Region {
     /// `MAP_FIXED_NOREPLACE`, where that is above `end` (arm64 with 48-bit
     /// addresses places mappings above the GPU's user range).
     fn new(len: usize, align: usize, end: u64) -> io::Result<Region> {
-        const STEP: u64 = 1 << 30;
         let total = len + align;
-        let map = |hint: u64, fixed: libc::c_int| {
-            // SAFETY: a fresh private anonymous mapping, at an address the
-            // kernel chooses or at `hint` only where nothing is mapped
-            // (`MAP_FIXED_NOREPLACE`); no existing memory is affected.
-            unsafe {
-                libc::mmap(
-                    hint as *mut libc::c_void,
-                    total,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | fixed,
-                    -1,
-                    0,
-                )
-            }
-        };
-        let mut p = map(0, 0);
-        if p != libc::MAP_FAILED && p as u64 + total as u64 > end {
-            // SAFETY: the mapping just made, not used.
-            unsafe { libc::munmap(p, total) };
-            p = libc::MAP_FAILED;
-            let mut hint = end.saturating_sub((1 << 40) + total as u64) & !(STEP - 1);
-            while hint > STEP {
-                p = map(hint, libc::MAP_FIXED_NOREPLACE);
-                if p != libc::MAP_FAILED
-                    || io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
-                {
-                    break;
-                }
-                hint -= STEP;
-            }
-        }
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let p = super::bench::mmap_below(total, end, 0)?;
         let raw = p as usize;
         let start = (raw + align - 1) & !(align - 1);
         let tail = raw + total - (start + len);
