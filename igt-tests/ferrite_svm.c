@@ -525,11 +525,29 @@ static int sq_wait(struct sq *q, uint64_t seq)
 	}
 }
 
+/* Why the driver last failed a fault (debugfs `svm` last_abort_errno), as
+ * a string; "?" without it. */
+static const char *last_abort(int fd)
+{
+	char path[PATH_MAX], line[256];
+	long long e = 0;
+	FILE *f;
+
+	if (fx_debugfs_path(fd, "svm", path, sizeof(path)) || !(f = fopen(path, "r")))
+		return "?";
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "last_abort_errno %lld", &e) == 1)
+			break;
+	fclose(f);
+	return e > 0 ? strerror((int)e) : "none";
+}
+
 static void sq_fail(const struct sq *q, int r, const char *what)
 {
 	ftest_fail("%s: the job failed (%s): queue state %s, error %u, fault_addr %#llx, "
-		   "fault_status %#x", what, strerror(-r), state_name(q->st.state), q->st.error,
-		   (unsigned long long)q->st.fault_addr, q->st.fault_status);
+		   "fault_status %#x; the driver's last unresolved fault: %s", what, strerror(-r),
+		   state_name(q->st.state), q->st.error, (unsigned long long)q->st.fault_addr,
+		   q->st.fault_status, last_abort(q->fd));
 }
 
 /* Run c on q and require it to complete. */

@@ -226,6 +226,7 @@ fn svm_read(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     });
     writeln!(f, "faults {}", s.faults.load(Relaxed))?;
     writeln!(f, "aborts {}", s.aborts.load(Relaxed))?;
+    writeln!(f, "last_abort_errno {}", s.last_abort_errno.load(Relaxed))?;
     writeln!(f, "pages {}", s.pages.load(Relaxed))?;
     writeln!(f, "blocks_2m {}", s.blocks_2m.load(Relaxed))?;
     writeln!(f, "chunks {}", chunks)?;

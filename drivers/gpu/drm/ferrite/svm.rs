@@ -121,10 +121,10 @@ const CHUNKS: [u64; 3] = [SZ_2M as u64, SZ_64K as u64, PAGE_SIZE as u64];
 /// How long a lookup retries while invalidations race with it.
 const LOOKUP_TIMEOUT_MS: i64 = 1000;
 
-/// Attempts at a fault before it is given up (each lost to an
-/// invalidation of the chunk it was mapping: under memory pressure, a
-/// swap-out racing with the swap-in).
-const ATTEMPTS: u32 = 16;
+/// How long a fault is retried while invalidations of its chunk win the
+/// race (a swap-out, a migration, reclaim racing with the swap-in): the CPU
+/// would retry its own fault as long; past this the job fails.
+const RETRY_MS: i64 = 5000;
 
 /// Fault types of `AS_FAULTSTATUS` the driver resolves.
 const FAULT_TRANSLATION: u32 = 1;
@@ -136,6 +136,9 @@ pub(crate) struct SvmStats {
     pub(crate) faults: Atomic<u64>,
     /// Faults that failed their job (the slot aborted).
     pub(crate) aborts: Atomic<u64>,
+    /// Why the last one failed (a positive errno: EFAULT nothing mapped,
+    /// EPERM not writable, EBUSY invalidations kept winning).
+    pub(crate) last_abort_errno: Atomic<i64>,
     /// CPU pages mapped by faults.
     pub(crate) pages: Atomic<u64>,
     /// 2 MiB blocks mapped by faults.
@@ -155,6 +158,7 @@ impl Default for SvmStats {
         Self {
             faults: Atomic::new(0),
             aborts: Atomic::new(0),
+            last_abort_errno: Atomic::new(0),
             pages: Atomic::new(0),
             blocks_2m: Atomic::new(0),
             invalidations: Atomic::new(0),
@@ -406,6 +410,11 @@ pub(crate) fn handle(vm: &Vm, m: &Mirror, p: Pending) {
         stats.ns_resume.add(t.elapsed().as_nanos() as u64, Relaxed);
     } else {
         stats.aborts.add(1, Relaxed);
+        if let Err(e) = r {
+            stats
+                .last_abort_errno
+                .store(-i64::from(e.to_errno()), Relaxed);
+        }
     }
 }
 
@@ -449,7 +458,9 @@ fn resolve(vm: &Vm, m: &Mirror, p: &Pending, times: &mut Times) -> Result {
         return Err(EFAULT);
     }
     let mm = m.mm.mmget_not_zero().ok_or(EFAULT)?;
-    for _ in 0..ATTEMPTS {
+    let deadline = Delta::from_millis(RETRY_MS);
+    let begun = Instant::<Monotonic>::now();
+    while begun.elapsed().as_nanos() < deadline.as_nanos() {
         collect(m);
         let chunk = match find(m, addr) {
             Some(c) => c,
